@@ -1,0 +1,132 @@
+# smtpd: a hardened, privilege-separated SMTP daemon.
+#
+#   make            build build/smtpd
+#   make run        install missing packages, build, run the debug server
+#   make check      install missing packages, build, run every test
+#   make asan       the tests with AddressSanitizer and UBSan
+#   make valgrind   the tests under valgrind
+#   make fuzz       each libFuzzer harness for a bounded time
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX	?= /usr/local
+SBINDIR	?= $(PREFIX)/sbin
+MANDIR	?= $(PREFIX)/share/man
+DESTDIR	?=
+BUILD	?= build
+PYTHON	?= /usr/bin/python3
+CC	?= cc
+SAN	?=
+FUZZ_SECONDS ?= 20
+
+PKGS	 = libbsd libseccomp openssl
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wformat=2
+HARDEN	 = -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
+	   -fstack-clash-protection
+CFLAGS	?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Ilib \
+	   $(PKG_CFLAGS) $(SAN)
+ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS) $(SAN)
+
+LIB_SRCS    = $(wildcard lib/*.c)
+PARENT_SRCS = $(wildcard parent/*.c)
+SMTPD_SRCS  = $(wildcard smtpd/*.c)
+RELAY_SRCS  = $(wildcard relay/*.c)
+SRCS	    = $(LIB_SRCS) $(PARENT_SRCS) $(SMTPD_SRCS) $(RELAY_SRCS)
+OBJS	    = $(SRCS:%.c=$(BUILD)/obj/%.o)
+# What the unit tests link: the library and the parsers they drive.
+LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o
+
+UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
+UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)
+
+BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
+	      libcmocka-dev
+TEST_DEPS   = python3 python3-pytest swaks curl mandoc postfix openssl \
+	      iproute2 procps clang libclang-rt-14-dev
+VALGRIND_DEPS = valgrind
+
+.PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \
+	valgrind fuzz install clean user
+
+all: $(BUILD)/smtpd
+
+$(BUILD)/smtpd: $(OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+
+$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h smtpd/*.h relay/*.h parent/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/regress/test_%: regress/unit/test_%.c $(TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Ismtpd -Irelay -Iparent -o $@ $< $(TEST_OBJS) \
+	    $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
+
+# Install what a fresh Debian 12 lacks (as root); say what is missing
+# otherwise.
+deps:
+	@sh regress/deps.sh $(BUILD_DEPS)
+
+test-deps: deps
+	@sh regress/deps.sh $(TEST_DEPS)
+
+# The unprivileged user and the empty chroot the daemon drops to.
+user:
+	@if [ "$$(id -u)" = 0 ]; then \
+		id -u _smtpd >/dev/null 2>&1 || useradd --system \
+		    --home-dir /var/empty --no-create-home \
+		    --shell /usr/sbin/nologin _smtpd; \
+		mkdir -p /var/empty && chmod 755 /var/empty; \
+	fi
+
+run: deps user
+	$(MAKE) all
+	$(BUILD)/smtpd -d -c debug 127.0.0.1:1025
+
+check: test-deps user
+	$(MAKE) all
+	$(MAKE) unit
+	$(MAKE) lint
+	$(MAKE) e2e
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+e2e: $(BUILD)/smtpd
+	SMTPD_BIN=$(CURDIR)/$(BUILD)/smtpd $(PYTHON) -m pytest -q \
+	    -p no:cacheprovider regress/e2e regress/sandbox
+
+lint:
+	mandoc -Tlint -Wwarning smtpd.8
+	@echo "mandoc: clean"
+
+asan: test-deps user
+	$(MAKE) BUILD=build/asan CC=clang \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    CFLAGS="-O1 -g" all unit e2e
+
+valgrind: test-deps user
+	@sh regress/deps.sh $(VALGRIND_DEPS)
+	$(MAKE) all $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	    valgrind -q --error-exitcode=99 --leak-check=full \
+	    --errors-for-leak-kinds=definite $$t; done
+	SMTPD_VALGRIND=1 SMTPD_BIN=$(CURDIR)/$(BUILD)/smtpd $(PYTHON) -m pytest \
+	    -q -p no:cacheprovider regress/e2e/test_classic.py
+
+fuzz: test-deps
+	@sh regress/fuzz/run.sh $(FUZZ_SECONDS)
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	install -m 0644 smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+
+clean:
+	rm -rf build

@@ -1,0 +1,22 @@
+/*
+ * Logging: one line per event, to standard error (-d) or syslog(3),
+ * facility mail.  fatal() and fatalx() end the process.
+ */
+#ifndef SMTPD_LOG_H
+#define SMTPD_LOG_H
+
+#include <stdarg.h>
+
+void	log_init(int foreground, int verbose, const char *procname);
+void	log_procname(const char *procname);
+int	log_verbose(void);
+void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *, ...) __attribute__((format(printf, 1, 2),
+	    noreturn));
+void	fatalx(const char *, ...) __attribute__((format(printf, 1, 2),
+	    noreturn));
+
+#endif

@@ -1,0 +1,104 @@
+/*
+ * What the processes say to each other: the imsg types, who sends each
+ * and who receives it, and the run-time configuration they share.
+ */
+#ifndef SMTPD_PROTO_H
+#define SMTPD_PROTO_H
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "addr.h"
+
+#define SMTPD_VERSION		"0.1.0"
+#define SMTPD_USER		"_smtpd"
+#define SMTPD_CHROOT		"/var/empty"
+#define SMTPD_QUEUE		"/var/spool/smtpd"
+#define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
+
+/* Tunables, each with its default in one place (SPEC sections 3, 4, 8). */
+#define DEFAULT_MAX_SIZE	33554432
+#define DEFAULT_MAX_RCPT	100
+#define DEFAULT_MAX_SESSIONS	4096
+#define DEFAULT_MAX_PER_IP	50
+#define DEFAULT_TIMEOUT		300
+#define DEFAULT_MAX_BAD		20
+#define STOP_DEADLINE_MS	10000
+#define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
+#define SMTP_TEXT_MAX		998	/* 1000 with CRLF, RFC 5321 4.5.3.1.6 */
+
+enum smtpd_mode {
+	MODE_DEBUG = 1,
+	MODE_RELAY,
+	MODE_DELIVER,
+};
+
+enum proc_role {
+	ROLE_PARENT,
+	ROLE_SESSION,
+	ROLE_RELAY,
+};
+
+/* Listener flags. */
+#define LISTEN_TLS		0x01
+#define LISTEN_STARTTLS_REQ	0x02
+#define LISTEN_AUTH		0x04
+
+/*
+ * Run-time settings sent by the parent to every child (IMSG_CONF).
+ * Strings are bounded; the receiver checks every one.
+ */
+struct smtpd_conf {
+	uint32_t	mode;
+	uint32_t	verbose;
+	uint32_t	foreground;
+	uint32_t	smtputf8;
+	uint32_t	drop_privs;		/* 0 under -n or without root */
+	uint32_t	uid;
+	uint32_t	gid;
+	uint32_t	workers;
+	uint32_t	max_rcpt;
+	uint32_t	max_sessions;
+	uint32_t	max_per_ip;
+	uint32_t	max_bad;
+	uint32_t	timeout;		/* seconds */
+	uint64_t	max_size;
+	char		hostname[256];
+	char		chroot[PATH_MAX];
+	char		queue[PATH_MAX];
+	char		user[64];
+};
+
+/*
+ * imsg types.  Each has one sender and one receiver:
+ *
+ * parent -> child:   CONF, CONF_LISTENER (session), CONF_END, RELAY_CHANNEL,
+ *                    STOP
+ * session -> parent: LOAD
+ * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
+ * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
+ */
+enum imsg_type {
+	IMSG_NONE,
+	IMSG_CONF,		/* struct smtpd_conf fields */
+	IMSG_CONF_LISTENER,	/* u32 flags, fd: a listening socket */
+	IMSG_CONF_END,		/* nothing */
+	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid slot */
+	IMSG_STOP,		/* nothing: drain and exit */
+	IMSG_LOAD,		/* u32 open sessions */
+	IMSG_MSG_OPEN,		/* peerid session id */
+	IMSG_MSG_FD,		/* peerid session id, fd: spool file */
+	IMSG_MSG_COMMIT,	/* peerid session id, envelope */
+	IMSG_MSG_ABORT,		/* peerid session id */
+	IMSG_MSG_OK,		/* peerid session id, str queue id */
+	IMSG_MSG_TEMPFAIL,	/* peerid session id, str reason */
+	IMSG_MAX,
+};
+
+/* Bounds the relay enforces on a committed envelope. */
+#define ENV_HELO_MAX		255
+#define ENV_RCPT_MAX		1000
+
+#endif

@@ -1,0 +1,159 @@
+/*
+ * Privilege drop and the seccomp filter.  Every allowed system call is
+ * listed by name for the role that needs it; anything else kills the
+ * process (SCMP_ACT_KILL_PROCESS), which the parent sees and logs.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <grp.h>
+#include <seccomp.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sandbox.h"
+
+/* System calls every child makes after start-up. */
+static const int sandbox_common[] = {
+	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+	SCMP_SYS(close), SCMP_SYS(exit), SCMP_SYS(exit_group),
+	SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(brk), SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap),
+	SCMP_SYS(madvise), SCMP_SYS(futex),
+	SCMP_SYS(clock_gettime), SCMP_SYS(gettimeofday), SCMP_SYS(getpid),
+	SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+	SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(sendto),
+	SCMP_SYS(fcntl), SCMP_SYS(fstat), SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek), SCMP_SYS(getrandom),
+};
+
+/* The session worker: accepts and speaks SMTP on inherited sockets. */
+static const int sandbox_session[] = {
+	SCMP_SYS(accept4), SCMP_SYS(accept), SCMP_SYS(shutdown),
+	SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(setsockopt),
+	SCMP_SYS(recvfrom), SCMP_SYS(pwrite64),
+};
+
+/* The relay: creates and reads spool files. */
+static const int sandbox_relay[] = {
+	SCMP_SYS(memfd_create), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
+	SCMP_SYS(ftruncate), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
+};
+
+#if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
+/* What the sanitizer runtimes need at exit (leak check, reports). */
+static const int sandbox_sanitizer[] = {
+	SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
+	SCMP_SYS(clone), SCMP_SYS(clone3), SCMP_SYS(ptrace), SCMP_SYS(wait4),
+	SCMP_SYS(sched_yield), SCMP_SYS(mprotect), SCMP_SYS(openat),
+	SCMP_SYS(readlink), SCMP_SYS(gettid), SCMP_SYS(getppid),
+	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(tgkill),
+	SCMP_SYS(sched_getaffinity), SCMP_SYS(getrlimit),
+	SCMP_SYS(prlimit64), SCMP_SYS(setrlimit), SCMP_SYS(kill),
+};
+#endif
+
+static void
+sandbox_allow(scmp_filter_ctx ctx, const int *calls, size_t n)
+{
+	size_t	 i;
+	int	 rc;
+
+	for (i = 0; i < n; i++)
+		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0)) < 0)
+			fatalx("seccomp_rule_add %d: %d", calls[i], rc);
+}
+
+#define ALLOW(ctx, list) \
+	sandbox_allow((ctx), (list), sizeof(list) / sizeof((list)[0]))
+
+/* Load the filter of role; its default action kills the process. */
+static void
+sandbox_seccomp(enum proc_role role)
+{
+	scmp_filter_ctx	 ctx;
+	int		 rc;
+
+	if ((ctx = seccomp_init(SCMP_ACT_KILL_PROCESS)) == NULL)
+		fatalx("seccomp_init");
+	ALLOW(ctx, sandbox_common);
+	if (role == ROLE_SESSION)
+		ALLOW(ctx, sandbox_session);
+	else if (role == ROLE_RELAY)
+		ALLOW(ctx, sandbox_relay);
+#if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
+	ALLOW(ctx, sandbox_sanitizer);
+#endif
+	if ((rc = seccomp_load(ctx)) < 0)
+		fatalx("seccomp_load: %d", rc);
+	seccomp_release(ctx);
+}
+
+/* chroot, then the uid/gid drop, verified. */
+static void
+sandbox_drop(const struct smtpd_conf *conf, const char *root)
+{
+	gid_t	 gid = conf->gid;
+	uid_t	 uid = conf->uid;
+	uid_t	 ruid, euid, suid;
+	gid_t	 rgid, egid, sgid;
+
+	if (chroot(root) == -1)
+		fatal("chroot %s", root);
+	if (chdir("/") == -1)
+		fatal("chdir /");
+	if (setgroups(1, &gid) == -1)
+		fatal("setgroups");
+	if (setresgid(gid, gid, gid) == -1)
+		fatal("setresgid");
+	if (setresuid(uid, uid, uid) == -1)
+		fatal("setresuid");
+	if (getresuid(&ruid, &euid, &suid) == -1 ||
+	    getresgid(&rgid, &egid, &sgid) == -1)
+		fatal("getresuid");
+	if (ruid != uid || euid != uid || suid != uid ||
+	    rgid != gid || egid != gid || sgid != gid)
+		fatalx("privilege drop did not take");
+	/* Prove that root cannot be regained. */
+	if (setuid(0) != -1 || seteuid(0) != -1 || setgid(0) != -1)
+		fatalx("root could be regained after the drop");
+}
+
+static void
+sandbox_rlimit(int resource, rlim_t value, const char *name)
+{
+	struct rlimit	 rl;
+
+	rl.rlim_cur = rl.rlim_max = value;
+	if (setrlimit(resource, &rl) == -1)
+		fatal("setrlimit %s", name);
+}
+
+/*
+ * Confine the calling child.  root is the directory to chroot to when
+ * privileges are dropped; maxfiles bounds its descriptors.
+ */
+void
+sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
+    const char *root, unsigned int maxfiles)
+{
+	if (conf->drop_privs)
+		sandbox_drop(conf, root);
+	else
+		log_debug("not dropping privileges (-n or not root)");
+
+	sandbox_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+	sandbox_rlimit(RLIMIT_NOFILE, maxfiles, "RLIMIT_NOFILE");
+	/* Without root, RLIMIT_NPROC would count the user's own shells. */
+	if (conf->drop_privs)
+		sandbox_rlimit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
+		fatal("PR_SET_DUMPABLE");
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
+		fatal("PR_SET_NO_NEW_PRIVS");
+	sandbox_seccomp(role);
+}
