@@ -54,8 +54,9 @@ ev_mask(int events)
 {
 	uint32_t	 mask = 0;
 
+	/* EPOLLEXCLUSIVE allows nothing but EPOLLIN and EPOLLOUT with it. */
 	if (events & EV_READ)
-		mask |= EPOLLIN | EPOLLRDHUP;
+		mask |= (events & EV_EXCLUSIVE) ? EPOLLIN : EPOLLIN | EPOLLRDHUP;
 	if (events & EV_WRITE)
 		mask |= EPOLLOUT;
 	if (events & EV_EXCLUSIVE)

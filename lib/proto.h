@@ -77,6 +77,7 @@ struct smtpd_conf {
  * parent -> child:   CONF, CONF_LISTENER (session), CONF_END, RELAY_CHANNEL,
  *                    STOP
  * session -> parent: LOAD
+ * relay -> parent:   WORKER_BAD
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
  */
@@ -85,7 +86,7 @@ enum imsg_type {
 	IMSG_CONF,		/* struct smtpd_conf fields */
 	IMSG_CONF_LISTENER,	/* u32 flags, fd: a listening socket */
 	IMSG_CONF_END,		/* nothing */
-	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid slot */
+	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid its id */
 	IMSG_STOP,		/* nothing: drain and exit */
 	IMSG_LOAD,		/* u32 open sessions */
 	IMSG_MSG_OPEN,		/* peerid session id */
@@ -94,6 +95,7 @@ enum imsg_type {
 	IMSG_MSG_ABORT,		/* peerid session id */
 	IMSG_MSG_OK,		/* peerid session id, str queue id */
 	IMSG_MSG_TEMPFAIL,	/* peerid session id, str reason */
+	IMSG_WORKER_BAD,	/* peerid channel id of a worker that lied */
 	IMSG_MAX,
 };
 

@@ -40,7 +40,7 @@ static const int sandbox_session[] = {
 
 /* The relay: creates and reads spool files. */
 static const int sandbox_relay[] = {
-	SCMP_SYS(memfd_create), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
+	SCMP_SYS(memfd_create), SCMP_SYS(dup), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
 	SCMP_SYS(ftruncate), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
 };
 
@@ -141,12 +141,18 @@ void
 sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
     const char *root, unsigned int maxfiles)
 {
+	struct rlimit	 rl;
+
 	if (conf->drop_privs)
 		sandbox_drop(conf, root);
 	else
 		log_debug("not dropping privileges (-n or not root)");
 
 	sandbox_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+		fatal("getrlimit");
+	if (rl.rlim_max != RLIM_INFINITY && maxfiles > rl.rlim_max)
+		maxfiles = rl.rlim_max;
 	sandbox_rlimit(RLIMIT_NOFILE, maxfiles, "RLIMIT_NOFILE");
 	/* Without root, RLIMIT_NPROC would count the user's own shells. */
 	if (conf->drop_privs)

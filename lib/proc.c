@@ -1,0 +1,48 @@
+/*
+ * Child start-up: a blocking read of the parent's messages up to
+ * IMSG_CONF_END, before the event loop and the sandbox exist.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "proto.h"
+
+/* Hand each start-up message to cb until IMSG_CONF_END arrives. */
+void
+proc_read_startup(struct imsgbuf *ib, proc_startup_cb cb, void *arg)
+{
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	for (;;) {
+		if ((n = imsgbuf_get(ib, &imsg)) == -1)
+			fatal("start-up message from the parent");
+		if (n == 0) {
+			if ((n = imsgbuf_read(ib)) == -1)
+				fatal("start-up read");
+			if (n == 0)
+				fatalx("parent went away during start-up");
+			continue;
+		}
+		if (imsg.hdr.type == IMSG_CONF_END) {
+			imsg_free(&imsg);
+			return;
+		}
+		cb(&imsg, arg);
+		imsg_free(&imsg);
+	}
+}
+
+/* Make fd non-blocking, or die. */
+void
+proc_nonblock(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1 ||
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		fatal("fcntl O_NONBLOCK");
+}

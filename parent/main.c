@@ -1,0 +1,255 @@
+/*
+ * smtpd: main().  One binary, three roles: without -X it is the parent;
+ * the parent execs itself with a hidden -X role for each child, so every
+ * child gets a fresh address space layout.
+ */
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <bsd/unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "parent.h"
+#include "relay.h"
+#include "worker.h"
+
+static struct parent	parent;		/* the parent process's state */
+
+/* One line on standard error and exit 1: a start-up error. */
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fputs("smtpd: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* The configuration from the command line (SPEC section 3). */
+static void
+parent_configure(struct parent *p, const struct cmdline *cl)
+{
+	struct smtpd_conf	*c = &p->conf;
+	struct passwd		*pw;
+	struct stat		 st;
+	long			 ncpu;
+
+	conf_defaults(c);
+	if (cl->conffile != NULL)
+		die("%s: configuration files are not supported by this "
+		    "version; configure with the command line", cl->conffile);
+	if (cl->mode != 0)
+		c->mode = cl->mode;
+	if (c->mode != MODE_DEBUG)
+		die("-c %s: only debug mode is available in this version",
+		    c->mode == MODE_RELAY ? "relay" : "deliver");
+	if (cl->max_size != 0)
+		c->max_size = cl->max_size;
+	c->smtputf8 = cl->smtputf8;
+	c->verbose = cl->verbose > 0;
+	c->foreground = cl->foreground;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	c->workers = ncpu > 0 ? (uint32_t)ncpu : 1;
+	if (c->workers > PARENT_MAX_WORKERS)
+		c->workers = PARENT_MAX_WORKERS;
+	if (getenv("SMTPD_WORKERS") != NULL) {
+		const char *errstr;
+
+		c->workers = strtonum(getenv("SMTPD_WORKERS"), 1,
+		    PARENT_MAX_WORKERS, &errstr);
+		if (errstr != NULL)
+			die("SMTPD_WORKERS is %s", errstr);
+	}
+
+	c->drop_privs = 0;
+	if (cl->no_drop)
+		return;
+	if (geteuid() != 0) {
+		fprintf(stderr, "smtpd: warning: not started as root: -n "
+		    "implied, privileges are not dropped\n");
+		return;
+	}
+	c->drop_privs = 1;
+	if ((pw = getpwnam(c->user)) == NULL)
+		die("user %s does not exist: create it (useradd --system "
+		    "--shell /usr/sbin/nologin %s) or use -n", c->user,
+		    c->user);
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		die("user %s must not have uid or gid 0", c->user);
+	c->uid = pw->pw_uid;
+	c->gid = pw->pw_gid;
+	if (stat(c->chroot, &st) == -1)
+		die("chroot directory %s: %s", c->chroot, strerror(errno));
+	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+	    (st.st_mode & (S_IWGRP | S_IWOTH)))
+		die("chroot directory %s must be a directory owned by root "
+		    "and writable by nobody else", c->chroot);
+}
+
+/* Fork into the background with standard streams on /dev/null. */
+static void
+parent_daemonize(void)
+{
+	int	 fd;
+
+	switch (fork()) {
+	case -1:
+		die("fork: %s", strerror(errno));
+	case 0:
+		break;
+	default:
+		_exit(0);
+	}
+	if (setsid() == -1)
+		fatal("setsid");
+	if ((fd = open("/dev/null", O_RDWR)) != -1) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+/* Signals arrive as reads on a signalfd: no handler runs at all. */
+static void
+parent_signal(int fd, int events, void *arg)
+{
+	struct parent			*p = arg;
+	struct signalfd_siginfo		 si;
+	pid_t				 pid;
+	int				 status;
+
+	(void)events;
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			parent_stop(p);
+			break;
+		case SIGHUP:
+			if (!p->stopping)
+				parent_reload(p);
+			break;
+		case SIGUSR1:
+			parent_stats(p);
+			break;
+		case SIGCHLD:
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				parent_child_exited(p, pid, status);
+			break;
+		}
+	}
+}
+
+static void
+parent_signals(struct parent *p)
+{
+	sigset_t	 set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		fatal("sigprocmask");
+	if ((p->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		fatal("signalfd");
+	signal(SIGPIPE, SIG_IGN);
+	if (ev_add(p->sigfd, EV_READ, parent_signal, p) == -1)
+		fatal("ev_add signalfd");
+}
+
+/* The parent's main(). */
+int
+parent_main(struct cmdline *cl)
+{
+	struct parent	*p = &parent;
+	struct hostport	 hp;
+	char		 err[512];
+	ssize_t		 n;
+
+	parent_configure(p, cl);
+	if (cl->check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
+	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)
+		die("cannot find my own binary: %s", strerror(errno));
+	p->self[n] = '\0';
+	p->argv_foreground = cl->foreground;
+	p->argv_verbose = cl->verbose > 0;
+
+	if (cl->have_listen)
+		hp = cl->listen;
+	else if (hostport_parse("localhost:8025", &hp, err, sizeof(err)) == -1)
+		die("%s", err);
+	if (listener_open(&p->listeners[0], &hp, err, sizeof(err)) == -1)
+		die("listen on %s", err);
+	p->nlisteners = 1;
+
+	if (!cl->foreground)
+		parent_daemonize();
+	log_init(cl->foreground, cl->verbose, "parent");
+	setproctitle("parent");
+	log_info("event=start version=%s mode=debug listen=%s workers=%u "
+	    "privsep=%s", SMTPD_VERSION, p->listeners[0].name,
+	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
+
+	ev_init();
+	parent_signals(p);
+	parent_spawn_all(p);
+	ev_loop();
+	return 0;
+}
+
+int
+main(int argc, char *argv[], char *envp[])
+{
+	struct cmdline	 cl;
+	char		 err[512];
+
+	setproctitle_init(argc, argv, envp);
+	if (cmdline_parse(argc, argv, &cl, err, sizeof(err)) == -1) {
+		fprintf(stderr, "smtpd: %s\n", err);
+		cmdline_usage();
+		return 1;
+	}
+	if (cl.help) {
+		cmdline_usage();
+		return 0;
+	}
+	if (cl.version) {
+		printf("smtpd %s\n", SMTPD_VERSION);
+		return 0;
+	}
+	if (cl.role != NULL) {
+		log_init(cl.foreground, cl.verbose, cl.role);
+		if (strcmp(cl.role, "session") == 0)
+			return worker_main();
+		if (strcmp(cl.role, "relay") == 0)
+			return relay_main();
+		fatalx("unknown role %s", cl.role);
+	}
+	return parent_main(&cl);
+}

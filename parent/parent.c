@@ -1,0 +1,448 @@
+/*
+ * Children: fork and exec of each role, the start-up messages, the
+ * worker<->relay channels, respawn with back-off, and what children may
+ * ask of the parent.  A child that sends anything malformed or outside
+ * its role is killed.
+ */
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "parent.h"
+#include "proc.h"
+
+static void	parent_child_io(int, int, void *);
+
+static const char *
+role_name(enum proc_role role)
+{
+	switch (role) {
+	case ROLE_SESSION:
+		return "session";
+	case ROLE_RELAY:
+		return "relay";
+	default:
+		return "parent";
+	}
+}
+
+struct child *
+parent_child_by_pid(struct parent *p, pid_t pid)
+{
+	struct child	*c;
+
+	for (c = p->children; c != NULL; c = c->next)
+		if (c->pid == pid)
+			return c;
+	return NULL;
+}
+
+static struct child *
+parent_relay(struct parent *p)
+{
+	return p->slots[p->conf.workers].child;
+}
+
+/* Queue a message to a child and write what its socket takes. */
+static void
+child_send(struct child *c, struct imsg_out *out)
+{
+	if (imsgbuf_queue(&c->ib, out) == -1)
+		fatal("message to %s", role_name(c->role));
+	if (imsgbuf_write(&c->ib) == -1) {
+		log_warn("write to %s %d", role_name(c->role), (int)c->pid);
+		return;
+	}
+	if (imsgbuf_pending(&c->ib))
+		ev_mod(c->ib.fd, EV_READ | EV_WRITE);
+}
+
+static void
+child_send_empty(struct child *c, uint32_t type)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, type, 0, -1);
+	child_send(c, &out);
+}
+
+/* A new socketpair between worker w and the relay, one end to each. */
+static void
+parent_connect(struct parent *p, struct child *w)
+{
+	struct child	*relay = parent_relay(p);
+	struct imsg_out	 out;
+	int		 sp[2];
+
+	if (relay == NULL)
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1) {
+		log_warn("socketpair");
+		return;
+	}
+	w->channel = ++p->next_channel;
+	imsg_out_init(&out, IMSG_RELAY_CHANNEL, w->channel, sp[0]);
+	child_send(relay, &out);
+	imsg_out_init(&out, IMSG_RELAY_CHANNEL, w->channel, sp[1]);
+	child_send(w, &out);
+}
+
+/* Send a child what it needs to start: configuration and descriptors. */
+static void
+parent_startup(struct parent *p, struct child *c)
+{
+	struct imsg_out	 out;
+	struct child	*w;
+	unsigned int	 i;
+	int		 fd;
+
+	if (conf_send(&c->ib, &p->conf) == -1)
+		fatal("configuration to child");
+	if (c->role == ROLE_SESSION) {
+		for (i = 0; i < p->nlisteners; i++) {
+			if ((fd = dup(p->listeners[i].fd)) == -1)
+				fatal("dup listener");
+			imsg_out_init(&out, IMSG_CONF_LISTENER, 0, fd);
+			imsg_add_u32(&out, p->listeners[i].flags);
+			child_send(c, &out);
+		}
+		parent_connect(p, c);
+	} else {
+		/* A new relay: every live worker needs a new channel. */
+		for (w = p->children; w != NULL; w = w->next)
+			if (w->role == ROLE_SESSION)
+				parent_connect(p, w);
+	}
+	child_send_empty(c, IMSG_CONF_END);
+}
+
+/* In the child: become role by exec of our own binary. */
+static void __attribute__((noreturn))
+parent_exec_child(struct parent *p, enum proc_role role, int fd)
+{
+	char		*argv[8];
+	int		 argc = 0;
+	sigset_t	 none;
+
+	if (dup2(fd, PROC_PARENT_FD) == -1)
+		_exit(1);
+	close_range(PROC_PARENT_FD + 1, ~0U, 0);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* The parent alone decides when a child stops. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	argv[argc++] = "smtpd";
+	if (p->argv_foreground)
+		argv[argc++] = "-d";
+	if (p->argv_verbose)
+		argv[argc++] = "-v";
+	argv[argc++] = "-X";
+	argv[argc++] = (char *)role_name(role);
+	argv[argc] = NULL;
+	execv(p->self, argv);
+	fprintf(stderr, "smtpd: exec %s: %s\n", p->self, strerror(errno));
+	_exit(1);
+}
+
+/* Start the child of slot s. */
+void
+parent_spawn(struct parent *p, struct slot *s)
+{
+	enum proc_role	 role;
+	struct child	*c;
+	int		 sp[2];
+	pid_t		 pid;
+
+	role = s->index == p->conf.workers ? ROLE_RELAY : ROLE_SESSION;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) == -1)
+		fatal("socketpair");
+	if ((pid = fork()) == -1)
+		fatal("fork");
+	if (pid == 0) {
+		close(sp[0]);
+		parent_exec_child(p, role, sp[1]);
+	}
+	close(sp[1]);
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		fatal("child");
+	c->role = role;
+	c->pid = pid;
+	c->slot = s->index;
+	c->started = ev_now();
+	proc_nonblock(sp[0]);
+	imsgbuf_init(&c->ib, sp[0]);
+	c->next = p->children;
+	p->children = c;
+	s->child = c;
+	if (ev_add(sp[0], EV_READ, parent_child_io, p) == -1)
+		fatal("ev_add child");
+	log_info("event=spawn role=%s pid=%d", role_name(role), (int)pid);
+	parent_startup(p, c);
+}
+
+static void
+parent_child_free(struct parent *p, struct child *c)
+{
+	struct child	**cp;
+
+	for (cp = &p->children; *cp != NULL; cp = &(*cp)->next)
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	if (p->slots[c->slot].child == c)
+		p->slots[c->slot].child = NULL;
+	ev_del(c->ib.fd);
+	close(c->ib.fd);
+	imsgbuf_clear(&c->ib);
+	free(c);
+}
+
+/* Kill a child that misbehaved; SIGCHLD does the rest. */
+static void
+parent_kill(struct child *c, const char *why)
+{
+	log_warnx("event=kill role=%s pid=%d reason=\"%s\"",
+	    role_name(c->role), (int)c->pid, why);
+	kill(c->pid, SIGKILL);
+}
+
+/* A message from a child, checked against what its role may send. */
+static void
+parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
+{
+	struct child	*w;
+	uint32_t	 load;
+
+	switch (imsg->hdr.type) {
+	case IMSG_LOAD:
+		if (c->role != ROLE_SESSION || imsg->fd != -1 ||
+		    imsg_get_u32(imsg, &load) == -1 ||
+		    imsg_get_end(imsg) == -1 || load > p->conf.max_sessions)
+			break;
+		c->load = load;
+		return;
+	case IMSG_WORKER_BAD:
+		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
+		    imsg->datalen != 0)
+			break;
+		for (w = p->children; w != NULL; w = w->next)
+			if (w->role == ROLE_SESSION &&
+			    w->channel == imsg->hdr.peerid)
+				parent_kill(w, "protocol violation on the "
+				    "relay channel");
+		return;
+	}
+	parent_kill(c, "bad message to the parent");
+}
+
+static void
+parent_child_io(int fd, int events, void *arg)
+{
+	struct parent	*p = arg;
+	struct child	*c;
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	for (c = p->children; c != NULL && c->ib.fd != fd; c = c->next)
+		;
+	if (c == NULL) {
+		ev_del(fd);
+		return;
+	}
+	if (events & EV_WRITE) {
+		if (imsgbuf_write(&c->ib) == -1)
+			log_warn("write to %s", role_name(c->role));
+		if (!imsgbuf_pending(&c->ib))
+			ev_mod(fd, EV_READ);
+	}
+	if (!(events & EV_READ))
+		return;
+	n = imsgbuf_read(&c->ib);
+	if (n == 0 || (n == -1 && errno != EAGAIN)) {
+		/* It is dying; SIGCHLD reaps it. */
+		ev_mod(fd, 0);
+		return;
+	}
+	for (;;) {
+		if ((n = imsgbuf_get(&c->ib, &imsg)) == -1) {
+			parent_kill(c, "malformed message");
+			ev_mod(fd, 0);
+			return;
+		}
+		if (n == 0)
+			return;
+		parent_child_dispatch(p, c, &imsg);
+		imsg_free(&imsg);
+	}
+}
+
+static void
+parent_respawn_timer(void *arg)
+{
+	struct slot	*s = arg;
+	struct parent	*p = s->parent;
+
+	if (!p->stopping && s->child == NULL)
+		parent_spawn(p, s);
+}
+
+/* What a stop waits for: workers first, then the relay. */
+static void
+parent_stop_progress(struct parent *p)
+{
+	struct child	*c, *relay = parent_relay(p);
+	int		 workers = 0;
+
+	for (c = p->children; c != NULL; c = c->next)
+		if (c->role == ROLE_SESSION)
+			workers++;
+	if (workers > 0)
+		return;
+	if (relay != NULL) {
+		if (!relay->retiring) {
+			relay->retiring = 1;
+			child_send_empty(relay, IMSG_STOP);
+		}
+		return;
+	}
+	log_info("event=stop result=clean");
+	exit(0);
+}
+
+/* A child ended: log it, and start its successor unless stopping. */
+void
+parent_child_exited(struct parent *p, pid_t pid, int status)
+{
+	struct child	*c;
+	struct slot	*s;
+	uint64_t	 lived;
+	char		 how[64];
+
+	if ((c = parent_child_by_pid(p, pid)) == NULL)
+		return;
+	if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "signal=%d", WTERMSIG(status));
+	else
+		snprintf(how, sizeof(how), "status=%d", WEXITSTATUS(status));
+	s = &p->slots[c->slot];
+	lived = ev_now() - c->started;
+	if (p->stopping || c->retiring)
+		log_info("event=exit role=%s pid=%d %s", role_name(c->role),
+		    (int)pid, how);
+	else
+		log_warnx("event=child-died role=%s pid=%d %s uptime_ms=%llu",
+		    role_name(c->role), (int)pid, how,
+		    (unsigned long long)lived);
+	if (s->child != c || p->stopping) {
+		parent_child_free(p, c);
+		if (p->stopping)
+			parent_stop_progress(p);
+		return;
+	}
+	parent_child_free(p, c);
+	/* A child that dies at once is restarted ever more slowly. */
+	if (lived < RESPAWN_QUICK_DEATH) {
+		s->backoff = s->backoff ? s->backoff * 2 : RESPAWN_BACKOFF_MIN;
+		if (s->backoff > RESPAWN_BACKOFF_MAX)
+			s->backoff = RESPAWN_BACKOFF_MAX;
+	} else
+		s->backoff = 0;
+	if (s->backoff == 0)
+		parent_spawn(p, s);
+	else
+		ev_timer_add(&s->timer, s->backoff);
+}
+
+static void
+parent_stop_deadline(void *arg)
+{
+	struct parent	*p = arg;
+	struct child	*c;
+
+	for (c = p->children; c != NULL; c = c->next) {
+		log_warnx("event=kill role=%s pid=%d reason=stop-deadline",
+		    role_name(c->role), (int)c->pid);
+		kill(c->pid, SIGKILL);
+	}
+}
+
+/* SIGTERM or SIGINT: workers drain, then the relay stops. */
+void
+parent_stop(struct parent *p)
+{
+	struct child	*c;
+
+	if (p->stopping)
+		return;
+	p->stopping = 1;
+	log_info("event=stop-requested");
+	ev_timer_set(&p->stop_timer, parent_stop_deadline, p);
+	ev_timer_add(&p->stop_timer, STOP_DEADLINE_MS + 3000);
+	for (c = p->children; c != NULL; c = c->next)
+		if (c->role == ROLE_SESSION && !c->retiring) {
+			c->retiring = 1;
+			child_send_empty(c, IMSG_STOP);
+		}
+	parent_stop_progress(p);
+}
+
+/* SIGHUP: new workers take over; the old ones drain. */
+void
+parent_reload(struct parent *p)
+{
+	struct child	*c;
+	uint32_t	 i;
+
+	log_info("event=reload");
+	for (c = p->children; c != NULL; c = c->next)
+		if (c->role == ROLE_SESSION && !c->retiring) {
+			c->retiring = 1;
+			child_send_empty(c, IMSG_STOP);
+		}
+	for (i = 0; i < p->conf.workers; i++) {
+		p->slots[i].child = NULL;
+		p->slots[i].backoff = 0;
+		ev_timer_del(&p->slots[i].timer);
+		parent_spawn(p, &p->slots[i]);
+	}
+}
+
+/* SIGUSR1: one line per child. */
+void
+parent_stats(struct parent *p)
+{
+	struct child	*c;
+
+	for (c = p->children; c != NULL; c = c->next)
+		log_info("event=stats role=%s pid=%d sessions=%u%s",
+		    role_name(c->role), (int)c->pid, c->load,
+		    c->retiring ? " retiring=yes" : "");
+}
+
+/* Start the relay, then every worker. */
+void
+parent_spawn_all(struct parent *p)
+{
+	uint32_t	 i;
+
+	for (i = 0; i <= p->conf.workers; i++) {
+		p->slots[i].index = i;
+		p->slots[i].parent = p;
+		ev_timer_set(&p->slots[i].timer, parent_respawn_timer,
+		    &p->slots[i]);
+	}
+	parent_spawn(p, &p->slots[p->conf.workers]);
+	for (i = 0; i < p->conf.workers; i++)
+		parent_spawn(p, &p->slots[i]);
+}

@@ -1,0 +1,77 @@
+/*
+ * The parent process: keeps root, binds the listeners, forks and
+ * respawns the children, and answers signals.
+ */
+#ifndef SMTPD_PARENT_H
+#define SMTPD_PARENT_H
+
+#include <sys/types.h>
+#include <limits.h>
+#include <stdint.h>
+
+#include "cmdline.h"
+#include "event.h"
+#include "imsg.h"
+#include "proto.h"
+
+#define PARENT_MAX_LISTENERS	32
+#define PARENT_MAX_WORKERS	256
+#define RESPAWN_BACKOFF_MIN	250	/* ms, after a quick death */
+#define RESPAWN_BACKOFF_MAX	10000
+#define RESPAWN_QUICK_DEATH	1000	/* ms: died sooner than this */
+
+struct child {
+	struct child	*next;
+	enum proc_role	 role;
+	pid_t		 pid;
+	uint32_t	 slot;		/* worker slot */
+	uint32_t	 channel;	/* worker: its relay channel id */
+	int		 retiring;	/* replaced on SIGHUP, draining */
+	uint64_t	 started;
+	uint32_t	 load;
+	struct imsgbuf	 ib;
+};
+
+struct parent;
+
+struct slot {
+	struct parent	*parent;
+	struct child	*child;
+	uint64_t	 backoff;
+	struct ev_timer	 timer;
+	uint32_t	 index;		/* workers: 0..N-1; the relay: N */
+};
+
+struct listener {
+	int		 fd;
+	uint32_t	 flags;
+	char		 name[HOSTPORT_MAX];
+};
+
+struct parent {
+	struct smtpd_conf	 conf;
+	char			 self[PATH_MAX];
+	int			 argv_foreground;
+	int			 argv_verbose;
+	struct listener		 listeners[PARENT_MAX_LISTENERS];
+	unsigned int		 nlisteners;
+	struct child		*children;
+	struct slot		 slots[PARENT_MAX_WORKERS + 1];
+	uint32_t		 next_channel;
+	int			 stopping;
+	int			 sigfd;
+	struct ev_timer		 stop_timer;
+};
+
+int	parent_main(struct cmdline *);
+int	listener_open(struct listener *, const struct hostport *, char *,
+	    size_t);
+void	parent_spawn(struct parent *, struct slot *);
+void	parent_spawn_all(struct parent *);
+void	parent_child_exited(struct parent *, pid_t, int);
+struct child *parent_child_by_pid(struct parent *, pid_t);
+void	parent_stop(struct parent *);
+void	parent_reload(struct parent *);
+void	parent_stats(struct parent *);
+
+#endif

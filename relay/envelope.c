@@ -1,0 +1,75 @@
+/*
+ * Decoding of a committed envelope.  A worker is never trusted: every
+ * field is bounded, every address is parsed again with the same strict
+ * parser the worker used, and the peer must be an IP literal.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr.h"
+#include "relay.h"
+
+/* Check that s is a mailbox the parser accepts (or "" for <>). */
+static int
+envelope_check_addr(const char *s, int allow_null, int utf8)
+{
+	char		 path[ADDR_PATH_MAX + 3];
+	struct mailaddr	 a;
+	size_t		 used;
+	int		 n;
+
+	n = snprintf(path, sizeof(path), "<%s>", s);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return -1;
+	if (addr_parse_path(path, n, allow_null, utf8, &a, &used) != ADDR_OK ||
+	    used != (size_t)n)
+		return -1;
+	return 0;
+}
+
+/* Fill env from an IMSG_MSG_COMMIT; -1 if the worker sent nonsense. */
+int
+envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
+{
+	unsigned char	 bin[sizeof(struct in6_addr)];
+	uint32_t	 i;
+
+	memset(env, 0, sizeof(*env));
+	if (imsg_get_str(imsg, env->peer_ip, sizeof(env->peer_ip)) == -1 ||
+	    imsg_get_u32(imsg, &env->peer_port) == -1 ||
+	    imsg_get_str(imsg, env->helo, sizeof(env->helo)) == -1 ||
+	    imsg_get_str(imsg, env->mail_from, sizeof(env->mail_from)) == -1 ||
+	    imsg_get_u32(imsg, &env->nrcpt) == -1)
+		return -1;
+	if ((inet_pton(AF_INET, env->peer_ip, bin) != 1 &&
+	    inet_pton(AF_INET6, env->peer_ip, bin) != 1) ||
+	    env->peer_port > 65535 || env->helo[0] == '\0' ||
+	    env->nrcpt == 0 || env->nrcpt > ENV_RCPT_MAX ||
+	    envelope_check_addr(env->mail_from, 1, smtputf8) == -1)
+		return -1;
+	if ((env->rcpts = calloc(env->nrcpt, sizeof(*env->rcpts))) == NULL)
+		return -1;
+	for (i = 0; i < env->nrcpt; i++)
+		if (imsg_get_str(imsg, env->rcpts[i], sizeof(env->rcpts[i])) ==
+		    -1 || envelope_check_addr(env->rcpts[i], 0, smtputf8) == -1)
+			goto bad;
+	if (imsg_get_u64(imsg, &env->size) == -1 ||
+	    imsg_get_u32(imsg, &env->flags) == -1 ||
+	    imsg_get_end(imsg) == -1 || (env->flags & ~0x3u) != 0)
+		goto bad;
+	return 0;
+bad:
+	envelope_free(env);
+	return -1;
+}
+
+void
+envelope_free(struct envelope *env)
+{
+	free(env->rcpts);
+	env->rcpts = NULL;
+}

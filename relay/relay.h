@@ -1,0 +1,44 @@
+/*
+ * The relay process: owns the spool, hands spool descriptors to the
+ * session workers, checks and commits what they send, and delivers.
+ */
+#ifndef SMTPD_RELAY_H
+#define SMTPD_RELAY_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+
+#include "imsg.h"
+#include "proto.h"
+
+struct spool {
+	struct spool	*next;
+	uint32_t	 session;
+	int		 fd;
+};
+
+struct channel {
+	struct channel	*next;
+	uint32_t	 id;
+	struct imsgbuf	 ib;
+	struct spool	*spools;
+	uint32_t	 nspools;
+};
+
+/* A committed envelope, checked. */
+struct envelope {
+	char		 peer_ip[INET6_ADDRSTRLEN];
+	uint32_t	 peer_port;
+	char		 helo[ENV_HELO_MAX + 1];
+	char		 mail_from[ADDR_PATH_MAX + 1];
+	uint32_t	 nrcpt;
+	char		 (*rcpts)[ADDR_PATH_MAX + 1];
+	uint64_t	 size;
+	uint32_t	 flags;
+};
+
+int	relay_main(void);
+int	envelope_decode(struct imsg *, struct envelope *, int smtputf8);
+void	envelope_free(struct envelope *);
+
+#endif

@@ -1,0 +1,772 @@
+/*
+ * SMTP server engine (RFC 5321), with PIPELINING (RFC 2920), SIZE
+ * (RFC 1870), 8BITMIME (RFC 6152), ENHANCEDSTATUSCODES (RFC 2034,
+ * RFC 3463) and SMTPUTF8 (RFC 6531).  One table row per verb says in
+ * which states it is allowed; replies all go through smtp_reply(), which
+ * adds the enhanced code and counts errors.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+#include <limits.h>
+
+#include "log.h"
+#include "smtp.h"
+
+#define STATES_ANY	0x3f
+#define ST(s)		(1 << (s))
+
+struct smtp_cmd {
+	const char	*verb;
+	unsigned int	 states;	/* where it is in order */
+	int		 takes_args;	/* 0: must have none */
+	void		(*run)(struct smtp_session *, char *);
+	int		 wrong_code;	/* reply when out of order */
+	const char	*wrong_text;
+};
+
+static void	smtp_reply(struct smtp_session *, int, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+static void	smtp_reset(struct smtp_session *);
+
+/* Start a session for the client at ip:port. */
+void
+smtp_init(struct smtp_session *s, const struct smtpd_conf *conf,
+    const struct smtp_ops *ops, void *owner, const char *ip, uint16_t port)
+{
+	memset(s, 0, sizeof(*s));
+	s->conf = conf;
+	s->ops = ops;
+	s->owner = owner;
+	s->state = SMTP_CONNECTED;
+	s->spool_fd = -1;
+	strlcpy(s->peer_ip, ip, sizeof(s->peer_ip));
+	s->peer_port = port;
+	linebuf_init(&s->in, NULL, 0);
+	buf_init(&s->out, SMTP_OUTBUF_MAX);
+	buf_init(&s->dbuf, SMTP_DATABUF_FLUSH * 2);
+}
+
+/* Release everything the session holds; an open message is aborted. */
+void
+smtp_free(struct smtp_session *s)
+{
+	smtp_reset(s);
+	free(s->in.buf);
+	s->in.buf = NULL;
+	buf_free(&s->out);
+	buf_free(&s->dbuf);
+}
+
+/* Whether a transaction is open (the daemon lets it finish on stop). */
+int
+smtp_busy(const struct smtp_session *s)
+{
+	return s->state == SMTP_MAIL || s->state == SMTP_RCPT ||
+	    s->state == SMTP_DATA || s->wait != SMTP_WAIT_NONE;
+}
+
+/* Room for received bytes; the buffer exists only while input waits. */
+uint8_t *
+smtp_input_space(struct smtp_session *s, size_t *avail)
+{
+	if (s->in.buf == NULL) {
+		if ((s->in.buf = malloc(SMTP_INBUF_SIZE)) == NULL) {
+			*avail = 0;
+			return NULL;
+		}
+		s->in.size = SMTP_INBUF_SIZE;
+		s->in.len = s->in.pos = 0;
+	}
+	return linebuf_space(&s->in, avail);
+}
+
+void
+smtp_input_fill(struct smtp_session *s, size_t n)
+{
+	linebuf_fill(&s->in, n);
+}
+
+/* Give back the input buffer when it holds nothing. */
+void
+smtp_input_release(struct smtp_session *s)
+{
+	if (s->in.buf != NULL && linebuf_pending(&s->in) == 0) {
+		free(s->in.buf);
+		s->in.buf = NULL;
+		s->in.size = s->in.len = s->in.pos = 0;
+	}
+}
+
+/* Queue one reply line; cont makes it "code-text" of a multi-line reply. */
+static void
+smtp_reply_line(struct smtp_session *s, int code, int cont, const char *enh,
+    const char *text)
+{
+	int	 rc;
+
+	if (s->esmtp && enh != NULL)
+		rc = buf_printf(&s->out, "%d%c%s %s\r\n", code,
+		    cont ? '-' : ' ', enh, text);
+	else
+		rc = buf_printf(&s->out, "%d%c%s\r\n", code, cont ? '-' : ' ',
+		    text);
+	if (rc == -1) {
+		/* The client does not read its replies: give up on it. */
+		log_warnx("event=overflow client=%s reason=\"reply buffer "
+		    "full\"", s->peer_ip);
+		s->state = SMTP_CLOSING;
+	}
+}
+
+/*
+ * Queue a reply.  Protocol errors count towards max-bad-commands; at the
+ * limit the session gets 421 and is closed.
+ */
+static void
+smtp_reply(struct smtp_session *s, int code, const char *enh,
+    const char *fmt, ...)
+{
+	char	 text[512];
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	smtp_reply_line(s, code, 0, enh, text);
+
+	switch (code) {
+	case 500: case 501: case 502: case 503: case 553: case 555:
+		if (++s->errors >= s->conf->max_bad) {
+			smtp_close_reply(s, 421, "4.7.0",
+			    "Error: too many errors");
+			log_info("event=disconnect client=%s reason=errors",
+			    s->peer_ip);
+		}
+		break;
+	}
+}
+
+/* Send a final 421-style reply and close once it is written. */
+void
+smtp_close_reply(struct smtp_session *s, int code, const char *enh,
+    const char *text)
+{
+	char	 line[512];
+
+	if (s->state == SMTP_CLOSING)
+		return;
+	snprintf(line, sizeof(line), "%s %s", s->conf->hostname, text);
+	smtp_reply_line(s, code, 0, enh, line);
+	s->state = SMTP_CLOSING;
+}
+
+/* The 220 greeting (RFC 5321 4.2). */
+void
+smtp_greet(struct smtp_session *s)
+{
+	char	 line[512];
+
+	snprintf(line, sizeof(line), "%s ESMTP smtpd", s->conf->hostname);
+	smtp_reply_line(s, 220, 0, NULL, line);
+}
+
+/* Forget the transaction; an open spool file is given back. */
+static void
+smtp_reset(struct smtp_session *s)
+{
+	uint32_t	 i;
+
+	if (s->spool_fd != -1) {
+		close(s->spool_fd);
+		s->spool_fd = -1;
+		if (s->wait != SMTP_WAIT_COMMIT && s->ops->msg_abort != NULL)
+			s->ops->msg_abort(s);
+	}
+	for (i = 0; i < s->nrcpt; i++)
+		free(s->rcpts[i]);
+	free(s->rcpts);
+	s->rcpts = NULL;
+	s->nrcpt = 0;
+	s->mail_from[0] = '\0';
+	s->body_8bit = 0;
+	s->smtputf8 = 0;
+	s->datalen = 0;
+	s->data_err = DATA_OK;
+	s->data_cont = 0;
+	buf_free(&s->dbuf);
+	if (s->state != SMTP_CONNECTED && s->state != SMTP_CLOSING)
+		s->state = SMTP_HELO;
+}
+
+/* The HELO or EHLO argument: one domain or address literal. */
+static int
+smtp_check_helo(struct smtp_session *s, const char *verb, char *arg)
+{
+	size_t	 i, len = strlen(arg);
+
+	if (len == 0 || len > ENV_HELO_MAX) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		unsigned char c = arg[i];
+
+		if (c <= ' ' || c == 127 || (c >= 0x80 && !s->conf->smtputf8)) {
+			smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
+			    verb);
+			return -1;
+		}
+	}
+	strlcpy(s->helo, arg, sizeof(s->helo));
+	return 0;
+}
+
+static void
+smtp_cmd_helo(struct smtp_session *s, char *arg)
+{
+	if (smtp_check_helo(s, "HELO", arg) == -1)
+		return;
+	smtp_reset(s);
+	s->esmtp = 0;
+	s->state = SMTP_HELO;
+	smtp_reply(s, 250, NULL, "%s", s->conf->hostname);
+}
+
+/* EHLO and its keywords (RFC 5321 4.1.1.1). */
+static void
+smtp_cmd_ehlo(struct smtp_session *s, char *arg)
+{
+	char	 line[64];
+
+	if (smtp_check_helo(s, "EHLO", arg) == -1)
+		return;
+	smtp_reset(s);
+	s->esmtp = 1;
+	s->state = SMTP_HELO;
+	smtp_reply_line(s, 250, 1, NULL, s->conf->hostname);
+	snprintf(line, sizeof(line), "SIZE %llu",
+	    (unsigned long long)s->conf->max_size);
+	smtp_reply_line(s, 250, 1, NULL, line);
+	smtp_reply_line(s, 250, 1, NULL, "8BITMIME");
+	smtp_reply_line(s, 250, 1, NULL, "PIPELINING");
+	smtp_reply_line(s, 250, 1, NULL, "ENHANCEDSTATUSCODES");
+	if (s->conf->smtputf8)
+		smtp_reply_line(s, 250, 1, NULL, "SMTPUTF8");
+	smtp_reply_line(s, 250, 0, NULL, "HELP");
+}
+
+/* Reply to a bad path with the code RFC 5321 and SPEC section 7 give. */
+static void
+smtp_addr_error(struct smtp_session *s, enum addr_error err, int sender)
+{
+	const char	*enh = sender ? "5.1.7" : "5.1.3";
+
+	if (err == ADDR_ERR_SYNTAX)
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s",
+		    sender ? "MAIL FROM:<address>" : "RCPT TO:<address>");
+	else
+		smtp_reply(s, 553, enh, "%s", addr_strerror(err));
+}
+
+/* "FROM:" or "TO:", any case, then optional spaces before the path. */
+static char *
+smtp_path_arg(char *arg, const char *keyword)
+{
+	size_t	 n = strlen(keyword);
+
+	if (strncasecmp(arg, keyword, n) != 0)
+		return NULL;
+	arg += n;
+	while (*arg == ' ')
+		arg++;
+	return arg;
+}
+
+/* MAIL parameters: SIZE, BODY, SMTPUTF8 (RFC 1870, 6152, 6531). */
+static int
+smtp_mail_params(struct smtp_session *s, char *params)
+{
+	char			*p, *val;
+	const char		*errstr;
+	unsigned long long	 size;
+
+	while ((p = strsep(&params, " ")) != NULL) {
+		if (*p == '\0')
+			continue;
+		if ((val = strchr(p, '=')) != NULL)
+			*val++ = '\0';
+		if (strcasecmp(p, "SIZE") == 0 && val != NULL) {
+			errstr = NULL;
+			size = strtonum(val, 0, LLONG_MAX, &errstr);
+			if (errstr != NULL || !isdigit((unsigned char)*val)) {
+				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
+				return -1;
+			}
+			if (size > s->conf->max_size) {
+				smtp_reply(s, 552, "5.3.4", "Message size "
+				    "exceeds fixed maximum message size");
+				return -1;
+			}
+		} else if (strcasecmp(p, "BODY") == 0 && val != NULL) {
+			if (strcasecmp(val, "8BITMIME") == 0)
+				s->body_8bit = 1;
+			else if (strcasecmp(val, "7BIT") != 0) {
+				smtp_reply(s, 501, "5.5.4", "Bad BODY value");
+				return -1;
+			}
+		} else if (strcasecmp(p, "SMTPUTF8") == 0 && val == NULL &&
+		    s->conf->smtputf8) {
+			s->smtputf8 = 1;
+		} else {
+			smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Split "<path> params" after the path; the path parse is strict. */
+static int
+smtp_parse_path(struct smtp_session *s, char *arg, int sender,
+    struct mailaddr *a, char **params, int utf8)
+{
+	enum addr_error	 err;
+	size_t		 used;
+
+	err = addr_parse_path(arg, strlen(arg), sender, utf8, a, &used);
+	if (err != ADDR_OK) {
+		smtp_addr_error(s, err, sender);
+		return -1;
+	}
+	if (arg[used] != '\0' && arg[used] != ' ') {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s", sender ?
+		    "MAIL FROM:<address>" : "RCPT TO:<address>");
+		return -1;
+	}
+	*params = arg + used;
+	return 0;
+}
+
+static void
+smtp_cmd_mail(struct smtp_session *s, char *arg)
+{
+	struct mailaddr	 a;
+	char		*path, *params;
+
+	if ((path = smtp_path_arg(arg, "FROM:")) == NULL) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+		return;
+	}
+	/* SMTPUTF8 is a parameter after the path: allow it if advertised. */
+	if (smtp_parse_path(s, path, 1, &a, &params, s->conf->smtputf8) == -1)
+		return;
+	s->smtputf8 = 0;
+	s->body_8bit = 0;
+	if (smtp_mail_params(s, params) == -1)
+		return;
+	if ((a.flags & ADDR_F_UTF8) && !s->smtputf8) {
+		smtp_reply(s, 553, "5.6.7", "UTF-8 address needs SMTPUTF8");
+		return;
+	}
+	addr_format(&a, s->mail_from, sizeof(s->mail_from));
+	s->state = SMTP_MAIL;
+	smtp_reply(s, 250, "2.1.0", "Ok");
+}
+
+static void
+smtp_cmd_rcpt(struct smtp_session *s, char *arg)
+{
+	struct mailaddr	  a;
+	char		 *path, *params, **rcpts;
+	char		  addr[ADDR_PATH_MAX + 1];
+
+	if ((path = smtp_path_arg(arg, "TO:")) == NULL) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (smtp_parse_path(s, path, 0, &a, &params, s->smtputf8) == -1)
+		return;
+	while (*params == ' ')
+		params++;
+	if (*params != '\0') {
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
+		return;
+	}
+	if (s->nrcpt >= s->conf->max_rcpt) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	if (addr_format(&a, addr, sizeof(addr)) == -1) {
+		smtp_reply(s, 553, "5.1.3", "Address too long");
+		return;
+	}
+	rcpts = reallocarray(s->rcpts, s->nrcpt + 1, sizeof(*rcpts));
+	if (rcpts == NULL) {
+		smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	s->rcpts = rcpts;
+	if ((s->rcpts[s->nrcpt] = strdup(addr)) == NULL) {
+		smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
+	s->nrcpt++;
+	s->state = SMTP_RCPT;
+	smtp_reply(s, 250, "2.1.5", "Ok");
+}
+
+/* DATA: ask for a spool file; 354 comes when it arrives. */
+static void
+smtp_cmd_data(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	s->wait = SMTP_WAIT_OPEN;
+	s->ops->msg_open(s);
+}
+
+static void
+smtp_cmd_rset(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	smtp_reset(s);
+	smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+smtp_cmd_noop(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	smtp_reply(s, 250, "2.0.0", "Ok");
+}
+
+static void
+smtp_cmd_quit(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	smtp_reply(s, 221, "2.0.0", "Bye");
+	s->state = SMTP_CLOSING;
+}
+
+/* VRFY: 252, never a directory lookup (RFC 5321 3.5.3). */
+static void
+smtp_cmd_vrfy(struct smtp_session *s, char *arg)
+{
+	if (*arg == '\0') {
+		smtp_reply(s, 501, "5.5.4", "Syntax: VRFY address");
+		return;
+	}
+	smtp_reply(s, 252, "2.0.0", "Cannot VRFY user, but will accept "
+	    "message and attempt delivery");
+}
+
+static void
+smtp_cmd_help(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	smtp_reply(s, 214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA RSET "
+	    "NOOP QUIT VRFY HELP");
+}
+
+/* STARTTLS and AUTH exist only where configured (not yet here). */
+static void
+smtp_cmd_unavailable(struct smtp_session *s, char *arg)
+{
+	(void)arg;
+	smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+}
+
+#define NOTX	(ST(SMTP_CONNECTED) | ST(SMTP_HELO) | ST(SMTP_MAIL) | \
+		    ST(SMTP_RCPT))
+
+static const struct smtp_cmd smtp_cmds[] = {
+	{ "HELO", NOTX, 1, smtp_cmd_helo, 0, NULL },
+	{ "EHLO", NOTX, 1, smtp_cmd_ehlo, 0, NULL },
+	{ "MAIL", ST(SMTP_HELO), 1, smtp_cmd_mail, 503,
+	    "Error: send HELO/EHLO first" },
+	{ "RCPT", ST(SMTP_MAIL) | ST(SMTP_RCPT), 1, smtp_cmd_rcpt, 503,
+	    "Error: need MAIL command" },
+	{ "DATA", ST(SMTP_RCPT), 0, smtp_cmd_data, 503,
+	    "Error: need RCPT command" },
+	{ "RSET", NOTX, 0, smtp_cmd_rset, 0, NULL },
+	{ "NOOP", NOTX, 1, smtp_cmd_noop, 0, NULL },
+	{ "QUIT", NOTX, 0, smtp_cmd_quit, 0, NULL },
+	{ "VRFY", NOTX, 1, smtp_cmd_vrfy, 0, NULL },
+	{ "HELP", NOTX, 1, smtp_cmd_help, 0, NULL },
+	{ "STARTTLS", NOTX, 1, smtp_cmd_unavailable, 0, NULL },
+	{ "AUTH", NOTX, 1, smtp_cmd_unavailable, 0, NULL },
+};
+
+/* Which out-of-order reply fits: MAIL during a transaction is nested. */
+static void
+smtp_wrong_order(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	if (cmd->run == smtp_cmd_mail && s->state != SMTP_CONNECTED)
+		smtp_reply(s, 503, "5.5.1", "Error: nested MAIL command");
+	else
+		smtp_reply(s, cmd->wrong_code, "5.5.1", "%s",
+		    cmd->wrong_text);
+}
+
+/* Run one command line (without its CRLF). */
+static void
+smtp_command(struct smtp_session *s, char *line)
+{
+	const struct smtp_cmd	*cmd;
+	char			*arg;
+	size_t			 i, verblen;
+
+	verblen = strcspn(line, " ");
+	arg = line + verblen;
+	while (*arg == ' ')
+		arg++;
+	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++) {
+		cmd = &smtp_cmds[i];
+		if (strlen(cmd->verb) == verblen &&
+		    strncasecmp(line, cmd->verb, verblen) == 0)
+			break;
+	}
+	if (i == sizeof(smtp_cmds) / sizeof(smtp_cmds[0])) {
+		smtp_reply(s, 500, "5.5.2", "Error: command not recognized");
+		return;
+	}
+	if (!(cmd->states & ST(s->state))) {
+		smtp_wrong_order(s, cmd);
+		return;
+	}
+	if (!cmd->takes_args && *arg != '\0') {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s", cmd->verb);
+		return;
+	}
+	cmd->run(s, arg);
+}
+
+/* Write the collected data to the spool file. */
+static void
+smtp_data_flush(struct smtp_session *s)
+{
+	const char	*p = s->dbuf.data + s->dbuf.off;
+	size_t		 left = buf_left(&s->dbuf);
+	ssize_t		 n;
+
+	while (left > 0 && s->data_err == DATA_OK) {
+		n = write(s->spool_fd, p, left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_warn("event=spool-write client=%s", s->peer_ip);
+			s->data_err = DATA_IO;
+			break;
+		}
+		p += n;
+		left -= n;
+	}
+	buf_free(&s->dbuf);
+}
+
+/* Append one unstuffed line and its CRLF to the message. */
+static void
+smtp_data_add(struct smtp_session *s, const uint8_t *line, size_t len)
+{
+	if (s->data_err != DATA_OK)
+		return;
+	if (s->datalen + len + 2 > s->conf->max_size) {
+		s->data_err = DATA_TOO_BIG;
+		return;
+	}
+	s->datalen += len + 2;
+	if (buf_add(&s->dbuf, line, len) == -1 ||
+	    buf_add(&s->dbuf, "\r\n", 2) == -1) {
+		s->data_err = DATA_IO;
+		return;
+	}
+	if (buf_left(&s->dbuf) >= SMTP_DATABUF_FLUSH)
+		smtp_data_flush(s);
+}
+
+/* The final dot: refuse what was flagged, or ask for the commit. */
+static void
+smtp_data_end(struct smtp_session *s)
+{
+	if (s->data_err == DATA_OK)
+		smtp_data_flush(s);
+	switch (s->data_err) {
+	case DATA_OK:
+		s->wait = SMTP_WAIT_COMMIT;
+		s->ops->msg_commit(s);
+		return;
+	case DATA_TOO_BIG:
+		smtp_reply(s, 552, "5.3.4", "Error: message too big");
+		break;
+	case DATA_BARE_EOL:
+		smtp_reply(s, 550, "5.5.2", "Error: bare LF or CR in message "
+		    "data");
+		break;
+	case DATA_LONG_LINE:
+		smtp_reply(s, 550, "5.5.2", "Error: line longer than 1000 "
+		    "octets in message data");
+		break;
+	case DATA_IO:
+		smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
+		break;
+	}
+	smtp_reset(s);
+}
+
+/*
+ * One piece of message data.  A line is only a line if the previous one
+ * ended with CRLF: after a bare LF or CR nothing, not even ".", is at
+ * the start of a line (the SMTP smuggling defence).
+ */
+static void
+smtp_data_line(struct smtp_session *s, enum line_kind kind,
+    const uint8_t *line, size_t len)
+{
+	switch (kind) {
+	case LINE_CRLF:
+		if (!s->data_cont && len == 1 && line[0] == '.') {
+			smtp_data_end(s);
+			return;
+		}
+		if (!s->data_cont && len > 0 && line[0] == '.') {
+			line++;
+			len--;
+		}
+		smtp_data_add(s, line, len);
+		s->data_cont = 0;
+		break;
+	case LINE_BARE_LF:
+	case LINE_BARE_CR:
+		if (s->data_err == DATA_OK)
+			s->data_err = DATA_BARE_EOL;
+		s->data_cont = 1;
+		break;
+	case LINE_TOO_LONG:
+		if (s->data_err == DATA_OK)
+			s->data_err = DATA_LONG_LINE;
+		s->data_cont = 0;
+		break;
+	case LINE_NONE:
+		break;
+	}
+}
+
+/* One piece of a command. */
+static void
+smtp_command_line(struct smtp_session *s, enum line_kind kind,
+    const uint8_t *line, size_t len)
+{
+	char	 cmd[SMTP_CMD_MAX + 1];
+
+	switch (kind) {
+	case LINE_CRLF:
+		if (s->cmd_bare) {
+			s->cmd_bare = 0;
+			smtp_reply(s, 500, "5.5.2", "Error: bare LF or CR in "
+			    "command");
+			return;
+		}
+		memcpy(cmd, line, len);
+		cmd[len] = '\0';
+		if (memchr(cmd, '\0', len) != NULL) {
+			smtp_reply(s, 500, "5.5.2", "Error: NUL in command");
+			return;
+		}
+		smtp_command(s, cmd);
+		break;
+	case LINE_BARE_LF:
+	case LINE_BARE_CR:
+		s->cmd_bare = 1;
+		break;
+	case LINE_TOO_LONG:
+		s->cmd_bare = 0;
+		smtp_reply(s, 500, "5.5.2", "Error: line too long");
+		break;
+	case LINE_NONE:
+		break;
+	}
+}
+
+/*
+ * Work through the buffered input.  It stops while the relay is asked
+ * something, when the session is closing, or when replies pile up
+ * unread; buffered input is never refused for being there (RFC 2920).
+ */
+void
+smtp_process(struct smtp_session *s)
+{
+	const uint8_t	*line;
+	size_t		 len;
+	enum line_kind	 kind;
+
+	while (s->in.buf != NULL && s->wait == SMTP_WAIT_NONE &&
+	    s->state != SMTP_CLOSING && buf_left(&s->out) < SMTP_OUTBUF_PAUSE) {
+		if (s->state == SMTP_DATA)
+			kind = linebuf_next(&s->in, SMTP_TEXT_MAX, &line, &len);
+		else
+			kind = linebuf_next(&s->in, SMTP_CMD_MAX, &line, &len);
+		if (kind == LINE_NONE)
+			break;
+		if (s->state == SMTP_DATA)
+			smtp_data_line(s, kind, line, len);
+		else
+			smtp_command_line(s, kind, line, len);
+	}
+	if (s->draining && !smtp_busy(s) && linebuf_pending(&s->in) == 0)
+		smtp_close_reply(s, 421, "4.3.2", "Service shutting down");
+}
+
+/* The relay answered MSG_OPEN: fd is the spool file, or -1. */
+void
+smtp_open_done(struct smtp_session *s, int fd)
+{
+	if (s->wait != SMTP_WAIT_OPEN) {
+		if (fd != -1)
+			close(fd);
+		return;
+	}
+	s->wait = SMTP_WAIT_NONE;
+	if (fd == -1) {
+		smtp_reply(s, 451, "4.3.0", "Error: queue unavailable, try "
+		    "again later");
+		return;
+	}
+	s->spool_fd = fd;
+	s->datalen = 0;
+	s->data_err = DATA_OK;
+	s->data_cont = 0;
+	s->state = SMTP_DATA;
+	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* The relay answered MSG_COMMIT. */
+void
+smtp_commit_done(struct smtp_session *s, int ok, const char *text)
+{
+	if (s->wait != SMTP_WAIT_COMMIT)
+		return;
+	if (ok) {
+		s->nmessages++;
+		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", text);
+	} else
+		smtp_reply(s, 451, "4.3.0", "Error: %s", text);
+	smtp_reset(s);
+	s->wait = SMTP_WAIT_NONE;
+}
+
+/* The daemon is stopping: close now if idle, else after the message. */
+void
+smtp_drain(struct smtp_session *s)
+{
+	s->draining = 1;
+	if (!smtp_busy(s))
+		smtp_close_reply(s, 421, "4.3.2", "Service shutting down");
+}

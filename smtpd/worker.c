@@ -1,0 +1,489 @@
+/*
+ * The session worker: start-up from the parent, the sandbox, accept(),
+ * and the two channels (parent and relay).  Whatever the relay or the
+ * parent sends is checked before use.
+ */
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+#include <bsd/unistd.h>
+#include <stdio.h>
+
+#include "conf.h"
+#include "log.h"
+#include "proc.h"
+#include "sandbox.h"
+#include "worker.h"
+
+#define ACCEPT_BATCH	64
+
+static struct worker	worker;		/* this process's only worker */
+
+static void	worker_relay_io(int, int, void *);
+
+static uint32_t
+ip_hash(const char *ip)
+{
+	uint32_t	 h = 2166136261u;
+
+	for (; *ip != '\0'; ip++)
+		h = (h ^ (unsigned char)*ip) * 16777619u;
+	return h % WORKER_HASH_SIZE;
+}
+
+/* The session count of ip, created on first use; NULL if out of memory. */
+static struct ipcount *
+ipcount_get(struct worker *w, const char *ip)
+{
+	struct ipcount	*c;
+	uint32_t	 h = ip_hash(ip);
+
+	for (c = w->ipcounts[h]; c != NULL; c = c->next)
+		if (strcmp(c->ip, ip) == 0)
+			return c;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	strlcpy(c->ip, ip, sizeof(c->ip));
+	c->next = w->ipcounts[h];
+	w->ipcounts[h] = c;
+	return c;
+}
+
+/* A session of ipc's address ended; forget the address at zero. */
+void
+worker_ipcount_release(struct worker *w, struct ipcount *ipc)
+{
+	struct ipcount	**cp;
+
+	if (ipc->count > 0)
+		ipc->count--;
+	if (ipc->count > 0)
+		return;
+	for (cp = &w->ipcounts[ip_hash(ipc->ip)]; *cp != NULL;
+	    cp = &(*cp)->next)
+		if (*cp == ipc) {
+			*cp = ipc->next;
+			free(ipc);
+			return;
+		}
+}
+
+static int
+is_loopback(const struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
+	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		return (ntohl(sin->sin_addr.s_addr) >> 24) == 127;
+	return IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr) ||
+	    (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) &&
+	    sin6->sin6_addr.s6_addr[12] == 127);
+}
+
+/* Refuse a connection with one line, without a session. */
+static void
+worker_refuse(struct worker *w, int fd, const char *enh, const char *text)
+{
+	char	 line[512];
+	int	 n;
+
+	n = snprintf(line, sizeof(line), "421 %s %s %s\r\n", enh,
+	    w->conf.hostname, text);
+	if (n > 0 && (size_t)n < sizeof(line))
+		(void)send(fd, line, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	close(fd);
+}
+
+/* Take one connection: limits first, then a session. */
+static void
+worker_take(struct worker *w, int fd, struct sockaddr_storage *ss)
+{
+	char		 ip[INET6_ADDRSTRLEN];
+	uint16_t	 port;
+	struct ipcount	*ipc = NULL;
+	struct session	*s;
+
+	if (ss->ss_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+	}
+	if (w->nsessions >= w->conf.max_sessions) {
+		log_warnx("event=refused client=%s reason=max-sessions", ip);
+		worker_refuse(w, fd, "4.3.2", "Error: too many sessions, "
+		    "try again later");
+		return;
+	}
+	/* Loopback clients are the operator's own (Postfix exempts them). */
+	if (w->conf.max_per_ip > 0 && !is_loopback(ss)) {
+		if ((ipc = ipcount_get(w, ip)) == NULL) {
+			close(fd);
+			return;
+		}
+		if (ipc->count >= w->conf.max_per_ip) {
+			log_warnx("event=refused client=%s "
+			    "reason=max-sessions-per-ip", ip);
+			worker_refuse(w, fd, "4.7.0", "Error: too many "
+			    "connections from your address");
+			return;
+		}
+	}
+	if ((s = session_accept(w, fd, ip, port)) == NULL) {
+		if (ipc != NULL && ipc->count == 0)
+			worker_ipcount_release(w, ipc);
+		return;
+	}
+	if (ipc != NULL) {
+		s->ipc = ipc;
+		ipc->count++;
+	}
+}
+
+static void
+worker_accept(int lfd, int events, void *arg)
+{
+	struct worker		*w = arg;
+	struct sockaddr_storage	 ss;
+	socklen_t		 slen;
+	int			 i, fd;
+
+	(void)events;
+	for (i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+		slen = sizeof(ss);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &slen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("accept");
+			return;
+		}
+		if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
+			close(fd);
+			continue;
+		}
+		worker_take(w, fd, &ss);
+	}
+}
+
+/* Called when a session ends: prune counters, finish a stop. */
+void
+worker_session_gone(struct worker *w)
+{
+	if (w->stopping && w->nsessions == 0) {
+		log_debug("last session closed, exiting");
+		exit(0);
+	}
+}
+
+static void
+worker_report_load(void *arg)
+{
+	struct worker	*w = arg;
+	struct imsg_out	 out;
+
+	if (w->nsessions != w->reported_load) {
+		imsg_out_init(&out, IMSG_LOAD, 0, -1);
+		imsg_add_u32(&out, w->nsessions);
+		if (imsgbuf_queue(&w->parent, &out) == 0) {
+			w->reported_load = w->nsessions;
+			if (imsgbuf_write(&w->parent) == -1)
+				fatal("write to parent");
+			if (imsgbuf_pending(&w->parent))
+				ev_mod(w->parent.fd, EV_READ | EV_WRITE);
+		}
+	}
+	ev_timer_add(&w->load_timer, 1000);
+}
+
+/* Queue a message for the relay and try to write it now. */
+void
+worker_relay_send(struct worker *w, struct imsg_out *out)
+{
+	if (w->relay == NULL)
+		return;
+	if (imsgbuf_queue(w->relay, out) == -1)
+		fatal("relay message");
+	if (imsgbuf_write(w->relay) == -1) {
+		log_warn("write to relay");
+		return;
+	}
+	if (imsgbuf_pending(w->relay))
+		ev_mod(w->relay->fd, EV_READ | EV_WRITE);
+}
+
+/* The relay went away: everything waiting on it fails temporarily. */
+static void
+worker_relay_lost(struct worker *w)
+{
+	struct session	*s, *next;
+	size_t		 i;
+
+	log_warnx("event=relay-lost");
+	ev_del(w->relay->fd);
+	close(w->relay->fd);
+	imsgbuf_clear(w->relay);
+	free(w->relay);
+	w->relay = NULL;
+	w->relay_gen++;
+	for (i = 0; i < WORKER_HASH_SIZE; i++)
+		for (s = w->sessions[i]; s != NULL; s = next) {
+			next = s->hnext;
+			if (s->smtp.wait == SMTP_WAIT_OPEN)
+				smtp_open_done(&s->smtp, -1);
+			else if (s->smtp.wait == SMTP_WAIT_COMMIT)
+				smtp_commit_done(&s->smtp, 0,
+				    "queue unavailable, try again later");
+			else
+				continue;
+			smtp_process(&s->smtp);
+			session_update(s);
+		}
+}
+
+/* A new relay channel (at start, or after the relay restarted). */
+static void
+worker_relay_set(struct worker *w, int fd)
+{
+	if (w->relay != NULL)
+		worker_relay_lost(w);
+	if ((w->relay = malloc(sizeof(*w->relay))) == NULL)
+		fatal("relay channel");
+	proc_nonblock(fd);
+	imsgbuf_init(w->relay, fd);
+	w->relay_gen++;
+	if (ev_add(fd, EV_READ, worker_relay_io, w) == -1)
+		fatal("ev_add relay");
+}
+
+/* One message from the relay, about one session. */
+static void
+worker_relay_dispatch(struct worker *w, struct imsg *imsg)
+{
+	struct session	*s;
+	char		 text[256];
+
+	s = session_find(w, imsg->hdr.peerid);
+	switch (imsg->hdr.type) {
+	case IMSG_MSG_FD:
+		if (imsg->fd == -1 || imsg->datalen != 0)
+			fatalx("relay sent a bad MSG_FD");
+		if (s == NULL || s->smtp.wait != SMTP_WAIT_OPEN) {
+			struct imsg_out out;
+
+			/* The session left while the file was made. */
+			imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid,
+			    -1);
+			worker_relay_send(w, &out);
+			return;
+		}
+		smtp_open_done(&s->smtp, imsg->fd);
+		imsg->fd = -1;
+		break;
+	case IMSG_MSG_OK:
+	case IMSG_MSG_TEMPFAIL:
+		if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
+		    imsg_get_end(imsg) == -1)
+			fatalx("relay sent a bad reply");
+		if (s == NULL)
+			return;
+		if (s->smtp.wait == SMTP_WAIT_OPEN)
+			smtp_open_done(&s->smtp, -1);
+		else
+			smtp_commit_done(&s->smtp,
+			    imsg->hdr.type == IMSG_MSG_OK, text);
+		break;
+	default:
+		fatalx("relay sent message type %u", imsg->hdr.type);
+	}
+	smtp_process(&s->smtp);
+	session_update(s);
+}
+
+static void
+worker_relay_io(int fd, int events, void *arg)
+{
+	struct worker	*w = arg;
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	(void)fd;
+	if (events & EV_WRITE) {
+		if (imsgbuf_write(w->relay) == -1) {
+			worker_relay_lost(w);
+			return;
+		}
+		if (!imsgbuf_pending(w->relay))
+			ev_mod(w->relay->fd, EV_READ);
+	}
+	if (!(events & EV_READ))
+		return;
+	n = imsgbuf_read(w->relay);
+	if (n == 0 || (n == -1 && errno != EAGAIN)) {
+		worker_relay_lost(w);
+		return;
+	}
+	for (;;) {
+		if ((n = imsgbuf_get(w->relay, &imsg)) == -1)
+			fatal("relay channel");
+		if (n == 0)
+			break;
+		worker_relay_dispatch(w, &imsg);
+		imsg_free(&imsg);
+		if (w->relay == NULL)
+			return;
+	}
+}
+
+static void
+worker_stop_deadline(void *arg)
+{
+	(void)arg;
+	log_info("event=stop reason=deadline");
+	exit(0);
+}
+
+/* IMSG_STOP: no new connections; sessions end after their message. */
+static void
+worker_stop(struct worker *w)
+{
+	struct session	*s, *next;
+	unsigned int	 i;
+
+	w->stopping = 1;
+	for (i = 0; i < w->nlisteners; i++) {
+		ev_del(w->listeners[i]);
+		close(w->listeners[i]);
+	}
+	w->nlisteners = 0;
+	ev_timer_add(&w->stop_timer, STOP_DEADLINE_MS);
+	for (i = 0; i < WORKER_HASH_SIZE; i++)
+		for (s = w->sessions[i]; s != NULL; s = next) {
+			next = s->hnext;
+			smtp_drain(&s->smtp);
+			session_update(s);
+		}
+	worker_session_gone(w);
+}
+
+static void
+worker_parent_io(int fd, int events, void *arg)
+{
+	struct worker	*w = arg;
+	struct imsg	 imsg;
+	ssize_t		 n;
+
+	(void)fd;
+	if (events & EV_WRITE) {
+		if (imsgbuf_write(&w->parent) == -1)
+			fatal("write to parent");
+		if (!imsgbuf_pending(&w->parent))
+			ev_mod(w->parent.fd, EV_READ);
+	}
+	if (!(events & EV_READ))
+		return;
+	n = imsgbuf_read(&w->parent);
+	if (n == 0)
+		fatalx("parent went away");
+	if (n == -1 && errno != EAGAIN)
+		fatal("read from parent");
+	while ((n = imsgbuf_get(&w->parent, &imsg)) > 0) {
+		switch (imsg.hdr.type) {
+		case IMSG_RELAY_CHANNEL:
+			if (imsg.fd == -1 || imsg.datalen != 0)
+				fatalx("bad RELAY_CHANNEL");
+			worker_relay_set(w, imsg.fd);
+			imsg.fd = -1;
+			break;
+		case IMSG_STOP:
+			if (imsg.datalen != 0)
+				fatalx("bad STOP");
+			worker_stop(w);
+			break;
+		default:
+			fatalx("parent sent message type %u", imsg.hdr.type);
+		}
+		imsg_free(&imsg);
+	}
+	if (n == -1)
+		fatal("parent channel");
+}
+
+/* A start-up message: configuration, listeners, the relay channel. */
+static void
+worker_startup(struct imsg *imsg, void *arg)
+{
+	struct worker	*w = arg;
+	uint32_t	 flags;
+
+	switch (imsg->hdr.type) {
+	case IMSG_CONF:
+		if (conf_recv(imsg, &w->conf) == -1)
+			fatalx("bad configuration from the parent");
+		break;
+	case IMSG_CONF_LISTENER:
+		if (imsg->fd == -1 || imsg_get_u32(imsg, &flags) == -1 ||
+		    imsg_get_end(imsg) == -1 ||
+		    w->nlisteners == WORKER_MAX_LISTENERS)
+			fatalx("bad listener from the parent");
+		proc_nonblock(imsg->fd);
+		w->listeners[w->nlisteners++] = imsg->fd;
+		imsg->fd = -1;
+		break;
+	case IMSG_RELAY_CHANNEL:
+		if (imsg->fd == -1 || imsg->datalen != 0)
+			fatalx("bad RELAY_CHANNEL");
+		worker_relay_set(w, imsg->fd);
+		imsg->fd = -1;
+		break;
+	default:
+		fatalx("unexpected start-up message %u", imsg->hdr.type);
+	}
+}
+
+/* The session worker's main(): never returns. */
+int
+worker_main(void)
+{
+	struct worker	*w = &worker;
+	unsigned int	 i, maxfiles;
+
+	setproctitle("session");
+	imsgbuf_init(&w->parent, PROC_PARENT_FD);
+	ev_init();
+	proc_read_startup(&w->parent, worker_startup, w);
+	if (w->conf.mode == 0)
+		fatalx("no configuration from the parent");
+	log_init(w->conf.foreground, w->conf.verbose, "session");
+	proc_nonblock(w->parent.fd);
+
+	maxfiles = w->conf.max_sessions * 2 + 64;
+	sandbox_enter(ROLE_SESSION, &w->conf, w->conf.chroot, maxfiles);
+
+	if (ev_add(w->parent.fd, EV_READ, worker_parent_io, w) == -1)
+		fatal("ev_add parent");
+	for (i = 0; i < w->nlisteners; i++)
+		if (ev_add(w->listeners[i], EV_READ | EV_EXCLUSIVE,
+		    worker_accept, w) == -1)
+			fatal("ev_add listener");
+	ev_timer_set(&w->load_timer, worker_report_load, w);
+	ev_timer_set(&w->stop_timer, worker_stop_deadline, w);
+	ev_timer_add(&w->load_timer, 1000);
+	log_debug("event=ready listeners=%u", w->nlisteners);
+	ev_loop();
+	return 0;
+}

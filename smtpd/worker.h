@@ -1,0 +1,59 @@
+/*
+ * The session worker process: accepts on the inherited listeners and
+ * runs many SMTP sessions at once on one event loop.
+ */
+#ifndef SMTPD_WORKER_H
+#define SMTPD_WORKER_H
+
+#include <stdint.h>
+
+#include "event.h"
+#include "imsg.h"
+#include "smtp.h"
+
+#define WORKER_MAX_LISTENERS	32
+#define WORKER_HASH_SIZE	4096
+
+struct ipcount {
+	struct ipcount	*next;
+	uint32_t	 count;
+	char		 ip[INET6_ADDRSTRLEN];
+};
+
+struct session {
+	struct session		*hnext;		/* id hash chain */
+	uint32_t		 id;
+	int			 fd;
+	uint32_t		 relay_gen;	/* relay that gave the spool fd */
+	struct ipcount		*ipc;
+	struct ev_timer		 timer;
+	struct smtp_session	 smtp;
+};
+
+struct worker {
+	struct smtpd_conf	 conf;
+	struct imsgbuf		 parent;
+	struct imsgbuf		*relay;		/* NULL while there is none */
+	uint32_t		 relay_gen;
+	int			 listeners[WORKER_MAX_LISTENERS];
+	unsigned int		 nlisteners;
+	struct session		*sessions[WORKER_HASH_SIZE];
+	struct ipcount		*ipcounts[WORKER_HASH_SIZE];
+	uint32_t		 nsessions;
+	uint32_t		 next_id;
+	uint32_t		 reported_load;
+	int			 stopping;
+	struct ev_timer		 load_timer;
+	struct ev_timer		 stop_timer;
+};
+
+int	worker_main(void);
+struct session *session_accept(struct worker *, int, const char *, uint16_t);
+void	session_update(struct session *);
+void	session_close(struct session *, const char *);
+struct session *session_find(struct worker *, uint32_t);
+void	worker_relay_send(struct worker *, struct imsg_out *);
+void	worker_session_gone(struct worker *);
+void	worker_ipcount_release(struct worker *, struct ipcount *);
+
+#endif
