@@ -40,7 +40,9 @@ SRCS	    = $(LIB_SRCS) $(PARENT_SRCS) $(SMTPD_SRCS) $(RELAY_SRCS)
 OBJS	    = $(SRCS:%.c=$(BUILD)/obj/%.o)
 # What the unit tests link: the library and the parsers they drive.
 LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
-TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o
+TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
+	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/relay/debug.o \
+	      $(BUILD)/obj/relay/envelope.o
 
 UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
 UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)

@@ -1,0 +1,419 @@
+/*
+ * The SMTP engine driven without a socket: bytes in, replies out, and
+ * the relay's answers given by hand through the ops.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sys/mman.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "smtp.h"
+
+struct harness {
+	struct smtpd_conf	conf;
+	struct smtp_session	s;
+	int			opens;
+	int			commits;
+	int			aborts;
+};
+
+static void
+h_open(struct smtp_session *s)
+{
+	((struct harness *)s->owner)->opens++;
+}
+
+static void
+h_commit(struct smtp_session *s)
+{
+	((struct harness *)s->owner)->commits++;
+}
+
+static void
+h_abort(struct smtp_session *s)
+{
+	((struct harness *)s->owner)->aborts++;
+}
+
+static const struct smtp_ops h_ops = { h_open, h_commit, h_abort };
+
+static int
+setup(void **state)
+{
+	struct harness	*h = calloc(1, sizeof(*h));
+
+	conf_defaults(&h->conf);
+	strcpy(h->conf.hostname, "mx.test");
+	smtp_init(&h->s, &h->conf, &h_ops, h, "192.0.2.1", 4242);
+	*state = h;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct harness	*h = *state;
+
+	smtp_free(&h->s);
+	free(h);
+	return 0;
+}
+
+/* Feed bytes and run the engine. */
+static void
+feed(struct harness *h, const char *data, size_t len)
+{
+	uint8_t	*p;
+	size_t	 avail, n;
+
+	while (len > 0) {
+		p = smtp_input_space(&h->s, &avail);
+		assert_non_null(p);
+		assert_true(avail > 0);
+		n = len < avail ? len : avail;
+		memcpy(p, data, n);
+		smtp_input_fill(&h->s, n);
+		smtp_process(&h->s);
+		data += n;
+		len -= n;
+	}
+}
+
+static void
+feeds(struct harness *h, const char *str)
+{
+	feed(h, str, strlen(str));
+}
+
+/* Take all replies written so far as a string. */
+static char *
+replies(struct harness *h)
+{
+	size_t	 n = buf_left(&h->s.out);
+	char	*r = malloc(n + 1);
+
+	memcpy(r, h->s.out.data + h->s.out.off, n);
+	r[n] = '\0';
+	buf_drain(&h->s.out, n);
+	return r;
+}
+
+static void
+expect(struct harness *h, const char *want)
+{
+	char	*got = replies(h);
+
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void
+test_greeting_and_helo(void **state)
+{
+	struct harness	*h = *state;
+
+	smtp_greet(&h->s);
+	expect(h, "220 mx.test ESMTP smtpd\r\n");
+	feeds(h, "HELO client.test\r\n");
+	expect(h, "250 mx.test\r\n");
+	feeds(h, "MAIL FROM:<a@b.test>\r\n");
+	expect(h, "250 Ok\r\n");
+}
+
+static void
+test_ehlo_keywords(void **state)
+{
+	struct harness	*h = *state;
+
+	feeds(h, "ehlo client.test\r\n");
+	expect(h, "250-mx.test\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+	    "250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 HELP\r\n");
+	h->conf.smtputf8 = 1;
+	feeds(h, "EHLO client.test\r\n");
+	expect(h, "250-mx.test\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+	    "250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250-SMTPUTF8\r\n"
+	    "250 HELP\r\n");
+}
+
+static void
+test_order_errors(void **state)
+{
+	struct harness	*h = *state;
+
+	feeds(h, "MAIL FROM:<a@b.test>\r\n");
+	expect(h, "503 Error: send HELO/EHLO first\r\n");
+	feeds(h, "EHLO c\r\nRCPT TO:<a@b.test>\r\nDATA\r\n");
+	expect(h, "250-mx.test\r\n250-SIZE 33554432\r\n250-8BITMIME\r\n"
+	    "250-PIPELINING\r\n250-ENHANCEDSTATUSCODES\r\n250 HELP\r\n"
+	    "503 5.5.1 Error: need MAIL command\r\n"
+	    "503 5.5.1 Error: need RCPT command\r\n");
+	feeds(h, "MAIL FROM:<a@b.test>\r\nMAIL FROM:<a@b.test>\r\n");
+	expect(h, "250 2.1.0 Ok\r\n503 5.5.1 Error: nested MAIL command\r\n");
+	assert_int_equal(h->s.errors, 4);
+}
+
+static void
+test_pipelined_transaction(void **state)
+{
+	struct harness	*h = *state;
+	int		 fd = memfd_create("t", 0);
+	char		 spool[256];
+	ssize_t		 n;
+
+	feeds(h, "EHLO c\r\n");
+	free(replies(h));
+	feeds(h, "MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\n"
+	    "RCPT TO:<x@y.test>\r\nRCPT TO:<z@y.test>\r\nDATA\r\n"
+	    "Subject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
+	/* DATA waits for the relay; the body stays buffered. */
+	assert_int_equal(h->opens, 1);
+	assert_int_equal(h->s.wait, SMTP_WAIT_OPEN);
+	expect(h, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n");
+	assert_true(h->s.body_8bit);
+	assert_int_equal(h->s.nrcpt, 2);
+	smtp_open_done(&h->s, fd);
+	smtp_process(&h->s);
+	expect(h, "354 End data with <CR><LF>.<CR><LF>\r\n");
+	assert_int_equal(h->commits, 1);
+	assert_int_equal(h->s.datalen, strlen("Subject: hi\r\n\r\n.dot\r\n"));
+	n = pread(fd, spool, sizeof(spool), 0);
+	assert_int_equal(n, (ssize_t)h->s.datalen);
+	assert_memory_equal(spool, "Subject: hi\r\n\r\n.dot\r\n", n);
+	assert_string_equal(h->s.mail_from, "");
+	smtp_commit_done(&h->s, 1, "0123456789ABCDEF");
+	smtp_process(&h->s);
+	expect(h, "250 2.0.0 Ok: queued as 0123456789ABCDEF\r\n"
+	    "221 2.0.0 Bye\r\n");
+	assert_int_equal(h->s.state, SMTP_CLOSING);
+	assert_int_equal(h->s.nrcpt, 0);
+}
+
+/* Start a transaction that has reached the 354. */
+static int
+start_data(struct harness *h)
+{
+	int	 fd = memfd_create("t", 0);
+
+	feeds(h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+	    "DATA\r\n");
+	smtp_open_done(&h->s, fd);
+	free(replies(h));
+	return fd;
+}
+
+static void
+test_smuggling_bare_lf(void **state)
+{
+	struct harness	*h = *state;
+
+	start_data(h);
+	/* ".\r\n" after a bare LF is not the end of the data. */
+	feeds(h, "a\n.\r\nMAIL FROM:<evil@x.test>\r\n");
+	assert_int_equal(h->commits, 0);
+	assert_int_equal(h->s.state, SMTP_DATA);
+	expect(h, "");
+	feeds(h, "\r\n.\r\n");
+	expect(h, "550 5.5.2 Error: bare LF or CR in message data\r\n");
+	assert_int_equal(h->commits, 0);
+	assert_int_equal(h->aborts, 1);
+	assert_int_equal(h->s.state, SMTP_HELO);
+}
+
+static void
+test_smuggling_bare_cr(void **state)
+{
+	struct harness	*h = *state;
+
+	start_data(h);
+	feeds(h, "a\r.\r\n");
+	assert_int_equal(h->s.state, SMTP_DATA);
+	feeds(h, ".\r\n");
+	expect(h, "550 5.5.2 Error: bare LF or CR in message data\r\n");
+}
+
+static void
+test_data_limits(void **state)
+{
+	struct harness	*h = *state;
+	char		 line[1100];
+
+	h->conf.max_size = 20;
+	start_data(h);
+	feeds(h, "0123456789\r\n0123456789\r\n.\r\n");
+	expect(h, "552 5.3.4 Error: message too big\r\n");
+	h->conf.max_size = DEFAULT_MAX_SIZE;
+	feeds(h, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n");
+	smtp_open_done(&h->s, memfd_create("t", 0));
+	free(replies(h));
+	memset(line, 'x', 999);
+	memcpy(line + 999, "\r\n.\r\n", 6);
+	feeds(h, line);
+	expect(h, "550 5.5.2 Error: line longer than 1000 octets in message "
+	    "data\r\n");
+	/* Exactly 998 octets is allowed. */
+	feeds(h, "MAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n");
+	smtp_open_done(&h->s, memfd_create("t", 0));
+	free(replies(h));
+	memcpy(line + 998, "\r\n.\r\n", 6);
+	feeds(h, line);
+	assert_int_equal(h->commits, 1);
+	assert_int_equal(h->s.datalen, 1000);
+}
+
+static void
+test_command_errors(void **state)
+{
+	struct harness	*h = *state;
+	char		 line[600];
+
+	feeds(h, "NOOP\nNOOP\r\n");
+	expect(h, "500 Error: bare LF or CR in command\r\n");
+	memset(line, 'A', 511);
+	memcpy(line + 511, "\r\nNOOP\r\n", 9);
+	feeds(h, line);
+	expect(h, "500 Error: line too long\r\n250 Ok\r\n");
+	feeds(h, "FOO\r\nVRFY\r\nVRFY x\r\nHELP\r\nSTARTTLS\r\nRSET x\r\n");
+	expect(h, "500 Error: command not recognized\r\n"
+	    "501 Syntax: VRFY address\r\n"
+	    "252 Cannot VRFY user, but will accept message and attempt "
+	    "delivery\r\n"
+	    "214 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP\r\n"
+	    "502 Error: command not implemented\r\n"
+	    "501 Syntax: RSET\r\n");
+}
+
+static void
+test_too_many_errors(void **state)
+{
+	struct harness	*h = *state;
+	int		 i;
+
+	for (i = 0; i < DEFAULT_MAX_BAD - 1; i++)
+		feeds(h, "BAD\r\n");
+	assert_int_not_equal(h->s.state, SMTP_CLOSING);
+	feeds(h, "BAD\r\nNOOP\r\n");
+	assert_int_equal(h->s.state, SMTP_CLOSING);
+	{
+		char *r = replies(h);
+
+		assert_non_null(strstr(r, "421 mx.test Error: too many "
+		    "errors\r\n"));
+		/* Nothing after the 421. */
+		assert_null(strstr(r, "250"));
+		free(r);
+	}
+}
+
+static void
+test_addresses(void **state)
+{
+	struct harness	*h = *state;
+
+	feeds(h, "EHLO c\r\n");
+	free(replies(h));
+	feeds(h, "MAIL FROM:<@a.test:b@c.test>\r\nMAIL FROM:a@b.test\r\n"
+	    "MAIL FROM:<a@b.test> SIZE=99999999999\r\n"
+	    "MAIL FROM:<a@b.test> FOO=1\r\nMAIL FROM:<a@b.test> SMTPUTF8\r\n"
+	    "MAIL FROM: <a@b.test>\r\nRCPT TO:<>\r\n"
+	    "RCPT TO:<a@b.test> NOTIFY=NEVER\r\nRCPT TO:<a@b@c.test>\r\n");
+	expect(h, "553 5.1.7 Source routes are not accepted\r\n"
+	    "501 5.5.4 Syntax: MAIL FROM:<address>\r\n"
+	    "552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+	    "555 5.5.4 Unsupported parameter\r\n"
+	    "555 5.5.4 Unsupported parameter\r\n"
+	    "250 2.1.0 Ok\r\n"
+	    "553 5.1.3 Null address not allowed here\r\n"
+	    "555 5.5.4 Unsupported parameter\r\n"
+	    "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+}
+
+static void
+test_too_many_recipients(void **state)
+{
+	struct harness	*h = *state;
+	int		 i;
+
+	h->conf.max_rcpt = 3;
+	feeds(h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+	free(replies(h));
+	for (i = 0; i < 4; i++)
+		feeds(h, "RCPT TO:<a@b.test>\r\n");
+	expect(h, "250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n"
+	    "452 4.5.3 Error: too many recipients\r\n");
+}
+
+static void
+test_relay_failure(void **state)
+{
+	struct harness	*h = *state;
+
+	feeds(h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\n"
+	    "DATA\r\n");
+	free(replies(h));
+	smtp_open_done(&h->s, -1);
+	expect(h, "451 4.3.0 Error: queue unavailable, try again later\r\n");
+	feeds(h, "DATA\r\n");
+	smtp_open_done(&h->s, memfd_create("t", 0));
+	feeds(h, "x\r\n.\r\n");
+	smtp_commit_done(&h->s, 0, "queue unavailable");
+	expect(h, "354 End data with <CR><LF>.<CR><LF>\r\n"
+	    "451 4.3.0 Error: queue unavailable\r\n");
+}
+
+static void
+test_drain(void **state)
+{
+	struct harness	*h = *state;
+
+	feeds(h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+	free(replies(h));
+	smtp_drain(&h->s);
+	/* A transaction is open: it may finish. */
+	assert_int_not_equal(h->s.state, SMTP_CLOSING);
+	feeds(h, "RSET\r\n");
+	expect(h, "250 2.0.0 Ok\r\n421 4.3.2 mx.test Service shutting "
+	    "down\r\n");
+	assert_int_equal(h->s.state, SMTP_CLOSING);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_greeting_and_helo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_ehlo_keywords, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_order_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_pipelined_transaction,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_smuggling_bare_lf, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_smuggling_bare_cr, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_data_limits, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_command_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_addresses, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_too_many_recipients, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_relay_failure, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
