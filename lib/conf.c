@@ -21,6 +21,13 @@ conf_defaults(struct smtpd_conf *c)
 	c->max_bad = DEFAULT_MAX_BAD;
 	c->timeout = DEFAULT_TIMEOUT;
 	c->max_size = DEFAULT_MAX_SIZE;
+	c->queue_lifetime = DEFAULT_QUEUE_LIFETIME;
+	c->queue_retry = DEFAULT_QUEUE_RETRY;
+	c->x_peer = 1;
+	c->upstream_port = 25;
+	c->upstream_tls = UPSTREAM_PLAIN;
+	c->upstream_verify = 1;
+	strcpy(c->upstream_host, "localhost");
 	if (gethostname(c->hostname, sizeof(c->hostname)) == -1 ||
 	    c->hostname[0] == '\0')
 		strcpy(c->hostname, "localhost");
@@ -50,10 +57,17 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->max_bad);
 	imsg_add_u32(&out, c->timeout);
 	imsg_add_u64(&out, c->max_size);
+	imsg_add_u32(&out, c->queue_lifetime);
+	imsg_add_u32(&out, c->queue_retry);
+	imsg_add_u32(&out, c->x_peer);
+	imsg_add_u32(&out, c->upstream_port);
+	imsg_add_u32(&out, c->upstream_tls);
+	imsg_add_u32(&out, c->upstream_verify);
 	imsg_add_str(&out, c->hostname);
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
 	imsg_add_str(&out, c->user);
+	imsg_add_str(&out, c->upstream_host);
 	return imsgbuf_queue(ib, &out);
 }
 
@@ -76,14 +90,24 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->max_bad) == -1 ||
 	    imsg_get_u32(imsg, &c->timeout) == -1 ||
 	    imsg_get_u64(imsg, &c->max_size) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_lifetime) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_retry) == -1 ||
+	    imsg_get_u32(imsg, &c->x_peer) == -1 ||
+	    imsg_get_u32(imsg, &c->upstream_port) == -1 ||
+	    imsg_get_u32(imsg, &c->upstream_tls) == -1 ||
+	    imsg_get_u32(imsg, &c->upstream_verify) == -1 ||
 	    imsg_get_str(imsg, c->hostname, sizeof(c->hostname)) == -1 ||
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
 	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
+	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
+	    -1 ||
 	    imsg_get_end(imsg) == -1)
 		return -1;
 	if (c->mode < MODE_DEBUG || c->mode > MODE_DELIVER ||
 	    c->max_sessions == 0 || c->max_rcpt == 0 || c->timeout == 0 ||
+	    c->upstream_port == 0 || c->upstream_port > 65535 ||
+	    c->upstream_tls > UPSTREAM_TLS || c->queue_retry == 0 ||
 	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
 		return -1;
 	return 0;

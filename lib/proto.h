@@ -65,17 +65,34 @@ struct smtpd_conf {
 	uint32_t	max_bad;
 	uint32_t	timeout;		/* seconds */
 	uint64_t	max_size;
+	uint32_t	queue_lifetime;		/* seconds */
+	uint32_t	queue_retry;		/* seconds, first retry */
+	uint32_t	x_peer;			/* add X-Peer: when relaying */
+	uint32_t	upstream_port;
+	uint32_t	upstream_tls;		/* UPSTREAM_PLAIN ... */
+	uint32_t	upstream_verify;
 	char		hostname[256];
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];
 	char		user[64];
+	char		upstream_host[256];
 };
+
+#define UPSTREAM_PLAIN		0
+#define UPSTREAM_STARTTLS	1
+#define UPSTREAM_TLS		2
+
+#define DEFAULT_QUEUE_LIFETIME	(4 * 86400)
+#define DEFAULT_QUEUE_RETRY	30
+#define QUEUE_RETRY_MAX		3600
 
 /*
  * imsg types.  Each has one sender and one receiver:
  *
- * parent -> child:   CONF, CONF_LISTENER (session), CONF_END, RELAY_CHANNEL,
- *                    STOP
+ * parent -> child:   CONF, CONF_LISTENER (session), CONF_DOMAIN, CONF_RCPT,
+ *                    CONF_NET, CONF_END, RELAY_CHANNEL, STOP
+ * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
+ *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
  * relay -> parent:   WORKER_BAD
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
@@ -96,6 +113,11 @@ enum imsg_type {
 	IMSG_MSG_OK,		/* peerid session id, str queue id */
 	IMSG_MSG_TEMPFAIL,	/* peerid session id, str reason */
 	IMSG_WORKER_BAD,	/* peerid channel id of a worker that lied */
+	IMSG_CONF_DOMAIN,	/* str: a relay-domains entry */
+	IMSG_CONF_RCPT,		/* str: a relay-recipients entry */
+	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
+	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
+	IMSG_POLICY_END,	/* nothing: the new policy is complete */
 	IMSG_MAX,
 };
 

@@ -43,44 +43,81 @@ die(const char *fmt, ...)
 	exit(1);
 }
 
-/* The configuration from the command line (SPEC section 3). */
-static void
-parent_configure(struct parent *p, const struct cmdline *cl)
+/*
+ * Read the configuration file (if any) into cf and lay the command line
+ * over it (SPEC section 3: command-line values override the file's).
+ * Returns the number of errors, printed to errs.
+ */
+int
+parent_load_conf(struct parent *p, struct conf_file *cf, FILE *errs)
 {
-	struct smtpd_conf	*c = &p->conf;
-	struct passwd		*pw;
-	struct stat		 st;
+	const struct cmdline	*cl = p->cmdline;
+	struct smtpd_conf	*c = &cf->conf;
 	long			 ncpu;
+	int			 errors = 0;
 
-	conf_defaults(c);
-	if (cl->conffile != NULL)
-		die("%s: configuration files are not supported by this "
-		    "version; configure with the command line", cl->conffile);
-	if (cl->mode != 0)
-		c->mode = cl->mode;
-	if (c->mode != MODE_DEBUG)
-		die("-c %s: only debug mode is available in this version",
-		    c->mode == MODE_RELAY ? "relay" : "deliver");
-	if (cl->max_size != 0)
-		c->max_size = cl->max_size;
-	c->smtputf8 = cl->smtputf8;
-	c->verbose = cl->verbose > 0;
-	c->foreground = cl->foreground;
 	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	c->workers = ncpu > 0 ? (uint32_t)ncpu : 1;
 	if (c->workers > PARENT_MAX_WORKERS)
 		c->workers = PARENT_MAX_WORKERS;
+	if (p->conffile != NULL &&
+	    (errors = conf_file_parse(cf, p->conffile, errs)) != 0)
+		return errors < 0 ? 1 : errors;
 	if (getenv("SMTPD_WORKERS") != NULL) {
 		const char *errstr;
 
 		c->workers = strtonum(getenv("SMTPD_WORKERS"), 1,
 		    PARENT_MAX_WORKERS, &errstr);
-		if (errstr != NULL)
-			die("SMTPD_WORKERS is %s", errstr);
+		if (errstr != NULL) {
+			fprintf(errs, "SMTPD_WORKERS is %s\n", errstr);
+			errors++;
+		}
 	}
+	if (cl->mode != 0)
+		c->mode = cl->mode;
+	if (cl->max_size != 0)
+		c->max_size = cl->max_size;
+	if (cl->smtputf8)
+		c->smtputf8 = 1;
+	c->verbose = cl->verbose > 0;
+	c->foreground = cl->foreground;
+	if (cl->have_listen) {
+		cf->nlisten = 1;
+		memset(&cf->listen[0], 0, sizeof(cf->listen[0]));
+		cf->listen[0].hp = cl->listen;
+	} else if (cf->nlisten == 0) {
+		cf->nlisten = 1;
+		memset(&cf->listen[0], 0, sizeof(cf->listen[0]));
+		strlcpy(cf->listen[0].hp.host, "localhost",
+		    sizeof(cf->listen[0].hp.host));
+		cf->listen[0].hp.port = 8025;
+	}
+	if (cl->have_remote) {
+		strlcpy(c->upstream_host, cl->remote.host,
+		    sizeof(c->upstream_host));
+		c->upstream_port = cl->remote.port;
+	}
+	if (cl->program[0] != '\0')
+		strlcpy(cf->deliver, cl->program, sizeof(cf->deliver));
+	if (c->mode == MODE_DELIVER && cf->deliver[0] == '\0') {
+		fprintf(errs, "deliver mode needs a program: -c deliver "
+		    "ADDRESS:PORT /path/to/program, or deliver in the "
+		    "configuration file\n");
+		errors++;
+	}
+	return errors;
+}
+
+/* Privilege separation settings: the user and the chroot directory. */
+static void
+parent_check_privsep(struct parent *p)
+{
+	struct smtpd_conf	*c = &p->conf;
+	struct passwd		*pw;
+	struct stat		 st;
 
 	c->drop_privs = 0;
-	if (cl->no_drop)
+	if (p->cmdline->no_drop)
 		return;
 	if (geteuid() != 0) {
 		fprintf(stderr, "smtpd: warning: not started as root: -n "
@@ -102,6 +139,19 @@ parent_configure(struct parent *p, const struct cmdline *cl)
 	    (st.st_mode & (S_IWGRP | S_IWOTH)))
 		die("chroot directory %s must be a directory owned by root "
 		    "and writable by nobody else", c->chroot);
+}
+
+static const char *
+mode_name(uint32_t mode)
+{
+	switch (mode) {
+	case MODE_RELAY:
+		return "relay";
+	case MODE_DELIVER:
+		return "deliver";
+	default:
+		return "debug";
+	}
 }
 
 /* Fork into the background with standard streams on /dev/null. */
@@ -185,35 +235,58 @@ int
 parent_main(struct cmdline *cl)
 {
 	struct parent	*p = &parent;
-	struct hostport	 hp;
 	char		 err[512];
 	ssize_t		 n;
 
-	parent_configure(p, cl);
+	struct conf_file	 cf;
+	unsigned int		 i;
+	int			 errors;
+
+	p->cmdline = cl;
+	if (cl->conffile != NULL)
+		p->conffile = cl->conffile;
+	else if (access(SMTPD_CONFFILE, F_OK) == 0)
+		p->conffile = SMTPD_CONFFILE;
+	conf_file_init(&cf);
+	if ((errors = parent_load_conf(p, &cf, stderr)) != 0) {
+		if (cl->check_only)
+			fprintf(stderr, "smtpd: %d error%s in the "
+			    "configuration\n", errors, errors == 1 ? "" : "s");
+		return 1;
+	}
 	if (cl->check_only) {
 		printf("configuration OK\n");
 		return 0;
 	}
+	p->conf = cf.conf;
+	p->policy = cf.policy;
+	if (p->conf.mode != MODE_DEBUG)
+		die("-c %s: only debug mode is available in this version",
+		    p->conf.mode == MODE_RELAY ? "relay" : "deliver");
+	if (cf.tls_cert[0] != '\0')
+		die("tls: TLS is not available in this version");
+	parent_check_privsep(p);
 	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)
 		die("cannot find my own binary: %s", strerror(errno));
 	p->self[n] = '\0';
 	p->argv_foreground = cl->foreground;
 	p->argv_verbose = cl->verbose > 0;
 
-	if (cl->have_listen)
-		hp = cl->listen;
-	else if (hostport_parse("localhost:8025", &hp, err, sizeof(err)) == -1)
-		die("%s", err);
-	if (listener_open(&p->listeners[0], &hp, err, sizeof(err)) == -1)
-		die("listen on %s", err);
-	p->nlisteners = 1;
+	for (i = 0; i < cf.nlisten; i++) {
+		if (listener_open(&p->listeners[i], &cf.listen[i].hp, err,
+		    sizeof(err)) == -1)
+			die("listen on %s", err);
+		p->listeners[i].flags = cf.listen[i].flags;
+	}
+	p->nlisteners = cf.nlisten;
 
 	if (!cl->foreground)
 		parent_daemonize();
 	log_init(cl->foreground, cl->verbose, "parent");
 	setproctitle("parent");
-	log_info("event=start version=%s mode=debug listen=%s workers=%u "
-	    "privsep=%s", SMTPD_VERSION, p->listeners[0].name,
+	log_info("event=start version=%s mode=%s listen=%s workers=%u "
+	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode),
+	    p->listeners[0].name,
 	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
 
 	ev_init();

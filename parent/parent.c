@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
+
 #include "conf.h"
 #include "log.h"
 #include "parent.h"
@@ -104,7 +106,8 @@ parent_startup(struct parent *p, struct child *c)
 	unsigned int	 i;
 	int		 fd;
 
-	if (conf_send(&c->ib, &p->conf) == -1)
+	if (conf_send(&c->ib, &p->conf) == -1 ||
+	    policy_send(&c->ib, &p->policy) == -1)
 		fatal("configuration to child");
 	if (c->role == ROLE_SESSION) {
 		for (i = 0; i < p->nlisteners; i++) {
@@ -397,14 +400,44 @@ parent_stop(struct parent *p)
 	parent_stop_progress(p);
 }
 
-/* SIGHUP: new workers take over; the old ones drain. */
+/*
+ * SIGHUP: read the configuration again; if it is good, new workers take
+ * over (the old ones drain) and the relay gets the new relay policy.
+ * The listeners stay as they are.
+ */
 void
 parent_reload(struct parent *p)
 {
-	struct child	*c;
-	uint32_t	 i;
+	struct conf_file	 cf;
+	struct child		*c, *relay;
+	struct imsg_out		 out;
+	uint32_t		 i, oldworkers = p->conf.workers;
 
 	log_info("event=reload");
+	conf_file_init(&cf);
+	if (parent_load_conf(p, &cf, stderr) != 0) {
+		log_warnx("event=reload result=failed reason=\"configuration "
+		    "errors, keeping the running one\"");
+		conf_file_free(&cf);
+		return;
+	}
+	/* What the relay and the slots were built for stays. */
+	cf.conf.workers = oldworkers;
+	cf.conf.mode = p->conf.mode;
+	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
+	p->conf = cf.conf;
+	policy_free(&p->policy);
+	p->policy = cf.policy;
+	policy_init(&cf.policy);
+	conf_file_free(&cf);
+
+	if ((relay = parent_relay(p)) != NULL) {
+		child_send_empty(relay, IMSG_POLICY_BEGIN);
+		if (policy_send(&relay->ib, &p->policy) == -1)
+			fatal("policy to relay");
+		imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
+		child_send(relay, &out);
+	}
 	for (c = p->children; c != NULL; c = c->next)
 		if (c->role == ROLE_SESSION && !c->retiring) {
 			c->retiring = 1;

@@ -7,11 +7,14 @@
 
 #include <sys/types.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "cmdline.h"
 #include "event.h"
 #include "imsg.h"
+#include "parse.h"
+#include "policy.h"
 #include "proto.h"
 
 #define PARENT_MAX_LISTENERS	32
@@ -50,6 +53,9 @@ struct listener {
 
 struct parent {
 	struct smtpd_conf	 conf;
+	struct policy		 policy;
+	const char		*conffile;	/* NULL: command line only */
+	struct cmdline		*cmdline;
 	char			 self[PATH_MAX];
 	int			 argv_foreground;
 	int			 argv_verbose;
@@ -73,5 +79,6 @@ struct child *parent_child_by_pid(struct parent *, pid_t);
 void	parent_stop(struct parent *);
 void	parent_reload(struct parent *);
 void	parent_stats(struct parent *);
+int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
 
 #endif

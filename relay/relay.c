@@ -20,12 +20,16 @@
 #include "debug.h"
 #include "event.h"
 #include "log.h"
+#include "policy.h"
 #include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
 
 static struct relay {
 	struct smtpd_conf	 conf;
+	struct policy		 policy;
+	struct policy		 next_policy;	/* being received (SIGHUP) */
+	int			 policy_loading;
 	struct imsgbuf		 parent;
 	struct channel		*channels;
 	uint64_t		 qid_base;
@@ -336,6 +340,28 @@ relay_parent_io(int fd, int events, void *arg)
 			relay_channel_add(imsg.hdr.peerid, imsg.fd);
 			imsg.fd = -1;
 			break;
+		case IMSG_POLICY_BEGIN:
+			if (imsg.datalen != 0 || relay.policy_loading)
+				fatalx("bad POLICY_BEGIN");
+			policy_init(&relay.next_policy);
+			relay.policy_loading = 1;
+			break;
+		case IMSG_CONF_DOMAIN:
+		case IMSG_CONF_RCPT:
+		case IMSG_CONF_NET:
+			if (!relay.policy_loading ||
+			    policy_recv(&relay.next_policy, &imsg) == -1)
+				fatalx("bad relay policy from the parent");
+			break;
+		case IMSG_POLICY_END:
+			if (imsg.datalen != 0 || !relay.policy_loading)
+				fatalx("bad POLICY_END");
+			policy_finish(&relay.next_policy);
+			policy_free(&relay.policy);
+			relay.policy = relay.next_policy;
+			relay.policy_loading = 0;
+			log_info("event=policy-reloaded");
+			break;
 		case IMSG_STOP:
 			/* Workers are gone; every commit was answered. */
 			log_debug("event=stop");
@@ -365,6 +391,12 @@ relay_startup(struct imsg *imsg, void *arg)
 		relay_channel_add(imsg->hdr.peerid, imsg->fd);
 		imsg->fd = -1;
 		break;
+	case IMSG_CONF_DOMAIN:
+	case IMSG_CONF_RCPT:
+	case IMSG_CONF_NET:
+		if (policy_recv(&relay.policy, imsg) == -1)
+			fatalx("bad relay policy from the parent");
+		break;
 	default:
 		fatalx("unexpected start-up message %u", imsg->hdr.type);
 	}
@@ -383,6 +415,7 @@ relay_main(void)
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");
 	log_init(relay.conf.foreground, relay.conf.verbose, "relay");
+	policy_finish(&relay.policy);
 	proc_nonblock(relay.parent.fd);
 	if (getentropy(&relay.qid_base, sizeof(relay.qid_base)) == -1)
 		fatal("getentropy");

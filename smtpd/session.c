@@ -188,6 +188,7 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port)
 	} while (s->id == 0 || session_find(w, s->id) != NULL);
 	s->fd = fd;
 	smtp_init(&s->smtp, &w->conf, &session_ops, s, ip, port);
+	s->smtp.policy = &w->policy;
 	ev_timer_set(&s->timer, session_timeout, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
 		log_warn("ev_add");

@@ -401,6 +401,28 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
 		return;
 	}
+	if (s->conf->mode == MODE_RELAY && s->policy != NULL) {
+		switch (policy_check_rcpt(s->policy, &a, s->peer_ip,
+		    s->authenticated)) {
+		case POLICY_ACCEPT:
+			break;
+		case POLICY_BAD_ROUTE:
+			log_info("event=rcpt-refused client=%s rcpt=<%s@%s> "
+			    "reason=routing-characters", s->peer_ip, a.local,
+			    a.domain);
+			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
+			    "@ are not accepted in addresses", a.local,
+			    a.domain);
+			return;
+		case POLICY_DENY:
+			log_info("event=rcpt-refused client=%s rcpt=<%s@%s> "
+			    "reason=relay-denied", s->peer_ip, a.local,
+			    a.domain);
+			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
+			    "denied", a.local, a.domain);
+			return;
+		}
+	}
 	if (s->nrcpt >= s->conf->max_rcpt) {
 		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;

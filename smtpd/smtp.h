@@ -14,6 +14,7 @@
 #include "addr.h"
 #include "buf.h"
 #include "linebuf.h"
+#include "policy.h"
 #include "proto.h"
 
 #define SMTP_INBUF_SIZE		4096
@@ -55,11 +56,13 @@ struct smtp_ops {
 
 struct smtp_session {
 	const struct smtpd_conf	*conf;
+	const struct policy	*policy;	/* relay guard, relay mode */
 	const struct smtp_ops	*ops;
 	void			*owner;
 	enum smtp_state		 state;
 	enum smtp_wait		 wait;
 	int			 esmtp;		/* EHLO: enhanced codes */
+	int			 authenticated;
 	int			 cmd_bare;	/* bare LF/CR in this command */
 	int			 draining;	/* daemon is stopping */
 	unsigned int		 errors;

@@ -450,6 +450,12 @@ worker_startup(struct imsg *imsg, void *arg)
 		worker_relay_set(w, imsg->fd);
 		imsg->fd = -1;
 		break;
+	case IMSG_CONF_DOMAIN:
+	case IMSG_CONF_RCPT:
+	case IMSG_CONF_NET:
+		if (policy_recv(&w->policy, imsg) == -1)
+			fatalx("bad relay policy from the parent");
+		break;
 	default:
 		fatalx("unexpected start-up message %u", imsg->hdr.type);
 	}
@@ -469,6 +475,7 @@ worker_main(void)
 	if (w->conf.mode == 0)
 		fatalx("no configuration from the parent");
 	log_init(w->conf.foreground, w->conf.verbose, "session");
+	policy_finish(&w->policy);
 	proc_nonblock(w->parent.fd);
 
 	maxfiles = w->conf.max_sessions * 2 + 64;

@@ -32,6 +32,7 @@ struct session {
 
 struct worker {
 	struct smtpd_conf	 conf;
+	struct policy		 policy;
 	struct imsgbuf		 parent;
 	struct imsgbuf		*relay;		/* NULL while there is none */
 	uint32_t		 relay_gen;

@@ -1,0 +1,679 @@
+/*
+ * smtpd.conf parser.  Line oriented: a keyword and its words; '#'
+ * starts a comment outside quotes; "double quotes" keep spaces, with \"
+ * and \\ as the only escapes; commas separate list items.  Every error
+ * is reported as "file:line: what", and parsing goes on to find more.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+
+#include "conf.h"
+#include "parse.h"
+
+struct parse_ctx {
+	struct conf_file	*cf;
+	const char		*file;
+	unsigned int		 line;
+	unsigned int		 errors;
+	FILE			*errs;
+};
+
+struct keyword {
+	const char	*name;
+	int		 min, max;	/* words after the keyword; -1: any */
+	int		 repeatable;
+	void		(*parse)(struct parse_ctx *, char **, int);
+};
+
+static void __attribute__((format(printf, 2, 3)))
+perr(struct parse_ctx *ctx, const char *fmt, ...)
+{
+	va_list	 ap;
+
+	fprintf(ctx->errs, "%s:%u: ", ctx->file, ctx->line);
+	va_start(ap, fmt);
+	vfprintf(ctx->errs, fmt, ap);
+	va_end(ap);
+	fputc('\n', ctx->errs);
+	ctx->errors++;
+}
+
+void
+conf_file_init(struct conf_file *cf)
+{
+	memset(cf, 0, sizeof(*cf));
+	conf_defaults(&cf->conf);
+	policy_init(&cf->policy);
+}
+
+void
+conf_file_free(struct conf_file *cf)
+{
+	policy_free(&cf->policy);
+}
+
+/* "30", "30s", "5m", "1h", "4d" in seconds; -1 if malformed or 0. */
+int
+parse_duration(const char *s, uint32_t *secs)
+{
+	char		*end;
+	unsigned long	 v, mult = 1;
+
+	if (!isdigit((unsigned char)*s))
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	switch (*end) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return -1;
+	}
+	if (*end != '\0' && end[1] != '\0')
+		return -1;
+	if (v == 0 || v > UINT32_MAX / mult)
+		return -1;
+	*secs = (uint32_t)(v * mult);
+	return 0;
+}
+
+/* A number in [min, max] or an error naming the keyword. */
+static int
+parse_num(struct parse_ctx *ctx, const char *kw, const char *s,
+    long long min, long long max, uint32_t *out)
+{
+	const char	*errstr = NULL;
+	long long	 v;
+
+	v = strtonum(s, min, max, &errstr);
+	if (errstr != NULL) {
+		perr(ctx, "%s: %s is %s (%lld to %lld)", kw, s, errstr, min,
+		    max);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int
+parse_path(struct parse_ctx *ctx, const char *kw, const char *s, char *out,
+    size_t len)
+{
+	if (s[0] != '/') {
+		perr(ctx, "%s: %s is not an absolute path", kw, s);
+		return -1;
+	}
+	if (strlcpy(out, s, len) >= len) {
+		perr(ctx, "%s: path too long", kw);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+valid_hostname(const char *s)
+{
+	size_t	 i, n = strlen(s);
+
+	if (n == 0 || n > 253)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '.')
+			return 0;
+	return 1;
+}
+
+static void
+kw_hostname(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (!valid_hostname(w[0]))
+		perr(ctx, "hostname: %s is not a host name", w[0]);
+	else
+		strlcpy(ctx->cf->conf.hostname, w[0],
+		    sizeof(ctx->cf->conf.hostname));
+}
+
+/* listen on ADDR [port N] [tls] [starttls-required] [auth] */
+static void
+kw_listen(struct parse_ctx *ctx, char **w, int n)
+{
+	struct conf_file	*cf = ctx->cf;
+	struct listen_conf	 l;
+	struct sockaddr_storage	 ss;
+	socklen_t		 slen;
+	uint32_t		 port = 25;
+	int			 i;
+
+	memset(&l, 0, sizeof(l));
+	if (strcmp(w[0], "on") != 0) {
+		perr(ctx, "listen: expected \"listen on ADDRESS\"");
+		return;
+	}
+	if (strlcpy(l.hp.host, w[1], sizeof(l.hp.host)) >= sizeof(l.hp.host)) {
+		perr(ctx, "listen: address too long");
+		return;
+	}
+	for (i = 2; i < n; i++) {
+		if (strcmp(w[i], "port") == 0 && i + 1 < n) {
+			if (parse_num(ctx, "listen port", w[++i], 1, 65535,
+			    &port) == -1)
+				return;
+		} else if (strcmp(w[i], "tls") == 0)
+			l.flags |= LISTEN_TLS;
+		else if (strcmp(w[i], "starttls-required") == 0)
+			l.flags |= LISTEN_STARTTLS_REQ;
+		else if (strcmp(w[i], "auth") == 0)
+			l.flags |= LISTEN_AUTH;
+		else {
+			perr(ctx, "listen: unknown option %s", w[i]);
+			return;
+		}
+	}
+	l.hp.port = (uint16_t)port;
+	if (hostport_sockaddr(&l.hp, &ss, &slen) == -1) {
+		perr(ctx, "listen: %s is not an IP address or localhost",
+		    w[1]);
+		return;
+	}
+	if ((l.flags & LISTEN_TLS) && (l.flags & LISTEN_STARTTLS_REQ)) {
+		perr(ctx, "listen: tls and starttls-required exclude each "
+		    "other");
+		return;
+	}
+	if (cf->nlisten == CONF_MAX_LISTEN) {
+		perr(ctx, "listen: more than %d listeners", CONF_MAX_LISTEN);
+		return;
+	}
+	cf->listen[cf->nlisten++] = l;
+}
+
+/* tls certificate PATH key PATH */
+static void
+kw_tls(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strcmp(w[0], "certificate") != 0 || strcmp(w[2], "key") != 0) {
+		perr(ctx, "tls: expected \"tls certificate FILE key FILE\"");
+		return;
+	}
+	parse_path(ctx, "tls certificate", w[1], ctx->cf->tls_cert,
+	    sizeof(ctx->cf->tls_cert));
+	parse_path(ctx, "tls key", w[3], ctx->cf->tls_key,
+	    sizeof(ctx->cf->tls_key));
+}
+
+static void
+kw_mode(struct parse_ctx *ctx, char **w, int n)
+{
+	int	 mode;
+
+	(void)n;
+	if ((mode = cmdline_mode(w[0])) == 0)
+		perr(ctx, "mode: %s is not debug, relay or deliver", w[0]);
+	else
+		ctx->cf->conf.mode = mode;
+}
+
+/* upstream HOST [port N] [plain|starttls|tls] [no-verify] */
+static void
+kw_upstream(struct parse_ctx *ctx, char **w, int n)
+{
+	struct smtpd_conf	*c = &ctx->cf->conf;
+	uint32_t		 port = 25;
+	int			 i;
+
+	if (!valid_hostname(w[0]) && strchr(w[0], ':') == NULL) {
+		perr(ctx, "upstream: %s is not a host name or address", w[0]);
+		return;
+	}
+	if (strlcpy(c->upstream_host, w[0], sizeof(c->upstream_host)) >=
+	    sizeof(c->upstream_host)) {
+		perr(ctx, "upstream: host name too long");
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		if (strcmp(w[i], "port") == 0 && i + 1 < n) {
+			if (parse_num(ctx, "upstream port", w[++i], 1, 65535,
+			    &port) == -1)
+				return;
+		} else if (strcmp(w[i], "plain") == 0)
+			c->upstream_tls = UPSTREAM_PLAIN;
+		else if (strcmp(w[i], "starttls") == 0)
+			c->upstream_tls = UPSTREAM_STARTTLS;
+		else if (strcmp(w[i], "tls") == 0)
+			c->upstream_tls = UPSTREAM_TLS;
+		else if (strcmp(w[i], "no-verify") == 0)
+			c->upstream_verify = 0;
+		else {
+			perr(ctx, "upstream: unknown option %s", w[i]);
+			return;
+		}
+	}
+	c->upstream_port = port;
+}
+
+static void
+kw_upstream_auth(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "upstream-auth", w[0], ctx->cf->upstream_auth,
+	    sizeof(ctx->cf->upstream_auth));
+}
+
+static void
+kw_upstream_ca(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "upstream-ca", w[0], ctx->cf->upstream_ca,
+	    sizeof(ctx->cf->upstream_ca));
+}
+
+static void
+kw_deliver(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (w[0][0] != '/')
+		perr(ctx, "deliver: the program must be an absolute path");
+	else if (strlcpy(ctx->cf->deliver, w[0], sizeof(ctx->cf->deliver)) >=
+	    sizeof(ctx->cf->deliver))
+		perr(ctx, "deliver: command too long");
+}
+
+static void
+kw_relay_domains(struct parse_ctx *ctx, char **w, int n)
+{
+	int	 i;
+
+	for (i = 0; i < n; i++)
+		if (policy_add_domain(&ctx->cf->policy, w[i]) == -1)
+			perr(ctx, "relay-domains: %s is not a domain", w[i]);
+}
+
+static void
+kw_relay_recipients(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "relay-recipients", w[0], ctx->cf->recipients,
+	    sizeof(ctx->cf->recipients));
+}
+
+static void
+kw_trusted_networks(struct parse_ctx *ctx, char **w, int n)
+{
+	struct netaddr	 na;
+	int		 i;
+
+	for (i = 0; i < n; i++) {
+		if (netaddr_parse(w[i], &na) == -1)
+			perr(ctx, "trusted-networks: %s is not an address or "
+			    "network (host bits must be zero)", w[i]);
+		else if (policy_add_net(&ctx->cf->policy, &na) == -1)
+			perr(ctx, "trusted-networks: out of memory");
+	}
+}
+
+static void
+kw_users(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "users", w[0], ctx->cf->users, sizeof(ctx->cf->users));
+}
+
+static void
+kw_user(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strlcpy(ctx->cf->conf.user, w[0], sizeof(ctx->cf->conf.user)) >=
+	    sizeof(ctx->cf->conf.user))
+		perr(ctx, "user: name too long");
+}
+
+static void
+kw_chroot(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "chroot", w[0], ctx->cf->conf.chroot,
+	    sizeof(ctx->cf->conf.chroot));
+}
+
+static void
+kw_queue(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_path(ctx, "queue", w[0], ctx->cf->conf.queue,
+	    sizeof(ctx->cf->conf.queue));
+}
+
+static void
+kw_workers(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_num(ctx, "workers", w[0], 1, 256, &ctx->cf->conf.workers);
+}
+
+static void
+kw_max_sessions(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_num(ctx, "max-sessions", w[0], 1, 100000,
+	    &ctx->cf->conf.max_sessions);
+}
+
+static void
+kw_max_per_ip(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_num(ctx, "max-sessions-per-ip", w[0], 0, 100000,
+	    &ctx->cf->conf.max_per_ip);
+}
+
+static void
+kw_max_size(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (parse_size(w[0], &ctx->cf->conf.max_size) == -1)
+		perr(ctx, "max-message-size: %s is not a size (bytes, or "
+		    "with K, M or G)", w[0]);
+}
+
+static void
+kw_max_rcpt(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_num(ctx, "max-recipients", w[0], 1, ENV_RCPT_MAX,
+	    &ctx->cf->conf.max_rcpt);
+}
+
+static void
+kw_duration(struct parse_ctx *ctx, const char *kw, const char *s,
+    uint32_t *out)
+{
+	if (parse_duration(s, out) == -1)
+		perr(ctx, "%s: %s is not a duration (30s, 5m, 1h, 4d)", kw, s);
+}
+
+static void
+kw_timeout(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	kw_duration(ctx, "timeout", w[0], &ctx->cf->conf.timeout);
+}
+
+static void
+kw_queue_lifetime(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	kw_duration(ctx, "queue-lifetime", w[0],
+	    &ctx->cf->conf.queue_lifetime);
+}
+
+static void
+kw_queue_retry(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	kw_duration(ctx, "queue-retry", w[0], &ctx->cf->conf.queue_retry);
+}
+
+static void
+kw_x_peer(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strcmp(w[0], "yes") == 0)
+		ctx->cf->conf.x_peer = 1;
+	else if (strcmp(w[0], "no") == 0)
+		ctx->cf->conf.x_peer = 0;
+	else
+		perr(ctx, "x-peer-header: expected yes or no");
+}
+
+static void
+kw_smtputf8(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strcmp(w[0], "yes") == 0)
+		ctx->cf->conf.smtputf8 = 1;
+	else if (strcmp(w[0], "no") == 0)
+		ctx->cf->conf.smtputf8 = 0;
+	else
+		perr(ctx, "smtputf8: expected yes or no");
+}
+
+static const struct keyword keywords[] = {
+	{ "hostname", 1, 1, 0, kw_hostname },
+	{ "listen", 2, 8, 1, kw_listen },
+	{ "tls", 4, 4, 0, kw_tls },
+	{ "mode", 1, 1, 0, kw_mode },
+	{ "upstream", 1, 5, 0, kw_upstream },
+	{ "upstream-auth", 1, 1, 0, kw_upstream_auth },
+	{ "upstream-ca", 1, 1, 0, kw_upstream_ca },
+	{ "deliver", 1, 1, 0, kw_deliver },
+	{ "relay-domains", 1, -1, 1, kw_relay_domains },
+	{ "relay-recipients", 1, 1, 0, kw_relay_recipients },
+	{ "trusted-networks", 1, -1, 1, kw_trusted_networks },
+	{ "users", 1, 1, 0, kw_users },
+	{ "user", 1, 1, 0, kw_user },
+	{ "chroot", 1, 1, 0, kw_chroot },
+	{ "queue", 1, 1, 0, kw_queue },
+	{ "workers", 1, 1, 0, kw_workers },
+	{ "max-sessions", 1, 1, 0, kw_max_sessions },
+	{ "max-sessions-per-ip", 1, 1, 0, kw_max_per_ip },
+	{ "max-message-size", 1, 1, 0, kw_max_size },
+	{ "max-recipients", 1, 1, 0, kw_max_rcpt },
+	{ "timeout", 1, 1, 0, kw_timeout },
+	{ "queue-lifetime", 1, 1, 0, kw_queue_lifetime },
+	{ "queue-retry", 1, 1, 0, kw_queue_retry },
+	{ "x-peer-header", 1, 1, 0, kw_x_peer },
+	{ "smtputf8", 1, 1, 0, kw_smtputf8 },
+};
+
+/*
+ * Split a line into words in place.  Returns the number of words, or
+ * -1 after reporting an unterminated quote or too many words.
+ */
+static int
+split_words(struct parse_ctx *ctx, char *line, char **words)
+{
+	char	*r = line, *wp;
+	int	 n = 0;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t' || *r == ',' || *r == '\r')
+			r++;
+		if (*r == '\0' || *r == '#')
+			return n;
+		if (n == CONF_WORDS_MAX) {
+			perr(ctx, "too many words");
+			return -1;
+		}
+		words[n++] = wp = r;
+		if (*r == '"') {
+			for (r++; *r != '"'; r++) {
+				if (*r == '\0') {
+					perr(ctx, "unterminated quote");
+					return -1;
+				}
+				if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+					r++;
+				*wp++ = *r;
+			}
+			r++;
+			if (*r != '\0' && *r != ' ' && *r != '\t' &&
+			    *r != ',' && *r != '#' && *r != '\r') {
+				perr(ctx, "text after a closing quote");
+				return -1;
+			}
+		} else {
+			while (*r != '\0' && *r != ' ' && *r != '\t' &&
+			    *r != ',' && *r != '#' && *r != '"' && *r != '\r')
+				*wp++ = *r++;
+			if (*r == '"') {
+				perr(ctx, "quote inside a word");
+				return -1;
+			}
+		}
+		if (*r == '#') {
+			*wp = '\0';
+			return n;
+		}
+		if (*r != '\0')
+			r++;
+		*wp = '\0';
+	}
+}
+
+static void
+parse_line(struct parse_ctx *ctx, char *line)
+{
+	char			*words[CONF_WORDS_MAX];
+	const struct keyword	*kw;
+	size_t			 i;
+	int			 n;
+
+	if ((n = split_words(ctx, line, words)) <= 0)
+		return;
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+		if (strcmp(words[0], keywords[i].name) == 0)
+			break;
+	if (i == sizeof(keywords) / sizeof(keywords[0])) {
+		perr(ctx, "unknown keyword %s", words[0]);
+		return;
+	}
+	kw = &keywords[i];
+	if (!kw->repeatable && (ctx->cf->seen & (1u << i))) {
+		perr(ctx, "%s given twice", kw->name);
+		return;
+	}
+	ctx->cf->seen |= 1u << i;
+	if (n - 1 < kw->min || (kw->max != -1 && n - 1 > kw->max)) {
+		perr(ctx, "%s: wrong number of arguments", kw->name);
+		return;
+	}
+	kw->parse(ctx, words + 1, n - 1);
+}
+
+/* Cross-keyword checks, once the whole file is read. */
+static void
+parse_finish(struct parse_ctx *ctx)
+{
+	struct conf_file	*cf = ctx->cf;
+
+	if (cf->conf.mode == MODE_DELIVER && cf->deliver[0] == '\0')
+		perr(ctx, "mode deliver needs a deliver program");
+	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0'))
+		perr(ctx, "tls needs both certificate and key");
+}
+
+/*
+ * Parse path into cf (initialised by conf_file_init).  Returns the
+ * number of errors printed to errs; -1 if the file cannot be read.
+ */
+int
+conf_file_parse(struct conf_file *cf, const char *path, FILE *errs)
+{
+	struct parse_ctx	 ctx;
+	char			 line[CONF_LINE_MAX + 2];
+	FILE			*f;
+	size_t			 len;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cf = cf;
+	ctx.file = path;
+	ctx.errs = errs;
+	if ((f = fopen(path, "re")) == NULL) {
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		ctx.line++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f)) {
+			perr(&ctx, "line longer than %d characters",
+			    CONF_LINE_MAX);
+			while (fgets(line, sizeof(line), f) != NULL &&
+			    strchr(line, '\n') == NULL)
+				;
+			continue;
+		}
+		if (memchr(line, '\0', len) != NULL) {
+			perr(&ctx, "NUL byte in line");
+			continue;
+		}
+		parse_line(&ctx, line);
+	}
+	if (ferror(f))
+		perr(&ctx, "read error");
+	fclose(f);
+	if (cf->recipients[0] != '\0' &&
+	    conf_recipients_load(&cf->policy, cf->recipients, errs) != 0)
+		ctx.errors++;
+	parse_finish(&ctx);
+	policy_finish(&cf->policy);
+	return (int)ctx.errors;
+}
+
+/*
+ * Read a relay-recipients file: one "user@domain" or "@domain" a line,
+ * '#' comments.  Returns the number of errors; -1 if it cannot be read.
+ */
+int
+conf_recipients_load(struct policy *p, const char *path, FILE *errs)
+{
+	struct parse_ctx	 ctx;
+	struct conf_file	 dummy;
+	char			 line[CONF_LINE_MAX + 2];
+	char			*words[CONF_WORDS_MAX];
+	FILE			*f;
+	size_t			 len;
+	int			 n;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cf = &dummy;
+	ctx.file = path;
+	ctx.errs = errs;
+	if ((f = fopen(path, "re")) == NULL) {
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		ctx.line++;
+		len = strlen(line);
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f)) {
+			perr(&ctx, "line too long");
+			break;
+		}
+		if ((n = split_words(&ctx, line, words)) <= 0)
+			continue;
+		if (n != 1)
+			perr(&ctx, "one address or @domain a line");
+		else if (policy_add_rcpt(p, words[0]) == -1)
+			perr(&ctx, "%s is not an address or @domain", words[0]);
+	}
+	fclose(f);
+	return (int)ctx.errors;
+}

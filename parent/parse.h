@@ -1,0 +1,47 @@
+/*
+ * The configuration file (SPEC section 4, smtpd.conf(5)).  Parsing has
+ * no side effects but the error lines it prints, so -t can run it and
+ * SIGHUP can try it before anything changes.
+ */
+#ifndef SMTPD_PARSE_H
+#define SMTPD_PARSE_H
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "cmdline.h"
+#include "policy.h"
+#include "proto.h"
+
+#define CONF_MAX_LISTEN		32
+#define CONF_LINE_MAX		4096
+#define CONF_WORDS_MAX		256
+#define CONF_DELIVER_MAX	1024
+
+struct listen_conf {
+	struct hostport	 hp;
+	uint32_t	 flags;		/* LISTEN_* */
+};
+
+struct conf_file {
+	struct smtpd_conf	 conf;
+	struct listen_conf	 listen[CONF_MAX_LISTEN];
+	unsigned int		 nlisten;
+	struct policy		 policy;
+	char			 tls_cert[PATH_MAX];
+	char			 tls_key[PATH_MAX];
+	char			 upstream_auth[PATH_MAX];
+	char			 upstream_ca[PATH_MAX];
+	char			 deliver[CONF_DELIVER_MAX];
+	char			 recipients[PATH_MAX];
+	char			 users[PATH_MAX];
+	unsigned int		 seen;		/* keywords given, a bit each */
+};
+
+void	conf_file_init(struct conf_file *);
+void	conf_file_free(struct conf_file *);
+int	conf_file_parse(struct conf_file *, const char *path, FILE *errs);
+int	conf_recipients_load(struct policy *, const char *path, FILE *errs);
+int	parse_duration(const char *, uint32_t *);
+
+#endif
