@@ -429,6 +429,8 @@ relay_main(void)
 
 	if (ev_add(relay.parent.fd, EV_READ, relay_parent_io, NULL) == -1)
 		fatal("ev_add parent");
+	/* Messages that came with the start-up ones are already read. */
+	relay_parent_io(relay.parent.fd, EV_READ, NULL);
 	ev_loop();
 	return 0;
 }

@@ -483,6 +483,8 @@ worker_main(void)
 
 	if (ev_add(w->parent.fd, EV_READ, worker_parent_io, w) == -1)
 		fatal("ev_add parent");
+	/* Messages that came with the start-up ones are already read. */
+	worker_parent_io(w->parent.fd, EV_READ, w);
 	for (i = 0; i < w->nlisteners; i++)
 		if (ev_add(w->listeners[i], EV_READ | EV_EXCLUSIVE,
 		    worker_accept, w) == -1)
