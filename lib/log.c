@@ -45,6 +45,9 @@ log_verbose(void)
 	return log_state.verbose;
 }
 
+static void	log_vwrite(int, const char *, va_list, const char *)
+		    __attribute__((format(printf, 2, 0)));
+
 /* Format one line and send it to its destination. */
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)

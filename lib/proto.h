@@ -94,7 +94,8 @@ struct smtpd_conf {
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
- * relay -> parent:   WORKER_BAD
+ * parent -> relay:   UPSTREAM_ADDRS
+ * relay -> parent:   WORKER_BAD, RESOLVE
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
  */
@@ -118,6 +119,8 @@ enum imsg_type {
 	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
 	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
 	IMSG_POLICY_END,	/* nothing: the new policy is complete */
+	IMSG_UPSTREAM_ADDRS,	/* u32 n, n sockaddrs: the upstream's */
+	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
 	IMSG_MAX,
 };
 

@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <grp.h>
 #include <seccomp.h>
@@ -38,10 +40,15 @@ static const int sandbox_session[] = {
 	SCMP_SYS(recvfrom), SCMP_SYS(pwrite64),
 };
 
-/* The relay: creates and reads spool files. */
+/* The relay: spool files, the queue, and upstream connections. */
 static const int sandbox_relay[] = {
-	SCMP_SYS(memfd_create), SCMP_SYS(dup), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
-	SCMP_SYS(ftruncate), SCMP_SYS(fsync), SCMP_SYS(fdatasync),
+	SCMP_SYS(memfd_create), SCMP_SYS(dup), SCMP_SYS(pread64),
+	SCMP_SYS(pwrite64), SCMP_SYS(ftruncate), SCMP_SYS(fsync),
+	SCMP_SYS(fdatasync), SCMP_SYS(openat), SCMP_SYS(renameat),
+	SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
+	SCMP_SYS(getdents64), SCMP_SYS(connect), SCMP_SYS(getsockopt),
+	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
+	SCMP_SYS(shutdown), SCMP_SYS(recvfrom),
 };
 
 #if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
@@ -83,8 +90,15 @@ sandbox_seccomp(enum proc_role role)
 	ALLOW(ctx, sandbox_common);
 	if (role == ROLE_SESSION)
 		ALLOW(ctx, sandbox_session);
-	else if (role == ROLE_RELAY)
+	else if (role == ROLE_RELAY) {
 		ALLOW(ctx, sandbox_relay);
+		/* Upstream connections: TCP over v4 or v6 and nothing else. */
+		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
+		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+		    SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0)
+			fatalx("seccomp_rule_add socket");
+	}
 #if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
 	ALLOW(ctx, sandbox_sanitizer);
 #endif

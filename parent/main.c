@@ -154,6 +154,31 @@ mode_name(uint32_t mode)
 	}
 }
 
+/*
+ * The queue directory: created if missing, owned by the unprivileged
+ * user, and by nobody else (the relay chroots into it).
+ */
+static void
+parent_check_queue(struct parent *p)
+{
+	struct smtpd_conf	*c = &p->conf;
+	struct stat		 st;
+
+	if (mkdir(c->queue, 0700) == -1 && errno != EEXIST)
+		die("queue directory %s: %s", c->queue, strerror(errno));
+	if (lstat(c->queue, &st) == -1)
+		die("queue directory %s: %s", c->queue, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die("queue directory %s is not a directory", c->queue);
+	if (c->drop_privs) {
+		if (chown(c->queue, c->uid, c->gid) == -1 ||
+		    chmod(c->queue, 0700) == -1)
+			die("queue directory %s: %s", c->queue,
+			    strerror(errno));
+	} else if (access(c->queue, R_OK | W_OK | X_OK) == -1)
+		die("queue directory %s: %s", c->queue, strerror(errno));
+}
+
 /* Fork into the background with standard streams on /dev/null. */
 static void
 parent_daemonize(void)
@@ -260,12 +285,13 @@ parent_main(struct cmdline *cl)
 	}
 	p->conf = cf.conf;
 	p->policy = cf.policy;
-	if (p->conf.mode != MODE_DEBUG)
-		die("-c %s: only debug mode is available in this version",
-		    p->conf.mode == MODE_RELAY ? "relay" : "deliver");
+	if (p->conf.mode == MODE_DELIVER)
+		die("-c deliver: deliver mode is not available in this version");
 	if (cf.tls_cert[0] != '\0')
 		die("tls: TLS is not available in this version");
 	parent_check_privsep(p);
+	if (p->conf.mode != MODE_DEBUG)
+		parent_check_queue(p);
 	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)
 		die("cannot find my own binary: %s", strerror(errno));
 	p->self[n] = '\0';

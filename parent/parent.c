@@ -54,8 +54,8 @@ parent_relay(struct parent *p)
 }
 
 /* Queue a message to a child and write what its socket takes. */
-static void
-child_send(struct child *c, struct imsg_out *out)
+void
+parent_child_send(struct child *c, struct imsg_out *out)
 {
 	if (imsgbuf_queue(&c->ib, out) == -1)
 		fatal("message to %s", role_name(c->role));
@@ -73,7 +73,7 @@ child_send_empty(struct child *c, uint32_t type)
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, type, 0, -1);
-	child_send(c, &out);
+	parent_child_send(c, &out);
 }
 
 /* A new socketpair between worker w and the relay, one end to each. */
@@ -92,9 +92,9 @@ parent_connect(struct parent *p, struct child *w)
 	}
 	w->channel = ++p->next_channel;
 	imsg_out_init(&out, IMSG_RELAY_CHANNEL, w->channel, sp[0]);
-	child_send(relay, &out);
+	parent_child_send(relay, &out);
 	imsg_out_init(&out, IMSG_RELAY_CHANNEL, w->channel, sp[1]);
-	child_send(w, &out);
+	parent_child_send(w, &out);
 }
 
 /* Send a child what it needs to start: configuration and descriptors. */
@@ -115,10 +115,12 @@ parent_startup(struct parent *p, struct child *c)
 				fatal("dup listener");
 			imsg_out_init(&out, IMSG_CONF_LISTENER, 0, fd);
 			imsg_add_u32(&out, p->listeners[i].flags);
-			child_send(c, &out);
+			parent_child_send(c, &out);
 		}
 		parent_connect(p, c);
 	} else {
+		if (p->conf.mode == MODE_RELAY)
+			parent_send_upstream(p, c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)
@@ -234,6 +236,13 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		    imsg_get_end(imsg) == -1 || load > p->conf.max_sessions)
 			break;
 		c->load = load;
+		return;
+	case IMSG_RESOLVE:
+		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
+		    imsg->datalen != 0)
+			break;
+		if (p->conf.mode == MODE_RELAY)
+			parent_send_upstream(p, c);
 		return;
 	case IMSG_WORKER_BAD:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
@@ -436,7 +445,7 @@ parent_reload(struct parent *p)
 		if (policy_send(&relay->ib, &p->policy) == -1)
 			fatal("policy to relay");
 		imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
-		child_send(relay, &out);
+		parent_child_send(relay, &out);
 	}
 	for (c = p->children; c != NULL; c = c->next)
 		if (c->role == ROLE_SESSION && !c->retiring) {

@@ -22,6 +22,7 @@
 #define RESPAWN_BACKOFF_MIN	250	/* ms, after a quick death */
 #define RESPAWN_BACKOFF_MAX	10000
 #define RESPAWN_QUICK_DEATH	1000	/* ms: died sooner than this */
+#define PARENT_UPSTREAM_ADDRS	8
 
 struct child {
 	struct child	*next;
@@ -80,5 +81,7 @@ void	parent_stop(struct parent *);
 void	parent_reload(struct parent *);
 void	parent_stats(struct parent *);
 int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
+void	parent_send_upstream(struct parent *, struct child *);
+void	parent_child_send(struct child *, struct imsg_out *);
 
 #endif

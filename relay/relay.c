@@ -14,11 +14,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
 #include <bsd/unistd.h>
+#include <time.h>
 
 #include "conf.h"
 #include "debug.h"
 #include "event.h"
+#include "forward.h"
 #include "log.h"
 #include "policy.h"
 #include "proc.h"
@@ -34,6 +37,8 @@ static struct relay {
 	struct channel		*channels;
 	uint64_t		 qid_base;
 	uint64_t		 qid_next;
+	struct pending		*pending;	/* commits for the next sync */
+	struct ev_timer		 commit_timer;
 } relay;
 
 static void	relay_channel_io(int, int, void *);
@@ -67,7 +72,10 @@ spool_drop(struct channel *ch, struct spool *sp)
 			*spp = sp->next;
 			break;
 		}
-	close(sp->fd);
+	if (sp->fd != -1)
+		close(sp->fd);
+	if (sp->id[0] != '\0')
+		queue_spool_discard(sp->id);
 	free(sp);
 	ch->nspools--;
 }
@@ -139,6 +147,7 @@ relay_open(struct channel *ch, struct imsg *imsg)
 {
 	struct spool	*sp;
 	struct imsg_out	 out;
+	char		 id[QUEUE_ID_LEN + 1];
 	int		 fd, dupfd;
 
 	if (imsg->datalen != 0 || imsg->fd != -1)
@@ -147,11 +156,21 @@ relay_open(struct channel *ch, struct imsg *imsg)
 		return -1;
 	if (ch->nspools >= relay.conf.max_sessions)
 		return -1;
-	fd = memfd_create("smtpd-spool", MFD_CLOEXEC);
+	if (relay.conf.mode == MODE_DEBUG) {
+		id[0] = '\0';
+		fd = memfd_create("smtpd-spool", MFD_CLOEXEC);
+	} else {
+		do {
+			queue_new_id(id);
+		} while ((fd = queue_spool_create(id)) == -1 &&
+		    errno == EEXIST);
+	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
 		log_warn("event=spool-create");
 		if (fd != -1)
 			close(fd);
+		if (id[0] != '\0')
+			queue_spool_discard(id);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "cannot create spool file");
 		return 0;
@@ -160,6 +179,7 @@ relay_open(struct channel *ch, struct imsg *imsg)
 		fatal("spool");
 	sp->session = imsg->hdr.peerid;
 	sp->fd = fd;
+	strlcpy(sp->id, id, sizeof(sp->id));
 	sp->next = ch->spools;
 	ch->spools = sp;
 	ch->nspools++;
@@ -193,14 +213,183 @@ relay_log_message(const char *qid, const struct envelope *env)
 	    (unsigned long long)env->size);
 }
 
-/* MSG_COMMIT: check the envelope against the file, deliver, answer. */
+/* Debug mode: print the message, then answer. */
+static void
+relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
+{
+	char	 qid[32];
+
+	relay_queue_id(qid, sizeof(qid));
+	relay_log_message(qid, env);
+	if (debug_print(sp->fd, env->peer_ip, stdout) == -1) {
+		log_warn("event=delivery queue_id=%s mode=debug result=tempfail",
+		    qid);
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
+		    "cannot print the message");
+	} else {
+		log_info("event=delivery queue_id=%s mode=debug result=printed",
+		    qid);
+		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
+	}
+	spool_drop(ch, sp);
+}
+
+/* Every recipient must pass the relay guard here too: a worker lies. */
+static int
+relay_recheck(const struct envelope *env)
+{
+	struct mailaddr	 a;
+	char		 path[ADDR_PATH_MAX + 3];
+	size_t		 used;
+	uint32_t	 i;
+	int		 n;
+
+	if (relay.conf.mode != MODE_RELAY)
+		return 0;
+	for (i = 0; i < env->nrcpt; i++) {
+		n = snprintf(path, sizeof(path), "<%s>", env->rcpts[i]);
+		if (n < 0 || (size_t)n >= sizeof(path) ||
+		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK ||
+		    policy_check_rcpt(&relay.policy, &a, env->peer_ip,
+		    (env->flags & ENV_F_AUTH) != 0) != POLICY_ACCEPT)
+			return -1;
+	}
+	return 0;
+}
+
+/* A queue entry for a checked envelope. */
+static struct qmsg *
+relay_qmsg(const struct spool *sp, const struct envelope *env)
+{
+	struct qmsg	*m;
+	uint32_t	 i;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (m->rcpts = calloc(env->nrcpt, sizeof(*m->rcpts))) == NULL) {
+		free(m);
+		return NULL;
+	}
+	strlcpy(m->id, sp->id, sizeof(m->id));
+	strlcpy(m->peer_ip, env->peer_ip, sizeof(m->peer_ip));
+	m->peer_port = env->peer_port;
+	strlcpy(m->helo, env->helo, sizeof(m->helo));
+	strlcpy(m->from, env->mail_from, sizeof(m->from));
+	m->size = env->size;
+	m->flags = env->flags;
+	m->created = m->next_try = (int64_t)time(NULL);
+	m->nrcpt = env->nrcpt;
+	for (i = 0; i < env->nrcpt; i++) {
+		strlcpy(m->rcpts[i].addr, env->rcpts[i],
+		    sizeof(m->rcpts[i].addr));
+		m->rcpts[i].state = RCPT_PENDING;
+	}
+	return m;
+}
+
+static struct channel *
+channel_find(uint32_t id)
+{
+	struct channel	*ch;
+
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		if (ch->id == id)
+			return ch;
+	return NULL;
+}
+
+/*
+ * Group commit: every message committed in this round of the event loop
+ * shares one sync of the queue directory, and no 250 goes out before
+ * the sync that covers its message has returned.
+ */
+static void
+relay_commit_flush(void *arg)
+{
+	struct pending	*p, *next, *done = NULL;
+	struct channel	*ch;
+	int		 synced;
+
+	(void)arg;
+	for (p = relay.pending; p != NULL; p = next) {
+		next = p->next;
+		if (queue_commit(p->msg, p->fd) == -1) {
+			queue_spool_discard(p->msg->id);
+			if ((ch = channel_find(p->channel)) != NULL)
+				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
+				    "queue write error");
+			close(p->fd);
+			qmsg_free(p->msg);
+			free(p);
+			continue;
+		}
+		p->next = done;
+		done = p;
+	}
+	relay.pending = NULL;
+	synced = done != NULL && queue_sync() == 0;
+	for (p = done; p != NULL; p = next) {
+		next = p->next;
+		close(p->fd);
+		ch = channel_find(p->channel);
+		if (!synced) {
+			queue_remove(p->msg);
+			if (ch != NULL)
+				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
+				    "queue sync error");
+			qmsg_free(p->msg);
+		} else {
+			log_info("event=queued queue_id=%s", p->msg->id);
+			if (ch != NULL)
+				channel_reply(ch, IMSG_MSG_OK, p->session,
+				    p->msg->id);
+			forward_add(p->msg);
+		}
+		free(p);
+	}
+}
+
+/* Relay mode: queue the message; the answer waits for the sync. */
+static int
+relay_commit_queue(struct channel *ch, struct spool *sp,
+    struct envelope *env)
+{
+	struct pending	*p;
+	struct qmsg	*m;
+
+	if (relay_recheck(env) == -1)
+		return -1;
+	if ((m = relay_qmsg(sp, env)) == NULL ||
+	    (p = calloc(1, sizeof(*p))) == NULL) {
+		qmsg_free(m);
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
+		    "out of memory");
+		spool_drop(ch, sp);
+		return 0;
+	}
+	relay_log_message(m->id, env);
+	p->channel = ch->id;
+	p->session = sp->session;
+	p->msg = m;
+	/* The pending commit owns the file now. */
+	p->fd = sp->fd;
+	sp->fd = -1;
+	sp->id[0] = '\0';
+	spool_drop(ch, sp);
+	p->next = relay.pending;
+	relay.pending = p;
+	if (!ev_timer_pending(&relay.commit_timer))
+		ev_timer_add(&relay.commit_timer, 0);
+	return 0;
+}
+
+/* MSG_COMMIT: check the envelope against the file, then deliver or queue. */
 static int
 relay_commit(struct channel *ch, struct imsg *imsg)
 {
 	struct envelope	 env;
 	struct spool	*sp;
 	struct stat	 st;
-	char		 qid[32];
+	int		 rc = 0;
 
 	if (imsg->fd != -1 ||
 	    (sp = spool_find(ch, imsg->hdr.peerid)) == NULL)
@@ -212,24 +401,12 @@ relay_commit(struct channel *ch, struct imsg *imsg)
 		envelope_free(&env);
 		return -1;
 	}
-	relay_queue_id(qid, sizeof(qid));
-	relay_log_message(qid, &env);
-	if (log_verbose())
-		log_debug("event=envelope queue_id=%s from=<%s> nrcpt=%u",
-		    qid, env.mail_from, env.nrcpt);
-	if (debug_print(sp->fd, env.peer_ip, stdout) == -1) {
-		log_warn("event=delivery queue_id=%s mode=debug result=tempfail",
-		    qid);
-		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
-		    "cannot print the message");
-	} else {
-		log_info("event=delivery queue_id=%s mode=debug result=printed",
-		    qid);
-		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
-	}
-	spool_drop(ch, sp);
+	if (relay.conf.mode == MODE_DEBUG)
+		relay_commit_debug(ch, sp, &env);
+	else
+		rc = relay_commit_queue(ch, sp, &env);
 	envelope_free(&env);
-	return 0;
+	return rc;
 }
 
 /* MSG_ABORT: the session dropped its message. */
@@ -311,6 +488,39 @@ relay_channel_add(uint32_t id, int fd)
 	log_debug("event=channel-open channel=%u", id);
 }
 
+/* The upstream's addresses, as the parent resolved them. */
+static void
+relay_upstream_addrs(struct imsg *imsg)
+{
+	struct sockaddr_storage	 ss[FWD_MAX_ADDRS];
+	socklen_t		 lens[FWD_MAX_ADDRS];
+	uint32_t		 i, n;
+
+	if (imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
+		fatalx("bad UPSTREAM_ADDRS");
+	for (i = 0; i < n; i++)
+		if (imsg_get_sa(imsg, &ss[i], &lens[i]) == -1)
+			fatalx("bad UPSTREAM_ADDRS");
+	if (imsg_get_end(imsg) == -1)
+		fatalx("bad UPSTREAM_ADDRS");
+	forward_set_addrs(ss, lens, n);
+}
+
+/* Ask the parent to resolve the upstream again (after a failure). */
+static void
+relay_resolve(void)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_RESOLVE, 0, -1);
+	if (imsgbuf_queue(&relay.parent, &out) == -1)
+		fatal("parent channel");
+	if (imsgbuf_write(&relay.parent) == -1)
+		fatal("write to parent");
+	if (imsgbuf_pending(&relay.parent))
+		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+}
+
 static void
 relay_parent_io(int fd, int events, void *arg)
 {
@@ -339,6 +549,9 @@ relay_parent_io(int fd, int events, void *arg)
 				fatalx("bad RELAY_CHANNEL");
 			relay_channel_add(imsg.hdr.peerid, imsg.fd);
 			imsg.fd = -1;
+			break;
+		case IMSG_UPSTREAM_ADDRS:
+			relay_upstream_addrs(&imsg);
 			break;
 		case IMSG_POLICY_BEGIN:
 			if (imsg.datalen != 0 || relay.policy_loading)
@@ -397,8 +610,26 @@ relay_startup(struct imsg *imsg, void *arg)
 		if (policy_recv(&relay.policy, imsg) == -1)
 			fatalx("bad relay policy from the parent");
 		break;
+	case IMSG_UPSTREAM_ADDRS:
+		relay_upstream_addrs(imsg);
+		break;
 	default:
 		fatalx("unexpected start-up message %u", imsg->hdr.type);
+	}
+}
+
+/* Load what a previous run left in the queue. */
+static void
+relay_queue_resume(void)
+{
+	struct qmsg	*m, *next;
+	unsigned int	 count;
+
+	m = queue_load(&count);
+	log_info("event=queue-loaded messages=%u", count);
+	for (; m != NULL; m = next) {
+		next = m->next;
+		forward_add(m);
 	}
 }
 
@@ -407,10 +638,12 @@ int
 relay_main(void)
 {
 	unsigned int	 maxfiles;
+	const char	*root;
 
 	setproctitle("relay");
 	imsgbuf_init(&relay.parent, PROC_PARENT_FD);
 	ev_init();
+	ev_timer_set(&relay.commit_timer, relay_commit_flush, NULL);
 	proc_read_startup(&relay.parent, relay_startup, NULL);
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");
@@ -422,15 +655,25 @@ relay_main(void)
 	/* Standard output is the debug mode's output: block-buffered. */
 	setvbuf(stdout, NULL, _IOFBF, 65536);
 
+	root = relay.conf.chroot;
+	if (relay.conf.mode != MODE_DEBUG) {
+		if (queue_open(relay.conf.queue) == -1)
+			fatalx("cannot use the queue %s", relay.conf.queue);
+		/* The queue is all the relay may see. */
+		root = relay.conf.queue;
+		forward_init(&relay.conf, relay_resolve);
+	}
 	maxfiles = relay.conf.max_sessions * (relay.conf.workers + 1) + 64;
 	if (maxfiles > 65536)
 		maxfiles = 65536;
-	sandbox_enter(ROLE_RELAY, &relay.conf, relay.conf.chroot, maxfiles);
+	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
 
 	if (ev_add(relay.parent.fd, EV_READ, relay_parent_io, NULL) == -1)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
 	relay_parent_io(relay.parent.fd, EV_READ, NULL);
+	if (relay.conf.mode != MODE_DEBUG)
+		relay_queue_resume();
 	ev_loop();
 	return 0;
 }

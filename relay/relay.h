@@ -10,11 +10,22 @@
 
 #include "imsg.h"
 #include "proto.h"
+#include "queue.h"
 
 struct spool {
 	struct spool	*next;
 	uint32_t	 session;
 	int		 fd;
+	char		 id[QUEUE_ID_LEN + 1];	/* "" for a memfd */
+};
+
+/* A commit waiting for the next group sync of the queue. */
+struct pending {
+	struct pending	*next;
+	uint32_t	 channel;
+	uint32_t	 session;
+	int		 fd;
+	struct qmsg	*msg;
 };
 
 struct channel {

@@ -1,0 +1,53 @@
+/*
+ * Resolution of the upstream's name, in the parent: the relay is
+ * sandboxed and makes no DNS query of its own.  This is the only name
+ * smtpd ever looks up (SPEC section 9).
+ */
+#include <sys/socket.h>
+#include <netdb.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "parent.h"
+
+/*
+ * Send the relay the addresses of the upstream (none if resolution
+ * failed: the relay will ask again).
+ */
+void
+parent_send_upstream(struct parent *p, struct child *relay)
+{
+	struct addrinfo	 hints, *res, *ai;
+	struct imsg_out	 out;
+	char		 port[8];
+	uint32_t	 n = 0;
+	int		 rc;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	snprintf(port, sizeof(port), "%u", p->conf.upstream_port);
+	rc = getaddrinfo(p->conf.upstream_host, port, &hints, &res);
+	if (rc != 0) {
+		log_warnx("event=resolve-failed upstream=%s reason=\"%s\"",
+		    p->conf.upstream_host, gai_strerror(rc));
+		res = NULL;
+	}
+	for (ai = res; ai != NULL && n < PARENT_UPSTREAM_ADDRS;
+	    ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+			n++;
+	imsg_out_init(&out, IMSG_UPSTREAM_ADDRS, 0, -1);
+	imsg_add_u32(&out, n);
+	for (ai = res; ai != NULL && n > 0; ai = ai->ai_next)
+		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
+			imsg_add_sa(&out, ai->ai_addr, ai->ai_addrlen);
+			n--;
+		}
+	if (res != NULL)
+		freeaddrinfo(res);
+	parent_child_send(relay, &out);
+}

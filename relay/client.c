@@ -1,0 +1,1108 @@
+/*
+ * The relay's ESMTP client (RFC 5321), one state machine per upstream
+ * connection on the relay's event loop.  Replies are read with the same
+ * strict line reader as the server side (CRLF only, bounded) and parsed
+ * by reply.c.  Commands are pipelined when the upstream offers it
+ * (RFC 2920: MAIL, every RCPT and DATA, then the replies in order); the
+ * message is streamed from the spool file a chunk at a time as the
+ * socket drains, dot-stuffed (RFC 5321 4.5.2), with the X-Peer header
+ * put at the end of the header block.  Every wait has a time-out.
+ *
+ * A callback may free the client: entry points count themselves in
+ * depth, and client_free() inside one only closes the connection and
+ * leaves the memory to the outermost entry point.
+ */
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "log.h"
+
+#define CLIENT_IN_SIZE		4096		/* reply bytes read at once */
+#define CLIENT_CHUNK		65536		/* spool bytes read at once */
+#define CLIENT_OUT_LOW		65536		/* refill below this */
+#define CLIENT_OUT_MAX		(4 * CLIENT_CHUNK)	/* output ceiling */
+#define CLIENT_HELO_MAX		255		/* RFC 5321 4.5.3.1.2 */
+#define CLIENT_PEER_MAX		64		/* an IP address literal */
+
+enum client_state {
+	CS_GREETING,		/* waiting for 220 */
+	CS_EHLO,
+	CS_HELO,
+	CS_IDLE,		/* ready for client_send() */
+	CS_LOCAL,		/* message refused here, done() pending */
+	CS_ENVELOPE,		/* MAIL, RCPT, DATA and their replies */
+	CS_BODY,		/* streaming the message */
+	CS_DOT,			/* waiting for the reply to the final dot */
+	CS_RSET,
+	CS_QUIT,
+	CS_FAILED,		/* connection closed, client unusable */
+};
+
+/* The message on its way out: prepend, then the spool file. */
+struct body {
+	char		*chunk;		/* CLIENT_CHUNK bytes while sending */
+	const char	*prep;		/* prepend not yet encoded */
+	size_t		 preplen;
+	off_t		 off;		/* next spool offset */
+	int		 peer;		/* X-Peer still to insert */
+	int		 hdr_bol;	/* after CRLF: an empty line may come */
+	int		 dot_bol;	/* after CR or LF: a dot gets stuffed */
+	int		 cr;		/* a CR held until its successor */
+	char		 last[2];	/* last two octets sent */
+	uint64_t	 nsent;
+};
+
+struct client {
+	int			 fd;
+	enum client_state	 state;
+	int			 depth;		/* entry points on the stack */
+	int			 dead;		/* freed while depth > 0 */
+	uint64_t		 timeout_ms;
+	char			 helo[CLIENT_HELO_MAX + 1];
+	int			 capa;
+	uint64_t		 size_limit;
+	client_ready_cb		 ready_cb;
+	void			*ready_arg;
+	client_done_cb		 done_cb;
+	void			*done_arg;
+	struct ev_timer		 timer;		/* the wait in progress */
+	struct ev_timer		 defer;		/* done() of CS_LOCAL */
+	struct linebuf		 lb;
+	struct reply_parser	 rp;
+	struct buf		 out;
+
+	/* The transaction. */
+	struct client_msg	 msg;
+	struct client_result	 res;
+	int			 decided;	/* res holds the outcome */
+	int			 pipelined;
+	uint32_t		 cmd_next;	/* 0 MAIL, 1..n RCPT, n+1 DATA */
+	uint32_t		 reply_next;	/* what the next reply answers */
+	int			 mail_ok;
+	uint32_t		 naccepted;
+	int			 dot_ignore;	/* dot sent only to end DATA */
+	struct body		 body;
+
+	uint8_t			 in[CLIENT_IN_SIZE];
+};
+
+static void	client_fail(struct client *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	client_destroy(struct client *);
+
+/* What a failure in each state was waiting for, for the text. */
+static const char *
+client_state_name(enum client_state s)
+{
+	switch (s) {
+	case CS_GREETING:
+		return "greeting";
+	case CS_EHLO:
+		return "EHLO";
+	case CS_HELO:
+		return "HELO";
+	case CS_IDLE:
+		return "idle";
+	case CS_LOCAL:
+		return "local";
+	case CS_ENVELOPE:
+		return "envelope";
+	case CS_BODY:
+		return "message";
+	case CS_DOT:
+		return "end of data";
+	case CS_RSET:
+		return "RSET";
+	case CS_QUIT:
+		return "QUIT";
+	case CS_FAILED:
+		break;
+	}
+	return "failed";
+}
+
+/* An entry point (event or timer) begins: the client stays allocated. */
+static void
+client_enter(struct client *c)
+{
+	c->depth++;
+}
+
+/* The entry point ends: free the client if a callback asked for it. */
+static void
+client_leave(struct client *c)
+{
+	if (--c->depth == 0 && c->dead)
+		client_destroy(c);
+}
+
+/* Whether processing should stop: the connection is gone. */
+static int
+client_gone(const struct client *c)
+{
+	return c->dead || c->fd == -1;
+}
+
+/* Arm the time-out of the wait we are in, or stop it when idle. */
+static void
+client_rearm(struct client *c)
+{
+	if (client_gone(c))
+		return;
+	if (c->state == CS_IDLE)
+		ev_timer_del(&c->timer);
+	else
+		ev_timer_add(&c->timer, c->timeout_ms);
+}
+
+/* Watch for writability only while there is something to write. */
+static void
+client_events(struct client *c)
+{
+	int	 events = EV_READ;
+
+	if (client_gone(c))
+		return;
+	if (buf_left(&c->out) > 0)
+		events |= EV_WRITE;
+	if (ev_mod(c->fd, events) == -1)
+		client_fail(c, "event registration failed");
+}
+
+/* Release what the message being sent holds. */
+static void
+client_body_free(struct client *c)
+{
+	free(c->body.chunk);
+	memset(&c->body, 0, sizeof(c->body));
+}
+
+/* Close the connection; the client object stays. */
+static void
+client_close(struct client *c)
+{
+	if (c->fd != -1) {
+		ev_del(c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+	ev_timer_del(&c->timer);
+	ev_timer_del(&c->defer);
+	buf_free(&c->out);
+	client_body_free(c);
+}
+
+/* Free everything, now. */
+static void
+client_destroy(struct client *c)
+{
+	client_close(c);
+	free(c->res.rcpt);
+	free(c);
+}
+
+/* Set the text of a recipient's result. */
+static void
+client_rcpt_set(struct client_rcpt_result *rr, int code, const char *text)
+{
+	rr->code = code;
+	snprintf(rr->text, sizeof(rr->text), "%s", text);
+}
+
+/*
+ * The overall result from the recipients' (see client.h): the reply
+ * that decided is the first recipient's whose class is the status.
+ */
+static void
+client_decide(struct client *c)
+{
+	struct client_result	*res = &c->res;
+	uint32_t		 i;
+	int			 cls, status = 5;
+
+	for (i = 0; i < c->msg.nrcpt; i++) {
+		cls = res->rcpt[i].code / 100;
+		if (cls == 2) {
+			status = 2;
+			break;
+		}
+		if (cls != 5)
+			status = 4;
+	}
+	res->status = status;
+	for (i = 0; i < c->msg.nrcpt; i++) {
+		cls = res->rcpt[i].code / 100;
+		if (cls == status || (status == 4 && cls != 2 && cls != 5)) {
+			res->code = res->rcpt[i].code;
+			snprintf(res->text, sizeof(res->text), "%s",
+			    res->rcpt[i].text);
+			break;
+		}
+	}
+	c->decided = 1;
+}
+
+/*
+ * The transaction is over: hand its result to done().  Input left over
+ * means the upstream said more than it was asked: its next replies
+ * could not be matched to our commands, so the connection goes.
+ */
+static void
+client_finish(struct client *c, int broken)
+{
+	struct client_result	 r;
+	client_done_cb		 cb = c->done_cb;
+	void			*arg = c->done_arg;
+
+	if (linebuf_pending(&c->lb) > 0 || c->rp.in_progress)
+		broken = 1;
+	r = c->res;
+	r.broken = broken;
+	memset(&c->res, 0, sizeof(c->res));
+	c->done_cb = NULL;
+	c->done_arg = NULL;
+	c->decided = 0;
+	client_body_free(c);
+	if (broken) {
+		client_close(c);
+		c->state = CS_FAILED;
+	} else {
+		c->state = CS_IDLE;
+		client_rearm(c);
+		client_events(c);
+		if (client_gone(c))
+			r.broken = 1;
+	}
+	if (cb != NULL)
+		cb(c, &r, arg);
+	free(r.rcpt);
+}
+
+/*
+ * The connection failed or the upstream broke the protocol: close it
+ * and tell whoever waits.  A transaction whose outcome was already
+ * known (say, failing in RSET) keeps that outcome.
+ */
+static void
+client_fail(struct client *c, const char *fmt, ...)
+{
+	char			 text[CLIENT_TEXT_MAX];
+	enum client_state	 prev = c->state;
+	client_ready_cb		 ready = c->ready_cb;
+	va_list			 ap;
+	uint32_t		 i;
+
+	if (prev == CS_FAILED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	client_close(c);
+	c->state = CS_FAILED;
+
+	switch (prev) {
+	case CS_GREETING:
+	case CS_EHLO:
+	case CS_HELO:
+		c->ready_cb = NULL;
+		if (ready != NULL)
+			ready(c, 0, text, c->ready_arg);
+		break;
+	case CS_LOCAL:
+	case CS_ENVELOPE:
+	case CS_BODY:
+	case CS_DOT:
+	case CS_RSET:
+		if (!c->decided) {
+			c->res.status = 4;
+			c->res.code = 0;
+			snprintf(c->res.text, sizeof(c->res.text), "%s", text);
+			for (i = 0; i < c->msg.nrcpt; i++)
+				client_rcpt_set(&c->res.rcpt[i], 0, text);
+		}
+		client_finish(c, 1);
+		break;
+	case CS_QUIT:
+		client_free(c);
+		break;
+	case CS_IDLE:
+		log_debug("upstream connection lost while idle: %s", text);
+		break;
+	case CS_FAILED:
+		break;
+	}
+}
+
+/* Queue one command line; the ceiling is never near, but check. */
+static int
+client_cmd(struct client *c, const char *fmt, ...)
+{
+	char	 line[1024];
+	va_list	 ap;
+	int	 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) ||
+	    buf_add(&c->out, line, (size_t)n) == -1) {
+		client_fail(c, "cannot queue command");
+		return -1;
+	}
+	return 0;
+}
+
+/* Send RSET to close a transaction the upstream still holds open. */
+static void
+client_rset(struct client *c)
+{
+	c->state = CS_RSET;
+	client_cmd(c, "RSET\r\n");
+}
+
+/* The size we announce (RFC 1870): spool, prepend and X-Peer line. */
+static uint64_t
+client_msg_size(const struct client_msg *m)
+{
+	uint64_t	 size = m->size;
+
+	if (m->prepend != NULL)
+		size += strlen(m->prepend);
+	if (m->x_peer_ip != NULL)
+		size += strlen("X-Peer: \r\n") + strlen(m->x_peer_ip);
+	return size;
+}
+
+/* Queue MAIL, RCPT and DATA: all of them when pipelining, else one. */
+static void
+client_envelope_queue(struct client *c)
+{
+	const struct client_msg	*m = &c->msg;
+	char			 size[32];
+	int			 rc;
+
+	while (c->state == CS_ENVELOPE && c->cmd_next <= m->nrcpt + 1 &&
+	    buf_left(&c->out) < CLIENT_OUT_LOW) {
+		if (!c->pipelined && c->cmd_next != c->reply_next)
+			break;
+		if (c->cmd_next == 0) {
+			size[0] = '\0';
+			if (c->capa & CAPA_SIZE)
+				snprintf(size, sizeof(size), " SIZE=%llu",
+				    (unsigned long long)client_msg_size(m));
+			rc = client_cmd(c, "MAIL FROM:<%s>%s%s%s\r\n",
+			    m->mail_from, size,
+			    (m->body_8bit && (c->capa & CAPA_8BITMIME)) ?
+			    " BODY=8BITMIME" : "",
+			    m->smtputf8 ? " SMTPUTF8" : "");
+		} else if (c->cmd_next <= m->nrcpt)
+			rc = client_cmd(c, "RCPT TO:<%s>\r\n",
+			    m->rcpts[c->cmd_next - 1]);
+		else
+			rc = client_cmd(c, "DATA\r\n");
+		if (rc == -1)
+			return;
+		c->cmd_next++;
+	}
+}
+
+/* Append n octets of the encoded message and remember the last two. */
+static int
+client_body_emit(struct client *c, const char *p, size_t n)
+{
+	struct body	*b = &c->body;
+
+	if (n == 0)
+		return 0;
+	if (buf_add(&c->out, p, n) == -1)
+		return -1;
+	if (n >= 2) {
+		b->last[0] = p[n - 2];
+		b->last[1] = p[n - 1];
+	} else {
+		b->last[0] = b->last[1];
+		b->last[1] = p[0];
+	}
+	b->nsent += n;
+	return 0;
+}
+
+/* The X-Peer header, once, where the header block ends. */
+static int
+client_body_peer(struct client *c)
+{
+	const char	*ip = c->msg.x_peer_ip;
+
+	c->body.peer = 0;
+	if (client_body_emit(c, "X-Peer: ", 8) == -1 ||
+	    client_body_emit(c, ip, strlen(ip)) == -1 ||
+	    client_body_emit(c, "\r\n", 2) == -1)
+		return -1;
+	return 0;
+}
+
+/*
+ * Encode n octets of the message.  A dot after a CR or LF, or first, is
+ * doubled (RFC 5321 4.5.2): after any line end a lenient upstream might
+ * see, not only CRLF, so that no spool content can end the data early.
+ * A CR is held until the next octet tells whether it ends an empty line
+ * (CRLF right after CRLF), before which X-Peer goes, as in debug mode.
+ */
+static int
+client_body_encode(struct client *c, const char *p, size_t n)
+{
+	struct body	*b = &c->body;
+	size_t		 i, start = 0;
+
+	for (i = 0; i < n; i++) {
+		if (b->cr) {
+			b->cr = 0;
+			if (p[i] == '\n') {
+				if (b->peer && b->hdr_bol &&
+				    client_body_peer(c) == -1)
+					return -1;
+				if (client_body_emit(c, "\r\n", 2) == -1)
+					return -1;
+				b->hdr_bol = b->dot_bol = 1;
+				start = i + 1;
+				continue;
+			}
+			if (client_body_emit(c, "\r", 1) == -1)
+				return -1;
+			b->hdr_bol = 0;
+			b->dot_bol = 1;
+		}
+		if (p[i] == '\r') {
+			if (client_body_emit(c, p + start, i - start) == -1)
+				return -1;
+			b->cr = 1;
+			start = i + 1;
+			continue;
+		}
+		if (p[i] == '.' && b->dot_bol) {
+			if (client_body_emit(c, p + start, i - start) == -1 ||
+			    client_body_emit(c, ".", 1) == -1)
+				return -1;
+			start = i;
+		}
+		b->dot_bol = p[i] == '\n';
+		b->hdr_bol = 0;
+	}
+	return client_body_emit(c, p + start, n - start);
+}
+
+/*
+ * The end of the message: a last line without CRLF gets one, X-Peer
+ * goes after the last line when there was no empty line, then the dot.
+ */
+static int
+client_body_end(struct client *c)
+{
+	struct body	*b = &c->body;
+
+	if (b->cr) {
+		b->cr = 0;
+		if (client_body_emit(c, "\r", 1) == -1)
+			return -1;
+	}
+	if (b->nsent > 0 && (b->last[0] != '\r' || b->last[1] != '\n') &&
+	    client_body_emit(c, "\r\n", 2) == -1)
+		return -1;
+	if (b->peer && client_body_peer(c) == -1)
+		return -1;
+	return buf_add(&c->out, ".\r\n", 3);
+}
+
+/*
+ * Top the output up to CLIENT_OUT_LOW from the prepend and the spool;
+ * at the end of the spool queue the dot and wait for the reply.  One
+ * chunk encodes to at most 1.5 times its size plus X-Peer, so the
+ * buffer stays under its ceiling.
+ */
+static void
+client_body_fill(struct client *c)
+{
+	struct body	*b = &c->body;
+	size_t		 n;
+	ssize_t		 r;
+
+	while (c->state == CS_BODY && buf_left(&c->out) < CLIENT_OUT_LOW) {
+		if (b->preplen > 0) {
+			n = b->preplen < CLIENT_CHUNK ? b->preplen :
+			    CLIENT_CHUNK;
+			if (client_body_encode(c, b->prep, n) == -1)
+				goto full;
+			b->prep += n;
+			b->preplen -= n;
+			continue;
+		}
+		r = pread(c->msg.spool_fd, b->chunk, CLIENT_CHUNK, b->off);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r == -1) {
+			client_fail(c, "spool read: %s", strerror(errno));
+			return;
+		}
+		if (r == 0) {
+			if (client_body_end(c) == -1)
+				goto full;
+			client_body_free(c);
+			c->state = CS_DOT;
+			return;
+		}
+		b->off += r;
+		if (client_body_encode(c, b->chunk, (size_t)r) == -1)
+			goto full;
+	}
+	return;
+
+full:
+	client_fail(c, "cannot queue message data");
+}
+
+/* DATA got 354: start streaming the message. */
+static void
+client_body_start(struct client *c)
+{
+	struct body	*b = &c->body;
+
+	client_body_free(c);
+	if ((b->chunk = malloc(CLIENT_CHUNK)) == NULL) {
+		client_fail(c, "out of memory");
+		return;
+	}
+	b->prep = c->msg.prepend != NULL ? c->msg.prepend : "";
+	b->preplen = strlen(b->prep);
+	b->peer = c->msg.x_peer_ip != NULL;
+	b->hdr_bol = b->dot_bol = 1;
+	c->state = CS_BODY;
+	client_body_fill(c);
+}
+
+/* Reply to MAIL, to one RCPT, or to DATA, in the order sent. */
+static void
+client_envelope_reply(struct client *c, const struct smtp_reply *r)
+{
+	struct client_result	*res = &c->res;
+	uint32_t		 k = c->reply_next++, n = c->msg.nrcpt, i;
+	int			 cls = r->code / 100;
+
+	if (k == 0) {
+		if (cls == 2)
+			c->mail_ok = 1;
+		else if (cls == 4 || cls == 5) {
+			/* A refused MAIL is every recipient's answer. */
+			for (i = 0; i < n; i++)
+				client_rcpt_set(&res->rcpt[i], r->code,
+				    r->text);
+			if (!c->pipelined) {
+				client_decide(c);
+				client_rset(c);
+				return;
+			}
+		} else {
+			client_fail(c, "unexpected reply to MAIL: %d %s",
+			    r->code, r->text);
+			return;
+		}
+	} else if (k <= n) {
+		if (cls != 2 && cls != 4 && cls != 5) {
+			client_fail(c, "unexpected reply to RCPT: %d %s",
+			    r->code, r->text);
+			return;
+		}
+		if (c->mail_ok) {
+			client_rcpt_set(&res->rcpt[k - 1], r->code, r->text);
+			if (cls == 2)
+				c->naccepted++;
+		}
+		if (!c->pipelined && k == n && c->naccepted == 0) {
+			client_decide(c);
+			client_rset(c);
+			return;
+		}
+	} else {
+		if (r->code == 354) {
+			if (c->mail_ok && c->naccepted > 0) {
+				client_body_start(c);
+				return;
+			}
+			/*
+			 * RFC 2920 3.1: DATA should have been refused with
+			 * nobody to send to.  End it empty; the reply to that
+			 * does not matter.
+			 */
+			client_decide(c);
+			c->dot_ignore = 1;
+			c->state = CS_DOT;
+			client_cmd(c, ".\r\n");
+			return;
+		}
+		if (cls != 4 && cls != 5) {
+			client_fail(c, "unexpected reply to DATA: %d %s",
+			    r->code, r->text);
+			return;
+		}
+		if (c->mail_ok)
+			for (i = 0; i < n; i++)
+				if (res->rcpt[i].code / 100 == 2)
+					client_rcpt_set(&res->rcpt[i],
+					    r->code, r->text);
+		client_decide(c);
+		client_rset(c);
+		return;
+	}
+	client_envelope_queue(c);
+}
+
+/* Reply to the final dot: it decides for the accepted recipients. */
+static void
+client_dot_reply(struct client *c, const struct smtp_reply *r)
+{
+	struct client_result	*res = &c->res;
+	uint32_t		 i;
+	int			 cls = r->code / 100;
+
+	if (c->dot_ignore) {
+		c->dot_ignore = 0;
+		client_finish(c, 0);
+		return;
+	}
+	if (cls != 2 && cls != 4 && cls != 5) {
+		client_fail(c, "unexpected reply to end of data: %d %s",
+		    r->code, r->text);
+		return;
+	}
+	for (i = 0; i < c->msg.nrcpt; i++)
+		if (res->rcpt[i].code / 100 == 2)
+			client_rcpt_set(&res->rcpt[i], r->code, r->text);
+	client_decide(c);
+	client_finish(c, 0);
+}
+
+/* The greeting or the reply to EHLO or HELO. */
+static void
+client_session_reply(struct client *c, const struct smtp_reply *r)
+{
+	client_ready_cb	 ready;
+
+	switch (c->state) {
+	case CS_GREETING:
+		if (r->code != 220) {
+			client_fail(c, "greeting: %d %s", r->code, r->text);
+			return;
+		}
+		c->state = CS_EHLO;
+		client_cmd(c, "EHLO %s\r\n", c->helo);
+		return;
+	case CS_EHLO:
+		if (r->code / 100 == 5) {
+			/* RFC 5321 4.1.4: an old server; try HELO. */
+			c->state = CS_HELO;
+			client_cmd(c, "HELO %s\r\n", c->helo);
+			return;
+		}
+		if (r->code != 250) {
+			client_fail(c, "EHLO: %d %s", r->code, r->text);
+			return;
+		}
+		c->capa = (r->capa & ~CAPA_ESMTP) | CAPA_ESMTP;
+		c->size_limit = r->size_limit;
+		break;
+	default:
+		if (r->code != 250) {
+			client_fail(c, "HELO: %d %s", r->code, r->text);
+			return;
+		}
+		c->capa = 0;
+		c->size_limit = 0;
+		break;
+	}
+	c->state = CS_IDLE;
+	client_rearm(c);
+	ready = c->ready_cb;
+	c->ready_cb = NULL;
+	if (ready != NULL)
+		ready(c, 1, r->text, c->ready_arg);
+}
+
+/* A whole reply arrived: what it answers depends on the state. */
+static void
+client_reply(struct client *c, const struct smtp_reply *r)
+{
+	switch (c->state) {
+	case CS_GREETING:
+	case CS_EHLO:
+	case CS_HELO:
+		client_session_reply(c, r);
+		break;
+	case CS_ENVELOPE:
+		client_envelope_reply(c, r);
+		break;
+	case CS_DOT:
+		if (buf_left(&c->out) > 0)
+			client_fail(c, "reply before end of data: %d %s",
+			    r->code, r->text);
+		else
+			client_dot_reply(c, r);
+		break;
+	case CS_RSET:
+		if (r->code / 100 != 2)
+			client_fail(c, "RSET: %d %s", r->code, r->text);
+		else
+			client_finish(c, 0);
+		break;
+	case CS_QUIT:
+		client_free(c);
+		break;
+	case CS_IDLE:
+	case CS_LOCAL:
+	case CS_BODY:
+		client_fail(c, "unexpected reply: %d %s", r->code, r->text);
+		break;
+	case CS_FAILED:
+		break;
+	}
+}
+
+/* Take every complete line read; anything but CRLF ends the session. */
+static void
+client_lines(struct client *c)
+{
+	struct smtp_reply	 r;
+	const uint8_t		*line;
+	size_t			 len;
+
+	while (!client_gone(c)) {
+		switch (linebuf_next(&c->lb, CLIENT_REPLY_LINE_MAX, &line,
+		    &len)) {
+		case LINE_NONE:
+			return;
+		case LINE_CRLF:
+			break;
+		case LINE_BARE_LF:
+			client_fail(c, "protocol violation: bare LF in reply");
+			return;
+		case LINE_BARE_CR:
+			client_fail(c, "protocol violation: bare CR in reply");
+			return;
+		case LINE_TOO_LONG:
+			client_fail(c, "protocol violation: reply line too "
+			    "long");
+			return;
+		}
+		switch (reply_parse_line(&c->rp, (const char *)line, len, &r)) {
+		case REPLY_MORE:
+			continue;
+		case REPLY_BAD:
+			client_fail(c, "protocol violation: malformed reply");
+			return;
+		case REPLY_DONE:
+			break;
+		}
+		client_reply(c, &r);
+		client_rearm(c);
+		client_events(c);
+	}
+}
+
+/* Read what the upstream sent. */
+static void
+client_read(struct client *c)
+{
+	uint8_t	*p;
+	size_t	 avail;
+	ssize_t	 n;
+
+	p = linebuf_space(&c->lb, &avail);
+	if (avail == 0) {
+		client_fail(c, "protocol violation: reply line too long");
+		return;
+	}
+	n = read(c->fd, p, avail);
+	if (n == -1) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		client_fail(c, "read: %s", strerror(errno));
+		return;
+	}
+	if (n == 0) {
+		client_fail(c, "connection closed by upstream in %s",
+		    client_state_name(c->state));
+		return;
+	}
+	linebuf_fill(&c->lb, (size_t)n);
+	client_lines(c);
+}
+
+/* Write what is queued, then queue more of the envelope or message. */
+static void
+client_write(struct client *c)
+{
+	size_t	 left = buf_left(&c->out);
+	ssize_t	 n;
+
+	if (left > 0) {
+		/* send(): no SIGPIPE; the relay's filter allows sendto. */
+		n = send(c->fd, c->out.data + c->out.off, left, MSG_NOSIGNAL);
+		if (n == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return;
+			client_fail(c, "write: %s", strerror(errno));
+			return;
+		}
+		buf_drain(&c->out, (size_t)n);
+		client_rearm(c);
+	}
+	if (c->state == CS_BODY)
+		client_body_fill(c);
+	else if (c->state == CS_ENVELOPE)
+		client_envelope_queue(c);
+	client_events(c);
+}
+
+/* The socket is ready. */
+static void
+client_io(int fd, int events, void *arg)
+{
+	struct client	*c = arg;
+
+	(void)fd;
+	client_enter(c);
+	if (events & EV_WRITE)
+		client_write(c);
+	if ((events & EV_READ) && !client_gone(c))
+		client_read(c);
+	client_leave(c);
+}
+
+/* A wait lasted too long (RFC 5321 4.5.3.2). */
+static void
+client_timeout(void *arg)
+{
+	struct client	*c = arg;
+
+	client_enter(c);
+	if (c->state == CS_QUIT)
+		client_free(c);
+	else
+		client_fail(c, "timeout in %s", client_state_name(c->state));
+	client_leave(c);
+}
+
+/* done() for a message refused before anything was sent. */
+static void
+client_deferred(void *arg)
+{
+	struct client	*c = arg;
+
+	client_enter(c);
+	client_finish(c, 0);
+	client_leave(c);
+}
+
+/* Whether s may go on a command line: bounded, no control octets. */
+static int
+client_valid_arg(const char *s, size_t max, int empty_ok)
+{
+	size_t	 i;
+
+	if (s == NULL)
+		return 0;
+	for (i = 0; s[i] != '\0'; i++) {
+		if (i >= max)
+			return 0;
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return 0;
+	}
+	return empty_ok || i > 0;
+}
+
+/* Take over fd and start: greeting, then EHLO or HELO. */
+struct client *
+client_new(int fd, const char *helo_name, client_ready_cb ready, void *arg)
+{
+	struct client	*c;
+	size_t		 i;
+	int		 flags;
+
+	if (fd < 0 || !client_valid_arg(helo_name, CLIENT_HELO_MAX, 0)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	for (i = 0; helo_name[i] != '\0'; i++)
+		if (helo_name[i] == ' ') {
+			errno = EINVAL;
+			return NULL;
+		}
+	if ((flags = fcntl(fd, F_GETFL)) == -1)
+		return NULL;
+	if (!(flags & O_NONBLOCK) &&
+	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->fd = fd;
+	c->state = CS_GREETING;
+	c->timeout_ms = CLIENT_TIMEOUT_MS;
+	snprintf(c->helo, sizeof(c->helo), "%s", helo_name);
+	c->ready_cb = ready;
+	c->ready_arg = arg;
+	ev_timer_set(&c->timer, client_timeout, c);
+	ev_timer_set(&c->defer, client_deferred, c);
+	linebuf_init(&c->lb, c->in, sizeof(c->in));
+	reply_parser_init(&c->rp);
+	buf_init(&c->out, CLIENT_OUT_MAX);
+	if (ev_add(fd, EV_READ, client_io, c) == -1) {
+		free(c);
+		return NULL;
+	}
+	client_rearm(c);
+	return c;
+}
+
+/* Refuse the message here, with done() from the loop, not from inside. */
+static void
+client_refuse(struct client *c, int code, const char *text)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < c->msg.nrcpt; i++)
+		client_rcpt_set(&c->res.rcpt[i], code, text);
+	client_decide(c);
+	c->state = CS_LOCAL;
+	ev_timer_add(&c->defer, 0);
+}
+
+/* Start sending m; done() follows with its result. */
+int
+client_send(struct client *c, const struct client_msg *m,
+    client_done_cb done, void *arg)
+{
+	uint32_t	 i;
+
+	if (c->state != CS_IDLE || client_gone(c)) {
+		errno = c->state == CS_IDLE ? EPIPE : EBUSY;
+		return -1;
+	}
+	if (done == NULL || m->nrcpt == 0 || m->nrcpt > UINT32_MAX - 2 ||
+	    m->rcpts == NULL || m->spool_fd < 0 ||
+	    !client_valid_arg(m->mail_from, ADDR_PATH_MAX, 1) ||
+	    (m->x_peer_ip != NULL &&
+	    (!client_valid_arg(m->x_peer_ip, CLIENT_PEER_MAX, 0) ||
+	    strchr(m->x_peer_ip, ' ') != NULL))) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (i = 0; i < m->nrcpt; i++)
+		if (!client_valid_arg(m->rcpts[i], ADDR_PATH_MAX, 0)) {
+			errno = EINVAL;
+			return -1;
+		}
+	memset(&c->res, 0, sizeof(c->res));
+	if ((c->res.rcpt = calloc(m->nrcpt, sizeof(*c->res.rcpt))) == NULL)
+		return -1;
+	c->msg = *m;
+	c->done_cb = done;
+	c->done_arg = arg;
+	c->decided = 0;
+	c->cmd_next = c->reply_next = 0;
+	c->mail_ok = 0;
+	c->naccepted = 0;
+	c->dot_ignore = 0;
+	c->pipelined = (c->capa & CAPA_PIPELINING) != 0;
+
+	/* RFC 6531 3.4: no downgrade; the sender gets a DSN. */
+	if (m->smtputf8 && !(c->capa & CAPA_SMTPUTF8)) {
+		client_refuse(c, 553, "upstream does not support SMTPUTF8");
+		return 0;
+	}
+	/* RFC 1870 6.1: a message too big would only be refused. */
+	if ((c->capa & CAPA_SIZE) && c->size_limit > 0 &&
+	    client_msg_size(m) > c->size_limit) {
+		client_refuse(c, 552, "message exceeds upstream size limit");
+		return 0;
+	}
+	/* RFC 6152 3: no conversion here; most servers take it. */
+	if (m->body_8bit && !(c->capa & CAPA_8BITMIME))
+		log_info("upstream lacks 8BITMIME: 8-bit message sent as is");
+
+	/* A failure here calls done() at once: keep c until it returns. */
+	client_enter(c);
+	c->state = CS_ENVELOPE;
+	client_envelope_queue(c);
+	client_rearm(c);
+	client_events(c);
+	client_leave(c);
+	return 0;
+}
+
+/* Say QUIT when idle and free the client after the reply; else close. */
+void
+client_quit(struct client *c)
+{
+	if (c == NULL)
+		return;
+	if (c->state != CS_IDLE || client_gone(c)) {
+		client_free(c);
+		return;
+	}
+	c->ready_cb = NULL;
+	c->state = CS_QUIT;
+	client_enter(c);
+	if (client_cmd(c, "QUIT\r\n") == 0) {
+		client_rearm(c);
+		client_events(c);
+	}
+	client_leave(c);
+}
+
+/* Close the connection and free the client, without callbacks. */
+void
+client_free(struct client *c)
+{
+	if (c == NULL)
+		return;
+	c->ready_cb = NULL;
+	c->done_cb = NULL;
+	if (c->depth > 0) {
+		client_close(c);
+		c->state = CS_FAILED;
+		c->dead = 1;
+		return;
+	}
+	client_destroy(c);
+}
+
+/* What EHLO said the upstream supports (CAPA_*). */
+int
+client_capa(const struct client *c)
+{
+	return c->capa;
+}
+
+/* Whether the client is in the middle of something. */
+int
+client_busy(const struct client *c)
+{
+	return c->state != CS_IDLE && c->state != CS_FAILED;
+}
+
+/* Change the time-out of every wait, the current one included. */
+void
+client_set_timeout(struct client *c, uint64_t ms)
+{
+	c->timeout_ms = ms;
+	if (ev_timer_pending(&c->timer))
+		ev_timer_add(&c->timer, ms);
+}

@@ -1,0 +1,128 @@
+/*
+ * The upstream ESMTP client of the relay (RFC 5321, with PIPELINING,
+ * SIZE, 8BITMIME and SMTPUTF8 where offered).  It runs on the relay's
+ * event loop over a connected, non-blocking socket, sends one message
+ * at a time, and reports a result per recipient.  The upstream is as
+ * untrusted as any client: its replies are parsed strictly and bounded.
+ */
+#ifndef SMTPD_CLIENT_H
+#define SMTPD_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "linebuf.h"
+#include "event.h"
+
+#define CLIENT_REPLY_LINE_MAX	512	/* octets before CRLF */
+#define CLIENT_REPLY_LINES_MAX	100	/* lines in one reply */
+#define CLIENT_TEXT_MAX		256	/* reply text kept for logs/DSN */
+#define CLIENT_TIMEOUT_MS	300000	/* any one wait (RFC 5321 4.5.3.2) */
+
+/* Capabilities from the EHLO reply. */
+#define CAPA_PIPELINING		0x01
+#define CAPA_SIZE		0x02
+#define CAPA_8BITMIME		0x04
+#define CAPA_SMTPUTF8		0x08
+#define CAPA_STARTTLS		0x10
+#define CAPA_ESMTP		0x20	/* EHLO worked (else HELO) */
+
+/* A parsed reply (RFC 5321 4.2). */
+struct smtp_reply {
+	int	code;			/* 200..599 */
+	char	text[CLIENT_TEXT_MAX];	/* first line's text, printable */
+	int	nlines;
+	int	capa;			/* keywords seen, for EHLO replies */
+	uint64_t size_limit;		/* SIZE n, 0 when none */
+};
+
+/* Incremental reply reader: feed complete lines, get whole replies. */
+struct reply_parser {
+	struct smtp_reply	 cur;
+	int			 in_progress;
+};
+
+enum reply_status {
+	REPLY_MORE,		/* line taken, the reply goes on */
+	REPLY_DONE,		/* reply complete, in *out */
+	REPLY_BAD,		/* protocol violation: drop the connection */
+};
+
+void		 reply_parser_init(struct reply_parser *);
+enum reply_status reply_parse_line(struct reply_parser *, const char *,
+		    size_t, struct smtp_reply *out);
+
+/* One message to send. */
+struct client_msg {
+	const char	 *mail_from;	/* "" for <> */
+	const char	**rcpts;
+	uint32_t	  nrcpt;
+	uint64_t	  size;		/* of the spool file */
+	int		  body_8bit;
+	int		  smtputf8;
+	int		  spool_fd;	/* read with pread() from offset 0 */
+	const char	 *prepend;	/* header lines to put first, CRLF each */
+	const char	 *x_peer_ip;	/* NULL: no X-Peer: header */
+};
+
+/* Outcome of one recipient, or of the message as a whole. */
+struct client_rcpt_result {
+	int	code;			/* 0: not tried (connection failed) */
+	char	text[CLIENT_TEXT_MAX];
+};
+
+/*
+ * status is 2 when at least one recipient was delivered, else 4 when
+ * one got a 4xx (or the connection failed), else 5; the relay reads the
+ * per-recipient results either way.  After a connection failure every
+ * recipient has code 0.  rcpt is the client's, valid only during done().
+ */
+struct client_result {
+	int				 status;	/* 2, 4 or 5 */
+	int				 code;		/* reply that decided */
+	char				 text[CLIENT_TEXT_MAX];
+	struct client_rcpt_result	*rcpt;		/* nrcpt entries */
+	int				 broken;	/* connection unusable */
+};
+
+struct client;
+
+/*
+ * done() is called once per client_send(): with the result of the
+ * message, or, when the connection failed first, status 4 and code 0.
+ * After a failure (and whenever result->broken is set, which a failure
+ * after the outcome was known, e.g. during RSET, also does) the
+ * connection is unusable: call client_free().  done() may call
+ * client_send(), client_quit() or client_free() on the client.
+ */
+typedef void (*client_done_cb)(struct client *, struct client_result *,
+    void *);
+
+/*
+ * Take over connected socket fd and read the greeting, then EHLO (HELO
+ * if EHLO is refused) with helo_name.  ready() is called when the
+ * connection can take a message (ok=1) or failed (ok=0, reason in text).
+ * It may call client_send(), client_quit() or client_free().
+ */
+typedef void (*client_ready_cb)(struct client *, int ok, const char *text,
+    void *);
+
+/*
+ * client_new() returns NULL (errno set, fd left to the caller) on a bad
+ * helo_name or no memory.  client_send() returns -1 when the client is
+ * busy or unusable, or the message is malformed; otherwise the message
+ * and everything it points to must stay valid until done().
+ */
+struct client	*client_new(int fd, const char *helo_name, client_ready_cb,
+		    void *arg);
+int		 client_send(struct client *, const struct client_msg *,
+		    client_done_cb, void *arg);
+void		 client_quit(struct client *);	/* QUIT, then free itself */
+void		 client_free(struct client *);	/* close at once */
+int		 client_capa(const struct client *);
+int		 client_busy(const struct client *);
+void		 client_set_timeout(struct client *, uint64_t ms);
+
+#endif
