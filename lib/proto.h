@@ -124,6 +124,13 @@ enum imsg_type {
 	IMSG_MAX,
 };
 
+/* Envelope flags, from the worker's commit to the queue file. */
+#define ENV_F_8BIT		0x1	/* BODY=8BITMIME */
+#define ENV_F_SMTPUTF8		0x2	/* SMTPUTF8 */
+#define ENV_F_ESMTP		0x4	/* the client said EHLO */
+#define ENV_F_AUTH		0x8	/* the session authenticated */
+#define ENV_F_MASK		0xf
+
 /* Bounds the relay enforces on a committed envelope. */
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000

@@ -59,7 +59,7 @@ envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
 			goto bad;
 	if (imsg_get_u64(imsg, &env->size) == -1 ||
 	    imsg_get_u32(imsg, &env->flags) == -1 ||
-	    imsg_get_end(imsg) == -1 || (env->flags & ~0x3u) != 0)
+	    imsg_get_end(imsg) == -1 || (env->flags & ~(uint32_t)ENV_F_MASK) != 0)
 		goto bad;
 	return 0;
 bad:

@@ -23,11 +23,6 @@
 #define QUEUE_ID_LEN	16
 #define QUEUE_TEXT_MAX	256
 
-#define ENV_F_8BIT	0x1
-#define ENV_F_SMTPUTF8	0x2
-#define ENV_F_ESMTP	0x4
-#define ENV_F_AUTH	0x8
-#define ENV_F_MASK	0xf
 
 enum rcpt_state {
 	RCPT_PENDING = 'P',

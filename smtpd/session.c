@@ -270,9 +270,13 @@ session_msg_commit(struct smtp_session *smtp)
 		return;
 	}
 	if (smtp->body_8bit)
-		flags |= 0x1;
+		flags |= ENV_F_8BIT;
 	if (smtp->smtputf8)
-		flags |= 0x2;
+		flags |= ENV_F_SMTPUTF8;
+	if (smtp->esmtp)
+		flags |= ENV_F_ESMTP;
+	if (smtp->authenticated)
+		flags |= ENV_F_AUTH;
 	imsg_out_init(out, IMSG_MSG_COMMIT, s->id, -1);
 	imsg_add_str(out, smtp->peer_ip);
 	imsg_add_u32(out, smtp->peer_port);

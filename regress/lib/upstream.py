@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""A small recording SMTP server, the upstream of relay-mode tests.
+
+Each accepted message is written to DIR as NNNNNN.json with the peer,
+HELO, MAIL FROM, RCPT TO list and the data exactly as received (after
+dot-unstuffing), base64-encoded, so a test can compare byte for byte.
+
+Replies can be forced with --rcpt-code ADDR=CODE (repeatable),
+--mail-code CODE, --data-code CODE; --no-ehlo answers EHLO with 502 so
+the client must fall back to HELO.  The listening port is printed on
+standard output as "port N" once the server accepts connections.
+"""
+import argparse
+import base64
+import json
+import os
+import socketserver
+import sys
+import threading
+
+lock = threading.Lock()
+counter = [0]
+
+
+class Handler(socketserver.StreamRequestHandler):
+    timeout = 60
+
+    def reply(self, text):
+        self.wfile.write(text.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def readline(self):
+        line = self.rfile.readline(4096)
+        if not line:
+            raise EOFError
+        if not line.endswith(b"\r\n"):
+            raise EOFError("line without CRLF")
+        return line[:-2]
+
+    def handle(self):
+        opts = self.server.opts
+        helo, mail, rcpts = None, None, []
+        self.reply("220 upstream.test ESMTP test")
+        try:
+            while True:
+                line = self.readline()
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    if opts.no_ehlo:
+                        self.reply("502 5.5.1 EHLO not supported")
+                        continue
+                    helo = line[5:].decode("latin-1")
+                    caps = ["250-upstream.test", "250-8BITMIME",
+                            "250-SIZE 100000000", "250-SMTPUTF8"]
+                    if not opts.no_pipelining:
+                        caps.append("250-PIPELINING")
+                    caps.append("250 ENHANCEDSTATUSCODES")
+                    self.reply("\r\n".join(caps))
+                elif verb == b"HELO":
+                    helo = line[5:].decode("latin-1")
+                    self.reply("250 upstream.test")
+                elif verb == b"MAIL":
+                    if opts.mail_code:
+                        self.reply("%d mail refused" % opts.mail_code)
+                        continue
+                    mail = line[10:].decode("latin-1")
+                    rcpts = []
+                    self.reply("250 2.1.0 ok")
+                elif verb == b"RCPT":
+                    addr = line[8:].decode("latin-1").split(" ")[0]
+                    addr = addr.strip("<>")
+                    code = self.server.rcpt_codes.get(addr)
+                    if code:
+                        self.reply("%d 5.1.1 <%s> refused by test" %
+                                   (code, addr) if code >= 500 else
+                                   "%d 4.2.0 <%s> try later" % (code, addr))
+                        continue
+                    rcpts.append(addr)
+                    self.reply("250 2.1.5 ok")
+                elif verb == b"DATA":
+                    if not rcpts:
+                        self.reply("554 5.5.1 no valid recipients")
+                        continue
+                    self.reply("354 go ahead")
+                    data = bytearray()
+                    while True:
+                        l = self.readline()
+                        if l == b".":
+                            break
+                        if l.startswith(b"."):
+                            l = l[1:]
+                        data += l + b"\r\n"
+                    if opts.data_code:
+                        self.reply("%d data refused" % opts.data_code)
+                        continue
+                    with lock:
+                        counter[0] += 1
+                        n = counter[0]
+                    rec = {"peer": self.client_address[0], "helo": helo,
+                           "mail_from": mail, "rcpts": rcpts,
+                           "data": base64.b64encode(bytes(data)).decode()}
+                    tmp = os.path.join(opts.dir, ".%06d.tmp" % n)
+                    with open(tmp, "w") as f:
+                        json.dump(rec, f)
+                    os.rename(tmp, os.path.join(opts.dir, "%06d.json" % n))
+                    self.reply("250 2.0.0 ok stored %d" % n)
+                elif verb == b"RSET":
+                    mail, rcpts = None, []
+                    self.reply("250 2.0.0 ok")
+                elif verb == b"NOOP":
+                    self.reply("250 2.0.0 ok")
+                elif verb == b"QUIT":
+                    self.reply("221 2.0.0 bye")
+                    return
+                else:
+                    self.reply("500 5.5.2 unknown command")
+        except (EOFError, ConnectionError, OSError):
+            return
+
+
+class Server(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--rcpt-code", action="append", default=[])
+    ap.add_argument("--mail-code", type=int, default=0)
+    ap.add_argument("--data-code", type=int, default=0)
+    ap.add_argument("--no-ehlo", action="store_true")
+    ap.add_argument("--no-pipelining", action="store_true")
+    opts = ap.parse_args()
+    os.makedirs(opts.dir, exist_ok=True)
+    srv = Server((opts.host, opts.port), Handler)
+    srv.opts = opts
+    srv.rcpt_codes = {}
+    for spec in opts.rcpt_code:
+        addr, code = spec.rsplit("=", 1)
+        srv.rcpt_codes[addr] = int(code)
+    print("port %d" % srv.server_address[1], flush=True)
+    srv.serve_forever()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
