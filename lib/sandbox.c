@@ -44,7 +44,8 @@ static const int sandbox_session[] = {
 static const int sandbox_relay[] = {
 	SCMP_SYS(memfd_create), SCMP_SYS(dup), SCMP_SYS(pread64),
 	SCMP_SYS(pwrite64), SCMP_SYS(ftruncate), SCMP_SYS(fsync),
-	SCMP_SYS(fdatasync), SCMP_SYS(openat), SCMP_SYS(renameat),
+	SCMP_SYS(fdatasync), SCMP_SYS(syncfs), SCMP_SYS(openat),
+	SCMP_SYS(renameat),
 	SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
 	SCMP_SYS(getdents64), SCMP_SYS(connect), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),

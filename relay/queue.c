@@ -317,7 +317,7 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 
 /* Write m's envelope to tmp/ID.env and sync it. */
 static int
-queue_write_env(const struct qmsg *m, char *name, size_t namelen)
+queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 {
 	int	 fd;
 
@@ -326,7 +326,7 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen)
 	    O_CLOEXEC, 0600);
 	if (fd == -1)
 		return -1;
-	if (envfile_write(fd, m) == -1 || fdatasync(fd) == -1) {
+	if (envfile_write(fd, m) == -1 || (sync && fdatasync(fd) == -1)) {
 		close(fd);
 		unlinkat(queue.tmpfd, name, 0);
 		return -1;
@@ -338,18 +338,19 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen)
 /*
  * Make m durable: its message file (spoolfd, in tmp/) synced, its
  * envelope written and synced, both renamed into queue/ (envelope
- * last).  The caller syncs queue/ with queue_sync() before it answers.
+ * last).  The caller calls queue_sync() before it answers; with
+ * sync_files 0 the file syncs are left to queue_sync(1).
  */
 int
-queue_commit(struct qmsg *m, int spoolfd)
+queue_commit(struct qmsg *m, int spoolfd, int sync_files)
 {
 	char	 env[QUEUE_ID_LEN + 8];
 
-	if (fdatasync(spoolfd) == -1) {
+	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
 	}
-	if (queue_write_env(m, env, sizeof(env)) == -1) {
+	if (queue_write_env(m, env, sizeof(env), sync_files) == -1) {
 		log_warn("event=queue-error queue_id=%s op=envelope", m->id);
 		return -1;
 	}
@@ -363,11 +364,16 @@ queue_commit(struct qmsg *m, int spoolfd)
 	return 0;
 }
 
-/* Sync the queue directory: the renames before it are now durable. */
+/*
+ * Make the commits before it durable.  One message: its files were
+ * synced, so the directory is enough.  Several (a group commit): one
+ * syncfs(2) writes their files and the directory in one journal commit,
+ * instead of two flushes a message.
+ */
 int
-queue_sync(void)
+queue_sync(int whole_fs)
 {
-	if (fsync(queue.qfd) == -1) {
+	if ((whole_fs ? syncfs(queue.qfd) : fsync(queue.qfd)) == -1) {
 		log_warn("event=queue-error op=fsync-dir");
 		return -1;
 	}
@@ -380,9 +386,9 @@ queue_update(const struct qmsg *m)
 {
 	char	 env[QUEUE_ID_LEN + 8];
 
-	if (queue_write_env(m, env, sizeof(env)) == -1 ||
+	if (queue_write_env(m, env, sizeof(env), 1) == -1 ||
 	    renameat(queue.tmpfd, env, queue.qfd, env) == -1 ||
-	    queue_sync() == -1) {
+	    queue_sync(0) == -1) {
 		log_warn("event=queue-error queue_id=%s op=update", m->id);
 		return -1;
 	}

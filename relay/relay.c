@@ -307,12 +307,13 @@ relay_commit_flush(void *arg)
 {
 	struct pending	*p, *next, *done = NULL;
 	struct channel	*ch;
-	int		 synced;
+	int		 synced, group;
 
 	(void)arg;
+	group = relay.pending != NULL && relay.pending->next != NULL;
 	for (p = relay.pending; p != NULL; p = next) {
 		next = p->next;
-		if (queue_commit(p->msg, p->fd) == -1) {
+		if (queue_commit(p->msg, p->fd, !group) == -1) {
 			queue_spool_discard(p->msg->id);
 			if ((ch = channel_find(p->channel)) != NULL)
 				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
@@ -326,7 +327,7 @@ relay_commit_flush(void *arg)
 		done = p;
 	}
 	relay.pending = NULL;
-	synced = done != NULL && queue_sync() == 0;
+	synced = done != NULL && queue_sync(group) == 0;
 	for (p = done; p != NULL; p = next) {
 		next = p->next;
 		close(p->fd);
