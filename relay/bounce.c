@@ -17,8 +17,8 @@
 #include <bsd/string.h>
 
 #include "bounce.h"
-#include "forward.h"
 #include "log.h"
+#include "sched.h"
 
 static void
 rfc5322_date(int64_t t, char *buf, size_t len)
@@ -201,6 +201,6 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 	close(fd);
 	log_info("event=bounce queue_id=%s original=%s to=<%s>", b->id, m->id,
 	    m->from);
-	forward_add(b);
+	sched_add(b);
 	return 0;
 }

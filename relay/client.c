@@ -98,6 +98,8 @@ struct client {
 static void	client_fail(struct client *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	client_destroy(struct client *);
+static int	client_cmd(struct client *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
 
 /* What a failure in each state was waiting for, for the text. */
 static const char *

@@ -20,9 +20,9 @@
 
 #include <bsd/string.h>
 
-#include "bounce.h"
 #include "client.h"
 #include "forward.h"
+#include "sched.h"
 #include "log.h"
 
 enum fconn_state {
@@ -50,10 +50,6 @@ struct fconn {
 static struct {
 	const struct smtpd_conf	*conf;
 	forward_resolve_cb	 resolve;
-	struct qmsg		*all;
-	struct qmsg		*ready_head;
-	struct qmsg		*ready_tail;
-	unsigned int		 nmsgs;
 	struct fconn		*conns;
 	unsigned int		 nconns;
 	struct sockaddr_storage	 addrs[FWD_MAX_ADDRS];
@@ -64,116 +60,10 @@ static struct {
 	unsigned int		 failed_in_row;	/* connections that failed */
 	int			 probe_due;
 	struct ev_timer		 probe_timer;
-	struct ev_timer		 sweep_timer;
 } fwd;
 
 static void	forward_kick(void);
 static void	fconn_next(struct fconn *);
-
-static int64_t
-now_sec(void)
-{
-	return (int64_t)time(NULL);
-}
-
-static void
-ready_push(struct qmsg *m)
-{
-	ev_timer_del(&m->timer);
-	m->state = QMSG_READY;
-	m->rnext = NULL;
-	if (fwd.ready_tail != NULL)
-		fwd.ready_tail->rnext = m;
-	else
-		fwd.ready_head = m;
-	fwd.ready_tail = m;
-}
-
-static struct qmsg *
-ready_pop(void)
-{
-	struct qmsg	*m = fwd.ready_head;
-
-	if (m != NULL) {
-		fwd.ready_head = m->rnext;
-		if (fwd.ready_head == NULL)
-			fwd.ready_tail = NULL;
-		m->rnext = NULL;
-	}
-	return m;
-}
-
-/* Take m off the ready list. */
-static void
-ready_remove(struct qmsg *m)
-{
-	struct qmsg	**mp;
-
-	fwd.ready_tail = NULL;
-	for (mp = &fwd.ready_head; *mp != NULL; mp = &(*mp)->rnext) {
-		if (*mp == m)
-			*mp = m->rnext;
-		if (*mp == NULL)
-			break;
-		fwd.ready_tail = *mp;
-	}
-	m->rnext = NULL;
-}
-
-static void
-msg_timer(void *arg)
-{
-	ready_push(arg);
-	forward_kick();
-}
-
-/* Arm m's timer for its next attempt, or make it ready now. */
-static void
-msg_schedule(struct qmsg *m)
-{
-	int64_t	 now = now_sec();
-
-	if (m->next_try <= now) {
-		ready_push(m);
-		return;
-	}
-	m->state = QMSG_WAITING;
-	ev_timer_add(&m->timer, (uint64_t)(m->next_try - now) * 1000);
-}
-
-/* Take m off every list and free it. */
-static void
-msg_forget(struct qmsg *m)
-{
-	struct qmsg	**mp;
-
-	ev_timer_del(&m->timer);
-	for (mp = &fwd.all; *mp != NULL; mp = &(*mp)->next)
-		if (*mp == m) {
-			*mp = m->next;
-			break;
-		}
-	fwd.nmsgs--;
-	qmsg_free(m);
-}
-
-/* A queued message joins the scheduler (new, or loaded at start). */
-void
-forward_add(struct qmsg *m)
-{
-	ev_timer_set(&m->timer, msg_timer, m);
-	m->next = fwd.all;
-	fwd.all = m;
-	fwd.nmsgs++;
-	msg_schedule(m);
-	forward_kick();
-}
-
-unsigned int
-forward_count(void)
-{
-	return fwd.nmsgs;
-}
 
 /* New upstream addresses from the parent. */
 void
@@ -251,8 +141,6 @@ upstream_failed(const char *addr, const char *why)
 static void
 upstream_up(void)
 {
-	struct qmsg	*m;
-
 	fwd.failed_in_row = 0;
 	if (!fwd.down)
 		return;
@@ -260,12 +148,7 @@ upstream_up(void)
 	fwd.down = 0;
 	fwd.probe_due = 0;
 	ev_timer_del(&fwd.probe_timer);
-	for (m = fwd.all; m != NULL; m = m->next)
-		if (m->state == QMSG_STALLED || (m->state == QMSG_WAITING &&
-		    m->attempts > 0)) {
-			m->next_try = now_sec();
-			ready_push(m);
-		}
+	sched_retry_now();
 }
 
 static void
@@ -397,7 +280,7 @@ forward_kick(void)
 	struct fconn	*c, *next;
 	unsigned int	 connecting = 0;
 
-	for (c = fwd.conns; c != NULL && fwd.ready_head != NULL; c = next) {
+	for (c = fwd.conns; c != NULL && sched_has_ready(); c = next) {
 		next = c->next;
 		if (c->state == FCONN_IDLE) {
 			ev_timer_del(&c->timer);
@@ -408,7 +291,7 @@ forward_kick(void)
 		if (c->state == FCONN_CONNECTING ||
 		    c->state == FCONN_HANDSHAKE)
 			connecting++;
-	while (fwd.ready_head != NULL && fwd.nconns < FWD_MAX_CONNS) {
+	while (sched_has_ready() && fwd.nconns < FWD_MAX_CONNS) {
 		if (fwd.down) {
 			/* One probe at a time, when its time has come. */
 			if (!fwd.probe_due || connecting > 0)
@@ -418,16 +301,8 @@ forward_kick(void)
 			return;
 		}
 		/* Do not open more connections than there are messages. */
-		{
-			unsigned int waiting = 0;
-			struct qmsg *m;
-
-			for (m = fwd.ready_head; m != NULL && waiting <=
-			    connecting; m = m->rnext)
-				waiting++;
-			if (waiting <= connecting)
-				return;
-		}
+		if (sched_ready_count(connecting + 1) <= connecting)
+			return;
 		fconn_open();
 		connecting++;
 	}
@@ -454,78 +329,6 @@ forward_received(const struct qmsg *m, char *buf, size_t len)
 		    "(smtpd) with %s id %s;\r\n\t%s\r\n", m->helo, m->peer_ip,
 		    fwd.conf->hostname,
 		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id, date);
-}
-
-/* Expire m's pending recipients (queue-lifetime is over). */
-static void
-msg_expire(struct qmsg *m)
-{
-	char		 last[QUEUE_TEXT_MAX], text[2 * QUEUE_TEXT_MAX];
-	uint32_t	 i;
-
-	for (i = 0; i < m->nrcpt; i++) {
-		struct qrcpt *r = &m->rcpts[i];
-
-		if (r->state != RCPT_PENDING)
-			continue;
-		r->state = RCPT_FAILED;
-		strlcpy(last, r->code ? r->text : "no reply", sizeof(last));
-		snprintf(text, sizeof(text), "4.4.7 delivery time expired; "
-		    "last reply: %s", last);
-		strlcpy(r->text, text, sizeof(r->text));
-		r->code = r->code ? r->code : 451;
-		log_info("event=expired queue_id=%s rcpt=<%s>", m->id,
-		    r->addr);
-	}
-}
-
-/*
- * After an attempt: bounce what failed, remove m when nothing is left,
- * otherwise write its state and schedule the next attempt.
- */
-static void
-msg_after_attempt(struct qmsg *m)
-{
-	uint32_t	 i, pending = 0, failed = 0;
-	uint64_t	 backoff;
-
-	for (i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == RCPT_PENDING)
-			pending++;
-	if (pending > 0) {
-		m->attempts++;
-		backoff = (uint64_t)fwd.conf->queue_retry <<
-		    (m->attempts > 16 ? 16 : m->attempts - 1);
-		if (backoff > QUEUE_RETRY_MAX)
-			backoff = QUEUE_RETRY_MAX;
-		m->next_try = now_sec() + (int64_t)backoff;
-		if (m->next_try > m->created + fwd.conf->queue_lifetime) {
-			msg_expire(m);
-			pending = 0;
-		}
-	}
-	for (i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == RCPT_FAILED && !m->rcpts[i].bounced)
-			failed++;
-	if (failed > 0) {
-		if (m->is_bounce || m->from[0] == '\0')
-			log_info("event=bounce-suppressed queue_id=%s "
-			    "reason=null-sender", m->id);
-		else if (bounce_create(m, fwd.conf) == -1)
-			log_warnx("event=bounce-failed queue_id=%s", m->id);
-		for (i = 0; i < m->nrcpt; i++)
-			if (m->rcpts[i].state == RCPT_FAILED)
-				m->rcpts[i].bounced = 1;
-	}
-	if (pending == 0) {
-		queue_remove(m);
-		log_info("event=removed queue_id=%s", m->id);
-		msg_forget(m);
-		return;
-	}
-	if (queue_update(m) == -1)
-		log_warnx("event=queue-update-failed queue_id=%s", m->id);
-	msg_schedule(m);
 }
 
 static void
@@ -559,7 +362,7 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 	close(c->spoolfd);
 	c->spoolfd = -1;
 	c->msg = NULL;
-	msg_after_attempt(m);
+	sched_done(m);
 	if (res->status != 2 && res->code == 0) {
 		/* The connection broke: it cannot be used again. */
 		client_free(c->client);
@@ -579,11 +382,11 @@ fconn_next(struct fconn *c)
 	struct qmsg		*m;
 	uint32_t		 i, n;
 
-	while ((m = ready_pop()) != NULL) {
+	while ((m = sched_pop()) != NULL) {
 		if ((c->spoolfd = queue_msg_open(m)) == -1) {
 			log_warn("event=queue-error queue_id=%s op=open", m->id);
-			m->next_try = now_sec() + fwd.conf->queue_retry;
-			msg_schedule(m);
+			m->next_try = sched_now() + fwd.conf->queue_retry;
+			sched_later(m);
 			continue;
 		}
 		break;
@@ -624,31 +427,11 @@ fconn_next(struct fconn *c)
 		close(c->spoolfd);
 		c->spoolfd = -1;
 		c->msg = NULL;
-		ready_push(m);
+		sched_push(m);
 		client_free(c->client);
 		c->client = NULL;
 		fconn_free(c);
 	}
-}
-
-/* Expire what waits too long even while the upstream is down. */
-static void
-sweep_timer(void *arg)
-{
-	struct qmsg	*m, *next;
-
-	(void)arg;
-	for (m = fwd.all; m != NULL; m = next) {
-		next = m->next;
-		if (m->state == QMSG_SENDING || now_sec() <= m->created +
-		    fwd.conf->queue_lifetime)
-			continue;
-		if (m->state == QMSG_READY)
-			ready_remove(m);
-		msg_expire(m);
-		msg_after_attempt(m);
-	}
-	ev_timer_add(&fwd.sweep_timer, FWD_SWEEP_MS);
 }
 
 void
@@ -657,6 +440,5 @@ forward_init(const struct smtpd_conf *conf, forward_resolve_cb resolve)
 	fwd.conf = conf;
 	fwd.resolve = resolve;
 	ev_timer_set(&fwd.probe_timer, probe_timer, NULL);
-	ev_timer_set(&fwd.sweep_timer, sweep_timer, NULL);
-	ev_timer_add(&fwd.sweep_timer, FWD_SWEEP_MS);
+	sched_init(conf, forward_kick);
 }

@@ -13,14 +13,11 @@
 #define FWD_MAX_ADDRS		8
 #define FWD_IDLE_MS		5000
 #define FWD_CONNECT_MS		30000
-#define FWD_SWEEP_MS		60000
 
 typedef void (*forward_resolve_cb)(void);
 
 void	forward_init(const struct smtpd_conf *, forward_resolve_cb);
 void	forward_set_addrs(const struct sockaddr_storage *, const socklen_t *,
 	    unsigned int);
-void	forward_add(struct qmsg *);
-unsigned int forward_count(void);
 
 #endif

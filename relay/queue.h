@@ -61,7 +61,6 @@ struct qmsg {
 #define QMSG_WAITING	0	/* timer armed */
 #define QMSG_READY	1	/* on the ready list */
 #define QMSG_SENDING	2	/* on a connection */
-#define QMSG_STALLED	3	/* waiting for the upstream to come back */
 
 int		 queue_open(const char *path);
 int		 queue_new_id(char *);

@@ -22,6 +22,7 @@
 #include "debug.h"
 #include "event.h"
 #include "forward.h"
+#include "sched.h"
 #include "log.h"
 #include "policy.h"
 #include "proc.h"
@@ -343,7 +344,7 @@ relay_commit_flush(void *arg)
 			if (ch != NULL)
 				channel_reply(ch, IMSG_MSG_OK, p->session,
 				    p->msg->id);
-			forward_add(p->msg);
+			sched_add(p->msg);
 		}
 		free(p);
 	}
@@ -630,7 +631,7 @@ relay_queue_resume(void)
 	log_info("event=queue-loaded messages=%u", count);
 	for (; m != NULL; m = next) {
 		next = m->next;
-		forward_add(m);
+		sched_add(m);
 	}
 }
 

@@ -1,0 +1,25 @@
+/*
+ * The queue's scheduler: when each message is tried, and what happens
+ * after an attempt.
+ */
+#ifndef SMTPD_SCHED_H
+#define SMTPD_SCHED_H
+
+#include "proto.h"
+#include "queue.h"
+
+#define SCHED_SWEEP_MS	60000
+
+void		 sched_init(const struct smtpd_conf *, void (*kick)(void));
+void		 sched_add(struct qmsg *);
+struct qmsg	*sched_pop(void);
+void		 sched_push(struct qmsg *);
+void		 sched_later(struct qmsg *);
+void		 sched_done(struct qmsg *);
+void		 sched_retry_now(void);
+int		 sched_has_ready(void);
+unsigned int	 sched_ready_count(unsigned int);
+unsigned int	 sched_count(void);
+int64_t		 sched_now(void);
+
+#endif
