@@ -85,8 +85,8 @@ struct client {
 	struct client_result	 res;
 	int			 decided;	/* res holds the outcome */
 	int			 pipelined;
-	uint32_t		 cmd_next;	/* 0 MAIL, 1..n RCPT, n+1 DATA */
-	uint32_t		 reply_next;	/* what the next reply answers */
+	uint32_t		 cmd_next;	/* MAIL, RCPT 1..n, DATA */
+	uint32_t		 reply_next;	/* the next reply answers */
 	int			 mail_ok;
 	uint32_t		 naccepted;
 	int			 dot_ignore;	/* dot sent only to end DATA */
@@ -102,35 +102,14 @@ static int	client_cmd(struct client *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 
 /* What a failure in each state was waiting for, for the text. */
-static const char *
-client_state_name(enum client_state s)
-{
-	switch (s) {
-	case CS_GREETING:
-		return "greeting";
-	case CS_EHLO:
-		return "EHLO";
-	case CS_HELO:
-		return "HELO";
-	case CS_IDLE:
-		return "idle";
-	case CS_LOCAL:
-		return "local";
-	case CS_ENVELOPE:
-		return "envelope";
-	case CS_BODY:
-		return "message";
-	case CS_DOT:
-		return "end of data";
-	case CS_RSET:
-		return "RSET";
-	case CS_QUIT:
-		return "QUIT";
-	case CS_FAILED:
-		break;
-	}
-	return "failed";
-}
+static const char *const client_state_names[] = {
+	[CS_GREETING] = "greeting",	[CS_EHLO] = "EHLO",
+	[CS_HELO] = "HELO",		[CS_IDLE] = "idle",
+	[CS_LOCAL] = "local",		[CS_ENVELOPE] = "envelope",
+	[CS_BODY] = "message",		[CS_DOT] = "end of data",
+	[CS_RSET] = "RSET",		[CS_QUIT] = "QUIT",
+	[CS_FAILED] = "failed",
+};
 
 /* An entry point (event or timer) begins: the client stays allocated. */
 static void
@@ -839,7 +818,7 @@ client_read(struct client *c)
 	}
 	if (n == 0) {
 		client_fail(c, "connection closed by upstream in %s",
-		    client_state_name(c->state));
+		    client_state_names[c->state]);
 		return;
 	}
 	linebuf_fill(&c->lb, (size_t)n);
@@ -898,7 +877,7 @@ client_timeout(void *arg)
 	if (c->state == CS_QUIT)
 		client_free(c);
 	else
-		client_fail(c, "timeout in %s", client_state_name(c->state));
+		client_fail(c, "timeout in %s", client_state_names[c->state]);
 	client_leave(c);
 }
 

@@ -84,7 +84,7 @@ struct client_result {
 	int				 code;		/* reply that decided */
 	char				 text[CLIENT_TEXT_MAX];
 	struct client_rcpt_result	*rcpt;		/* nrcpt entries */
-	int				 broken;	/* connection unusable */
+	int				 broken;	/* unusable now */
 };
 
 struct client;
