@@ -45,7 +45,9 @@ buf_add(struct buf *b, const void *data, size_t len)
 			b->size = size;
 		}
 	}
-	memcpy(b->data + b->len, data, len);
+	/* Nothing to add to an empty buffer: b->data may be NULL. */
+	if (len > 0)
+		memcpy(b->data + b->len, data, len);
 	b->len += len;
 	return 0;
 }

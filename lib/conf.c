@@ -27,6 +27,8 @@ conf_defaults(struct smtpd_conf *c)
 	c->upstream_port = 25;
 	c->upstream_tls = UPSTREAM_PLAIN;
 	c->upstream_verify = 1;
+	c->deliver_timeout = DEFAULT_DELIVER_TIMEOUT;
+	c->deliver_max = DEFAULT_DELIVER_MAX;
 	strcpy(c->upstream_host, "localhost");
 	if (gethostname(c->hostname, sizeof(c->hostname)) == -1 ||
 	    c->hostname[0] == '\0')
@@ -63,6 +65,8 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->upstream_port);
 	imsg_add_u32(&out, c->upstream_tls);
 	imsg_add_u32(&out, c->upstream_verify);
+	imsg_add_u32(&out, c->deliver_timeout);
+	imsg_add_u32(&out, c->deliver_max);
 	imsg_add_str(&out, c->hostname);
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
@@ -96,6 +100,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->upstream_port) == -1 ||
 	    imsg_get_u32(imsg, &c->upstream_tls) == -1 ||
 	    imsg_get_u32(imsg, &c->upstream_verify) == -1 ||
+	    imsg_get_u32(imsg, &c->deliver_timeout) == -1 ||
+	    imsg_get_u32(imsg, &c->deliver_max) == -1 ||
 	    imsg_get_str(imsg, c->hostname, sizeof(c->hostname)) == -1 ||
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
@@ -108,6 +114,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    c->max_sessions == 0 || c->max_rcpt == 0 || c->timeout == 0 ||
 	    c->upstream_port == 0 || c->upstream_port > 65535 ||
 	    c->upstream_tls > UPSTREAM_TLS || c->queue_retry == 0 ||
+	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
 	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
 		return -1;
 	return 0;

@@ -71,6 +71,8 @@ struct smtpd_conf {
 	uint32_t	upstream_port;
 	uint32_t	upstream_tls;		/* UPSTREAM_PLAIN ... */
 	uint32_t	upstream_verify;
+	uint32_t	deliver_timeout;	/* seconds */
+	uint32_t	deliver_max;		/* programs at once */
 	char		hostname[256];
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];
@@ -85,6 +87,8 @@ struct smtpd_conf {
 #define DEFAULT_QUEUE_LIFETIME	(4 * 86400)
 #define DEFAULT_QUEUE_RETRY	30
 #define QUEUE_RETRY_MAX		3600
+#define DEFAULT_DELIVER_TIMEOUT	300
+#define DEFAULT_DELIVER_MAX	4
 
 /*
  * imsg types.  Each has one sender and one receiver:
@@ -94,8 +98,8 @@ struct smtpd_conf {
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
- * parent -> relay:   UPSTREAM_ADDRS
- * relay -> parent:   WORKER_BAD, RESOLVE
+ * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE
+ * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
  */
@@ -121,8 +125,15 @@ enum imsg_type {
 	IMSG_POLICY_END,	/* nothing: the new policy is complete */
 	IMSG_UPSTREAM_ADDRS,	/* u32 n, n sockaddrs: the upstream's */
 	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
+	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */
+	IMSG_DELIVER_DONE,	/* peerid run id, u32 result, str text */
 	IMSG_MAX,
 };
+
+/* Outcome of a deliver program (IMSG_DELIVER_DONE). */
+#define DELIVER_OK		0
+#define DELIVER_TEMPFAIL	1	/* exit 75: try again later */
+#define DELIVER_PERMFAIL	2	/* anything else: bounce */
 
 /* Envelope flags, from the worker's commit to the queue file. */
 #define ENV_F_8BIT		0x1	/* BODY=8BITMIME */

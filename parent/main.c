@@ -161,22 +161,61 @@ mode_name(uint32_t mode)
 static void
 parent_check_queue(struct parent *p)
 {
+	static const char	*subdirs[] = { "", "/tmp", "/queue" };
 	struct smtpd_conf	*c = &p->conf;
 	struct stat		 st;
+	char			 path[PATH_MAX];
+	size_t			 i;
 
-	if (mkdir(c->queue, 0700) == -1 && errno != EEXIST)
-		die("queue directory %s: %s", c->queue, strerror(errno));
-	if (lstat(c->queue, &st) == -1)
-		die("queue directory %s: %s", c->queue, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
-		die("queue directory %s is not a directory", c->queue);
-	if (c->drop_privs) {
-		if (chown(c->queue, c->uid, c->gid) == -1 ||
-		    chmod(c->queue, 0700) == -1)
-			die("queue directory %s: %s", c->queue,
-			    strerror(errno));
-	} else if (access(c->queue, R_OK | W_OK | X_OK) == -1)
-		die("queue directory %s: %s", c->queue, strerror(errno));
+	for (i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s%s", c->queue,
+		    subdirs[i]) >= sizeof(path))
+			die("queue directory %s: name too long", c->queue);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST)
+			die("queue directory %s: %s", path, strerror(errno));
+		if (lstat(path, &st) == -1)
+			die("queue directory %s: %s", path, strerror(errno));
+		if (!S_ISDIR(st.st_mode))
+			die("queue directory %s is not a directory", path);
+		if (c->drop_privs) {
+			if (chown(path, c->uid, c->gid) == -1 ||
+			    chmod(path, 0700) == -1)
+				die("queue directory %s: %s", path,
+				    strerror(errno));
+		} else if (access(path, R_OK | W_OK | X_OK) == -1)
+			die("queue directory %s: %s", path, strerror(errno));
+	}
+}
+
+/*
+ * deliver mode: the program must exist and be executable, and, when we
+ * are root, the user it runs as must exist (it never runs as root).
+ */
+static void
+parent_check_deliver(struct parent *p)
+{
+	char		 buf[CONF_DELIVER_MAX], *argv[CONF_DELIVER_ARGS];
+	struct passwd	*pw;
+
+	if (cmd_split(p->deliver, buf, sizeof(buf), argv,
+	    CONF_DELIVER_ARGS) < 1)
+		die("deliver: bad command: %s", p->deliver);
+	if (argv[0][0] != '/')
+		die("deliver: %s: the program must be an absolute path",
+		    argv[0]);
+	if (access(argv[0], X_OK) == -1)
+		die("deliver: %s: %s", argv[0], strerror(errno));
+	p->deliver_uid = geteuid();
+	p->deliver_gid = getegid();
+	if (geteuid() != 0)
+		return;
+	if ((pw = getpwnam(p->conf.user)) == NULL)
+		die("user %s does not exist: the deliver program never runs "
+		    "as root", p->conf.user);
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		die("user %s must not have uid or gid 0", p->conf.user);
+	p->deliver_uid = pw->pw_uid;
+	p->deliver_gid = pw->pw_gid;
 }
 
 /* Fork into the background with standard streams on /dev/null. */
@@ -285,11 +324,12 @@ parent_main(struct cmdline *cl)
 	}
 	p->conf = cf.conf;
 	p->policy = cf.policy;
-	if (p->conf.mode == MODE_DELIVER)
-		die("-c deliver: deliver mode is not available in this version");
+	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
 	if (cf.tls_cert[0] != '\0')
 		die("tls: TLS is not available in this version");
 	parent_check_privsep(p);
+	if (p->conf.mode == MODE_DELIVER)
+		parent_check_deliver(p);
 	if (p->conf.mode != MODE_DEBUG)
 		parent_check_queue(p);
 	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)

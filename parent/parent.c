@@ -244,6 +244,11 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_upstream(p, c);
 		return;
+	case IMSG_DELIVER_RUN:
+		if (c->role != ROLE_RELAY || p->conf.mode != MODE_DELIVER ||
+		    parent_deliver_run(p, c, imsg) == -1)
+			break;
+		return;
 	case IMSG_WORKER_BAD:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
 		    imsg->datalen != 0)
@@ -341,6 +346,8 @@ parent_child_exited(struct parent *p, pid_t pid, int status)
 	uint64_t	 lived;
 	char		 how[64];
 
+	if (parent_deliver_exited(p, pid, status))
+		return;
 	if ((c = parent_child_by_pid(p, pid)) == NULL)
 		return;
 	if (WIFSIGNALED(status))

@@ -65,6 +65,9 @@ struct parent {
 	struct child		*children;
 	struct slot		 slots[PARENT_MAX_WORKERS + 1];
 	uint32_t		 next_channel;
+	char			 deliver[CONF_DELIVER_MAX];
+	uid_t			 deliver_uid;
+	gid_t			 deliver_gid;
 	int			 stopping;
 	int			 sigfd;
 	struct ev_timer		 stop_timer;
@@ -83,5 +86,7 @@ void	parent_stats(struct parent *);
 int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
 void	parent_send_upstream(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
+int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
+int	parent_deliver_exited(struct parent *, pid_t, int);
 
 #endif

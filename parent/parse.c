@@ -145,6 +145,14 @@ valid_hostname(const char *s)
 }
 
 static void
+kw_duration(struct parse_ctx *ctx, const char *kw, const char *s,
+    uint32_t *out)
+{
+	if (parse_duration(s, out) == -1)
+		perr(ctx, "%s: %s is not a duration (30s, 5m, 1h, 4d)", kw, s);
+}
+
+static void
 kw_hostname(struct parse_ctx *ctx, char **w, int n)
 {
 	(void)n;
@@ -290,15 +298,79 @@ kw_upstream_ca(struct parse_ctx *ctx, char **w, int n)
 	    sizeof(ctx->cf->upstream_ca));
 }
 
+/*
+ * Split a deliver command into argv words: blanks separate words,
+ * 'single' and "double" quotes keep blanks, a backslash takes the next
+ * character as it is.  Nothing is expanded: no shell ever sees it.
+ * Returns the number of words, or -1 (unbalanced quote, too many).
+ */
+int
+cmd_split(const char *cmd, char *buf, size_t buflen, char **argv, int max)
+{
+	const char	*r = cmd;
+	char		*w = buf, *end = buf + buflen;
+	int		 n = 0;
+	char		 quote;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t')
+			r++;
+		if (*r == '\0')
+			break;
+		if (n == max - 1)
+			return -1;
+		argv[n++] = w;
+		quote = 0;
+		for (; *r != '\0' && (quote || (*r != ' ' && *r != '\t')); r++) {
+			if (w + 1 >= end)
+				return -1;
+			if (quote && *r == quote)
+				quote = 0;
+			else if (!quote && (*r == '\'' || *r == '"'))
+				quote = *r;
+			else if (*r == '\\' && quote != '\'' && r[1] != '\0')
+				*w++ = *++r;
+			else
+				*w++ = *r;
+		}
+		if (quote)
+			return -1;
+		*w++ = '\0';
+	}
+	argv[n] = NULL;
+	return n;
+}
+
 static void
 kw_deliver(struct parse_ctx *ctx, char **w, int n)
 {
+	char	 buf[CONF_DELIVER_MAX], *argv[CONF_DELIVER_ARGS];
+
 	(void)n;
-	if (w[0][0] != '/')
-		perr(ctx, "deliver: the program must be an absolute path");
-	else if (strlcpy(ctx->cf->deliver, w[0], sizeof(ctx->cf->deliver)) >=
+	if (strlcpy(ctx->cf->deliver, w[0], sizeof(ctx->cf->deliver)) >=
 	    sizeof(ctx->cf->deliver))
 		perr(ctx, "deliver: command too long");
+	else if (cmd_split(w[0], buf, sizeof(buf), argv,
+	    CONF_DELIVER_ARGS) < 1)
+		perr(ctx, "deliver: unbalanced quote, too many words or no "
+		    "program");
+	else if (argv[0][0] != '/')
+		perr(ctx, "deliver: the program must be an absolute path");
+}
+
+static void
+kw_deliver_timeout(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	kw_duration(ctx, "deliver-timeout", w[0],
+	    &ctx->cf->conf.deliver_timeout);
+}
+
+static void
+kw_deliver_max(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_num(ctx, "deliver-max", w[0], 1, 256, &ctx->cf->conf.deliver_max);
 }
 
 static void
@@ -407,14 +479,6 @@ kw_max_rcpt(struct parse_ctx *ctx, char **w, int n)
 }
 
 static void
-kw_duration(struct parse_ctx *ctx, const char *kw, const char *s,
-    uint32_t *out)
-{
-	if (parse_duration(s, out) == -1)
-		perr(ctx, "%s: %s is not a duration (30s, 5m, 1h, 4d)", kw, s);
-}
-
-static void
 kw_timeout(struct parse_ctx *ctx, char **w, int n)
 {
 	(void)n;
@@ -469,6 +533,8 @@ static const struct keyword keywords[] = {
 	{ "upstream-auth", 1, 1, 0, kw_upstream_auth },
 	{ "upstream-ca", 1, 1, 0, kw_upstream_ca },
 	{ "deliver", 1, 1, 0, kw_deliver },
+	{ "deliver-timeout", 1, 1, 0, kw_deliver_timeout },
+	{ "deliver-max", 1, 1, 0, kw_deliver_max },
 	{ "relay-domains", 1, -1, 1, kw_relay_domains },
 	{ "relay-recipients", 1, 1, 0, kw_relay_recipients },
 	{ "trusted-networks", 1, -1, 1, kw_trusted_networks },

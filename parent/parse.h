@@ -17,6 +17,7 @@
 #define CONF_LINE_MAX		4096
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
+#define CONF_DELIVER_ARGS	64
 
 struct listen_conf {
 	struct hostport	 hp;
@@ -43,5 +44,6 @@ void	conf_file_free(struct conf_file *);
 int	conf_file_parse(struct conf_file *, const char *path, FILE *errs);
 int	conf_recipients_load(struct policy *, const char *path, FILE *errs);
 int	parse_duration(const char *, uint32_t *);
+int	cmd_split(const char *, char *, size_t, char **, int);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "conf.h"
 #include "debug.h"
+#include "deliver.h"
 #include "event.h"
 #include "forward.h"
 #include "sched.h"
@@ -508,6 +509,18 @@ relay_upstream_addrs(struct imsg *imsg)
 	forward_set_addrs(ss, lens, n);
 }
 
+/* Queue a message to the parent and write what the socket takes. */
+static void
+relay_parent_send(struct imsg_out *out)
+{
+	if (imsgbuf_queue(&relay.parent, out) == -1)
+		fatal("parent channel");
+	if (imsgbuf_write(&relay.parent) == -1)
+		fatal("write to parent");
+	if (imsgbuf_pending(&relay.parent))
+		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+}
+
 /* Ask the parent to resolve the upstream again (after a failure). */
 static void
 relay_resolve(void)
@@ -515,12 +528,7 @@ relay_resolve(void)
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_RESOLVE, 0, -1);
-	if (imsgbuf_queue(&relay.parent, &out) == -1)
-		fatal("parent channel");
-	if (imsgbuf_write(&relay.parent) == -1)
-		fatal("write to parent");
-	if (imsgbuf_pending(&relay.parent))
-		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+	relay_parent_send(&out);
 }
 
 static void
@@ -554,6 +562,11 @@ relay_parent_io(int fd, int events, void *arg)
 			break;
 		case IMSG_UPSTREAM_ADDRS:
 			relay_upstream_addrs(&imsg);
+			break;
+		case IMSG_DELIVER_DONE:
+			if (relay.conf.mode != MODE_DELIVER ||
+			    deliver_done(&imsg) == -1)
+				fatalx("bad DELIVER_DONE");
 			break;
 		case IMSG_POLICY_BEGIN:
 			if (imsg.datalen != 0 || relay.policy_loading)
@@ -663,7 +676,10 @@ relay_main(void)
 			fatalx("cannot use the queue %s", relay.conf.queue);
 		/* The queue is all the relay may see. */
 		root = relay.conf.queue;
-		forward_init(&relay.conf, relay_resolve);
+		if (relay.conf.mode == MODE_RELAY)
+			forward_init(&relay.conf, relay_resolve);
+		else
+			deliver_init(&relay.conf, relay_parent_send);
 	}
 	maxfiles = relay.conf.max_sessions * (relay.conf.workers + 1) + 64;
 	if (maxfiles > 65536)
