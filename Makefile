@@ -42,7 +42,8 @@ OBJS	    = $(SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/relay/debug.o \
-	      $(BUILD)/obj/relay/envelope.o
+	      $(BUILD)/obj/relay/envelope.o $(BUILD)/obj/relay/client.o \
+	      $(BUILD)/obj/relay/reply.o
 
 UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
 UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)

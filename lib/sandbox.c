@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <seccomp.h>
 #include <stddef.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -76,6 +77,20 @@ sandbox_allow(scmp_filter_ctx ctx, const int *calls, size_t n)
 			fatalx("seccomp_rule_add %d: %d", calls[i], rc);
 }
 
+/* Allow socket(2) for one address family only. */
+static int
+sandbox_allow_socket(scmp_filter_ctx ctx, int family)
+{
+	struct scmp_arg_cmp	 cmp;
+
+	memset(&cmp, 0, sizeof(cmp));
+	cmp.arg = 0;
+	cmp.op = SCMP_CMP_EQ;
+	cmp.datum_a = (scmp_datum_t)family;
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+	    &cmp);
+}
+
 #define ALLOW(ctx, list) \
 	sandbox_allow((ctx), (list), sizeof(list) / sizeof((list)[0]))
 
@@ -94,10 +109,8 @@ sandbox_seccomp(enum proc_role role)
 	else if (role == ROLE_RELAY) {
 		ALLOW(ctx, sandbox_relay);
 		/* Upstream connections: TCP over v4 or v6 and nothing else. */
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
-		    seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-		    SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0)
+		if (sandbox_allow_socket(ctx, AF_INET) < 0 ||
+		    sandbox_allow_socket(ctx, AF_INET6) < 0)
 			fatalx("seccomp_rule_add socket");
 	}
 #if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)

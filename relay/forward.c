@@ -363,7 +363,7 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 	c->spoolfd = -1;
 	c->msg = NULL;
 	sched_done(m);
-	if (res->status != 2 && res->code == 0) {
+	if (res->broken || (res->status != 2 && res->code == 0)) {
 		/* The connection broke: it cannot be used again. */
 		client_free(c->client);
 		c->client = NULL;
@@ -415,8 +415,7 @@ fconn_next(struct fconn *c)
 	cm.mail_from = m->from;
 	cm.rcpts = c->rcpts;
 	cm.nrcpt = n;
-	cm.size = m->size + strlen(c->prepend) + (fwd.conf->x_peer ?
-	    strlen(m->peer_ip) + 10 : 0);
+	cm.size = m->size;
 	cm.body_8bit = (m->flags & ENV_F_8BIT) != 0;
 	cm.smtputf8 = (m->flags & ENV_F_SMTPUTF8) != 0;
 	cm.spool_fd = c->spoolfd;
