@@ -18,7 +18,7 @@
 
 #include "bounce.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static void
 rfc5322_date(int64_t t, char *buf, size_t len)

@@ -13,7 +13,7 @@
 #include "deliver.h"
 #include "log.h"
 #include "queue.h"
-#include "sched.h"
+#include "scheduler.h"
 
 struct drun {
 	struct drun	*next;

@@ -22,7 +22,7 @@
 
 #include "client.h"
 #include "forward.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "log.h"
 
 enum fconn_state {

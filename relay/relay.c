@@ -23,7 +23,7 @@
 #include "deliver.h"
 #include "event.h"
 #include "forward.h"
-#include "sched.h"
+#include "scheduler.h"
 #include "log.h"
 #include "policy.h"
 #include "proc.h"

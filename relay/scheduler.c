@@ -15,7 +15,7 @@
 
 #include "bounce.h"
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static struct {
 	const struct smtpd_conf	*conf;

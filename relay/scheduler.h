@@ -2,8 +2,8 @@
  * The queue's scheduler: when each message is tried, and what happens
  * after an attempt.
  */
-#ifndef SMTPD_SCHED_H
-#define SMTPD_SCHED_H
+#ifndef SMTPD_SCHEDULER_H
+#define SMTPD_SCHEDULER_H
 
 #include "proto.h"
 #include "queue.h"
