@@ -72,6 +72,7 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_str(&out, c->queue);
 	imsg_add_str(&out, c->user);
 	imsg_add_str(&out, c->upstream_host);
+	imsg_add_str(&out, c->upstream_ca);
 	return imsgbuf_queue(ib, &out);
 }
 
@@ -108,6 +109,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
 	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
 	    -1 ||
+	    imsg_get_str(imsg, c->upstream_ca, sizeof(c->upstream_ca)) == -1 ||
 	    imsg_get_end(imsg) == -1)
 		return -1;
 	if (c->mode < MODE_DEBUG || c->mode > MODE_DELIVER ||

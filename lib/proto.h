@@ -78,6 +78,7 @@ struct smtpd_conf {
 	char		queue[PATH_MAX];
 	char		user[64];
 	char		upstream_host[256];
+	char		upstream_ca[PATH_MAX];	/* "" for the system store */
 };
 
 #define UPSTREAM_PLAIN		0
@@ -98,7 +99,9 @@ struct smtpd_conf {
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
- * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE
+ * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH
+ * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
+ * session -> parent: AUTH_REQUEST
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
@@ -127,6 +130,11 @@ enum imsg_type {
 	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
 	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */
 	IMSG_DELIVER_DONE,	/* peerid run id, u32 result, str text */
+	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
+	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
+	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
+	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password */
+	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_MAX,
 };
 

@@ -218,6 +218,39 @@ parent_check_deliver(struct parent *p)
 	p->deliver_gid = pw->pw_gid;
 }
 
+/*
+ * upstream-auth: "user password" on one line, in a file that only its
+ * owner may read; the parent reads it and hands it to the relay.
+ */
+static void
+parent_read_upstream_auth(struct parent *p, const char *path)
+{
+	char		 line[600], *sp, *nl;
+	struct stat	 st;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL)
+		die("upstream-auth %s: %s", path, strerror(errno));
+	if (fstat(fileno(f), &st) == -1)
+		die("upstream-auth %s: %s", path, strerror(errno));
+	if (st.st_mode & (S_IRWXG | S_IRWXO))
+		die("upstream-auth %s: readable by others (chmod 600 it)",
+		    path);
+	if (fgets(line, sizeof(line), f) == NULL)
+		die("upstream-auth %s: empty", path);
+	fclose(f);
+	if ((nl = strchr(line, '\n')) != NULL)
+		*nl = '\0';
+	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
+		die("upstream-auth %s: expected \"user password\"", path);
+	*sp++ = '\0';
+	if (strlcpy(p->upstream_user, line, sizeof(p->upstream_user)) >=
+	    sizeof(p->upstream_user) || strlcpy(p->upstream_pass, sp,
+	    sizeof(p->upstream_pass)) >= sizeof(p->upstream_pass))
+		die("upstream-auth %s: user or password too long", path);
+	explicit_bzero(line, sizeof(line));
+}
+
 /* Fork into the background with standard streams on /dev/null. */
 static void
 parent_daemonize(void)
@@ -325,6 +358,8 @@ parent_main(struct cmdline *cl)
 	p->conf = cf.conf;
 	p->policy = cf.policy;
 	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
+	if (cf.upstream_auth[0] != '\0' && p->conf.mode == MODE_RELAY)
+		parent_read_upstream_auth(p, cf.upstream_auth);
 	if (cf.tls_cert[0] != '\0')
 		die("tls: TLS is not available in this version");
 	parent_check_privsep(p);

@@ -121,6 +121,13 @@ parent_startup(struct parent *p, struct child *c)
 	} else {
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_upstream(p, c);
+		if (p->upstream_user[0] != '\0') {
+			imsg_out_init(&out, IMSG_CONF_UPSTREAM_AUTH, 0, -1);
+			imsg_add_str(&out, p->upstream_user);
+			imsg_add_str(&out, p->upstream_pass);
+			parent_child_send(c, &out);
+			explicit_bzero(&out, sizeof(out));
+		}
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)

@@ -66,6 +66,8 @@ struct parent {
 	struct slot		 slots[PARENT_MAX_WORKERS + 1];
 	uint32_t		 next_channel;
 	char			 deliver[CONF_DELIVER_MAX];
+	char			 upstream_user[256];	/* "": no AUTH */
+	char			 upstream_pass[256];
 	uid_t			 deliver_uid;
 	gid_t			 deliver_gid;
 	int			 stopping;

@@ -294,8 +294,8 @@ static void
 kw_upstream_ca(struct parse_ctx *ctx, char **w, int n)
 {
 	(void)n;
-	parse_path(ctx, "upstream-ca", w[0], ctx->cf->upstream_ca,
-	    sizeof(ctx->cf->upstream_ca));
+	parse_path(ctx, "upstream-ca", w[0], ctx->cf->conf.upstream_ca,
+	    sizeof(ctx->cf->conf.upstream_ca));
 }
 
 /*

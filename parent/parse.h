@@ -32,7 +32,6 @@ struct conf_file {
 	char			 tls_cert[PATH_MAX];
 	char			 tls_key[PATH_MAX];
 	char			 upstream_auth[PATH_MAX];
-	char			 upstream_ca[PATH_MAX];
 	char			 deliver[CONF_DELIVER_MAX];
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];

@@ -60,6 +60,9 @@ static struct {
 	unsigned int		 failed_in_row;	/* connections that failed */
 	int			 probe_due;
 	struct ev_timer		 probe_timer;
+	SSL_CTX			*tls_ctx;	/* NULL: plain text upstream */
+	char			 auth_user[FWD_AUTH_MAX];	/* "": no AUTH */
+	char			 auth_pass[FWD_AUTH_MAX];
 } fwd;
 
 static void	forward_kick(void);
@@ -431,6 +434,21 @@ fconn_next(struct fconn *c)
 		c->client = NULL;
 		fconn_free(c);
 	}
+}
+
+/* The client TLS context, made before the sandbox (upstream tls). */
+void
+forward_set_tls(SSL_CTX *ctx)
+{
+	fwd.tls_ctx = ctx;
+}
+
+/* Credentials for AUTH to the upstream, from the parent. */
+void
+forward_set_auth(const char *user, const char *password)
+{
+	strlcpy(fwd.auth_user, user, sizeof(fwd.auth_user));
+	strlcpy(fwd.auth_pass, password, sizeof(fwd.auth_pass));
 }
 
 void

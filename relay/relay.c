@@ -29,6 +29,7 @@
 #include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "tls.h"
 
 static struct relay {
 	struct smtpd_conf	 conf;
@@ -628,9 +629,41 @@ relay_startup(struct imsg *imsg, void *arg)
 	case IMSG_UPSTREAM_ADDRS:
 		relay_upstream_addrs(imsg);
 		break;
+	case IMSG_CONF_UPSTREAM_AUTH: {
+		char user[FWD_AUTH_MAX], pass[FWD_AUTH_MAX];
+
+		if (imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+		    imsg_get_str(imsg, pass, sizeof(pass)) == -1 ||
+		    imsg_get_end(imsg) == -1)
+			fatalx("bad CONF_UPSTREAM_AUTH");
+		forward_set_auth(user, pass);
+		explicit_bzero(pass, sizeof(pass));
+		break;
+	}
 	default:
 		fatalx("unexpected start-up message %u", imsg->hdr.type);
 	}
+}
+
+/*
+ * The client TLS context for the upstream, with its CA certificates
+ * loaded now: the chroot has no certificate store.
+ */
+static void
+relay_tls_init(void)
+{
+	SSL_CTX	*ctx;
+	char	 err[256];
+
+	if (relay.conf.upstream_tls == UPSTREAM_PLAIN)
+		return;
+	tls_init();
+	ctx = tls_client_ctx(relay.conf.upstream_ca[0] != '\0' ?
+	    relay.conf.upstream_ca : NULL, relay.conf.upstream_verify, err,
+	    sizeof(err));
+	if (ctx == NULL)
+		fatalx("upstream TLS: %s", err);
+	forward_set_tls(ctx);
 }
 
 /* Load what a previous run left in the queue. */
@@ -676,8 +709,10 @@ relay_main(void)
 			fatalx("cannot use the queue %s", relay.conf.queue);
 		/* The queue is all the relay may see. */
 		root = relay.conf.queue;
-		if (relay.conf.mode == MODE_RELAY)
+		if (relay.conf.mode == MODE_RELAY) {
 			forward_init(&relay.conf, relay_resolve);
+			relay_tls_init();
+		}
 		else
 			deliver_init(&relay.conf, relay_parent_send);
 	}
