@@ -1,0 +1,97 @@
+#!/bin/sh
+# Build every libFuzzer harness of regress/fuzz into build/fuzz and run
+# each for SECONDS seconds on a copy of its seed corpus (the tree stays
+# clean).  Exits non-zero if a harness fails to build or finds a crash;
+# the reproducer is left in build/fuzz/artifacts/.
+#
+#	sh regress/fuzz/run.sh [SECONDS]
+
+set -u
+
+secs=${1:-20}
+case $secs in
+''|*[!0-9]*)
+	echo "usage: $0 [seconds]" >&2
+	exit 2
+	;;
+esac
+
+top=$(cd "$(dirname "$0")/../.." && pwd) || exit 1
+cd "$top" || exit 1
+
+CC=${FUZZ_CC:-clang}
+out=build/fuzz
+CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
+CFLAGS="$CFLAGS -fno-sanitize-recover=all -Ilib -Iparent -Ismtpd -Irelay"
+LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
+
+# The sources a harness needs: a "FUZZ_SRCS: file ..." line in the
+# harness itself, else this table, else the whole library.
+srcs() {
+	s=$(sed -n 's/.*FUZZ_SRCS:[[:space:]]*//p' "regress/fuzz/fuzz_$1.c" |
+	    head -1)
+	if [ -n "$s" ]; then
+		echo "$s"
+		return
+	fi
+	case $1 in
+	addr)		echo lib/addr.c ;;
+	linebuf)	echo lib/linebuf.c ;;
+	imsg)		echo lib/imsg.c lib/conf.c ;;
+	cmdline)	echo parent/cmdline.c ;;
+	reply)		echo relay/reply.c ;;
+	*)		echo lib/*.c ;;
+	esac
+}
+
+harnesses=
+for f in regress/fuzz/fuzz_*.c; do
+	[ -f "$f" ] || continue
+	h=${f#regress/fuzz/fuzz_}
+	harnesses="$harnesses ${h%.c}"
+done
+failed=
+
+mkdir -p "$out/corpus" "$out/artifacts" || exit 1
+for h in $harnesses; do
+	echo "== build fuzz_$h"
+	rm -f "$out/fuzz_$h"
+	# shellcheck disable=SC2046,SC2086
+	if ! $CC $CFLAGS -o "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
+	    $(srcs "$h") $LIBS; then
+		failed="$failed $h(build)"
+		continue
+	fi
+done
+
+for h in $harnesses; do
+	[ -x "$out/fuzz_$h" ] || continue
+	case $failed in *" $h(build)"*) continue ;; esac
+	rm -rf "$out/corpus/$h"
+	mkdir -p "$out/corpus/$h" || exit 1
+	if [ -d "regress/fuzz/corpus/$h" ]; then
+		cp -R "regress/fuzz/corpus/$h/." "$out/corpus/$h/" || exit 1
+	fi
+	dict=
+	[ -f "regress/fuzz/$h.dict" ] && dict="-dict=regress/fuzz/$h.dict"
+	echo "== fuzz_$h for ${secs}s"
+	# shellcheck disable=SC2086
+	if "$out/fuzz_$h" -max_total_time="$secs" -timeout=10 \
+	    -rss_limit_mb=2048 -max_len=20000 -print_final_stats=1 \
+	    -artifact_prefix="$out/artifacts/$h-" $dict \
+	    "$out/corpus/$h" >"$out/fuzz_$h.log" 2>&1; then
+		grep -E '^stat::number_of_executed_units|^#[0-9]+.*DONE' \
+		    "$out/fuzz_$h.log" | tail -2
+	else
+		failed="$failed $h"
+		echo "fuzz_$h FAILED, see $out/fuzz_$h.log:" >&2
+		grep -E 'ERROR|SUMMARY|runtime error|Test unit written' \
+		    "$out/fuzz_$h.log" | head -10 >&2
+	fi
+done
+
+if [ -n "$failed" ]; then
+	echo "fuzz: failed:$failed" >&2
+	exit 1
+fi
+echo "fuzz: all harnesses clean"
