@@ -60,7 +60,7 @@ VALGRIND_DEPS = valgrind
 all: $(BUILD)/smtpd
 
 $(BUILD)/smtpd: $(OBJS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lcrypt
 
 $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h smtpd/*.h relay/*.h parent/*.h)
 	@mkdir -p $(dir $@)
@@ -69,7 +69,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard lib/*.h smtpd/*.h relay/*.h parent/*.h)
 $(BUILD)/regress/test_%: regress/unit/test_%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ismtpd -Irelay -Iparent -o $@ $< $(TEST_OBJS) \
-	    $(ALL_LDFLAGS) $(PKG_LIBS) $(CMOCKA_LIBS)
+	    $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt $(CMOCKA_LIBS)
 
 # Install what a fresh Debian 12 lacks (as root); say what is missing
 # otherwise.

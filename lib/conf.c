@@ -67,6 +67,7 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->upstream_verify);
 	imsg_add_u32(&out, c->deliver_timeout);
 	imsg_add_u32(&out, c->deliver_max);
+	imsg_add_u32(&out, c->auth_enabled);
 	imsg_add_str(&out, c->hostname);
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
@@ -103,6 +104,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->upstream_verify) == -1 ||
 	    imsg_get_u32(imsg, &c->deliver_timeout) == -1 ||
 	    imsg_get_u32(imsg, &c->deliver_max) == -1 ||
+	    imsg_get_u32(imsg, &c->auth_enabled) == -1 ||
 	    imsg_get_str(imsg, c->hostname, sizeof(c->hostname)) == -1 ||
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||

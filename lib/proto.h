@@ -73,6 +73,7 @@ struct smtpd_conf {
 	uint32_t	upstream_verify;
 	uint32_t	deliver_timeout;	/* seconds */
 	uint32_t	deliver_max;		/* programs at once */
+	uint32_t	auth_enabled;		/* a users file is configured */
 	char		hostname[256];
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "parent.h"
 #include "relay.h"
+#include "tls.h"
 #include "worker.h"
 
 static struct parent	parent;		/* the parent process's state */
@@ -251,6 +252,46 @@ parent_read_upstream_auth(struct parent *p, const char *path)
 	explicit_bzero(line, sizeof(line));
 }
 
+/*
+ * The server certificate and key (checked here, as a context, so that
+ * a bad pair stops the start and not a worker) and the users file.
+ */
+static void
+parent_load_secrets(struct parent *p, struct conf_file *cf)
+{
+	SSL_CTX		*ctx;
+	char		 err[512];
+	unsigned int	 i;
+
+	for (i = 0; i < cf->nlisten; i++) {
+		if ((cf->listen[i].flags & (LISTEN_TLS | LISTEN_STARTTLS_REQ)) &&
+		    cf->tls_cert[0] == '\0')
+			die("listen on %s: tls and starttls-required need "
+			    "\"tls certificate FILE key FILE\"",
+			    cf->listen[i].hp.host);
+		if ((cf->listen[i].flags & LISTEN_AUTH) && cf->users[0] == '\0')
+			die("listen on %s: auth needs \"users FILE\"",
+			    cf->listen[i].hp.host);
+	}
+	if (cf->tls_cert[0] != '\0') {
+		if ((p->tls_cert = parent_read_pem(cf->tls_cert,
+		    &p->tls_certlen, err, sizeof(err))) == NULL ||
+		    (p->tls_key = parent_read_pem(cf->tls_key, &p->tls_keylen,
+		    err, sizeof(err))) == NULL)
+			die("tls: %s", err);
+		tls_init();
+		if ((ctx = tls_server_ctx(p->tls_cert, p->tls_certlen,
+		    p->tls_key, p->tls_keylen, err, sizeof(err))) == NULL)
+			die("tls: %s or %s: %s", cf->tls_cert, cf->tls_key, err);
+		SSL_CTX_free(ctx);
+	}
+	if (cf->users[0] != '\0') {
+		if (parent_users_load(cf->users, stderr) == -1)
+			die("users: %s cannot be used", cf->users);
+		p->conf.auth_enabled = 1;
+	}
+}
+
 /* Fork into the background with standard streams on /dev/null. */
 static void
 parent_daemonize(void)
@@ -360,8 +401,7 @@ parent_main(struct cmdline *cl)
 	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
 	if (cf.upstream_auth[0] != '\0' && p->conf.mode == MODE_RELAY)
 		parent_read_upstream_auth(p, cf.upstream_auth);
-	if (cf.tls_cert[0] != '\0')
-		die("tls: TLS is not available in this version");
+	parent_load_secrets(p, &cf);
 	parent_check_privsep(p);
 	if (p->conf.mode == MODE_DELIVER)
 		parent_check_deliver(p);

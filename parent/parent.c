@@ -117,6 +117,12 @@ parent_startup(struct parent *p, struct child *c)
 			imsg_add_u32(&out, p->listeners[i].flags);
 			parent_child_send(c, &out);
 		}
+		if (p->tls_cert != NULL) {
+			parent_send_pem(c, IMSG_CONF_TLS_CERT, p->tls_cert,
+			    p->tls_certlen);
+			parent_send_pem(c, IMSG_CONF_TLS_KEY, p->tls_key,
+			    p->tls_keylen);
+		}
 		parent_connect(p, c);
 	} else {
 		if (p->conf.mode == MODE_RELAY)
@@ -250,6 +256,11 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 			break;
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_upstream(p, c);
+		return;
+	case IMSG_AUTH_REQUEST:
+		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||
+		    parent_auth_request(p, c, imsg) == -1)
+			break;
 		return;
 	case IMSG_DELIVER_RUN:
 		if (c->role != ROLE_RELAY || p->conf.mode != MODE_DELIVER ||
@@ -444,6 +455,9 @@ parent_reload(struct parent *p)
 		conf_file_free(&cf);
 		return;
 	}
+	if (cf.users[0] != '\0' && parent_users_load(cf.users, stderr) == -1)
+		log_warnx("event=reload users=%s result=kept-old", cf.users);
+	cf.conf.auth_enabled = p->conf.auth_enabled;
 	/* What the relay and the slots were built for stays. */
 	cf.conf.workers = oldworkers;
 	cf.conf.mode = p->conf.mode;

@@ -66,6 +66,10 @@ struct parent {
 	struct slot		 slots[PARENT_MAX_WORKERS + 1];
 	uint32_t		 next_channel;
 	char			 deliver[CONF_DELIVER_MAX];
+	char			*tls_cert;	/* PEM, for the workers */
+	size_t			 tls_certlen;
+	char			*tls_key;
+	size_t			 tls_keylen;
 	char			 upstream_user[256];	/* "": no AUTH */
 	char			 upstream_pass[256];
 	uid_t			 deliver_uid;
@@ -90,5 +94,9 @@ void	parent_send_upstream(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);
+int	parent_users_load(const char *, FILE *);
+int	parent_auth_request(struct parent *, struct child *, struct imsg *);
+char	*parent_read_pem(const char *, size_t *, char *, size_t);
+void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
 
 #endif

@@ -13,6 +13,7 @@
 #include <bsd/string.h>
 
 #include "log.h"
+#include "tls.h"
 #include "worker.h"
 
 static struct worker *session_worker;	/* the one worker of this process */
@@ -20,11 +21,17 @@ static struct worker *session_worker;	/* the one worker of this process */
 static void	session_msg_open(struct smtp_session *);
 static void	session_msg_commit(struct smtp_session *);
 static void	session_msg_abort(struct smtp_session *);
+static void	session_auth_check(struct smtp_session *, const char *,
+		    const char *);
+static void	session_auth_delayed(void *);
+static void	session_tls_pending(void *);
+static void	session_io(int, int, void *);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
 	session_msg_commit,
 	session_msg_abort,
+	session_auth_check,
 };
 
 static uint32_t
@@ -65,7 +72,23 @@ session_flush(struct session *s)
 	struct buf	*out = &s->smtp.out;
 	ssize_t		 n;
 
+	s->tls_write_wants = 0;
+	if (s->tls_handshaking)
+		return 0;
 	while (buf_left(out) > 0) {
+		if (s->ssl != NULL) {
+			n = tls_write(s->ssl, out->data + out->off,
+			    buf_left(out));
+			if (n == TLS_IO_WANT_READ || n == TLS_IO_WANT_WRITE) {
+				s->tls_write_wants = n == TLS_IO_WANT_READ ?
+				    EV_READ : EV_WRITE;
+				return 0;
+			}
+			if (n <= 0)
+				return -1;
+			buf_drain(out, n);
+			continue;
+		}
 		n = send(s->fd, out->data + out->off, buf_left(out),
 		    MSG_NOSIGNAL);
 		if (n == -1 && errno == EINTR)
@@ -80,6 +103,65 @@ session_flush(struct session *s)
 }
 
 /*
+ * Begin the TLS handshake on the connection.  Whatever the client sent
+ * after STARTTLS, before the handshake, is thrown away unread by the
+ * engine (CVE-2011-0411).
+ */
+static int
+session_tls_begin(struct session *s)
+{
+	struct worker	*w = session_worker;
+
+	if (s->smtp.in.buf != NULL)
+		linebuf_discard(&s->smtp.in);
+	if ((s->ssl = SSL_new(w->tls_ctx)) == NULL ||
+	    SSL_set_fd(s->ssl, s->fd) != 1) {
+		log_warnx("event=tls-error session=%08x client=%s "
+		    "reason=\"cannot create TLS session\"", s->id,
+		    s->smtp.peer_ip);
+		return -1;
+	}
+	SSL_set_accept_state(s->ssl);
+	s->tls_handshaking = 1;
+	return 0;
+}
+
+/* One step of the handshake; 0 while it goes on, -1 if it failed. */
+static int
+session_tls_step(struct session *s)
+{
+	char	 err[256];
+
+	switch (tls_handshake(s->ssl)) {
+	case TLS_HANDSHAKE_DONE:
+		s->tls_handshaking = 0;
+		s->tls_hs_wants = 0;
+		log_info("event=tls session=%08x client=%s version=%s "
+		    "cipher=%s", s->id, s->smtp.peer_ip,
+		    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+		if (s->smtp.wait == SMTP_WAIT_TLS)
+			smtp_tls_started(&s->smtp);
+		else {
+			/* An implicit TLS listener greets only now. */
+			s->smtp.tls_active = 1;
+			smtp_greet(&s->smtp);
+		}
+		return 0;
+	case TLS_HANDSHAKE_WANT_READ:
+		s->tls_hs_wants = EV_READ;
+		return 0;
+	case TLS_HANDSHAKE_WANT_WRITE:
+		s->tls_hs_wants = EV_WRITE;
+		return 0;
+	default:
+		tls_error(err, sizeof(err));
+		log_info("event=tls-failed session=%08x client=%s reason=\"%s\"",
+		    s->id, s->smtp.peer_ip, err);
+		return -1;
+	}
+}
+
+/*
  * Flush replies and decide what to wait for next.  Reading pauses while
  * the input buffer is full, so a client that pipelines without reading
  * its replies is held back by TCP, never refused.
@@ -88,17 +170,47 @@ void
 session_update(struct session *s)
 {
 	int	 events = 0;
-	size_t	 avail;
+	size_t	 avail, pending;
 
-	if (session_flush(s) == -1) {
-		session_close(s, "write-error");
-		return;
+	for (;;) {
+		if (session_flush(s) == -1) {
+			session_close(s, "write-error");
+			return;
+		}
+		/*
+		 * Input that waited for its replies to drain goes on now: no
+		 * read would wake it, the client has sent it all already.
+		 * Each round consumes input, or stops.
+		 */
+		if (s->smtp.state == SMTP_CLOSING || s->smtp.in.buf == NULL ||
+		    s->smtp.wait != SMTP_WAIT_NONE ||
+		    buf_left(&s->smtp.out) >= SMTP_OUTBUF_PAUSE ||
+		    (pending = linebuf_pending(&s->smtp.in)) == 0)
+			break;
+		smtp_process(&s->smtp);
+		if (linebuf_pending(&s->smtp.in) == pending)
+			break;
 	}
 	if (s->smtp.state == SMTP_CLOSING && buf_left(&s->smtp.out) == 0) {
 		session_close(s, "closed");
 		return;
 	}
-	if (s->smtp.state != SMTP_CLOSING) {
+	/* The 220 to STARTTLS is out: the handshake starts. */
+	if (s->smtp.wait == SMTP_WAIT_TLS && s->ssl == NULL &&
+	    buf_left(&s->smtp.out) == 0) {
+		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
+			session_close(s, "tls-failed");
+			return;
+		}
+		if (!s->tls_handshaking) {
+			session_update(s);
+			return;
+		}
+	}
+	if (s->tls_handshaking)
+		events = s->tls_hs_wants;
+	else if (s->smtp.state != SMTP_CLOSING &&
+	    s->smtp.wait != SMTP_WAIT_TLS) {
 		if (s->smtp.in.buf == NULL)
 			events |= EV_READ;
 		else if (smtp_input_space(&s->smtp, &avail) != NULL &&
@@ -106,9 +218,22 @@ session_update(struct session *s)
 			events |= EV_READ;
 	}
 	if (buf_left(&s->smtp.out) > 0)
-		events |= EV_WRITE;
+		events |= s->tls_write_wants ? s->tls_write_wants : EV_WRITE;
+	events |= s->tls_read_wants;
 	smtp_input_release(&s->smtp);
 	ev_mod(s->fd, events);
+	/* Bytes OpenSSL already decrypted wake no epoll: read them soon. */
+	if (s->ssl != NULL && !s->tls_handshaking && (events & EV_READ) &&
+	    SSL_pending(s->ssl) > 0)
+		ev_timer_add(&s->tls_timer, 0);
+}
+
+static void
+session_tls_pending(void *arg)
+{
+	struct session	*s = arg;
+
+	session_io(s->fd, EV_READ, s);
 }
 
 /* Read what the client sent; 0 on end of file or error. */
@@ -124,6 +249,19 @@ session_read(struct session *s)
 			return 0;
 		if (avail == 0)
 			return 1;
+		if (s->ssl != NULL) {
+			n = tls_read(s->ssl, p, avail);
+			if (n == TLS_IO_WANT_READ)
+				return 1;
+			if (n == TLS_IO_WANT_WRITE) {
+				s->tls_read_wants = EV_WRITE;
+				return 1;
+			}
+			if (n <= 0)
+				return 0;
+			smtp_input_fill(&s->smtp, n);
+			continue;
+		}
 		n = read(s->fd, p, avail);
 		if (n == -1 && errno == EINTR)
 			continue;
@@ -141,9 +279,20 @@ static void
 session_io(int fd, int events, void *arg)
 {
 	struct session	*s = arg;
+	int		 read_wants;
 
 	(void)fd;
-	if (events & EV_READ) {
+	if (s->tls_handshaking) {
+		if (session_tls_step(s) == -1) {
+			session_close(s, "tls-failed");
+			return;
+		}
+		session_update(s);
+		return;
+	}
+	read_wants = s->tls_read_wants;
+	s->tls_read_wants = 0;
+	if ((events & EV_READ) || (read_wants && (events & EV_WRITE))) {
 		if (!session_read(s)) {
 			session_close(s, "eof");
 			return;
@@ -173,7 +322,8 @@ session_timeout(void *arg)
 
 /* Start a session on an accepted connection; NULL if it failed. */
 struct session *
-session_accept(struct worker *w, int fd, const char *ip, uint16_t port)
+session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
+    uint32_t flags, int loopback)
 {
 	struct session	*s;
 
@@ -189,6 +339,12 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port)
 	s->fd = fd;
 	smtp_init(&s->smtp, &w->conf, &session_ops, s, ip, port);
 	s->smtp.policy = &w->policy;
+	s->smtp.listen_flags = flags;
+	s->smtp.loopback = loopback;
+	s->smtp.auth_configured = w->conf.auth_enabled;
+	s->smtp.tls_available = w->tls_ctx != NULL && !(flags & LISTEN_TLS);
+	ev_timer_set(&s->delay_timer, session_auth_delayed, s);
+	ev_timer_set(&s->tls_timer, session_tls_pending, s);
 	ev_timer_set(&s->timer, session_timeout, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
 		log_warn("ev_add");
@@ -203,7 +359,14 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port)
 	log_info("event=connect session=%08x client=%s port=%u", s->id, ip,
 	    port);
 	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
-	smtp_greet(&s->smtp);
+	if (flags & LISTEN_TLS) {
+		/* Implicit TLS (port 465): the greeting waits for it. */
+		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
+			session_close(s, "tls-failed");
+			return NULL;
+		}
+	} else
+		smtp_greet(&s->smtp);
 	if (w->stopping)
 		smtp_drain(&s->smtp);
 	session_update(s);
@@ -219,8 +382,15 @@ session_close(struct session *s, const char *reason)
 	log_info("event=disconnect session=%08x client=%s reason=%s "
 	    "messages=%u", s->id, s->smtp.peer_ip, reason, s->smtp.nmessages);
 	ev_del(s->fd);
+	if (s->ssl != NULL) {
+		if (!s->tls_handshaking)
+			SSL_shutdown(s->ssl);
+		SSL_free(s->ssl);
+	}
 	close(s->fd);
 	ev_timer_del(&s->timer);
+	ev_timer_del(&s->delay_timer);
+	ev_timer_del(&s->tls_timer);
 	/*
 	 * A spool file still being written is aborted by smtp_free(); one
 	 * asked for but not yet here is aborted when it arrives; a commit
@@ -233,6 +403,54 @@ session_close(struct session *s, const char *reason)
 	w->nsessions--;
 	free(s);
 	worker_session_gone(w);
+}
+
+/* AUTH: the parent checks the password; the worker never sees hashes. */
+static void
+session_auth_check(struct smtp_session *smtp, const char *user,
+    const char *password)
+{
+	struct session	*s = smtp->owner;
+	struct worker	*w = session_worker;
+	struct imsg_out	*out;
+
+	if ((out = malloc(sizeof(*out))) == NULL) {
+		smtp_auth_done(smtp, 0);
+		return;
+	}
+	imsg_out_init(out, IMSG_AUTH_REQUEST, s->id, -1);
+	imsg_add_str(out, user);
+	imsg_add_str(out, password);
+	worker_parent_send(w, out);
+	explicit_bzero(out, sizeof(*out));
+	free(out);
+}
+
+/* A failed AUTH is answered late: guessing costs time. */
+static void
+session_auth_delayed(void *arg)
+{
+	struct session	*s = arg;
+
+	smtp_auth_done(&s->smtp, 0);
+	smtp_process(&s->smtp);
+	session_update(s);
+}
+
+/* The parent's verdict on an AUTH. */
+void
+session_auth_result(struct session *s, int ok)
+{
+	if (s->smtp.wait != SMTP_WAIT_AUTH)
+		return;
+	if (!ok) {
+		ev_timer_add(&s->delay_timer, 1000 * (s->smtp.auth_failures +
+		    1));
+		return;
+	}
+	smtp_auth_done(&s->smtp, 1);
+	smtp_process(&s->smtp);
+	session_update(s);
 }
 
 /* DATA: ask the relay for a spool file. */

@@ -33,8 +33,6 @@ struct smtp_cmd {
 	const char	*wrong_text;
 };
 
-static void	smtp_reply(struct smtp_session *, int, const char *,
-		    const char *, ...) __attribute__((format(printf, 4, 5)));
 static void	smtp_reset(struct smtp_session *);
 
 /* Start a session for the client at ip:port. */
@@ -131,7 +129,7 @@ smtp_reply_line(struct smtp_session *s, int code, int cont, const char *enh,
  * Queue a reply.  Protocol errors count towards max-bad-commands; at the
  * limit the session gets 421 and is closed.
  */
-static void
+void
 smtp_reply(struct smtp_session *s, int code, const char *enh,
     const char *fmt, ...)
 {
@@ -261,6 +259,10 @@ smtp_cmd_ehlo(struct smtp_session *s, char *arg)
 	smtp_reply_line(s, 250, 1, NULL, "ENHANCEDSTATUSCODES");
 	if (s->conf->smtputf8)
 		smtp_reply_line(s, 250, 1, NULL, "SMTPUTF8");
+	if (s->tls_available && !s->tls_active)
+		smtp_reply_line(s, 250, 1, NULL, "STARTTLS");
+	if (smtp_auth_offered(s))
+		smtp_reply_line(s, 250, 1, NULL, "AUTH PLAIN LOGIN");
 	smtp_reply_line(s, 250, 0, NULL, "HELP");
 }
 
@@ -362,6 +364,11 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	struct mailaddr	 a;
 	char		*path, *params;
 
+	if ((s->listen_flags & LISTEN_STARTTLS_REQ) && !s->tls_active) {
+		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command "
+		    "first");
+		return;
+	}
 	if ((path = smtp_path_arg(arg, "FROM:")) == NULL) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
 		return;
@@ -498,12 +505,45 @@ smtp_cmd_help(struct smtp_session *s, char *arg)
 	    "NOOP QUIT VRFY HELP");
 }
 
-/* STARTTLS and AUTH exist only where configured (not yet here). */
+/*
+ * STARTTLS (RFC 3207).  After the 220 the session waits for the
+ * handshake; smtp_process() reads nothing more, and what the client
+ * sent after the command is thrown away by the owner (CVE-2011-0411).
+ */
 static void
-smtp_cmd_unavailable(struct smtp_session *s, char *arg)
+smtp_cmd_starttls(struct smtp_session *s, char *arg)
 {
-	(void)arg;
-	smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+	if (!s->tls_available) {
+		smtp_reply(s, 502, "5.5.1", "Error: command not implemented");
+		return;
+	}
+	if (s->tls_active) {
+		smtp_reply(s, 503, "5.5.1", "Error: TLS already active");
+		return;
+	}
+	if (*arg != '\0') {
+		smtp_reply(s, 501, "5.5.4", "Syntax: STARTTLS");
+		return;
+	}
+	smtp_reply(s, 220, "2.0.0", "Ready to start TLS");
+	s->wait = SMTP_WAIT_TLS;
+}
+
+/*
+ * The handshake is done: forget everything said before it (RFC 3207
+ * 4.2); the client must send EHLO again.
+ */
+void
+smtp_tls_started(struct smtp_session *s)
+{
+	smtp_reset(s);
+	s->wait = SMTP_WAIT_NONE;
+	s->tls_active = 1;
+	s->esmtp = 0;
+	s->helo[0] = '\0';
+	s->cmd_bare = 0;
+	if (s->state != SMTP_CLOSING)
+		s->state = SMTP_CONNECTED;
 }
 
 #define NOTX	(ST(SMTP_CONNECTED) | ST(SMTP_HELO) | ST(SMTP_MAIL) | \
@@ -523,8 +563,8 @@ static const struct smtp_cmd smtp_cmds[] = {
 	{ "QUIT", NOTX, 0, smtp_cmd_quit, 0, NULL },
 	{ "VRFY", NOTX, 1, smtp_cmd_vrfy, 0, NULL },
 	{ "HELP", NOTX, 1, smtp_cmd_help, 0, NULL },
-	{ "STARTTLS", NOTX, 1, smtp_cmd_unavailable, 0, NULL },
-	{ "AUTH", NOTX, 1, smtp_cmd_unavailable, 0, NULL },
+	{ "STARTTLS", NOTX, 1, smtp_cmd_starttls, 0, NULL },
+	{ "AUTH", NOTX, 1, smtp_cmd_auth, 0, NULL },
 };
 
 /* Which out-of-order reply fits: MAIL during a transaction is nested. */
@@ -692,6 +732,7 @@ smtp_command_line(struct smtp_session *s, enum line_kind kind,
 	case LINE_CRLF:
 		if (s->cmd_bare) {
 			s->cmd_bare = 0;
+			s->auth_step = AUTH_NONE;
 			smtp_reply(s, 500, "5.5.2", "Error: bare LF or CR in "
 			    "command");
 			return;
@@ -699,10 +740,15 @@ smtp_command_line(struct smtp_session *s, enum line_kind kind,
 		memcpy(cmd, line, len);
 		cmd[len] = '\0';
 		if (memchr(cmd, '\0', len) != NULL) {
+			s->auth_step = AUTH_NONE;
 			smtp_reply(s, 500, "5.5.2", "Error: NUL in command");
 			return;
 		}
-		smtp_command(s, cmd);
+		if (s->auth_step != AUTH_NONE)
+			smtp_auth_line(s, cmd);
+		else
+			smtp_command(s, cmd);
+		explicit_bzero(cmd, len);
 		break;
 	case LINE_BARE_LF:
 	case LINE_BARE_CR:
@@ -710,6 +756,7 @@ smtp_command_line(struct smtp_session *s, enum line_kind kind,
 		break;
 	case LINE_TOO_LONG:
 		s->cmd_bare = 0;
+		s->auth_step = AUTH_NONE;
 		smtp_reply(s, 500, "5.5.2", "Error: line too long");
 		break;
 	case LINE_NONE:

@@ -35,6 +35,8 @@ enum smtp_wait {
 	SMTP_WAIT_NONE,
 	SMTP_WAIT_OPEN,		/* asked for a spool file */
 	SMTP_WAIT_COMMIT,	/* asked the relay to commit */
+	SMTP_WAIT_AUTH,		/* asked the parent to check a password */
+	SMTP_WAIT_TLS,		/* STARTTLS: handshake to come */
 };
 
 /* Why a message was refused at the end of DATA. */
@@ -48,10 +50,22 @@ enum smtp_data_err {
 
 struct smtp_session;
 
+enum smtp_auth_step {
+	AUTH_NONE,
+	AUTH_PLAIN_RESPONSE,	/* 334 sent, waiting for the credentials */
+	AUTH_LOGIN_USER,	/* 334 Username: */
+	AUTH_LOGIN_PASSWORD,	/* 334 Password: */
+};
+
+#define SMTP_AUTH_MAX		255	/* user name or password */
+#define SMTP_AUTH_FAILURES	3	/* then 421 */
+
 struct smtp_ops {
 	void	(*msg_open)(struct smtp_session *);
 	void	(*msg_commit)(struct smtp_session *);
 	void	(*msg_abort)(struct smtp_session *);
+	void	(*auth_check)(struct smtp_session *, const char *user,
+		    const char *password);
 };
 
 struct smtp_session {
@@ -63,6 +77,14 @@ struct smtp_session {
 	enum smtp_wait		 wait;
 	int			 esmtp;		/* EHLO: enhanced codes */
 	int			 authenticated;
+	uint32_t		 listen_flags;	/* LISTEN_* of the listener */
+	int			 loopback;	/* the client is on loopback */
+	int			 tls_available;	/* STARTTLS can be offered */
+	int			 tls_active;
+	int			 auth_configured; /* a users file exists */
+	enum smtp_auth_step	 auth_step;
+	unsigned int		 auth_failures;
+	char			 auth_user[SMTP_AUTH_MAX + 1];
 	int			 cmd_bare;	/* bare LF/CR in this command */
 	int			 draining;	/* daemon is stopping */
 	unsigned int		 errors;
@@ -103,6 +125,13 @@ void	smtp_commit_done(struct smtp_session *, int ok, const char *);
 void	smtp_close_reply(struct smtp_session *, int code, const char *enh,
 	    const char *text);
 void	smtp_drain(struct smtp_session *);
+void	smtp_tls_started(struct smtp_session *);
+void	smtp_auth_done(struct smtp_session *, int ok);
+int	smtp_auth_offered(const struct smtp_session *);
+void	smtp_auth_line(struct smtp_session *, char *);
+void	smtp_cmd_auth(struct smtp_session *, char *);
+void	smtp_reply(struct smtp_session *, int, const char *, const char *, ...)
+	    __attribute__((format(printf, 4, 5)));
 int	smtp_busy(const struct smtp_session *);
 
 #endif

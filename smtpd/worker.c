@@ -104,7 +104,8 @@ worker_refuse(struct worker *w, int fd, const char *enh, const char *text)
 
 /* Take one connection: limits first, then a session. */
 static void
-worker_take(struct worker *w, int fd, struct sockaddr_storage *ss)
+worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
+    uint32_t flags)
 {
 	char		 ip[INET6_ADDRSTRLEN];
 	uint16_t	 port;
@@ -142,7 +143,8 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss)
 			return;
 		}
 	}
-	if ((s = session_accept(w, fd, ip, port)) == NULL) {
+	if ((s = session_accept(w, fd, ip, port, flags, is_loopback(ss))) ==
+	    NULL) {
 		if (ipc != NULL && ipc->count == 0)
 			worker_ipcount_release(w, ipc);
 		return;
@@ -161,7 +163,13 @@ worker_accept(int lfd, int events, void *arg)
 	socklen_t		 slen;
 	int			 i, fd;
 
+	unsigned int		 l;
+	uint32_t		 flags = 0;
+
 	(void)events;
+	for (l = 0; l < w->nlisteners; l++)
+		if (w->listeners[l] == lfd)
+			flags = w->listen_flags[l];
 	for (i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
 		slen = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &slen,
@@ -176,7 +184,7 @@ worker_accept(int lfd, int events, void *arg)
 			close(fd);
 			continue;
 		}
-		worker_take(w, fd, &ss);
+		worker_take(w, fd, &ss, flags);
 	}
 }
 
@@ -208,6 +216,18 @@ worker_report_load(void *arg)
 		}
 	}
 	ev_timer_add(&w->load_timer, 1000);
+}
+
+/* Queue a message for the parent and try to write it now. */
+void
+worker_parent_send(struct worker *w, struct imsg_out *out)
+{
+	if (imsgbuf_queue(&w->parent, out) == -1)
+		fatal("parent message");
+	if (imsgbuf_write(&w->parent) == -1)
+		fatal("write to parent");
+	if (imsgbuf_pending(&w->parent))
+		ev_mod(w->parent.fd, EV_READ | EV_WRITE);
 }
 
 /* Queue a message for the relay and try to write it now. */
@@ -414,6 +434,17 @@ worker_parent_io(int fd, int events, void *arg)
 				fatalx("bad STOP");
 			worker_stop(w);
 			break;
+		case IMSG_AUTH_RESULT: {
+			struct session	*s;
+			uint32_t	 ok;
+
+			if (imsg_get_u32(&imsg, &ok) == -1 || ok > 1 ||
+			    imsg_get_end(&imsg) == -1)
+				fatalx("bad AUTH_RESULT");
+			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)
+				session_auth_result(s, ok);
+			break;
+		}
 		default:
 			fatalx("parent sent message type %u", imsg.hdr.type);
 		}
@@ -421,6 +452,46 @@ worker_parent_io(int fd, int events, void *arg)
 	}
 	if (n == -1)
 		fatal("parent channel");
+}
+
+/* Append a chunk of PEM text from the parent. */
+static void
+worker_tls_chunk(char **buf, size_t *len, struct imsg *imsg)
+{
+	char	*p;
+
+	if (imsg->datalen == 0 || *len + imsg->datalen > WORKER_TLS_MAX ||
+	    (p = realloc(*buf, *len + imsg->datalen)) == NULL)
+		fatalx("bad TLS material from the parent");
+	memcpy(p + *len, imsg->data, imsg->datalen);
+	*buf = p;
+	*len += imsg->datalen;
+	explicit_bzero(imsg->data, imsg->datalen);
+}
+
+/*
+ * The server TLS context, made before the sandbox; the key's PEM text
+ * is wiped as soon as OpenSSL holds the key.
+ */
+static void
+worker_tls_init(struct worker *w)
+{
+	char	 err[256];
+
+	if (w->tls_cert == NULL && w->tls_key == NULL)
+		return;
+	if (w->tls_cert == NULL || w->tls_key == NULL)
+		fatalx("TLS certificate without key, or key without "
+		    "certificate");
+	tls_init();
+	w->tls_ctx = tls_server_ctx(w->tls_cert, w->tls_certlen, w->tls_key,
+	    w->tls_keylen, err, sizeof(err));
+	explicit_bzero(w->tls_key, w->tls_keylen);
+	free(w->tls_key);
+	free(w->tls_cert);
+	w->tls_key = w->tls_cert = NULL;
+	if (w->tls_ctx == NULL)
+		fatalx("TLS: %s", err);
 }
 
 /* A start-up message: configuration, listeners, the relay channel. */
@@ -441,8 +512,15 @@ worker_startup(struct imsg *imsg, void *arg)
 		    w->nlisteners == WORKER_MAX_LISTENERS)
 			fatalx("bad listener from the parent");
 		proc_nonblock(imsg->fd);
+		w->listen_flags[w->nlisteners] = flags;
 		w->listeners[w->nlisteners++] = imsg->fd;
 		imsg->fd = -1;
+		break;
+	case IMSG_CONF_TLS_CERT:
+		worker_tls_chunk(&w->tls_cert, &w->tls_certlen, imsg);
+		break;
+	case IMSG_CONF_TLS_KEY:
+		worker_tls_chunk(&w->tls_key, &w->tls_keylen, imsg);
 		break;
 	case IMSG_RELAY_CHANNEL:
 		if (imsg->fd == -1 || imsg->datalen != 0)
@@ -478,6 +556,7 @@ worker_main(void)
 	policy_finish(&w->policy);
 	proc_nonblock(w->parent.fd);
 
+	worker_tls_init(w);
 	maxfiles = w->conf.max_sessions * 2 + 64;
 	sandbox_enter(ROLE_SESSION, &w->conf, w->conf.chroot, maxfiles);
 

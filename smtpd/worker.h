@@ -10,9 +10,11 @@
 #include "event.h"
 #include "imsg.h"
 #include "smtp.h"
+#include "tls.h"
 
 #define WORKER_MAX_LISTENERS	32
 #define WORKER_HASH_SIZE	4096
+#define WORKER_TLS_MAX		(1024 * 1024)
 
 struct ipcount {
 	struct ipcount	*next;
@@ -27,6 +29,13 @@ struct session {
 	uint32_t		 relay_gen;	/* relay that gave the spool fd */
 	struct ipcount		*ipc;
 	struct ev_timer		 timer;
+	struct ev_timer		 delay_timer;	/* a failed AUTH's answer */
+	struct ev_timer		 tls_timer;	/* decrypted input waiting */
+	SSL			*ssl;
+	int			 tls_handshaking;
+	int			 tls_hs_wants;	/* EV_* the handshake waits for */
+	int			 tls_read_wants;	/* EV_WRITE: a read needs it */
+	int			 tls_write_wants;
 	struct smtp_session	 smtp;
 };
 
@@ -37,7 +46,13 @@ struct worker {
 	struct imsgbuf		*relay;		/* NULL while there is none */
 	uint32_t		 relay_gen;
 	int			 listeners[WORKER_MAX_LISTENERS];
+	uint32_t		 listen_flags[WORKER_MAX_LISTENERS];
 	unsigned int		 nlisteners;
+	SSL_CTX			*tls_ctx;	/* NULL: no TLS configured */
+	char			*tls_cert;	/* PEM, until the context is made */
+	size_t			 tls_certlen;
+	char			*tls_key;
+	size_t			 tls_keylen;
 	struct session		*sessions[WORKER_HASH_SIZE];
 	struct ipcount		*ipcounts[WORKER_HASH_SIZE];
 	uint32_t		 nsessions;
@@ -49,7 +64,10 @@ struct worker {
 };
 
 int	worker_main(void);
-struct session *session_accept(struct worker *, int, const char *, uint16_t);
+struct session *session_accept(struct worker *, int, const char *, uint16_t,
+	    uint32_t, int);
+void	session_auth_result(struct session *, int);
+void	worker_parent_send(struct worker *, struct imsg_out *);
 void	session_update(struct session *);
 void	session_close(struct session *, const char *);
 struct session *session_find(struct worker *, uint32_t);

@@ -1,0 +1,203 @@
+/*
+ * The parent's side of SMTP AUTH: the users file ("name crypt-hash" a
+ * line) is read here, as root, and a worker only ever learns whether a
+ * password was right.  Also the server certificate and key, read here
+ * and handed to each worker as PEM text over its channel.
+ */
+#include <sys/stat.h>
+
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <bsd/string.h>
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "parent.h"
+
+#define USERS_MAX	100000
+#define PEM_MAX		(1024 * 1024)
+#define PEM_CHUNK	(IMSG_MAX_SIZE - 64)
+
+struct user {
+	char	*name;
+	char	*hash;
+};
+
+static struct {
+	struct user	*users;
+	size_t		 nusers;
+} auth;
+
+static void
+users_free(struct user *users, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++) {
+		free(users[i].name);
+		explicit_bzero(users[i].hash, strlen(users[i].hash));
+		free(users[i].hash);
+	}
+	free(users);
+}
+
+/*
+ * Read the users file; -1 (and a line on errs for each problem) if it
+ * cannot be used.  The running list is replaced only on success.
+ */
+int
+parent_users_load(const char *path, FILE *errs)
+{
+	struct user	*users = NULL, *more;
+	size_t		 n = 0, lineno = 0;
+	char		 line[1024], *name, *hash, *nl;
+	struct stat	 st;
+	FILE		*f;
+	int		 errors = 0;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == -1 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		fprintf(errs, "%s: readable by others (chmod 600 it)\n", path);
+		fclose(f);
+		return -1;
+	}
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		if ((nl = strchr(line, '\n')) != NULL)
+			*nl = '\0';
+		name = line + strspn(line, " \t");
+		if (*name == '#' || *name == '\0')
+			continue;
+		hash = name + strcspn(name, " \t");
+		if (*hash != '\0')
+			*hash++ = '\0';
+		hash += strspn(hash, " \t");
+		hash[strcspn(hash, " \t")] = '\0';
+		if (*hash != '$' || n == USERS_MAX) {
+			fprintf(errs, "%s:%zu: expected \"name crypt-hash\"\n",
+			    path, lineno);
+			errors++;
+			continue;
+		}
+		if ((more = reallocarray(users, n + 1, sizeof(*users))) ==
+		    NULL)
+			fatal("users");
+		users = more;
+		if ((users[n].name = strdup(name)) == NULL ||
+		    (users[n].hash = strdup(hash)) == NULL)
+			fatal("users");
+		n++;
+	}
+	explicit_bzero(line, sizeof(line));
+	fclose(f);
+	if (errors > 0) {
+		users_free(users, n);
+		return -1;
+	}
+	users_free(auth.users, auth.nusers);
+	auth.users = users;
+	auth.nusers = n;
+	return 0;
+}
+
+/* Whether password is user's; the comparison takes the same time. */
+static int
+parent_auth_verify(const char *user, const char *password)
+{
+	struct crypt_data	*cd;
+	const char		*hash = NULL, *out;
+	size_t			 i;
+	int			 ok = 0;
+
+	for (i = 0; i < auth.nusers; i++)
+		if (strcmp(auth.users[i].name, user) == 0)
+			hash = auth.users[i].hash;
+	if ((cd = calloc(1, sizeof(*cd))) == NULL)
+		return 0;
+	/* An unknown user costs a hash too: no timing oracle. */
+	out = crypt_r(password, hash != NULL ? hash :
+	    "$6$smtpdsmtpdsmtpd$", cd);
+	if (hash != NULL && out != NULL && out[0] != '*' &&
+	    strlen(out) == strlen(hash))
+		ok = CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
+	explicit_bzero(cd, sizeof(*cd));
+	free(cd);
+	return ok;
+}
+
+/* IMSG_AUTH_REQUEST from a worker; -1 if malformed. */
+int
+parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
+{
+	char		 user[256], password[256];
+	struct imsg_out	 out;
+	uint32_t	 ok;
+
+	(void)p;
+	if (imsg->fd != -1 || imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+	    imsg_get_str(imsg, password, sizeof(password)) == -1 ||
+	    imsg_get_end(imsg) == -1) {
+		explicit_bzero(imsg->data, imsg->datalen);
+		return -1;
+	}
+	ok = parent_auth_verify(user, password) ? 1 : 0;
+	explicit_bzero(password, sizeof(password));
+	explicit_bzero(imsg->data, imsg->datalen);
+	imsg_out_init(&out, IMSG_AUTH_RESULT, imsg->hdr.peerid, -1);
+	imsg_add_u32(&out, ok);
+	parent_child_send(c, &out);
+	return 0;
+}
+
+/* Read a PEM file into memory (as root); NULL and a message if not. */
+char *
+parent_read_pem(const char *path, size_t *len, char *err, size_t errlen)
+{
+	struct stat	 st;
+	char		*buf;
+	FILE		*f;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fileno(f), &st) == -1 || st.st_size <= 0 ||
+	    st.st_size > PEM_MAX) {
+		snprintf(err, errlen, "%s: empty or too large", path);
+		fclose(f);
+		return NULL;
+	}
+	if ((buf = malloc(st.st_size)) == NULL ||
+	    fread(buf, 1, st.st_size, f) != (size_t)st.st_size) {
+		snprintf(err, errlen, "%s: read error", path);
+		free(buf);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*len = (size_t)st.st_size;
+	return buf;
+}
+
+/* Send PEM text to a worker in chunks that fit an imsg. */
+void
+parent_send_pem(struct child *c, uint32_t type, const char *pem, size_t len)
+{
+	struct imsg_out	 out;
+	size_t		 off, n;
+
+	for (off = 0; off < len; off += n) {
+		n = len - off > PEM_CHUNK ? PEM_CHUNK : len - off;
+		imsg_out_init(&out, type, 0, -1);
+		imsg_add_data(&out, pem + off, n);
+		parent_child_send(c, &out);
+	}
+	explicit_bzero(&out, sizeof(out));
+}
