@@ -41,7 +41,8 @@ OBJS	    = $(SRCS:%.c=$(BUILD)/obj/%.o)
 # What the unit tests link: the library and the parsers they drive.
 LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
-	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/relay/debug.o \
+	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/smtpd/smtp_auth.o \
+	      $(BUILD)/obj/relay/debug.o \
 	      $(BUILD)/obj/relay/envelope.o $(BUILD)/obj/relay/client.o \
 	      $(BUILD)/obj/relay/reply.o
 

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
+
 #include "conf.h"
 #include "smtp.h"
 
@@ -23,6 +25,9 @@ struct harness {
 	int			opens;
 	int			commits;
 	int			aborts;
+	int			auths;
+	char			user[256];
+	char			password[256];
 };
 
 static void
@@ -43,7 +48,17 @@ h_abort(struct smtp_session *s)
 	((struct harness *)s->owner)->aborts++;
 }
 
-static const struct smtp_ops h_ops = { h_open, h_commit, h_abort };
+static void
+h_auth(struct smtp_session *s, const char *user, const char *password)
+{
+	struct harness	*h = s->owner;
+
+	h->auths++;
+	strlcpy(h->user, user, sizeof(h->user));
+	strlcpy(h->password, password, sizeof(h->password));
+}
+
+static const struct smtp_ops h_ops = { h_open, h_commit, h_abort, h_auth };
 
 static int
 setup(void **state)
@@ -384,6 +399,136 @@ test_drain(void **state)
 	assert_int_equal(h->s.state, SMTP_CLOSING);
 }
 
+/* An AUTH-capable listener on loopback, after EHLO. */
+static void
+auth_setup(struct harness *h)
+{
+	h->s.listen_flags = LISTEN_AUTH;
+	h->s.auth_configured = 1;
+	h->s.loopback = 1;
+	feeds(h, "EHLO c\r\n");
+	free(replies(h));
+}
+
+static void
+test_auth_plain(void **state)
+{
+	struct harness	*h = *state;
+
+	auth_setup(h);
+	/* "\0alice\0secret" */
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nNOOP\r\n");
+	assert_int_equal(h->auths, 1);
+	assert_string_equal(h->user, "alice");
+	assert_string_equal(h->password, "secret");
+	assert_int_equal(h->s.wait, SMTP_WAIT_AUTH);
+	expect(h, "");
+	smtp_auth_done(&h->s, 1);
+	smtp_process(&h->s);
+	expect(h, "235 2.7.0 Authentication successful\r\n250 2.0.0 Ok\r\n");
+	assert_true(h->s.authenticated);
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	expect(h, "503 5.5.1 Error: already authenticated\r\n");
+}
+
+static void
+test_auth_login_and_failures(void **state)
+{
+	struct harness	*h = *state;
+
+	auth_setup(h);
+	feeds(h, "AUTH LOGIN\r\n");
+	expect(h, "334 VXNlcm5hbWU6\r\n");
+	feeds(h, "Ym9i\r\n");
+	expect(h, "334 UGFzc3dvcmQ6\r\n");
+	feeds(h, "cHc=\r\n");
+	assert_string_equal(h->user, "bob");
+	assert_string_equal(h->password, "pw");
+	smtp_auth_done(&h->s, 0);
+	expect(h, "535 5.7.8 Authentication credentials invalid\r\n");
+	feeds(h, "AUTH PLAIN\r\n*\r\nAUTH PLAIN !!!!\r\nAUTH CRAM-MD5\r\n");
+	expect(h, "334 \r\n501 5.7.0 Authentication cancelled\r\n"
+	    "501 5.5.2 Error: invalid base64 data\r\n"
+	    "504 5.5.4 Error: unrecognized authentication mechanism\r\n");
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	smtp_auth_done(&h->s, 0);
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	smtp_auth_done(&h->s, 0);
+	assert_int_equal(h->s.state, SMTP_CLOSING);
+	{
+		char *r = replies(h);
+
+		assert_non_null(strstr(r, "421 4.7.0 mx.test Error: too many "
+		    "authentication failures\r\n"));
+		free(r);
+	}
+}
+
+static void
+test_auth_needs_tls(void **state)
+{
+	struct harness	*h = *state;
+
+	h->s.listen_flags = LISTEN_AUTH;
+	h->s.auth_configured = 1;
+	h->s.loopback = 0;
+	h->s.tls_available = 1;
+	feeds(h, "EHLO c\r\n");
+	{
+		char *r = replies(h);
+
+		assert_non_null(strstr(r, "250-STARTTLS\r\n"));
+		assert_null(strstr(r, "AUTH"));
+		free(r);
+	}
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	expect(h, "538 5.7.11 Encryption required for requested "
+	    "authentication mechanism\r\n");
+	assert_int_equal(h->auths, 0);
+}
+
+static void
+test_starttls(void **state)
+{
+	struct harness	*h = *state;
+
+	h->s.tls_available = 1;
+	h->s.listen_flags = LISTEN_STARTTLS_REQ;
+	feeds(h, "EHLO c\r\nMAIL FROM:<a@b.test>\r\n");
+	free(replies(h));
+	/* Whatever follows STARTTLS in the same packet is never run. */
+	feeds(h, "STARTTLS\r\nMAIL FROM:<evil@x.test>\r\n");
+	expect(h, "220 2.0.0 Ready to start TLS\r\n");
+	assert_int_equal(h->s.wait, SMTP_WAIT_TLS);
+	assert_int_equal(h->s.state, SMTP_HELO);
+	linebuf_discard(&h->s.in);
+	smtp_tls_started(&h->s);
+	assert_int_equal(h->s.state, SMTP_CONNECTED);
+	feeds(h, "MAIL FROM:<a@b.test>\r\nEHLO c\r\n");
+	{
+		char *r = replies(h);
+
+		assert_non_null(strstr(r, "503 Error: send HELO/EHLO first"));
+		assert_null(strstr(r, "STARTTLS"));
+		free(r);
+	}
+	feeds(h, "STARTTLS\r\nMAIL FROM:<a@b.test>\r\n");
+	expect(h, "503 5.5.1 Error: TLS already active\r\n250 2.1.0 Ok\r\n");
+}
+
+static void
+test_starttls_required(void **state)
+{
+	struct harness	*h = *state;
+
+	h->s.tls_available = 1;
+	h->s.listen_flags = LISTEN_STARTTLS_REQ;
+	feeds(h, "EHLO c\r\n");
+	free(replies(h));
+	feeds(h, "MAIL FROM:<a@b.test>\r\n");
+	expect(h, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+}
+
 int
 main(void)
 {
@@ -413,6 +558,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_relay_failure, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_drain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_plain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_login_and_failures,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_needs_tls, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_required, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
