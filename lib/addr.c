@@ -102,6 +102,9 @@ parse_literal(struct cursor *c, struct mailaddr *a)
 	len = close - (start + 1);
 	if (len + 2 > ADDR_DOMAIN_MAX)
 		return ADDR_ERR_LENGTH;
+	/* A NUL would hide the rest of the literal from inet_pton(). */
+	if (memchr(start + 1, '\0', len) != NULL)
+		return ADDR_ERR_SYNTAX;
 	memcpy(lit, start + 1, len);
 	lit[len] = '\0';
 	if (strncasecmp(lit, "IPv6:", 5) == 0) {
@@ -159,6 +162,41 @@ parse_domain(struct cursor *c, int utf8, struct mailaddr *a)
 	return ADDR_OK;
 }
 
+/* Well-formed UTF-8 (RFC 3629): no overlong form, surrogate or more. */
+static int
+utf8_valid(const unsigned char *p, const unsigned char *end)
+{
+	unsigned int	 c, cp;
+	int		 i, n;
+
+	while (p < end) {
+		if ((c = *p++) < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else
+			return 0;
+		if (end - p < n)
+			return 0;
+		for (i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+			return 0;
+	}
+	return 1;
+}
+
 /*
  * Parse "<mailbox>" or "<>" at the start of s (len bytes).  *consumed
  * says how far the path went, for the ESMTP parameters after it.
@@ -209,11 +247,14 @@ addr_parse_path(const char *s, size_t len, int allow_null, int allow_utf8,
 	for (open = (const unsigned char *)s; open < c.p; open++)
 		if (*open >= 0x80)
 			utf8 = 1;
-	if (utf8)
+	if (utf8) {
+		if (!utf8_valid((const unsigned char *)s, c.p))
+			return ADDR_ERR_SYNTAX;
 		a->flags |= ADDR_F_UTF8;
-	*consumed = c.p - (const unsigned char *)s;
-	if (*consumed > ADDR_PATH_MAX)
+	}
+	if ((size_t)(c.p - (const unsigned char *)s) > ADDR_PATH_MAX)
 		return ADDR_ERR_LENGTH;
+	*consumed = c.p - (const unsigned char *)s;
 	return ADDR_OK;
 }
 

@@ -172,7 +172,11 @@ cmdline_parse(int argc, char **argv, struct cmdline *cl, char *err,
 	int	 ch;
 
 	memset(cl, 0, sizeof(*cl));
-	optind = 1;
+	/*
+	 * 0, not 1: glibc then forgets the rest of a cluster left over by
+	 * an earlier call, which would point into that call's argv.
+	 */
+	optind = 0;
 	opterr = 0;
 	while ((ch = getopt(argc, argv, "+c:df:hns:tuvVX:")) != -1) {
 		switch (ch) {
