@@ -178,7 +178,7 @@ cmdline_parse(int argc, char **argv, struct cmdline *cl, char *err,
 	 */
 	optind = 0;
 	opterr = 0;
-	while ((ch = getopt(argc, argv, "+c:df:hns:tuvVX:")) != -1) {
+	while ((ch = getopt(argc, argv, "+:c:df:hns:tuvVX:")) != -1) {
 		switch (ch) {
 		case 'c':
 			if ((cl->mode = cmdline_mode(optarg)) == 0) {
@@ -220,6 +220,10 @@ cmdline_parse(int argc, char **argv, struct cmdline *cl, char *err,
 		case 'X':
 			cl->role = optarg;
 			break;
+		case ':':
+			snprintf(err, errlen, "option -%c needs an argument",
+			    optopt);
+			return -1;
 		default:
 			snprintf(err, errlen, "unknown option -%c", optopt);
 			return -1;
