@@ -836,7 +836,13 @@ test_get_sa(void **state)
 	sa_case(&ss, 1, 1, -1);
 	sa_case(&ss, 0, 0, -1);
 	sa_case(&ss, sizeof(ss) + 1, sizeof(ss), -1);
-	sa_case(&ss, sizeof(ss) + 8, sizeof(ss) + 8, -1);
+	{
+		uint8_t	 big[sizeof(ss) + 8];
+
+		memset(big, 0, sizeof(big));
+		memcpy(big, &ss, sizeof(ss));
+		sa_case(big, sizeof(big), sizeof(big), -1);
+	}
 	sa_case(&ss, UINT32_MAX, sizeof(ss), -1);
 }
 
