@@ -115,7 +115,8 @@ replies(struct harness *h)
 	size_t	 n = buf_left(&h->s.out);
 	char	*r = malloc(n + 1);
 
-	memcpy(r, h->s.out.data + h->s.out.off, n);
+	if (n > 0)
+		memcpy(r, h->s.out.data + h->s.out.off, n);
 	r[n] = '\0';
 	buf_drain(&h->s.out, n);
 	return r;
