@@ -19,6 +19,16 @@
 #include "log.h"
 #include "sandbox.h"
 
+/* clang says so with __has_feature, gcc with __SANITIZE_ADDRESS__. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SMTPD_SANITIZE 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define SMTPD_SANITIZE 1
+#endif
+
 /* System calls every child makes after start-up. */
 static const int sandbox_common[] = {
 	SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
@@ -53,7 +63,7 @@ static const int sandbox_relay[] = {
 	SCMP_SYS(shutdown), SCMP_SYS(recvfrom),
 };
 
-#if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
+#ifdef SMTPD_SANITIZE
 /* What the sanitizer runtimes need at exit (leak check, reports). */
 static const int sandbox_sanitizer[] = {
 	SCMP_SYS(sigaltstack), SCMP_SYS(rt_sigaction), SCMP_SYS(prctl),
@@ -63,6 +73,7 @@ static const int sandbox_sanitizer[] = {
 	SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep), SCMP_SYS(tgkill),
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(getrlimit),
 	SCMP_SYS(prlimit64), SCMP_SYS(setrlimit), SCMP_SYS(kill),
+	SCMP_SYS(getdents64), SCMP_SYS(process_vm_readv), SCMP_SYS(exit),
 };
 #endif
 
@@ -75,6 +86,22 @@ sandbox_allow(scmp_filter_ctx ctx, const int *calls, size_t n)
 	for (i = 0; i < n; i++)
 		if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, calls[i], 0)) < 0)
 			fatalx("seccomp_rule_add %d: %d", calls[i], rc);
+}
+
+/*
+ * Whether this is a sanitizer build.  LeakSanitizer cannot stop the
+ * world inside the seccomp sandbox (its tracer is refused), so the
+ * parent turns leak detection off in its children; the children's
+ * leaks are valgrind's to find.
+ */
+int
+sandbox_sanitized(void)
+{
+#ifdef SMTPD_SANITIZE
+	return 1;
+#else
+	return 0;
+#endif
 }
 
 /* Allow socket(2) for one address family only. */
@@ -113,7 +140,7 @@ sandbox_seccomp(enum proc_role role)
 		    sandbox_allow_socket(ctx, AF_INET6) < 0)
 			fatalx("seccomp_rule_add socket");
 	}
-#if defined(__SANITIZE_ADDRESS__) || defined(SMTPD_SANITIZE)
+#ifdef SMTPD_SANITIZE
 	ALLOW(ctx, sandbox_sanitizer);
 #endif
 	if ((rc = seccomp_load(ctx)) < 0)
@@ -185,8 +212,11 @@ sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
 	/* Without root, RLIMIT_NPROC would count the user's own shells. */
 	if (conf->drop_privs)
 		sandbox_rlimit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");
+#ifndef SMTPD_SANITIZE
+	/* (LeakSanitizer must ptrace the process at exit: not then.) */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == -1)
 		fatal("PR_SET_DUMPABLE");
+#endif
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1)
 		fatal("PR_SET_NO_NEW_PRIVS");
 	sandbox_seccomp(role);

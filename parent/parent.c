@@ -20,6 +20,7 @@
 #include "log.h"
 #include "parent.h"
 #include "proc.h"
+#include "sandbox.h"
 
 static void	parent_child_io(int, int, void *);
 
@@ -159,6 +160,8 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	if (sandbox_sanitized())
+		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
 	argv[argc++] = "smtpd";
 	if (p->argv_foreground)
 		argv[argc++] = "-d";
