@@ -100,7 +100,8 @@ struct smtpd_conf {
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
- * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH
+ * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
+ *                    AUTH_GRANT
  * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
  * session -> parent: AUTH_REQUEST
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
@@ -136,6 +137,7 @@ enum imsg_type {
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
+	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_MAX,
 };
 

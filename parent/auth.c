@@ -138,9 +138,9 @@ parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
 {
 	char		 user[256], password[256];
 	struct imsg_out	 out;
+	struct child	*relay;
 	uint32_t	 ok;
 
-	(void)p;
 	if (imsg->fd != -1 || imsg_get_str(imsg, user, sizeof(user)) == -1 ||
 	    imsg_get_str(imsg, password, sizeof(password)) == -1 ||
 	    imsg_get_end(imsg) == -1) {
@@ -150,6 +150,12 @@ parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
 	ok = parent_auth_verify(user, password) ? 1 : 0;
 	explicit_bzero(password, sizeof(password));
 	explicit_bzero(imsg->data, imsg->datalen);
+	/* The relay learns it from us, not from the worker's word. */
+	if (ok && (relay = p->slots[p->conf.workers].child) != NULL) {
+		imsg_out_init(&out, IMSG_AUTH_GRANT, c->channel, -1);
+		imsg_add_u32(&out, imsg->hdr.peerid);
+		parent_child_send(relay, &out);
+	}
 	imsg_out_init(&out, IMSG_AUTH_RESULT, imsg->hdr.peerid, -1);
 	imsg_add_u32(&out, ok);
 	parent_child_send(c, &out);

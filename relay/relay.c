@@ -112,6 +112,7 @@ channel_close(struct channel *ch)
 
 	while (ch->spools != NULL)
 		spool_drop(ch, ch->spools);
+	free(ch->auth);
 	for (chp = &relay.channels; *chp != NULL; chp = &(*chp)->next)
 		if (*chp == ch) {
 			*chp = ch->next;
@@ -237,9 +238,47 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	spool_drop(ch, sp);
 }
 
+/* Whether the parent told us that this session authenticated. */
+static int
+channel_authenticated(const struct channel *ch, uint32_t session)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < ch->nauth; i++)
+		if (ch->auth[i] == session)
+			return 1;
+	return 0;
+}
+
+/* IMSG_AUTH_GRANT from the parent. */
+static void
+relay_auth_grant(struct imsg *imsg)
+{
+	struct channel	*ch;
+	uint32_t	 session, *more;
+
+	if (imsg_get_u32(imsg, &session) == -1 || imsg_get_end(imsg) == -1)
+		fatalx("bad AUTH_GRANT");
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		if (ch->id == imsg->hdr.peerid)
+			break;
+	if (ch == NULL)
+		return;
+	if (ch->nauth == CHANNEL_AUTH_MAX) {
+		memmove(ch->auth, ch->auth + 1, (ch->nauth - 1) *
+		    sizeof(*ch->auth));
+		ch->nauth--;
+	}
+	if ((more = reallocarray(ch->auth, ch->nauth + 1,
+	    sizeof(*ch->auth))) == NULL)
+		fatal("auth grant");
+	ch->auth = more;
+	ch->auth[ch->nauth++] = session;
+}
+
 /* Every recipient must pass the relay guard here too: a worker lies. */
 static int
-relay_recheck(const struct envelope *env)
+relay_recheck(const struct envelope *env, int authenticated)
 {
 	struct mailaddr	 a;
 	char		 path[ADDR_PATH_MAX + 3];
@@ -254,7 +293,7 @@ relay_recheck(const struct envelope *env)
 		if (n < 0 || (size_t)n >= sizeof(path) ||
 		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK ||
 		    policy_check_rcpt(&relay.policy, &a, env->peer_ip,
-		    (env->flags & ENV_F_AUTH) != 0) != POLICY_ACCEPT)
+		    authenticated) != POLICY_ACCEPT)
 			return -1;
 	}
 	return 0;
@@ -360,7 +399,17 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	struct pending	*p;
 	struct qmsg	*m;
 
-	if (relay_recheck(env) == -1)
+	if ((env->flags & ENV_F_AUTH) &&
+	    !channel_authenticated(ch, sp->session)) {
+		/* The grant may be lost with a relay restart: no blame. */
+		log_warnx("event=auth-unconfirmed channel=%u session=%08x",
+		    ch->id, sp->session);
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
+		    "authentication not confirmed, try again");
+		spool_drop(ch, sp);
+		return 0;
+	}
+	if (relay_recheck(env, (env->flags & ENV_F_AUTH) != 0) == -1)
 		return -1;
 	if ((m = relay_qmsg(sp, env)) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
@@ -563,6 +612,9 @@ relay_parent_io(int fd, int events, void *arg)
 			break;
 		case IMSG_UPSTREAM_ADDRS:
 			relay_upstream_addrs(&imsg);
+			break;
+		case IMSG_AUTH_GRANT:
+			relay_auth_grant(&imsg);
 			break;
 		case IMSG_DELIVER_DONE:
 			if (relay.conf.mode != MODE_DELIVER ||

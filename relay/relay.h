@@ -34,7 +34,11 @@ struct channel {
 	struct imsgbuf	 ib;
 	struct spool	*spools;
 	uint32_t	 nspools;
+	uint32_t	*auth;		/* sessions the parent saw authenticate */
+	uint32_t	 nauth;
 };
+
+#define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */
 
 /* A committed envelope, checked. */
 struct envelope {
