@@ -107,7 +107,7 @@ e2e: $(BUILD)/smtpd
 	    -p no:cacheprovider regress/e2e regress/sandbox
 
 lint:
-	mandoc -Tlint -Wwarning smtpd.8
+	mandoc -Tlint -Wwarning smtpd.8 smtpd.conf.5
 	@echo "mandoc: clean"
 
 asan: test-deps user
@@ -128,9 +128,11 @@ fuzz: test-deps
 	@sh regress/fuzz/run.sh $(FUZZ_SECONDS)
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(MANDIR)/man5
 	install -m 0755 $(BUILD)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 	install -m 0644 smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+	install -m 0644 smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
 
 clean:
 	rm -rf build
