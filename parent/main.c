@@ -290,6 +290,17 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 			die("users: %s cannot be used", cf->users);
 		p->conf.auth_enabled = 1;
 	}
+	/* The relay loads the same CA file later: fail here, not there. */
+	if (p->conf.mode == MODE_RELAY &&
+	    p->conf.upstream_tls != UPSTREAM_PLAIN) {
+		tls_init();
+		if ((ctx = tls_client_ctx(p->conf.upstream_ca[0] != '\0' ?
+		    p->conf.upstream_ca : NULL, p->conf.upstream_verify, err,
+		    sizeof(err))) == NULL)
+			die("upstream TLS: %s: %s", p->conf.upstream_ca[0] !=
+			    '\0' ? p->conf.upstream_ca : "system CA store", err);
+		SSL_CTX_free(ctx);
+	}
 }
 
 /* Fork into the background with standard streams on /dev/null. */
@@ -392,19 +403,20 @@ parent_main(struct cmdline *cl)
 			    "configuration\n", errors, errors == 1 ? "" : "s");
 		return 1;
 	}
-	if (cl->check_only) {
-		printf("configuration OK\n");
-		return 0;
-	}
 	p->conf = cf.conf;
 	p->policy = cf.policy;
 	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
+	/* -t checks all that a start would, short of binding. */
 	if (cf.upstream_auth[0] != '\0' && p->conf.mode == MODE_RELAY)
 		parent_read_upstream_auth(p, cf.upstream_auth);
 	parent_load_secrets(p, &cf);
 	parent_check_privsep(p);
 	if (p->conf.mode == MODE_DELIVER)
 		parent_check_deliver(p);
+	if (cl->check_only) {
+		printf("configuration OK\n");
+		return 0;
+	}
 	if (p->conf.mode != MODE_DEBUG)
 		parent_check_queue(p);
 	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)

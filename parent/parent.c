@@ -461,10 +461,21 @@ parent_reload(struct parent *p)
 	if (cf.users[0] != '\0' && parent_users_load(cf.users, stderr) == -1)
 		log_warnx("event=reload users=%s result=kept-old", cf.users);
 	cf.conf.auth_enabled = p->conf.auth_enabled;
-	/* What the relay and the slots were built for stays. */
+	/*
+	 * What the relay, the slots and the privilege separation were set
+	 * up for stays as it is until a restart: above all, the workers'
+	 * user and chroot (never root after a reload).
+	 */
 	cf.conf.workers = oldworkers;
 	cf.conf.mode = p->conf.mode;
+	cf.conf.drop_privs = p->conf.drop_privs;
+	cf.conf.uid = p->conf.uid;
+	cf.conf.gid = p->conf.gid;
+	strlcpy(cf.conf.user, p->conf.user, sizeof(cf.conf.user));
+	strlcpy(cf.conf.chroot, p->conf.chroot, sizeof(cf.conf.chroot));
 	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
+	cf.conf.deliver_max = p->conf.deliver_max;
+	cf.conf.deliver_timeout = p->conf.deliver_timeout;
 	p->conf = cf.conf;
 	policy_free(&p->policy);
 	p->policy = cf.policy;
