@@ -449,17 +449,31 @@ parent_reload(struct parent *p)
 	struct child		*c, *relay;
 	struct imsg_out		 out;
 	uint32_t		 i, oldworkers = p->conf.workers;
+	char			*errtext = NULL, *line, *last;
+	size_t			 errlen = 0;
+	FILE			*errs;
+	int			 failed;
 
 	log_info("event=reload");
 	conf_file_init(&cf);
-	if (parent_load_conf(p, &cf, stderr) != 0) {
+	/* Errors go to the log: standard error may be /dev/null. */
+	if ((errs = open_memstream(&errtext, &errlen)) == NULL)
+		fatal("open_memstream");
+	failed = parent_load_conf(p, &cf, errs) != 0;
+	if (!failed && cf.users[0] != '\0' &&
+	    parent_users_load(cf.users, errs) == -1)
+		log_warnx("event=reload users=%s result=kept-old", cf.users);
+	fclose(errs);
+	for (line = strtok_r(errtext, "\n", &last); line != NULL;
+	    line = strtok_r(NULL, "\n", &last))
+		log_warnx("event=config-error %s", line);
+	free(errtext);
+	if (failed) {
 		log_warnx("event=reload result=failed reason=\"configuration "
 		    "errors, keeping the running one\"");
 		conf_file_free(&cf);
 		return;
 	}
-	if (cf.users[0] != '\0' && parent_users_load(cf.users, stderr) == -1)
-		log_warnx("event=reload users=%s result=kept-old", cf.users);
 	cf.conf.auth_enabled = p->conf.auth_enabled;
 	/*
 	 * What the relay, the slots and the privilege separation were set
