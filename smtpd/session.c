@@ -195,6 +195,12 @@ session_update(struct session *s)
 		session_close(s, "closed");
 		return;
 	}
+	/* Nothing more will come: close once what came is answered. */
+	if (s->eof && s->smtp.wait == SMTP_WAIT_NONE &&
+	    buf_left(&s->smtp.out) == 0) {
+		session_close(s, "eof");
+		return;
+	}
 	/* The 220 to STARTTLS is out: the handshake starts. */
 	if (s->smtp.wait == SMTP_WAIT_TLS && s->ssl == NULL &&
 	    buf_left(&s->smtp.out) == 0) {
@@ -209,7 +215,7 @@ session_update(struct session *s)
 	}
 	if (s->tls_handshaking)
 		events = s->tls_hs_wants;
-	else if (s->smtp.state != SMTP_CLOSING &&
+	else if (s->smtp.state != SMTP_CLOSING && !s->eof &&
 	    s->smtp.wait != SMTP_WAIT_TLS) {
 		if (s->smtp.in.buf == NULL)
 			events |= EV_READ;
@@ -294,8 +300,13 @@ session_io(int fd, int events, void *arg)
 	s->tls_read_wants = 0;
 	if ((events & EV_READ) || (read_wants && (events & EV_WRITE))) {
 		if (!session_read(s)) {
-			session_close(s, "eof");
-			return;
+			/* What the client sent before its end is still done. */
+			if (s->smtp.in.buf == NULL ||
+			    linebuf_pending(&s->smtp.in) == 0) {
+				session_close(s, "eof");
+				return;
+			}
+			s->eof = 1;
 		}
 		ev_timer_add(&s->timer, (uint64_t)s->smtp.conf->timeout * 1000);
 		smtp_process(&s->smtp);

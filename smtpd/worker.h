@@ -36,6 +36,7 @@ struct session {
 	int			 tls_hs_wants;	/* EV_* the handshake waits for */
 	int			 tls_read_wants;	/* EV_WRITE: a read needs it */
 	int			 tls_write_wants;
+	int			 eof;		/* the client sent all it will */
 	struct smtp_session	 smtp;
 };
 
