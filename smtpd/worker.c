@@ -369,11 +369,25 @@ worker_relay_io(int fd, int events, void *arg)
 	}
 }
 
+/* The stop deadline: what is still open gets a 421, then we go. */
 static void
 worker_stop_deadline(void *arg)
 {
-	(void)arg;
-	log_info("event=stop reason=deadline");
+	struct worker	*w = arg;
+	struct session	*s;
+	size_t		 i;
+
+	log_info("event=stop reason=deadline sessions=%u", w->nsessions);
+	for (i = 0; i < WORKER_HASH_SIZE; i++)
+		for (s = w->sessions[i]; s != NULL; s = s->hnext) {
+			buf_free(&s->smtp.out);
+			smtp_close_reply(&s->smtp, 421, "4.3.2", "Service "
+			    "shutting down");
+			if (s->ssl == NULL && buf_left(&s->smtp.out) > 0)
+				(void)send(s->fd, s->smtp.out.data,
+				    buf_left(&s->smtp.out),
+				    MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
 	exit(0);
 }
 
