@@ -2,8 +2,11 @@
 """A small recording SMTP server, the upstream of relay-mode tests.
 
 Each accepted message is written to DIR as NNNNNN.json with the peer,
-HELO, MAIL FROM, RCPT TO list and the data exactly as received (after
-dot-unstuffing), base64-encoded, so a test can compare byte for byte.
+HELO, whether EHLO was used, MAIL FROM (the whole argument; "sender" is
+the address alone, "" for <>), the RCPT TO list and the data exactly as
+received (after dot-unstuffing), base64-encoded, so a test can compare
+byte for byte.  A server started again on the same DIR numbers on from
+the last file there.
 
 Replies can be forced with --rcpt-code ADDR=CODE (repeatable),
 --mail-code CODE, --data-code CODE; --no-ehlo answers EHLO with 502 so
@@ -14,12 +17,23 @@ import argparse
 import base64
 import json
 import os
+import socket
 import socketserver
 import sys
 import threading
 
 lock = threading.Lock()
 counter = [0]
+
+
+def path_arg(arg):
+    """The address of "<path> [params]": what is inside the brackets (a
+    quoted local part may hold blanks), or the first word."""
+    if arg.startswith("<"):
+        end = arg.rfind(">")
+        if end != -1:
+            return arg[1:end]
+    return arg.split(" ")[0]
 
 
 class Handler(socketserver.StreamRequestHandler):
@@ -39,7 +53,11 @@ class Handler(socketserver.StreamRequestHandler):
 
     def handle(self):
         opts = self.server.opts
-        helo, mail, rcpts = None, None, []
+        # Replies to pipelined commands go out at once, not after the
+        # peer's delayed ACK (Nagle).
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        helo, mail, sender, rcpts = None, None, None, []
+        esmtp = False
         self.reply("220 upstream.test ESMTP test")
         try:
             while True:
@@ -50,6 +68,7 @@ class Handler(socketserver.StreamRequestHandler):
                         self.reply("502 5.5.1 EHLO not supported")
                         continue
                     helo = line[5:].decode("latin-1")
+                    esmtp = True
                     caps = ["250-upstream.test", "250-8BITMIME",
                             "250-SIZE 100000000", "250-SMTPUTF8"]
                     if not opts.no_pipelining:
@@ -58,17 +77,18 @@ class Handler(socketserver.StreamRequestHandler):
                     self.reply("\r\n".join(caps))
                 elif verb == b"HELO":
                     helo = line[5:].decode("latin-1")
+                    esmtp = False
                     self.reply("250 upstream.test")
                 elif verb == b"MAIL":
                     if opts.mail_code:
                         self.reply("%d mail refused" % opts.mail_code)
                         continue
                     mail = line[10:].decode("latin-1")
+                    sender = path_arg(mail)
                     rcpts = []
                     self.reply("250 2.1.0 ok")
                 elif verb == b"RCPT":
-                    addr = line[8:].decode("latin-1").split(" ")[0]
-                    addr = addr.strip("<>")
+                    addr = path_arg(line[8:].decode("latin-1"))
                     code = self.server.rcpt_codes.get(addr)
                     if code:
                         self.reply("%d 5.1.1 <%s> refused by test" %
@@ -97,7 +117,8 @@ class Handler(socketserver.StreamRequestHandler):
                         counter[0] += 1
                         n = counter[0]
                     rec = {"peer": self.client_address[0], "helo": helo,
-                           "mail_from": mail, "rcpts": rcpts,
+                           "mail_from": mail, "sender": sender,
+                           "esmtp": esmtp, "rcpts": rcpts,
                            "data": base64.b64encode(bytes(data)).decode()}
                     tmp = os.path.join(opts.dir, ".%06d.tmp" % n)
                     with open(tmp, "w") as f:
@@ -135,6 +156,9 @@ def main():
     ap.add_argument("--no-pipelining", action="store_true")
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
+    for name in os.listdir(opts.dir):
+        if name.endswith(".json") and name[:-5].isdigit():
+            counter[0] = max(counter[0], int(name[:-5]))
     srv = Server((opts.host, opts.port), Handler)
     srv.opts = opts
     srv.rcpt_codes = {}
