@@ -291,3 +291,32 @@ parent_deliver_exited(struct parent *p, pid_t pid, int status)
 	free(r);
 	return 1;
 }
+
+/*
+ * The daemon stops: no program may outlive it, since nobody would time
+ * it out any more.  Each one still running is killed with its process
+ * group and reaped; its message stays queued for the next start.
+ */
+void
+parent_deliver_kill_all(void)
+{
+	struct run	*r;
+	int		 status;
+
+	while ((r = runs) != NULL) {
+		runs = r->next;
+		nruns--;
+		log_warnx("event=deliver-killed queue_id=%s pid=%d reason=stop",
+		    r->qid, (int)r->pid);
+		kill(-r->pid, SIGKILL);
+		kill(r->pid, SIGKILL);
+		while (waitpid(r->pid, &status, 0) == -1 && errno == EINTR)
+			;
+		ev_timer_del(&r->timer);
+		if (r->errfd != -1) {
+			ev_del(r->errfd);
+			close(r->errfd);
+		}
+		free(r);
+	}
+}

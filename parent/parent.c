@@ -354,6 +354,7 @@ parent_stop_progress(struct parent *p)
 		}
 		return;
 	}
+	parent_deliver_kill_all();
 	log_info("event=stop result=clean");
 	exit(0);
 }

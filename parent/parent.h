@@ -94,6 +94,7 @@ void	parent_send_upstream(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);
+void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);

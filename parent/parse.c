@@ -386,9 +386,19 @@ kw_relay_domains(struct parse_ctx *ctx, char **w, int n)
 static void
 kw_relay_recipients(struct parse_ctx *ctx, char **w, int n)
 {
+	FILE	*f;
+
 	(void)n;
-	parse_path(ctx, "relay-recipients", w[0], ctx->cf->recipients,
-	    sizeof(ctx->cf->recipients));
+	if (parse_path(ctx, "relay-recipients", w[0], ctx->cf->recipients,
+	    sizeof(ctx->cf->recipients)) == -1)
+		return;
+	/* A file that cannot be read is this line's error (file:line). */
+	if ((f = fopen(w[0], "re")) == NULL) {
+		perr(ctx, "relay-recipients: %s: %s", w[0], strerror(errno));
+		ctx->cf->recipients[0] = '\0';
+		return;
+	}
+	fclose(f);
 }
 
 static void
