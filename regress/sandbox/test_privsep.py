@@ -224,3 +224,23 @@ def test_sandbox_without_privsep(smtpd_factory):
 def test_forbidden_syscall_kills_child_without_privsep(smtpd_factory):
     d = smtpd_factory(args=("-d", "-n"), workers=2)
     forbidden_syscall_kills(d, "session", None)
+
+
+@needs_root
+def test_reload_keeps_privilege_separation(privsep):
+    """SIGHUP replaces the workers: the new ones are as confined as the
+    old ones (a reload once left them running as root, unchrooted)."""
+    import signal as _signal
+    d = privsep
+    user = smtpd_user()
+    old = d.wait_workers(3)
+    d.send_signal(_signal.SIGHUP)
+    new = d.wait_workers(3, exclude=old, timeout=scaled(10))
+    assert not set(new) & set(old)
+    for pid in new:
+        assert_sandboxed(pid, chrooted=True, user=user)
+        assert os.readlink("/proc/%d/root" % pid) == "/var/empty"
+    # The new workers serve.
+    c = d.client()
+    c.expect(b"EHLO client.example", 250)
+    c.expect(b"QUIT", 221, "2.0.0")
