@@ -8,6 +8,14 @@
  * socket drains, dot-stuffed (RFC 5321 4.5.2), with the X-Peer header
  * put at the end of the header block.  Every wait has a time-out.
  *
+ * Under TLS the same bytes go through an SSL object instead of the
+ * socket: OpenSSL may want to read when we write and the reverse, and
+ * may hold decrypted bytes the socket no longer signals, so reads go on
+ * until it wants more from the socket.  STARTTLS, once asked for, is
+ * required: an upstream that does not offer it is a failure, never a
+ * reason to go on in clear text (RFC 3207 4, RFC 8314 5.3).  A password
+ * is never logged, and is wiped from memory once sent and when freed.
+ *
  * A callback may free the client: entry points count themselves in
  * depth, and client_free() inside one only closes the connection and
  * leaves the memory to the outermost entry point.
@@ -23,8 +31,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
 #include "client.h"
 #include "log.h"
+#include "tls.h"
 
 #define CLIENT_IN_SIZE		4096		/* reply bytes read at once */
 #define CLIENT_CHUNK		65536		/* spool bytes read at once */
@@ -32,11 +44,17 @@
 #define CLIENT_OUT_MAX		(4 * CLIENT_CHUNK)	/* output ceiling */
 #define CLIENT_HELO_MAX		255		/* RFC 5321 4.5.3.1.2 */
 #define CLIENT_PEER_MAX		64		/* an IP address literal */
+#define CLIENT_HOST_MAX		255		/* the name TLS verifies */
+#define CLIENT_IO_AGAIN		(-2)		/* wait for the socket */
+#define CLIENT_WRITES_MAX	16		/* writes in one event */
 
 enum client_state {
 	CS_GREETING,		/* waiting for 220 */
 	CS_EHLO,
 	CS_HELO,
+	CS_STARTTLS,		/* waiting for 220 to STARTTLS */
+	CS_TLS,			/* TLS handshake */
+	CS_AUTH,		/* AUTH exchange */
 	CS_IDLE,		/* ready for client_send() */
 	CS_LOCAL,		/* message refused here, done() pending */
 	CS_ENVELOPE,		/* MAIL, RCPT, DATA and their replies */
@@ -45,6 +63,14 @@ enum client_state {
 	CS_RSET,
 	CS_QUIT,
 	CS_FAILED,		/* connection closed, client unusable */
+};
+
+/* Where an AUTH exchange stands: what the next reply answers. */
+enum client_auth_step {
+	AUTH_PLAIN,		/* AUTH PLAIN with the initial response */
+	AUTH_LOGIN,		/* AUTH LOGIN: 334 asks for the user */
+	AUTH_LOGIN_USER,	/* user sent: 334 asks for the password */
+	AUTH_LOGIN_PASS,	/* password sent: 235 or a refusal */
 };
 
 /* The message on its way out: prepend, then the spool file. */
@@ -79,6 +105,24 @@ struct client {
 	struct linebuf		 lb;
 	struct reply_parser	 rp;
 	struct buf		 out;
+	int			 out_secret;	/* out holds a password */
+
+	/* TLS: ssl is made by client_set_tls(), used once tls_on. */
+	int			 tls_mode;	/* CLIENT_TLS_* */
+	SSL			*ssl;
+	int			 tls_on;	/* I/O goes through ssl */
+	int			 tls_up;	/* handshake done */
+	int			 tls_verify;	/* the certificate is checked */
+	int			 tls_want;	/* EV_* the handshake wants */
+	int			 tls_bad;	/* TLS failed: no shutdown */
+	int			 read_wants_write;
+	int			 write_wants_read;
+
+	/* AUTH: user "" when none. */
+	char			 auth_user[CLIENT_AUTH_MAX + 1];
+	char			 auth_pass[CLIENT_AUTH_MAX + 1];
+	enum client_auth_step	 auth_step;
+	int			 authed;
 
 	/* The transaction. */
 	struct client_msg	 msg;
@@ -100,11 +144,18 @@ static void	client_fail(struct client *, const char *, ...)
 static void	client_destroy(struct client *);
 static int	client_cmd(struct client *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
+static void	client_read(struct client *);
+static void	client_tls_step(struct client *);
+
+/* AUTH in clear text is worth one warning per process, not one a try. */
+static int	client_cleartext_warned;
 
 /* What a failure in each state was waiting for, for the text. */
 static const char *const client_state_names[] = {
 	[CS_GREETING] = "greeting",	[CS_EHLO] = "EHLO",
-	[CS_HELO] = "HELO",		[CS_IDLE] = "idle",
+	[CS_HELO] = "HELO",		[CS_STARTTLS] = "STARTTLS",
+	[CS_TLS] = "TLS handshake",	[CS_AUTH] = "AUTH",
+	[CS_IDLE] = "idle",
 	[CS_LOCAL] = "local",		[CS_ENVELOPE] = "envelope",
 	[CS_BODY] = "message",		[CS_DOT] = "end of data",
 	[CS_RSET] = "RSET",		[CS_QUIT] = "QUIT",
@@ -145,7 +196,10 @@ client_rearm(struct client *c)
 		ev_timer_add(&c->timer, c->timeout_ms);
 }
 
-/* Watch for writability only while there is something to write. */
+/*
+ * Watch for writability only while there is something to write, and
+ * TLS can write; and for whatever TLS waits for to go on.
+ */
 static void
 client_events(struct client *c)
 {
@@ -153,7 +207,10 @@ client_events(struct client *c)
 
 	if (client_gone(c))
 		return;
-	if (buf_left(&c->out) > 0)
+	if (c->state == CS_TLS)
+		events = c->tls_want;
+	else if ((buf_left(&c->out) > 0 && !c->write_wants_read) ||
+	    c->read_wants_write)
 		events |= EV_WRITE;
 	if (ev_mod(c->fd, events) == -1)
 		client_fail(c, "event registration failed");
@@ -167,10 +224,25 @@ client_body_free(struct client *c)
 	memset(&c->body, 0, sizeof(c->body));
 }
 
+/* Empty the output, wiping it first if a password may be in it. */
+static void
+client_out_free(struct client *c)
+{
+	if (c->out_secret && c->out.data != NULL)
+		explicit_bzero(c->out.data, c->out.size);
+	c->out_secret = 0;
+	buf_free(&c->out);
+}
+
 /* Close the connection; the client object stays. */
 static void
 client_close(struct client *c)
 {
+	if (c->ssl != NULL) {
+		SSL_free(c->ssl);
+		c->ssl = NULL;
+		c->tls_on = 0;
+	}
 	if (c->fd != -1) {
 		ev_del(c->fd);
 		close(c->fd);
@@ -178,16 +250,18 @@ client_close(struct client *c)
 	}
 	ev_timer_del(&c->timer);
 	ev_timer_del(&c->defer);
-	buf_free(&c->out);
+	client_out_free(c);
 	client_body_free(c);
 }
 
-/* Free everything, now. */
+/* Free everything, now; the credentials do not stay in freed memory. */
 static void
 client_destroy(struct client *c)
 {
 	client_close(c);
 	free(c->res.rcpt);
+	explicit_bzero(c->auth_user, sizeof(c->auth_user));
+	explicit_bzero(c->auth_pass, sizeof(c->auth_pass));
 	free(c);
 }
 
@@ -294,6 +368,9 @@ client_fail(struct client *c, const char *fmt, ...)
 	case CS_GREETING:
 	case CS_EHLO:
 	case CS_HELO:
+	case CS_STARTTLS:
+	case CS_TLS:
+	case CS_AUTH:
 		c->ready_cb = NULL;
 		if (ready != NULL)
 			ready(c, 0, text, c->ready_arg);
@@ -340,6 +417,34 @@ client_cmd(struct client *c, const char *fmt, ...)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * Queue prefix and base64 of len octets of data (RFC 4954 4), a line
+ * that may hold a password: no copy stays on the stack, and the output
+ * is wiped as it goes out.
+ */
+static int
+client_cmd_b64(struct client *c, const char *prefix, const void *data,
+    size_t len)
+{
+	unsigned char	 line[1024];
+	size_t		 plen = strlen(prefix);
+	int		 n, rc;
+
+	if (plen + (len + 2) / 3 * 4 + 3 > sizeof(line)) {
+		client_fail(c, "cannot queue command");
+		return -1;
+	}
+	memcpy(line, prefix, plen);
+	n = EVP_EncodeBlock(line + plen, data, (int)len);
+	memcpy(line + plen + n, "\r\n", 2);
+	c->out_secret = 1;
+	rc = buf_add(&c->out, line, plen + (size_t)n + 2);
+	explicit_bzero(line, sizeof(line));
+	if (rc == -1)
+		client_fail(c, "cannot queue command");
+	return rc;
 }
 
 /* Send RSET to close a transaction the upstream still holds open. */
@@ -670,12 +775,147 @@ client_dot_reply(struct client *c, const struct smtp_reply *r)
 	client_finish(c, 0);
 }
 
-/* The greeting or the reply to EHLO or HELO. */
+/* The session is set up: the client can take a message. */
 static void
-client_session_reply(struct client *c, const struct smtp_reply *r)
+client_session_ready(struct client *c, const char *text)
 {
 	client_ready_cb	 ready;
 
+	c->state = CS_IDLE;
+	client_rearm(c);
+	ready = c->ready_cb;
+	c->ready_cb = NULL;
+	if (ready != NULL)
+		ready(c, 1, text, c->ready_arg);
+}
+
+/* Start the handshake: from now on every byte goes through TLS. */
+static void
+client_tls_start(struct client *c)
+{
+	c->state = CS_TLS;
+	c->tls_on = 1;
+	c->tls_want = EV_WRITE;
+	client_rearm(c);	/* the whole handshake is one wait */
+	client_tls_step(c);
+}
+
+/*
+ * Authenticate (RFC 4954): PLAIN when offered, in one round trip with
+ * the initial response (RFC 4616 2: no authzid, user, password), else
+ * LOGIN, which asks for the user, then for the password.
+ */
+static void
+client_auth_start(struct client *c)
+{
+	char	 plain[2 * CLIENT_AUTH_MAX + 2];
+	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
+
+	if (!(c->capa & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN))) {
+		client_fail(c, "upstream offers no AUTH PLAIN/LOGIN");
+		return;
+	}
+	if (!c->tls_up && !client_cleartext_warned) {
+		client_cleartext_warned = 1;
+		log_warnx("event=upstream-auth-cleartext reason=\"upstream is "
+		    "plain: the password goes in clear text\"");
+	}
+	c->state = CS_AUTH;
+	if (c->capa & CAPA_AUTH_PLAIN) {
+		c->auth_step = AUTH_PLAIN;
+		plain[0] = '\0';
+		memcpy(plain + 1, c->auth_user, ulen);
+		plain[1 + ulen] = '\0';
+		memcpy(plain + 2 + ulen, c->auth_pass, plen);
+		client_cmd_b64(c, "AUTH PLAIN ", plain, 2 + ulen + plen);
+		explicit_bzero(plain, sizeof(plain));
+	} else {
+		c->auth_step = AUTH_LOGIN;
+		client_cmd(c, "AUTH LOGIN\r\n");
+	}
+}
+
+/*
+ * A reply in the AUTH exchange: 334 asks LOGIN for its next item, 235
+ * says yes.  Anything else, a refusal (535 and the like) above all,
+ * fails the connection with the upstream's words, never with ours.
+ */
+static void
+client_auth_reply(struct client *c, const struct smtp_reply *r)
+{
+	const char	*mech = c->auth_step == AUTH_PLAIN ? "PLAIN" : "LOGIN";
+	const char	*item;
+
+	if (r->code == 235 && (c->auth_step == AUTH_PLAIN ||
+	    c->auth_step == AUTH_LOGIN_PASS)) {
+		c->authed = 1;
+		log_debug("event=upstream-auth mechanism=%s result=ok", mech);
+		client_session_ready(c, r->text);
+		return;
+	}
+	if (r->code == 334 && (c->auth_step == AUTH_LOGIN ||
+	    c->auth_step == AUTH_LOGIN_USER)) {
+		item = c->auth_step == AUTH_LOGIN ? c->auth_user :
+		    c->auth_pass;
+		c->auth_step = c->auth_step == AUTH_LOGIN ? AUTH_LOGIN_USER :
+		    AUTH_LOGIN_PASS;
+		client_cmd_b64(c, "", item, strlen(item));
+		return;
+	}
+	client_fail(c, "AUTH %s failed: %d %s", mech, r->code, r->text);
+}
+
+/*
+ * The reply to STARTTLS.  Whatever came after the 220 was sent before
+ * the handshake, yet would be read as if it came under TLS: a server
+ * must not pipeline there (RFC 3207 5), so it is dropped.
+ */
+static void
+client_starttls_reply(struct client *c, const struct smtp_reply *r)
+{
+	if (r->code != 220) {
+		client_fail(c, "STARTTLS: %d %s", r->code, r->text);
+		return;
+	}
+	if (buf_left(&c->out) > 0) {
+		client_fail(c, "protocol violation: reply before STARTTLS");
+		return;
+	}
+	if (linebuf_pending(&c->lb) > 0) {
+		log_info("event=upstream-starttls-extra octets=%zu "
+		    "action=discarded", linebuf_pending(&c->lb));
+		linebuf_discard(&c->lb);
+	}
+	client_tls_start(c);
+}
+
+/*
+ * EHLO or HELO was answered: STARTTLS when it is asked for and not yet
+ * done, else AUTH when there are credentials, else the session is set.
+ */
+static void
+client_session_next(struct client *c, const char *text)
+{
+	if (c->tls_mode == CLIENT_TLS_STARTTLS && !c->tls_up) {
+		if (!(c->capa & CAPA_STARTTLS)) {
+			client_fail(c, "upstream does not offer STARTTLS");
+			return;
+		}
+		c->state = CS_STARTTLS;
+		client_cmd(c, "STARTTLS\r\n");
+		return;
+	}
+	if (c->auth_user[0] != '\0' && !c->authed) {
+		client_auth_start(c);
+		return;
+	}
+	client_session_ready(c, text);
+}
+
+/* The greeting, the reply to EHLO or HELO, STARTTLS or in AUTH. */
+static void
+client_session_reply(struct client *c, const struct smtp_reply *r)
+{
 	switch (c->state) {
 	case CS_GREETING:
 		if (r->code != 220) {
@@ -696,9 +936,16 @@ client_session_reply(struct client *c, const struct smtp_reply *r)
 			client_fail(c, "EHLO: %d %s", r->code, r->text);
 			return;
 		}
-		c->capa = (r->capa & ~CAPA_ESMTP) | CAPA_ESMTP;
+		c->capa = (r->capa & ~CAPA_ESMTP) | CAPA_ESMTP |
+		    (r->auth & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN));
 		c->size_limit = r->size_limit;
 		break;
+	case CS_STARTTLS:
+		client_starttls_reply(c, r);
+		return;
+	case CS_AUTH:
+		client_auth_reply(c, r);
+		return;
 	default:
 		if (r->code != 250) {
 			client_fail(c, "HELO: %d %s", r->code, r->text);
@@ -708,12 +955,7 @@ client_session_reply(struct client *c, const struct smtp_reply *r)
 		c->size_limit = 0;
 		break;
 	}
-	c->state = CS_IDLE;
-	client_rearm(c);
-	ready = c->ready_cb;
-	c->ready_cb = NULL;
-	if (ready != NULL)
-		ready(c, 1, r->text, c->ready_arg);
+	client_session_next(c, r->text);
 }
 
 /* A whole reply arrived: what it answers depends on the state. */
@@ -724,6 +966,8 @@ client_reply(struct client *c, const struct smtp_reply *r)
 	case CS_GREETING:
 	case CS_EHLO:
 	case CS_HELO:
+	case CS_STARTTLS:
+	case CS_AUTH:
 		client_session_reply(c, r);
 		break;
 	case CS_ENVELOPE:
@@ -743,11 +987,18 @@ client_reply(struct client *c, const struct smtp_reply *r)
 			client_finish(c, 0);
 		break;
 	case CS_QUIT:
+		/* Say goodbye to TLS too (close_notify), as best we can. */
+		if (c->tls_up && !c->tls_bad) {
+			ERR_clear_error();
+			SSL_shutdown(c->ssl);
+			ERR_clear_error();
+		}
 		client_free(c);
 		break;
 	case CS_IDLE:
 	case CS_LOCAL:
 	case CS_BODY:
+	case CS_TLS:
 		client_fail(c, "unexpected reply: %d %s", r->code, r->text);
 		break;
 	case CS_FAILED:
@@ -796,53 +1047,166 @@ client_lines(struct client *c)
 	}
 }
 
-/* Read what the upstream sent. */
+/* Why the last TLS operation failed, for the text. */
+static void
+client_tls_error(char *buf, size_t len)
+{
+	if (ERR_peek_error() != 0)
+		tls_error(buf, len);
+	else if (errno != 0)
+		snprintf(buf, len, "%s", strerror(errno));
+	else
+		snprintf(buf, len, "connection closed by upstream");
+}
+
+/*
+ * Read from the socket, or through TLS once it is on: octets, 0 at the
+ * end, CLIENT_IO_AGAIN, or -1 with the reason in err.
+ */
+static ssize_t
+client_recv(struct client *c, void *p, size_t len, char *err,
+    size_t errlen)
+{
+	char	 why[CLIENT_TEXT_MAX - 16];
+	ssize_t	 n;
+
+	if (!c->tls_on) {
+		if ((n = read(c->fd, p, len)) == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return CLIENT_IO_AGAIN;
+			snprintf(err, errlen, "read: %s", strerror(errno));
+		}
+		return n;
+	}
+	c->read_wants_write = 0;
+	switch ((n = tls_read(c->ssl, p, len))) {
+	case TLS_IO_WANT_WRITE:
+		c->read_wants_write = 1;
+		return CLIENT_IO_AGAIN;
+	case TLS_IO_WANT_READ:
+		return CLIENT_IO_AGAIN;
+	case TLS_IO_ERROR:
+		c->tls_bad = 1;
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+		/* SMTP frames its replies: no close_notify is just an end. */
+		if (ERR_GET_REASON(ERR_peek_error()) ==
+		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();
+			return 0;
+		}
+#endif
+		client_tls_error(why, sizeof(why));
+		snprintf(err, errlen, "TLS read: %s", why);
+		return -1;
+	}
+	return n;
+}
+
+/* Write to the socket or through TLS, as client_recv() reads. */
+static ssize_t
+client_xmit(struct client *c, const void *p, size_t len, char *err,
+    size_t errlen)
+{
+	char	 why[CLIENT_TEXT_MAX - 16];
+	ssize_t	 n;
+
+	if (!c->tls_on) {
+		/* send(): no SIGPIPE; the relay's filter allows sendto. */
+		if ((n = send(c->fd, p, len, MSG_NOSIGNAL)) == -1) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK ||
+			    errno == EINTR)
+				return CLIENT_IO_AGAIN;
+			snprintf(err, errlen, "write: %s", strerror(errno));
+		}
+		return n;
+	}
+	c->write_wants_read = 0;
+	switch ((n = tls_write(c->ssl, p, len))) {
+	case TLS_IO_WANT_READ:
+		c->write_wants_read = 1;
+		return CLIENT_IO_AGAIN;
+	case TLS_IO_WANT_WRITE:
+		return CLIENT_IO_AGAIN;
+	case 0:
+		snprintf(err, errlen, "TLS write: connection closed by "
+		    "upstream");
+		return -1;
+	case TLS_IO_ERROR:
+		c->tls_bad = 1;
+		client_tls_error(why, sizeof(why));
+		snprintf(err, errlen, "TLS write: %s", why);
+		return -1;
+	}
+	return n;
+}
+
+/*
+ * Read what the upstream sent.  The socket says when there is more
+ * plain text; TLS may hold decrypted octets it no longer signals, so
+ * reading goes on until TLS needs the socket again.
+ */
 static void
 client_read(struct client *c)
 {
+	char	 err[CLIENT_TEXT_MAX];
 	uint8_t	*p;
 	size_t	 avail;
 	ssize_t	 n;
 
-	p = linebuf_space(&c->lb, &avail);
-	if (avail == 0) {
-		client_fail(c, "protocol violation: reply line too long");
-		return;
-	}
-	n = read(c->fd, p, avail);
-	if (n == -1) {
-		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+	while (!client_gone(c) && c->state != CS_TLS) {
+		p = linebuf_space(&c->lb, &avail);
+		if (avail == 0) {
+			client_fail(c, "protocol violation: reply line too "
+			    "long");
 			return;
-		client_fail(c, "read: %s", strerror(errno));
-		return;
+		}
+		n = client_recv(c, p, avail, err, sizeof(err));
+		if (n == CLIENT_IO_AGAIN)
+			break;
+		if (n == -1) {
+			client_fail(c, "%s", err);
+			return;
+		}
+		if (n == 0) {
+			client_fail(c, "connection closed by upstream in %s",
+			    client_state_names[c->state]);
+			return;
+		}
+		linebuf_fill(&c->lb, (size_t)n);
+		client_lines(c);
+		if (!c->tls_on)
+			return;
 	}
-	if (n == 0) {
-		client_fail(c, "connection closed by upstream in %s",
-		    client_state_names[c->state]);
-		return;
-	}
-	linebuf_fill(&c->lb, (size_t)n);
-	client_lines(c);
+	if (c->tls_on)
+		client_events(c);
 }
 
 /* Write what is queued, then queue more of the envelope or message. */
 static void
 client_write(struct client *c)
 {
-	size_t	 left = buf_left(&c->out);
+	char	 err[CLIENT_TEXT_MAX];
+	size_t	 left;
 	ssize_t	 n;
+	int	 i;
 
-	if (left > 0) {
-		/* send(): no SIGPIPE; the relay's filter allows sendto. */
-		n = send(c->fd, c->out.data + c->out.off, left, MSG_NOSIGNAL);
+	for (i = 0; i < CLIENT_WRITES_MAX &&
+	    (left = buf_left(&c->out)) > 0; i++) {
+		n = client_xmit(c, c->out.data + c->out.off, left, err,
+		    sizeof(err));
+		if (n == CLIENT_IO_AGAIN)
+			break;
 		if (n == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR)
-				return;
-			client_fail(c, "write: %s", strerror(errno));
+			client_fail(c, "%s", err);
 			return;
 		}
+		/* What went out of a line with a password is not kept. */
+		if (c->out_secret)
+			explicit_bzero(c->out.data + c->out.off, (size_t)n);
 		buf_drain(&c->out, (size_t)n);
+		if (buf_left(&c->out) == 0)
+			c->out_secret = 0;
 		client_rearm(c);
 	}
 	if (c->state == CS_BODY)
@@ -852,7 +1216,64 @@ client_write(struct client *c)
 	client_events(c);
 }
 
-/* The socket is ready. */
+/*
+ * One step of the TLS handshake; once done, check the certificate and
+ * go on: the greeting for implicit TLS, EHLO again after STARTTLS.
+ */
+static void
+client_tls_step(struct client *c)
+{
+	char		 err[CLIENT_TEXT_MAX];
+	const char	*verr;
+
+	errno = 0;
+	switch (tls_handshake(c->ssl)) {
+	case TLS_HANDSHAKE_WANT_READ:
+		c->tls_want = EV_READ;
+		client_events(c);
+		return;
+	case TLS_HANDSHAKE_WANT_WRITE:
+		c->tls_want = EV_WRITE;
+		client_events(c);
+		return;
+	case TLS_HANDSHAKE_DONE:
+		break;
+	default:
+		c->tls_bad = 1;
+		if (c->tls_verify && (verr = tls_verify_error(c->ssl)) != NULL)
+			client_fail(c, "certificate verify failed: %s", verr);
+		else {
+			client_tls_error(err, sizeof(err));
+			client_fail(c, "TLS handshake failed: %s", err);
+		}
+		return;
+	}
+	/* SSL_VERIFY_PEER fails the handshake already; this is a backstop. */
+	if (c->tls_verify && (verr = tls_verify_error(c->ssl)) != NULL) {
+		client_fail(c, "certificate verify failed: %s", verr);
+		return;
+	}
+	c->tls_up = 1;
+	log_debug("event=upstream-tls protocol=%s cipher=%s verified=%s",
+	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+	    c->tls_verify ? "yes" : "no");
+	if (c->tls_mode == CLIENT_TLS_IMPLICIT)
+		c->state = CS_GREETING;
+	else {
+		/* RFC 3207 4.2: forget what was said in clear text. */
+		c->capa = 0;
+		c->size_limit = 0;
+		c->state = CS_EHLO;
+		if (client_cmd(c, "EHLO %s\r\n", c->helo) == -1)
+			return;
+	}
+	client_rearm(c);
+	client_events(c);
+	/* The greeting may already be in TLS's hands. */
+	client_read(c);
+}
+
+/* The socket is ready for what we, or TLS, wait for. */
 static void
 client_io(int fd, int events, void *arg)
 {
@@ -860,10 +1281,16 @@ client_io(int fd, int events, void *arg)
 
 	(void)fd;
 	client_enter(c);
-	if (events & EV_WRITE)
-		client_write(c);
-	if ((events & EV_READ) && !client_gone(c))
-		client_read(c);
+	if (c->state == CS_TLS)
+		client_tls_step(c);
+	else {
+		if ((events & EV_WRITE) ||
+		    ((events & EV_READ) && c->write_wants_read))
+			client_write(c);
+		if (!client_gone(c) && ((events & EV_READ) ||
+		    ((events & EV_WRITE) && c->read_wants_write)))
+			client_read(c);
+	}
 	client_leave(c);
 }
 
@@ -950,6 +1377,71 @@ client_new(int fd, const char *helo_name, client_ready_cb ready, void *arg)
 	}
 	client_rearm(c);
 	return c;
+}
+
+/*
+ * TLS for the connection, set before the loop runs: STARTTLS after
+ * EHLO, or the handshake first, which the loop starts once the socket
+ * can take the hello.
+ */
+int
+client_set_tls(struct client *c, SSL_CTX *ctx, int mode,
+    const char *verify_host)
+{
+	if (c->state != CS_GREETING || c->ssl != NULL ||
+	    linebuf_pending(&c->lb) > 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (mode == CLIENT_TLS_NONE)
+		return 0;
+	if ((mode != CLIENT_TLS_STARTTLS && mode != CLIENT_TLS_IMPLICIT) ||
+	    ctx == NULL ||
+	    !client_valid_arg(verify_host, CLIENT_HOST_MAX, 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((c->ssl = tls_client_ssl(ctx, c->fd, verify_host)) == NULL) {
+		ERR_clear_error();
+		errno = ENOMEM;
+		return -1;
+	}
+	c->tls_mode = mode;
+	c->tls_verify = (SSL_get_verify_mode(c->ssl) & SSL_VERIFY_PEER) != 0;
+	if (mode == CLIENT_TLS_IMPLICIT) {
+		if (ev_mod(c->fd, EV_WRITE) == -1)
+			return -1;
+		c->state = CS_TLS;
+		c->tls_on = 1;
+		c->tls_want = EV_WRITE;
+	}
+	return 0;
+}
+
+/* Credentials for AUTH, set before the loop runs; user "" for none. */
+int
+client_set_auth(struct client *c, const char *user, const char *password)
+{
+	size_t	 ulen, plen;
+
+	if ((c->state != CS_GREETING && c->state != CS_TLS) || c->tls_up ||
+	    user == NULL || password == NULL) {
+		errno = EINVAL;
+		return -1;
+	}
+	explicit_bzero(c->auth_user, sizeof(c->auth_user));
+	explicit_bzero(c->auth_pass, sizeof(c->auth_pass));
+	if (user[0] == '\0')
+		return 0;
+	ulen = strlen(user);
+	plen = strlen(password);
+	if (ulen > CLIENT_AUTH_MAX || plen > CLIENT_AUTH_MAX || plen == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(c->auth_user, user, ulen);
+	memcpy(c->auth_pass, password, plen);
+	return 0;
 }
 
 /* Refuse the message here, with done() from the loop, not from inside. */
@@ -1070,6 +1562,20 @@ int
 client_capa(const struct client *c)
 {
 	return c->capa;
+}
+
+/* Whether the connection is under TLS now. */
+int
+client_tls(const struct client *c)
+{
+	return c->tls_up && c->ssl != NULL;
+}
+
+/* Whether the upstream accepted our credentials. */
+int
+client_authenticated(const struct client *c)
+{
+	return c->authed;
 }
 
 /* Whether the client is in the middle of something. */

@@ -1,15 +1,19 @@
 /*
  * The upstream ESMTP client of the relay (RFC 5321, with PIPELINING,
- * SIZE, 8BITMIME and SMTPUTF8 where offered).  It runs on the relay's
- * event loop over a connected, non-blocking socket, sends one message
- * at a time, and reports a result per recipient.  The upstream is as
- * untrusted as any client: its replies are parsed strictly and bounded.
+ * SIZE, 8BITMIME and SMTPUTF8 where offered, STARTTLS (RFC 3207) or
+ * implicit TLS (RFC 8314), and AUTH PLAIN or LOGIN (RFC 4954)).  It
+ * runs on the relay's event loop over a connected, non-blocking socket,
+ * sends one message at a time, and reports a result per recipient.  The
+ * upstream is as untrusted as any client: its replies are parsed
+ * strictly and bounded.
  */
 #ifndef SMTPD_CLIENT_H
 #define SMTPD_CLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include <openssl/ssl.h>
 
 #include "addr.h"
 #include "buf.h"
@@ -28,6 +32,15 @@
 #define CAPA_SMTPUTF8		0x08
 #define CAPA_STARTTLS		0x10
 #define CAPA_ESMTP		0x20	/* EHLO worked (else HELO) */
+#define CAPA_AUTH_PLAIN		0x40	/* AUTH PLAIN (RFC 4954, 4616) */
+#define CAPA_AUTH_LOGIN		0x80	/* AUTH LOGIN (smtp_reply.auth) */
+
+/* How the connection gets TLS (client_set_tls()). */
+#define CLIENT_TLS_NONE		0
+#define CLIENT_TLS_STARTTLS	1	/* required: never falls back */
+#define CLIENT_TLS_IMPLICIT	2	/* handshake before the greeting */
+
+#define CLIENT_AUTH_MAX		255	/* octets of user or password */
 
 /* A parsed reply (RFC 5321 4.2). */
 struct smtp_reply {
@@ -35,6 +48,7 @@ struct smtp_reply {
 	char	text[CLIENT_TEXT_MAX];	/* first line's text, printable */
 	int	nlines;
 	int	capa;			/* keywords seen, for EHLO replies */
+	int	auth;			/* CAPA_AUTH_* of the AUTH keyword */
 	uint64_t size_limit;		/* SIZE n, 0 when none */
 };
 
@@ -102,8 +116,9 @@ typedef void (*client_done_cb)(struct client *, struct client_result *,
 
 /*
  * Take over connected socket fd and read the greeting, then EHLO (HELO
- * if EHLO is refused) with helo_name.  ready() is called when the
- * connection can take a message (ok=1) or failed (ok=0, reason in text).
+ * if EHLO is refused) with helo_name, then STARTTLS and EHLO again, then
+ * AUTH, as set up.  ready() is called when the connection can take a
+ * message (ok=1) or failed (ok=0, reason in text, never a password).
  * It may call client_send(), client_quit() or client_free().
  */
 typedef void (*client_ready_cb)(struct client *, int ok, const char *text,
@@ -114,14 +129,30 @@ typedef void (*client_ready_cb)(struct client *, int ok, const char *text,
  * helo_name or no memory.  client_send() returns -1 when the client is
  * busy or unusable, or the message is malformed; otherwise the message
  * and everything it points to must stay valid until done().
+ *
+ * client_set_tls() and client_set_auth() go right after client_new(),
+ * before the loop runs (they return -1, errno set, otherwise or on bad
+ * arguments; the client is then still to be freed).  With STARTTLS, an
+ * upstream that does not offer it fails the connection; the certificate
+ * is checked against verify_host (a name, or an IP literal) when ctx
+ * verifies.  With credentials, AUTH PLAIN (else LOGIN) follows EHLO,
+ * after TLS when there is TLS; an upstream that offers neither, or
+ * refuses them, fails the connection.  ctx must outlive the client; the
+ * credentials are copied, and wiped when the client is freed.
  */
 struct client	*client_new(int fd, const char *helo_name, client_ready_cb,
 		    void *arg);
+int		 client_set_tls(struct client *, SSL_CTX *, int mode,
+		    const char *verify_host);
+int		 client_set_auth(struct client *, const char *user,
+		    const char *password);
 int		 client_send(struct client *, const struct client_msg *,
 		    client_done_cb, void *arg);
 void		 client_quit(struct client *);	/* QUIT, then free itself */
 void		 client_free(struct client *);	/* close at once */
 int		 client_capa(const struct client *);
+int		 client_tls(const struct client *);	/* TLS is up */
+int		 client_authenticated(const struct client *);
 int		 client_busy(const struct client *);
 void		 client_set_timeout(struct client *, uint64_t ms);
 

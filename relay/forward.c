@@ -189,10 +189,26 @@ fconn_ready(struct client *cl, int ok, const char *text, void *arg)
 		fconn_fail(c, text);
 		return;
 	}
-	log_debug("event=upstream-connected upstream=%s", c->addr);
+	log_debug("event=upstream-connected upstream=%s tls=%s auth=%s",
+	    c->addr, client_tls(c->client) ? "yes" : "no",
+	    client_authenticated(c->client) ? "yes" : "no");
 	upstream_up();
 	fconn_next(c);
 	forward_kick();
+}
+
+/* The client's TLS mode for the configured one. */
+static int
+fconn_tls_mode(void)
+{
+	switch (fwd.conf->upstream_tls) {
+	case UPSTREAM_STARTTLS:
+		return CLIENT_TLS_STARTTLS;
+	case UPSTREAM_TLS:
+		return CLIENT_TLS_IMPLICIT;
+	default:
+		return CLIENT_TLS_NONE;
+	}
 }
 
 static void
@@ -219,6 +235,19 @@ fconn_connected(int fd, int events, void *arg)
 	    c)) == NULL) {
 		close(fd);
 		fconn_fail(c, "out of memory");
+		return;
+	}
+	/*
+	 * The name verified is the one configured, not the address.  TLS
+	 * asked for and no context is a failure, never clear text.
+	 */
+	if ((fconn_tls_mode() != CLIENT_TLS_NONE && (fwd.tls_ctx == NULL ||
+	    client_set_tls(c->client, fwd.tls_ctx, fconn_tls_mode(),
+	    fwd.conf->upstream_host) == -1)) ||
+	    client_set_auth(c->client, fwd.auth_user, fwd.auth_pass) == -1) {
+		client_free(c->client);
+		c->client = NULL;
+		fconn_fail(c, "cannot set up TLS or AUTH");
 	}
 }
 

@@ -4,7 +4,8 @@
  * same code.  The upstream is not trusted: anything else, or a reply
  * longer than CLIENT_REPLY_LINES_MAX lines, is a protocol violation.
  * The text kept is the first line's, made printable, for logs and DSNs;
- * the EHLO keywords (RFC 5321 4.1.1.1) come from the lines after it.
+ * the EHLO keywords (RFC 5321 4.1.1.1) come from the lines after it,
+ * and from AUTH the mechanisms the client can use, kept apart.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -68,6 +69,31 @@ reply_size_param(const char *s, size_t len)
 	return n;
 }
 
+/*
+ * The SASL mechanisms we can use among those of an AUTH keyword (RFC
+ * 4954 3): names separated by spaces, compared without case.
+ */
+static int
+reply_auth_mechs(const char *s, size_t len)
+{
+	size_t	 i = 0, start;
+	int	 capa = 0;
+
+	while (i < len) {
+		while (i < len && s[i] == ' ')
+			i++;
+		for (start = i; i < len && s[i] != ' '; i++)
+			;
+		if (i - start != 5)
+			continue;
+		if (strncasecmp(s + start, "PLAIN", 5) == 0)
+			capa |= CAPA_AUTH_PLAIN;
+		else if (strncasecmp(s + start, "LOGIN", 5) == 0)
+			capa |= CAPA_AUTH_LOGIN;
+	}
+	return capa;
+}
+
 /* Note an EHLO keyword line ("KEYWORD [params]") in r. */
 static void
 reply_keyword(struct smtp_reply *r, const char *text, size_t len)
@@ -76,6 +102,15 @@ reply_keyword(struct smtp_reply *r, const char *text, size_t len)
 
 	for (klen = 0; klen < len && text[klen] != ' '; klen++)
 		;
+	if (klen == 4 && strncasecmp(text, "AUTH", 4) == 0) {
+		r->auth |= reply_auth_mechs(text + 4, len - 4);
+		return;
+	}
+	/* "AUTH=mech ..." is what old servers say for old clients. */
+	if (klen >= 5 && strncasecmp(text, "AUTH=", 5) == 0) {
+		r->auth |= reply_auth_mechs(text + 5, len - 5);
+		return;
+	}
 	for (i = 0; i < sizeof(reply_keywords) / sizeof(reply_keywords[0]);
 	    i++) {
 		kwlen = strlen(reply_keywords[i].keyword);

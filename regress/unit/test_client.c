@@ -1,7 +1,9 @@
 /*
  * The upstream ESMTP client over a socketpair: the test is the server,
  * writing scripted replies and checking byte for byte what the client
- * sends, while the event loop runs the client.
+ * sends, while the event loop runs the client.  AUTH and the STARTTLS
+ * dialogue are checked here; a whole TLS handshake is the end-to-end
+ * tests' (regress/e2e/test_upstream_tls.py).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,13 +16,17 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "client.h"
 #include "event.h"
+#include "tls.h"
 
 #define MAXRCPT		8
 #define GUARD_MS	5000		/* no single step takes this long */
@@ -29,6 +35,13 @@
 #define EHLO_FULL	"250-mx.test\r\n250-PIPELINING\r\n" \
 			"250-SIZE 10000000\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
 #define EHLO_PLAIN	"250-mx.test\r\n250 HELP\r\n"
+
+/* user "user", password "secret" (RFC 4616: NUL user NUL password). */
+#define AUTH_USER	"user"
+#define AUTH_PASS	"secret"
+#define AUTH_PLAIN_B64	"AHVzZXIAc2VjcmV0"
+#define AUTH_USER_B64	"dXNlcg=="
+#define AUTH_PASS_B64	"c2VjcmV0"
 
 struct h {
 	int			 sv;		/* the server's end */
@@ -1405,6 +1418,448 @@ test_bad_messages(void **state)
 	tmsg_free(&t);
 }
 
+/* Start a client with credentials and take it through EHLO. */
+static void
+session_auth(struct h *h, const char *ehlo_reply)
+{
+	h->c = client_new(h->cfd, "relay.test", h_ready, h);
+	assert_non_null(h->c);
+	assert_int_equal(client_set_auth(h->c, AUTH_USER, AUTH_PASS), 0);
+	say(h, "220 mx.test ESMTP\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, ehlo_reply);
+}
+
+/* Neither the password nor its base64 forms are in the text. */
+static void
+assert_no_secret(const char *text)
+{
+	assert_null(strstr(text, AUTH_PASS));
+	assert_null(strstr(text, AUTH_PLAIN_B64));
+	assert_null(strstr(text, AUTH_PASS_B64));
+}
+
+/* AUTH PLAIN is preferred, with the initial response; 235 is ready. */
+static void
+test_auth_plain(void **state)
+{
+	struct h	*h = *state;
+	struct tmsg	 t;
+
+	session_auth(h, "250-mx.test\r\n250-PIPELINING\r\n"
+	    "250-AUTH LOGIN PLAIN CRAM-MD5\r\n250 8BITMIME\r\n");
+	expect(h, "AUTH PLAIN " AUTH_PLAIN_B64 "\r\n");
+	expect_quiet(h);
+	assert_int_equal(h->ready_calls, 0);
+	assert_true(client_busy(h->c));
+	assert_int_equal(client_capa(h->c), CAPA_PIPELINING | CAPA_8BITMIME |
+	    CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN | CAPA_ESMTP);
+	say(h, "235 2.7.0 Authentication successful\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 1);
+	assert_true(client_authenticated(h->c));
+	assert_false(client_tls(h->c));
+	assert_false(client_busy(h->c));
+
+	/* Then mail as usual. */
+	tmsg_str(&t, "x\r\n", 1);
+	send_msg(h, &t);
+	expect(h, "MAIL FROM:<s@x.test>\r\nRCPT TO:<r0@y.test>\r\nDATA\r\n");
+	say(h, "250 ok\r\n250 ok\r\n354 go\r\n");
+	expect(h, "x\r\n.\r\n");
+	say(h, "250 ok\r\n");
+	wait_done(h);
+	assert_int_equal(h->res.status, 2);
+	quit(h);
+	tmsg_free(&t);
+}
+
+/* AUTH LOGIN (here in the old "AUTH=" form): user, then password. */
+static void
+test_auth_login(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "250-mx.test\r\n250-AUTH=login\r\n250 HELP\r\n");
+	expect(h, "AUTH LOGIN\r\n");
+	expect_quiet(h);
+	say(h, "334 VXNlcm5hbWU6\r\n");
+	expect(h, AUTH_USER_B64 "\r\n");
+	expect_quiet(h);
+	say(h, "334 UGFzc3dvcmQ6\r\n");
+	expect(h, AUTH_PASS_B64 "\r\n");
+	expect_quiet(h);
+	assert_int_equal(h->ready_calls, 0);
+	say(h, "235 2.7.0 ok\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 1);
+	assert_true(client_authenticated(h->c));
+	quit(h);
+}
+
+/* 535: the connection fails, with the upstream's words only. */
+static void
+test_auth_refused(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "250-mx.test\r\n250 AUTH PLAIN\r\n");
+	expect(h, "AUTH PLAIN " AUTH_PLAIN_B64 "\r\n");
+	say(h, "535 5.7.8 Authentication credentials invalid\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_null(h->c);
+	assert_string_equal(h->ready_text, "AUTH PLAIN failed: 535 5.7.8 "
+	    "Authentication credentials invalid");
+	assert_no_secret(h->ready_text);
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+}
+
+/* LOGIN refused after the password, and a 4xx in the middle. */
+static void
+test_auth_login_refused(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "250-mx.test\r\n250 AUTH LOGIN\r\n");
+	expect(h, "AUTH LOGIN\r\n");
+	say(h, "334 VXNlcm5hbWU6\r\n");
+	expect(h, AUTH_USER_B64 "\r\n");
+	say(h, "454 4.7.0 Temporary authentication failure\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text, "AUTH LOGIN failed: 454 4.7.0 "
+	    "Temporary authentication failure");
+	assert_no_secret(h->ready_text);
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+}
+
+/* A 334 PLAIN did not ask for, or a 235 too early, is a failure. */
+static void
+test_auth_unexpected(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "250-mx.test\r\n250 AUTH PLAIN\r\n");
+	expect(h, "AUTH PLAIN " AUTH_PLAIN_B64 "\r\n");
+	say(h, "334 \r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_non_null(strstr(h->ready_text, "AUTH PLAIN failed: 334"));
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+}
+
+/* LOGIN that says yes before the password: not believed. */
+static void
+test_auth_login_early_235(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "250-mx.test\r\n250 AUTH LOGIN\r\n");
+	expect(h, "AUTH LOGIN\r\n");
+	say(h, "235 2.7.0 sure\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_non_null(strstr(h->ready_text, "AUTH LOGIN failed: 235"));
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+}
+
+/* Credentials and no AUTH PLAIN or LOGIN: fail, nothing is sent. */
+static void
+test_auth_not_offered(void **state)
+{
+	struct h	*h = *state;
+	const char	*ehlos[] = {
+		EHLO_FULL,
+		"250-mx.test\r\n250 AUTH CRAM-MD5 XOAUTH2 PLAINX\r\n",
+		"250-mx.test\r\n250 AUTHPLAIN\r\n",
+	};
+	size_t		 i;
+
+	for (i = 0; i < sizeof(ehlos) / sizeof(ehlos[0]); i++) {
+		if (i > 0) {
+			teardown(state);
+			setup(state);
+			h = *state;
+		}
+		session_auth(h, ehlos[i]);
+		wait_ready(h);
+		assert_int_equal(h->ready_ok, 0);
+		assert_string_equal(h->ready_text,
+		    "upstream offers no AUTH PLAIN/LOGIN");
+		assert_true(run(h, pred_eof, GUARD_MS));
+		assert_int_equal(h->len, h->seen);
+	}
+}
+
+/* HELO only: no AUTH either. */
+static void
+test_auth_helo(void **state)
+{
+	struct h	*h = *state;
+
+	session_auth(h, "502 5.5.1 no EHLO\r\n");
+	expect(h, "HELO relay.test\r\n");
+	say(h, "250 mx.test\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text,
+	    "upstream offers no AUTH PLAIN/LOGIN");
+	assert_true(run(h, pred_eof, GUARD_MS));
+}
+
+/* Longest credentials fit; longer ones, or misuse, are refused. */
+static void
+test_auth_args(void **state)
+{
+	struct h	*h = *state;
+	char		 big[CLIENT_AUTH_MAX + 2];
+	unsigned char	 plain[700];
+	SSL_CTX		*ctx;
+	char		 err[256];
+
+	h->c = client_new(h->cfd, "relay.test", h_ready, h);
+	assert_non_null(h->c);
+	memset(big, 'p', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(client_set_auth(h->c, "u", big), -1);
+	assert_int_equal(client_set_auth(h->c, big, "p"), -1);
+	assert_int_equal(client_set_auth(h->c, "u", ""), -1);
+	assert_int_equal(client_set_auth(h->c, NULL, "p"), -1);
+	assert_int_equal(client_set_auth(h->c, "", ""), 0);	/* none */
+	big[CLIENT_AUTH_MAX] = '\0';
+	assert_int_equal(client_set_auth(h->c, big, big), 0);
+
+	ctx = tls_client_ctx(NULL, 0, err, sizeof(err));
+	assert_non_null(ctx);
+	assert_int_equal(client_set_tls(h->c, ctx, 7, "mx.test"), -1);
+	assert_int_equal(client_set_tls(h->c, NULL, CLIENT_TLS_STARTTLS,
+	    "mx.test"), -1);
+	assert_int_equal(client_set_tls(h->c, ctx, CLIENT_TLS_STARTTLS,
+	    "mx\r\n.test"), -1);
+	assert_int_equal(client_set_tls(h->c, ctx, CLIENT_TLS_NONE, NULL), 0);
+
+	/* PLAIN with both at their longest: one line, no truncation. */
+	say(h, "220 mx.test\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, "250-mx.test\r\n250 AUTH PLAIN\r\n");
+	expect(h, "AUTH PLAIN ");
+	while (memchr(h->got + h->seen, '\n', h->len - h->seen) == NULL) {
+		h->want = h->len + 1;
+		assert_true(run(h, pred_len, GUARD_MS));
+		assert_false(h->eof);
+	}
+	/* 2 + 2 * 255 octets: 684 in base64, then CRLF. */
+	assert_int_equal(h->len - h->seen, 684 + 2);
+	assert_memory_equal(h->got + h->len - 2, "\r\n", 2);
+	assert_int_equal(EVP_DecodeBlock(plain, (unsigned char *)h->got +
+	    h->seen, 684), 512 + 1);	/* 684 / 4 * 3, padding included */
+	assert_int_equal(plain[0], '\0');
+	assert_memory_equal(plain + 1, big, CLIENT_AUTH_MAX);
+	assert_int_equal(plain[1 + CLIENT_AUTH_MAX], '\0');
+	assert_memory_equal(plain + 2 + CLIENT_AUTH_MAX, big, CLIENT_AUTH_MAX);
+	h->seen = h->len;
+	say(h, "235 ok\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 1);
+
+	/* Too late for either now. */
+	assert_int_equal(client_set_auth(h->c, "u", "p"), -1);
+	assert_int_equal(client_set_tls(h->c, ctx, CLIENT_TLS_STARTTLS,
+	    "mx.test"), -1);
+	quit(h);
+	SSL_CTX_free(ctx);
+}
+
+/* A client that must use STARTTLS, without verification (no CA). */
+static SSL_CTX *
+starttls_client(struct h *h, int mode)
+{
+	SSL_CTX	*ctx;
+	char	 err[256];
+
+	ctx = tls_client_ctx(NULL, 0, err, sizeof(err));
+	assert_non_null(ctx);
+	h->c = client_new(h->cfd, "relay.test", h_ready, h);
+	assert_non_null(h->c);
+	assert_int_equal(client_set_tls(h->c, ctx, mode, "mx.test"), 0);
+	return ctx;
+}
+
+/* STARTTLS required and not offered: fail, never go on in clear. */
+static void
+test_starttls_not_offered(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_STARTTLS);
+
+	assert_int_equal(client_set_auth(h->c, AUTH_USER, AUTH_PASS), 0);
+	say(h, "220 mx.test\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, "250-mx.test\r\n250-AUTH PLAIN\r\n250 PIPELINING\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text, "upstream does not offer STARTTLS");
+	assert_true(run(h, pred_eof, GUARD_MS));
+	/* Not a word more: no AUTH, no MAIL. */
+	assert_int_equal(h->len, h->seen);
+	SSL_CTX_free(ctx);
+}
+
+/* HELO cannot STARTTLS either. */
+static void
+test_starttls_helo(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_STARTTLS);
+
+	say(h, "220 mx.test\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, "500 5.5.1 what\r\n");
+	expect(h, "HELO relay.test\r\n");
+	say(h, "250 mx.test\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text, "upstream does not offer STARTTLS");
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+	SSL_CTX_free(ctx);
+}
+
+/* STARTTLS offered, then refused: a failure too. */
+static void
+test_starttls_refused(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_STARTTLS);
+
+	say(h, "220 mx.test\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, "250-mx.test\r\n250 starttls\r\n");
+	expect(h, "STARTTLS\r\n");
+	say(h, "454 4.7.0 TLS not available\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text,
+	    "STARTTLS: 454 4.7.0 TLS not available");
+	assert_true(run(h, pred_eof, GUARD_MS));
+	assert_int_equal(h->len, h->seen);
+	SSL_CTX_free(ctx);
+}
+
+/*
+ * After 220 the client says hello in TLS: what the server sent with the
+ * 220 is dropped, not read as a reply; a server that then answers in
+ * clear text fails the handshake, and nothing is sent in clear text.
+ */
+static void
+test_starttls_handshake(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_STARTTLS);
+
+	assert_int_equal(client_set_auth(h->c, AUTH_USER, AUTH_PASS), 0);
+	say(h, "220 mx.test\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, "250-mx.test\r\n250-AUTH PLAIN\r\n250 STARTTLS\r\n");
+	expect(h, "STARTTLS\r\n");
+	say(h, "220 2.0.0 go ahead\r\n250-mx.test\r\n250 AUTH PLAIN\r\n");
+	/* A TLS record of type handshake (22), version 3.x. */
+	h->want = h->seen + 5;
+	assert_true(run(h, pred_len, GUARD_MS));
+	assert_int_equal((unsigned char)h->got[h->seen], 22);
+	assert_int_equal((unsigned char)h->got[h->seen + 1], 3);
+	assert_int_equal(h->ready_calls, 0);
+	say(h, "500 5.5.1 this is not TLS\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_non_null(strstr(h->ready_text, "TLS handshake failed: "));
+	assert_true(run(h, pred_eof, GUARD_MS));
+	/* Nothing in clear text after the hello: no EHLO, no AUTH. */
+	assert_null(memmem(h->got + h->seen, h->len - h->seen, "EHLO", 4));
+	assert_null(memmem(h->got + h->seen, h->len - h->seen, "AUTH", 4));
+	SSL_CTX_free(ctx);
+}
+
+/* Implicit TLS: the client speaks first, before any greeting. */
+static void
+test_implicit_tls(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_IMPLICIT);
+
+	h->want = 5;
+	assert_true(run(h, pred_len, GUARD_MS));
+	assert_int_equal((unsigned char)h->got[0], 22);
+	assert_int_equal((unsigned char)h->got[1], 3);
+	assert_true(client_busy(h->c));
+	say(h, "220 mx.test ESMTP in clear text\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 0);
+	assert_non_null(strstr(h->ready_text, "TLS handshake failed: "));
+	assert_true(run(h, pred_eof, GUARD_MS));
+	SSL_CTX_free(ctx);
+}
+
+/* A silent server: the handshake is one wait with a time-out. */
+static void
+test_tls_timeout(void **state)
+{
+	struct h	*h = *state;
+	SSL_CTX		*ctx = starttls_client(h, CLIENT_TLS_IMPLICIT);
+
+	client_set_timeout(h->c, 50);
+	assert_true(run(h, pred_ready, GUARD_MS));
+	assert_int_equal(h->ready_ok, 0);
+	assert_string_equal(h->ready_text, "timeout in TLS handshake");
+	assert_true(run(h, pred_eof, GUARD_MS));
+	SSL_CTX_free(ctx);
+}
+
+/* The AUTH keyword and its old form, as the reply parser reads them. */
+static void
+test_auth_keyword(void **state)
+{
+	static const struct {
+		const char	*line;
+		int		 capa;
+	} cases[] = {
+		{ "250-AUTH PLAIN", CAPA_AUTH_PLAIN },
+		{ "250-auth login", CAPA_AUTH_LOGIN },
+		{ "250-AUTH  GSSAPI  LOGIN  plain ", CAPA_AUTH_PLAIN |
+		    CAPA_AUTH_LOGIN },
+		{ "250-AUTH=PLAIN LOGIN", CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN },
+		{ "250-AUTH=LOGIN", CAPA_AUTH_LOGIN },
+		{ "250-AUTH", 0 },
+		{ "250-AUTH=", 0 },
+		{ "250-AUTH PLAINLOGIN LOGI PLAI", 0 },
+		{ "250-AUTHENTICATE PLAIN", 0 },
+		{ "250-X-AUTH PLAIN", 0 },
+	};
+	struct reply_parser	 p;
+	struct smtp_reply	 r;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		reply_parser_init(&p);
+		assert_int_equal(reply_parse_line(&p, "250-mx.test", 11, &r),
+		    REPLY_MORE);
+		assert_int_equal(reply_parse_line(&p, cases[i].line,
+		    strlen(cases[i].line), &r), REPLY_MORE);
+		assert_int_equal(reply_parse_line(&p, "250 HELP", 8, &r),
+		    REPLY_DONE);
+		if (r.auth != cases[i].capa)
+			print_error("%s: auth %#x\n", cases[i].line, r.auth);
+		assert_int_equal(r.auth, cases[i].capa);
+		assert_int_equal(r.capa, 0);
+	}
+}
+
 /* Run the client tests on one event loop. */
 int
 main(void)
@@ -1475,8 +1930,42 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_messages, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_plain, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_login, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_login_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_unexpected, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_login_early_235,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_not_offered, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_helo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_args, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_not_offered,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_helo, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_refused, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_handshake, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_implicit_tls, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_tls_timeout, setup,
+		    teardown),
+		cmocka_unit_test(test_auth_keyword),
 	};
 
+	/* A TLS alert to a closed socket must not kill the test. */
+	signal(SIGPIPE, SIG_IGN);
+	tls_init();
 	ev_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
