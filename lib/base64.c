@@ -46,6 +46,10 @@ b64_decode(const char *in, size_t len, unsigned char *out, size_t outsize)
 				return -1;
 			acc = (acc << 6) | (unsigned int)v;
 		}
+		/* The bits under the padding are zero: one encoding only. */
+		if ((pad == 1 && (acc & 0xff) != 0) ||
+		    (pad == 2 && (acc & 0xffff) != 0))
+			return -1;
 		if (o + 3 - pad > outsize)
 			return -1;
 		out[o++] = (acc >> 16) & 0xff;

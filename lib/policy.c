@@ -21,10 +21,15 @@
 #include "policy.h"
 #include "proto.h"
 
-/* "10.0.0.0/8", "::1", "127.0.0.1/32"; host bits must be zero. */
+/*
+ * "10.0.0.0/8", "::1", "127.0.0.1/32"; host bits must be zero.  A
+ * v4-mapped network ("::ffff:10.0.0.0/104") becomes its IPv4 form.
+ */
 int
 netaddr_parse(const char *s, struct netaddr *na)
 {
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	    0xff, 0xff };
 	char		 buf[INET6_ADDRSTRLEN + 8], *slash;
 	const char	*errstr = NULL;
 	int		 max, i, bits;
@@ -54,6 +59,14 @@ netaddr_parse(const char *s, struct netaddr *na)
 			continue;
 		if (na->addr[i] & (bits <= 0 ? 0xff : 0xff >> bits))
 			return -1;
+	}
+	/* A v4-mapped client is matched as IPv4: so is a v4-mapped net. */
+	if (na->family == AF_INET6 && na->prefix >= 96 &&
+	    memcmp(na->addr, v4mapped, sizeof(v4mapped)) == 0) {
+		memmove(na->addr, na->addr + 12, 4);
+		memset(na->addr + 4, 0, sizeof(na->addr) - 4);
+		na->family = AF_INET;
+		na->prefix -= 96;
 	}
 	return 0;
 }
@@ -134,6 +147,9 @@ domain_normalize(const char *in, char *out, size_t len)
 		unsigned char c = in[i];
 
 		if (!(isalnum(c) || c == '-' || c == '.' || c >= 0x80))
+			return -1;
+		/* No empty label: ".example", "a..b", "example..". */
+		if (c == '.' && (i == 0 || i == n - 1 || in[i - 1] == '.'))
 			return -1;
 		out[i] = tolower(c);
 	}

@@ -662,6 +662,32 @@ parse_finish(struct parse_ctx *ctx)
 }
 
 /*
+ * Read a line of f into line (CONF_LINE_MAX + 1 bytes) without its
+ * newline: 0, or -1 at the end of the file, 1 if the line is longer
+ * than CONF_LINE_MAX (the rest of it is skipped), 2 if it holds a NUL
+ * byte (which fgets() cannot tell from the end of the line).
+ */
+static int
+conf_read_line(FILE *f, char *line)
+{
+	size_t	 len = 0;
+	int	 c, rc = 0;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (len == CONF_LINE_MAX)
+			rc = 1;
+		else
+			line[len++] = (char)c;
+		if (c == '\0' && rc == 0)
+			rc = 2;
+	}
+	line[len] = '\0';
+	if (c == EOF && len == 0)
+		return -1;
+	return rc;
+}
+
+/*
  * Parse path into cf (initialised by conf_file_init).  Returns the
  * number of errors printed to errs; -1 if the file cannot be read.
  */
@@ -669,9 +695,9 @@ int
 conf_file_parse(struct conf_file *cf, const char *path, FILE *errs)
 {
 	struct parse_ctx	 ctx;
-	char			 line[CONF_LINE_MAX + 2];
+	char			 line[CONF_LINE_MAX + 1];
 	FILE			*f;
-	size_t			 len;
+	int			 rc;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = cf;
@@ -681,24 +707,15 @@ conf_file_parse(struct conf_file *cf, const char *path, FILE *errs)
 		fprintf(errs, "%s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((rc = conf_read_line(f, line)) != -1) {
 		ctx.line++;
-		len = strlen(line);
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		else if (!feof(f)) {
+		if (rc == 1)
 			perr(&ctx, "line longer than %d characters",
 			    CONF_LINE_MAX);
-			while (fgets(line, sizeof(line), f) != NULL &&
-			    strchr(line, '\n') == NULL)
-				;
-			continue;
-		}
-		if (memchr(line, '\0', len) != NULL) {
+		else if (rc == 2)
 			perr(&ctx, "NUL byte in line");
-			continue;
-		}
-		parse_line(&ctx, line);
+		else
+			parse_line(&ctx, line);
 	}
 	if (ferror(f))
 		perr(&ctx, "read error");
@@ -720,11 +737,10 @@ conf_recipients_load(struct policy *p, const char *path, FILE *errs)
 {
 	struct parse_ctx	 ctx;
 	struct conf_file	 dummy;
-	char			 line[CONF_LINE_MAX + 2];
+	char			 line[CONF_LINE_MAX + 1];
 	char			*words[CONF_WORDS_MAX];
 	FILE			*f;
-	size_t			 len;
-	int			 n;
+	int			 n, rc;
 
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.cf = &dummy;
@@ -734,14 +750,15 @@ conf_recipients_load(struct policy *p, const char *path, FILE *errs)
 		fprintf(errs, "%s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((rc = conf_read_line(f, line)) != -1) {
 		ctx.line++;
-		len = strlen(line);
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
-		else if (!feof(f)) {
+		if (rc == 1) {
 			perr(&ctx, "line too long");
 			break;
+		}
+		if (rc == 2) {
+			perr(&ctx, "NUL byte in line");
+			continue;
 		}
 		if ((n = split_words(&ctx, line, words)) <= 0)
 			continue;

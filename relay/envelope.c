@@ -31,6 +31,23 @@ envelope_check_addr(const char *s, int allow_null, int utf8)
 	return 0;
 }
 
+/*
+ * Check a HELO argument as the worker did: no blank, control or DEL
+ * byte (it goes into a Received: header), 8-bit only with SMTPUTF8.
+ */
+static int
+envelope_check_helo(const char *s, int utf8)
+{
+	const unsigned char	*p;
+
+	if (*s == '\0')
+		return -1;
+	for (p = (const unsigned char *)s; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 127 || (*p >= 0x80 && !utf8))
+			return -1;
+	return 0;
+}
+
 /* Fill env from an IMSG_MSG_COMMIT; -1 if the worker sent nonsense. */
 int
 envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
@@ -47,7 +64,8 @@ envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
 		return -1;
 	if ((inet_pton(AF_INET, env->peer_ip, bin) != 1 &&
 	    inet_pton(AF_INET6, env->peer_ip, bin) != 1) ||
-	    env->peer_port > 65535 || env->helo[0] == '\0' ||
+	    env->peer_port > 65535 ||
+	    envelope_check_helo(env->helo, smtputf8) == -1 ||
 	    env->nrcpt == 0 || env->nrcpt > ENV_RCPT_MAX ||
 	    envelope_check_addr(env->mail_from, 1, smtputf8) == -1)
 		return -1;

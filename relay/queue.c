@@ -217,15 +217,32 @@ env_num(const char *s, long long min, long long max, long long *v)
 	return errstr == NULL ? 0 : -1;
 }
 
+/* The keys that appear once: a message's, then a recipient's. */
+static const char *const envfile_keys[] = {
+	"version", "id", "created", "next-try", "attempts", "client",
+	"client-port", "helo", "from", "size", "flags", "bounce",
+	"code", "text", "bounced",
+};
+#define ENVFILE_RCPT_KEY	12	/* the first of a recipient's */
+
 /* Parse one "key value" line of an envelope file into m. */
 static int
-envfile_line(struct qmsg *m, const char *key, const char *val, int *ended)
+envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
+    unsigned int *seen)
 {
 	struct qrcpt	*r;
 	long long	 v;
+	size_t		 i;
 
 	if (*ended)
 		return -1;
+	for (i = 0; i < sizeof(envfile_keys) / sizeof(envfile_keys[0]); i++)
+		if (strcmp(key, envfile_keys[i]) == 0) {
+			if (*seen & (1u << i))
+				return -1;
+			*seen |= 1u << i;
+			break;
+		}
 	r = m->nrcpt > 0 ? &m->rcpts[m->nrcpt - 1] : NULL;
 	if (strcmp(key, "version") == 0)
 		return strcmp(val, "1") == 0 ? 0 : -1;
@@ -249,6 +266,7 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended)
 		if (rc == NULL)
 			return -1;
 		m->rcpts = rc;
+		*seen &= (1u << ENVFILE_RCPT_KEY) - 1;
 		r = &m->rcpts[m->nrcpt++];
 		memset(r, 0, sizeof(*r));
 		r->state = key[5];
@@ -292,6 +310,7 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 {
 	char		 line[2048], *sp;
 	const char	*p = text, *end = text + len, *nl;
+	unsigned int	 seen = 0;
 	int		 ended = 0;
 
 	while (p < end) {
@@ -306,7 +325,7 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 			*sp++ = '\0';
 		else
 			sp = line + strlen(line);
-		if (envfile_line(m, line, sp, &ended) == -1)
+		if (envfile_line(m, line, sp, &ended, &seen) == -1)
 			return -1;
 	}
 	if (!ended || m->id[0] == '\0' || m->nrcpt == 0 ||
@@ -472,11 +491,14 @@ queue_load(unsigned int *count)
 	*count = 0;
 	if ((fd = dup(queue.qfd)) == -1 || (d = fdopendir(fd)) == NULL)
 		return NULL;
+	/* The dup shares its offset with qfd: where the last scan ended. */
+	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
 
 		if (len == QUEUE_ID_LEN && valid_id(de->d_name)) {
-			snprintf(env, sizeof(env), "%s.env", de->d_name);
+			memcpy(env, de->d_name, QUEUE_ID_LEN);
+			memcpy(env + QUEUE_ID_LEN, ".env", 5);
 			if (fstatat(queue.qfd, env, &st, 0) == -1) {
 				log_info("event=queue-orphan queue_id=%s "
 				    "action=removed", de->d_name);
