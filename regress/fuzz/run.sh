@@ -25,12 +25,13 @@ CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
 CFLAGS="$CFLAGS -fno-sanitize-recover=all -Ilib -Iparent -Ismtpd -Irelay"
 LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
 
-# The sources a harness needs: a "FUZZ_SRCS: file ..." line in the
-# harness itself, else this table, else the whole library.
+# The sources a harness needs: the "FUZZ_SRCS: file ..." lines in the
+# harness itself (as many as it takes), else this table, else the whole
+# library.
 srcs() {
 	s=$(sed -n 's/.*FUZZ_SRCS:[[:space:]]*//p' "regress/fuzz/fuzz_$1.c" |
-	    head -1)
-	if [ -n "$s" ]; then
+	    tr '\n' ' ')
+	if [ -n "${s%% *}" ]; then
 		echo "$s"
 		return
 	fi

@@ -1,0 +1,429 @@
+/*
+ * The relay's check of a worker's commit (IMSG_MSG_COMMIT, encoded as
+ * smtpd/session.c session_msg_commit() does): a valid envelope passes,
+ * and every way a lying worker can bend one is refused.
+ */
+#include <sys/types.h>
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "imsg.h"
+#include "proto.h"
+#include "relay.h"
+
+#define HDRSZ	sizeof(struct imsg_hdr)
+#define MAXR	(ENV_RCPT_MAX + 2)
+
+/* An envelope as a worker would send it, field by field. */
+struct commit {
+	const char	*peer_ip;
+	uint32_t	 peer_port;
+	const char	*helo;
+	const char	*from;
+	uint32_t	 nrcpt;		/* as claimed */
+	uint32_t	 nsent;		/* strings actually sent */
+	const char	*rcpts[MAXR];
+	uint64_t	 size;
+	uint32_t	 flags;
+	int		 no_tail;	/* leave out size and flags */
+	const void	*extra;		/* trailing bytes */
+	size_t		 extralen;
+};
+
+static void
+commit_init(struct commit *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->peer_ip = "192.0.2.1";
+	c->peer_port = 54321;
+	c->helo = "client.example";
+	c->from = "sender@example.org";
+	c->nrcpt = c->nsent = 2;
+	c->rcpts[0] = "a@example.net";
+	c->rcpts[1] = "\"b c\"@example.net";
+	c->size = 1234;
+	c->flags = ENV_F_ESMTP | ENV_F_8BIT;
+}
+
+/* Encode c and run envelope_decode() on it; env filled on success. */
+static int
+decode(const struct commit *c, struct envelope *env, int smtputf8)
+{
+	struct imsg_out	*out;
+	struct imsg	 imsg;
+	uint32_t	 i;
+	int		 rc;
+
+	out = malloc(sizeof(*out));
+	assert_non_null(out);
+	imsg_out_init(out, IMSG_MSG_COMMIT, 7, -1);
+	imsg_add_str(out, c->peer_ip);
+	imsg_add_u32(out, c->peer_port);
+	imsg_add_str(out, c->helo);
+	imsg_add_str(out, c->from);
+	imsg_add_u32(out, c->nrcpt);
+	for (i = 0; i < c->nsent; i++)
+		imsg_add_str(out, c->rcpts[i]);
+	if (!c->no_tail) {
+		imsg_add_u64(out, c->size);
+		imsg_add_u32(out, c->flags);
+	}
+	if (c->extralen > 0)
+		imsg_add_data(out, c->extra, c->extralen);
+	assert_false(out->overflow);
+
+	/* The message as imsgbuf_get() would hand it over. */
+	memset(&imsg, 0, sizeof(imsg));
+	imsg.hdr.type = IMSG_MSG_COMMIT;
+	imsg.hdr.len = (uint32_t)out->len;
+	imsg.hdr.peerid = 7;
+	imsg.fd = -1;
+	imsg.datalen = out->len - HDRSZ;
+	imsg.data = malloc(imsg.datalen);
+	assert_non_null(imsg.data);
+	memcpy(imsg.data, out->buf + HDRSZ, imsg.datalen);
+	free(out);
+	rc = envelope_decode(&imsg, env, smtputf8);
+	imsg_free(&imsg);
+	if (rc == -1)
+		assert_null(env->rcpts);
+	return rc;
+}
+
+static int
+decode_ok(const struct commit *c, int smtputf8)
+{
+	struct envelope	 env;
+	int		 rc;
+
+	rc = decode(c, &env, smtputf8);
+	envelope_free(&env);
+	return rc;
+}
+
+static void
+test_valid(void **state)
+{
+	struct commit	 c;
+	struct envelope	 env;
+
+	(void)state;
+	commit_init(&c);
+	assert_int_equal(decode(&c, &env, 0), 0);
+	assert_string_equal(env.peer_ip, "192.0.2.1");
+	assert_int_equal(env.peer_port, 54321);
+	assert_string_equal(env.helo, "client.example");
+	assert_string_equal(env.mail_from, "sender@example.org");
+	assert_int_equal(env.nrcpt, 2);
+	assert_string_equal(env.rcpts[0], "a@example.net");
+	assert_string_equal(env.rcpts[1], "\"b c\"@example.net");
+	assert_int_equal(env.size, 1234);
+	assert_int_equal(env.flags, ENV_F_ESMTP | ENV_F_8BIT);
+	envelope_free(&env);
+	assert_null(env.rcpts);
+	envelope_free(&env);
+
+	/* IPv6, the null sender, a literal HELO, port 0 and 65535. */
+	c.peer_ip = "2001:db8::25";
+	c.from = "";
+	c.helo = "[192.0.2.1]";
+	c.peer_port = 65535;
+	c.flags = ENV_F_MASK;
+	c.size = UINT64_MAX;
+	assert_int_equal(decode_ok(&c, 1), 0);
+	c.peer_ip = "::ffff:192.0.2.1";
+	c.peer_port = 0;
+	c.flags = 0;
+	c.size = 0;
+	assert_int_equal(decode_ok(&c, 0), 0);
+	/* A HELO of ENV_HELO_MAX bytes. */
+	{
+		char	 helo[ENV_HELO_MAX + 1];
+
+		memset(helo, 'h', ENV_HELO_MAX);
+		helo[ENV_HELO_MAX] = '\0';
+		c.helo = helo;
+		assert_int_equal(decode_ok(&c, 0), 0);
+	}
+}
+
+static void
+test_peer(void **state)
+{
+	static const char	*bad[] = {
+		"", "localhost", "192.0.2.1:25", "[192.0.2.1]", "192.0.2.256",
+		"192.0.2", "192.0.2.1 ", " 192.0.2.1", "fe80::1%lo",
+		"2001:db8::25/64", "IPv6:2001:db8::25", "0x7f000001",
+		"192.0.2.1\n", "unix:/tmp/socket",
+	};
+	struct commit		 c;
+	char			 longip[64];
+	size_t			 i;
+
+	(void)state;
+	commit_init(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.peer_ip = bad[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("peer accepted: \"%s\"", bad[i]);
+	}
+	memset(longip, '1', sizeof(longip) - 1);
+	longip[sizeof(longip) - 1] = '\0';
+	c.peer_ip = longip;
+	assert_int_equal(decode_ok(&c, 1), -1);
+
+	commit_init(&c);
+	c.peer_port = 65536;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.peer_port = UINT32_MAX;
+	assert_int_equal(decode_ok(&c, 1), -1);
+}
+
+static void
+test_helo(void **state)
+{
+	static const char	*bad[] = {
+		"", " ", "a b", "a\tb", "x\r\nBcc: victim@example.org",
+		"x\n", "\r", "a\x7f", "\x01", "client.example ",
+	};
+	struct commit		 c;
+	char			 helo[ENV_HELO_MAX + 2];
+	size_t			 i;
+
+	(void)state;
+	commit_init(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.helo = bad[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("helo accepted: \"%s\"", bad[i]);
+	}
+	/* 8-bit only with SMTPUTF8, as the worker checks it. */
+	c.helo = "b\xc3\xbc" "cher.example";
+	assert_int_equal(decode_ok(&c, 0), -1);
+	assert_int_equal(decode_ok(&c, 1), 0);
+	/* Longer than a worker accepts. */
+	memset(helo, 'h', ENV_HELO_MAX + 1);
+	helo[ENV_HELO_MAX + 1] = '\0';
+	c.helo = helo;
+	assert_int_equal(decode_ok(&c, 1), -1);
+}
+
+static void
+test_rcpt_count(void **state)
+{
+	struct commit	 c;
+	struct envelope	 env;
+	uint32_t	 i;
+
+	(void)state;
+	commit_init(&c);
+	c.nrcpt = c.nsent = 0;
+	assert_int_equal(decode_ok(&c, 0), -1);
+
+	/* ENV_RCPT_MAX short addresses fit a message, and pass. */
+	for (i = 0; i < ENV_RCPT_MAX + 1; i++)
+		c.rcpts[i] = "a@b.c";
+	c.nrcpt = c.nsent = ENV_RCPT_MAX;
+	assert_int_equal(decode(&c, &env, 0), 0);
+	assert_int_equal(env.nrcpt, ENV_RCPT_MAX);
+	assert_string_equal(env.rcpts[ENV_RCPT_MAX - 1], "a@b.c");
+	envelope_free(&env);
+	c.nrcpt = c.nsent = ENV_RCPT_MAX + 1;
+	assert_int_equal(decode_ok(&c, 0), -1);
+	/* A count that does not match the strings. */
+	c.nrcpt = UINT32_MAX;
+	c.nsent = 2;
+	assert_int_equal(decode_ok(&c, 0), -1);
+	c.nrcpt = 3;
+	assert_int_equal(decode_ok(&c, 0), -1);
+	c.nrcpt = 1;
+	assert_int_equal(decode_ok(&c, 0), -1);
+}
+
+static void
+test_addresses(void **state)
+{
+	static const char	*bad_from[] = {
+		"sender", "<sender@example.org>", "sender@example.org>",
+		"a@b@c", "@a.example:u@b.example", "u@example.org> SIZE=1",
+		"u@example.org>\r\nRCPT TO:<v@x", "u @example.org",
+		"u@exa mple.org", "u@", "@example.org", "u@[999.1.1.1]",
+		"u..v@example.org", "u@example.org\n",
+	};
+	static const char	*bad_rcpt[] = {
+		"", "postmaster", "<a@example.net>", "a@example.net> <b@x",
+		"@a:u@b.example", "a@b@example.net",
+	};
+	struct commit		 c;
+	char			 big[400];
+	size_t			 i;
+
+	(void)state;
+	commit_init(&c);
+	for (i = 0; i < sizeof(bad_from) / sizeof(bad_from[0]); i++) {
+		c.from = bad_from[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("from accepted: \"%s\"", bad_from[i]);
+	}
+	commit_init(&c);
+	for (i = 0; i < sizeof(bad_from) / sizeof(bad_from[0]); i++) {
+		c.rcpts[1] = bad_from[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("rcpt accepted: \"%s\"", bad_from[i]);
+	}
+	for (i = 0; i < sizeof(bad_rcpt) / sizeof(bad_rcpt[0]); i++) {
+		c.rcpts[0] = bad_rcpt[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("rcpt accepted: \"%s\"", bad_rcpt[i]);
+	}
+
+	/* UTF-8 only with SMTPUTF8. */
+	commit_init(&c);
+	c.rcpts[0] = "j\xc3\xb6rg@example.net";
+	assert_int_equal(decode_ok(&c, 0), -1);
+	assert_int_equal(decode_ok(&c, 1), 0);
+	commit_init(&c);
+	c.from = "j\xc3\xb6rg@example.org";
+	assert_int_equal(decode_ok(&c, 0), -1);
+	assert_int_equal(decode_ok(&c, 1), 0);
+	/* Malformed UTF-8 never. */
+	c.from = "j\xc3@example.org";
+	assert_int_equal(decode_ok(&c, 1), -1);
+
+	/* %, ! and quoted @ parse (the policy refuses them later). */
+	commit_init(&c);
+	c.rcpts[0] = "u%v@example.net";
+	assert_int_equal(decode_ok(&c, 0), 0);
+
+	/* Longer than a path may be. */
+	commit_init(&c);
+	memset(big, 'a', sizeof(big));
+	memcpy(big + 60, "@", 1);
+	memset(big + 61, 'b', 200);
+	big[261] = '\0';
+	c.rcpts[0] = big;
+	assert_int_equal(decode_ok(&c, 0), -1);
+	big[65] = '\0';
+	assert_int_equal(decode_ok(&c, 0), 0);
+	memset(big, 'a', 65);
+	memcpy(big + 65, "@b.example", 11);
+	assert_int_equal(decode_ok(&c, 0), -1);
+	/* A NUL inside a string. */
+	commit_init(&c);
+	{
+		struct commit	 d = c;
+
+		d.nsent = 1;
+		d.nrcpt = 2;
+		d.no_tail = 1;
+		d.extra = "\x0f\0\0\0" "a\0b@example.net" "\0\0\0\0\0\0\0\0"
+		    "\0\0\0\0";
+		d.extralen = 4 + 15 + 12;
+		assert_int_equal(decode_ok(&d, 0), -1);
+		d.extra = "\x0f\0\0\0" "a.b@example.net" "\0\0\0\0\0\0\0\0"
+		    "\0\0\0\0";
+		assert_int_equal(decode_ok(&d, 0), 0);
+	}
+}
+
+static void
+test_flags_and_tail(void **state)
+{
+	struct commit	 c;
+	uint32_t	 bit;
+
+	(void)state;
+	commit_init(&c);
+	for (bit = ENV_F_MASK + 1; bit != 0; bit <<= 1) {
+		c.flags = bit;
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("flag 0x%x accepted", bit);
+		c.flags = bit | ENV_F_ESMTP;
+		assert_int_equal(decode_ok(&c, 1), -1);
+	}
+	c.flags = ENV_F_MASK;
+	assert_int_equal(decode_ok(&c, 1), 0);
+
+	/* Trailing bytes, however few. */
+	c.extra = "x";
+	c.extralen = 1;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extra = "\0\0\0\0";
+	c.extralen = 4;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	/* Missing size and flags, or flags only. */
+	c.extralen = 0;
+	c.no_tail = 1;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extra = "\0\0\0\0\0\0\0\0";
+	c.extralen = 8;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 11;
+	c.extra = "\0\0\0\0\0\0\0\0\0\0\0";
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 12;
+	c.extra = "\0\0\0\0\0\0\0\0\0\0\0\0";
+	assert_int_equal(decode_ok(&c, 1), 0);
+}
+
+/* Every proper prefix of a valid payload is refused. */
+static void
+test_truncated(void **state)
+{
+	struct imsg_out	*out;
+	struct imsg	 imsg;
+	struct envelope	 env;
+	size_t		 len, i;
+
+	(void)state;
+	out = malloc(sizeof(*out));
+	assert_non_null(out);
+	imsg_out_init(out, IMSG_MSG_COMMIT, 7, -1);
+	imsg_add_str(out, "192.0.2.1");
+	imsg_add_u32(out, 25);
+	imsg_add_str(out, "client.example");
+	imsg_add_str(out, "s@example.org");
+	imsg_add_u32(out, 2);
+	imsg_add_str(out, "a@example.net");
+	imsg_add_str(out, "b@example.net");
+	imsg_add_u64(out, 99);
+	imsg_add_u32(out, 0);
+	len = out->len - HDRSZ;
+	for (i = 0; i <= len; i++) {
+		memset(&imsg, 0, sizeof(imsg));
+		imsg.fd = -1;
+		imsg.datalen = i;
+		imsg.data = malloc(i > 0 ? i : 1);
+		assert_non_null(imsg.data);
+		memcpy(imsg.data, out->buf + HDRSZ, i);
+		assert_int_equal(envelope_decode(&imsg, &env, 0),
+		    i == len ? 0 : -1);
+		envelope_free(&env);
+		imsg_free(&imsg);
+	}
+	free(out);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_valid),
+		cmocka_unit_test(test_peer),
+		cmocka_unit_test(test_helo),
+		cmocka_unit_test(test_rcpt_count),
+		cmocka_unit_test(test_addresses),
+		cmocka_unit_test(test_flags_and_tail),
+		cmocka_unit_test(test_truncated),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
