@@ -27,6 +27,7 @@
 static struct worker	worker;		/* this process's only worker */
 
 static void	worker_relay_io(int, int, void *);
+static void	worker_accept(int, int, void *);
 
 static uint32_t
 ip_hash(const char *ip)
@@ -155,22 +156,72 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 	}
 }
 
+/* Watch the listeners again (or for the first time). */
+static void
+worker_listen(struct worker *w)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < w->nlisteners; i++)
+		if (ev_add(w->listeners[i], EV_READ | EV_EXCLUSIVE,
+		    worker_accept, w) == -1)
+			fatal("ev_add listener");
+	w->paused = 0;
+}
+
+/*
+ * Full: stop taking connections, so that the kernel hands them to the
+ * other workers (EPOLLEXCLUSIVE wakes only the ones listening).  Only
+ * if the worker is still full after WORKER_PAUSE_MS are clients turned
+ * away with 421: then every worker is.
+ */
+static void
+worker_pause(struct worker *w)
+{
+	unsigned int	 i;
+
+	if (w->paused)
+		return;
+	for (i = 0; i < w->nlisteners; i++)
+		ev_del(w->listeners[i]);
+	w->paused = 1;
+	ev_timer_add(&w->pause_timer, WORKER_PAUSE_MS);
+	log_info("event=full sessions=%u action=pause", w->nsessions);
+}
+
+static void
+worker_pause_over(void *arg)
+{
+	struct worker	*w = arg;
+
+	if (w->paused && !w->stopping) {
+		w->full_for_long = w->nsessions >= w->conf.max_sessions;
+		worker_listen(w);
+	}
+}
+
 static void
 worker_accept(int lfd, int events, void *arg)
 {
 	struct worker		*w = arg;
 	struct sockaddr_storage	 ss;
 	socklen_t		 slen;
-	int			 i, fd;
-
 	unsigned int		 l;
 	uint32_t		 flags = 0;
+	int			 i, fd;
 
 	(void)events;
+	if (w->nsessions >= w->conf.max_sessions && !w->full_for_long) {
+		worker_pause(w);
+		return;
+	}
 	for (l = 0; l < w->nlisteners; l++)
 		if (w->listeners[l] == lfd)
 			flags = w->listen_flags[l];
 	for (i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+		/* Leave the rest to a worker with room. */
+		if (w->nsessions >= w->conf.max_sessions && !w->full_for_long)
+			break;
 		slen = sizeof(ss);
 		fd = accept4(lfd, (struct sockaddr *)&ss, &slen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -178,13 +229,18 @@ worker_accept(int lfd, int events, void *arg)
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
-			return;
+			break;
 		}
 		if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) {
 			close(fd);
 			continue;
 		}
 		worker_take(w, fd, &ss, flags);
+	}
+	if (w->nsessions >= w->conf.max_sessions && !w->stopping &&
+	    w->nlisteners > 0) {
+		w->full_for_long = 0;
+		worker_pause(w);
 	}
 }
 
@@ -195,6 +251,13 @@ worker_session_gone(struct worker *w)
 	if (w->stopping && w->nsessions == 0) {
 		log_debug("last session closed, exiting");
 		exit(0);
+	}
+	/* Room again: take connections. */
+	if (w->paused && !w->stopping &&
+	    w->nsessions < w->conf.max_sessions) {
+		ev_timer_del(&w->pause_timer);
+		w->full_for_long = 0;
+		worker_listen(w);
 	}
 }
 
@@ -558,7 +621,7 @@ int
 worker_main(void)
 {
 	struct worker	*w = &worker;
-	unsigned int	 i, maxfiles;
+	unsigned int	 maxfiles;
 
 	setproctitle("session");
 	imsgbuf_init(&w->parent, PROC_PARENT_FD);
@@ -578,10 +641,8 @@ worker_main(void)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
 	worker_parent_io(w->parent.fd, EV_READ, w);
-	for (i = 0; i < w->nlisteners; i++)
-		if (ev_add(w->listeners[i], EV_READ | EV_EXCLUSIVE,
-		    worker_accept, w) == -1)
-			fatal("ev_add listener");
+	ev_timer_set(&w->pause_timer, worker_pause_over, w);
+	worker_listen(w);
 	ev_timer_set(&w->load_timer, worker_report_load, w);
 	ev_timer_set(&w->stop_timer, worker_stop_deadline, w);
 	ev_timer_add(&w->load_timer, 1000);

@@ -15,6 +15,7 @@
 #define WORKER_MAX_LISTENERS	32
 #define WORKER_HASH_SIZE	4096
 #define WORKER_TLS_MAX		(1024 * 1024)
+#define WORKER_PAUSE_MS		1000	/* full: let the others take them */
 
 struct ipcount {
 	struct ipcount	*next;
@@ -60,6 +61,9 @@ struct worker {
 	uint32_t		 next_id;
 	uint32_t		 reported_load;
 	int			 stopping;
+	int			 paused;	/* full: not listening */
+	int			 full_for_long;	/* still full after a pause */
+	struct ev_timer		 pause_timer;
 	struct ev_timer		 load_timer;
 	struct ev_timer		 stop_timer;
 };
