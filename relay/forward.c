@@ -340,25 +340,30 @@ forward_kick(void)
 	}
 }
 
-/* The Received: header of RFC 5321 4.4 for m. */
+/*
+ * The Received: header of RFC 5321 4.4 for m; the client's address is
+ * written as an address literal (4.1.3), never looked up.
+ */
 static void
 forward_received(const struct qmsg *m, char *buf, size_t len)
 {
-	char		 date[64];
+	char		 date[64], literal[INET6_ADDRSTRLEN + 8];
 	time_t		 t = (time_t)m->created;
 	struct tm	 tm;
 
 	gmtime_r(&t, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	snprintf(literal, sizeof(literal), "%s%s",
+	    strchr(m->peer_ip, ':') != NULL ? "IPv6:" : "", m->peer_ip);
 	if (m->nrcpt == 1)
 		snprintf(buf, len, "Received: from %s ([%s])\r\n\tby %s "
 		    "(smtpd) with %s id %s\r\n\tfor <%s>; %s\r\n", m->helo,
-		    m->peer_ip, fwd.conf->hostname,
+		    literal, fwd.conf->hostname,
 		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id,
 		    m->rcpts[0].addr, date);
 	else
 		snprintf(buf, len, "Received: from %s ([%s])\r\n\tby %s "
-		    "(smtpd) with %s id %s;\r\n\t%s\r\n", m->helo, m->peer_ip,
+		    "(smtpd) with %s id %s;\r\n\t%s\r\n", m->helo, literal,
 		    fwd.conf->hostname,
 		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id, date);
 }
