@@ -25,7 +25,7 @@ conf_defaults(struct smtpd_conf *c)
 	c->queue_retry = DEFAULT_QUEUE_RETRY;
 	c->x_peer = 1;
 	c->upstream_port = 25;
-	c->upstream_tls = UPSTREAM_PLAIN;
+	c->upstream_tls = UPSTREAM_OPPORTUNISTIC;
 	c->upstream_verify = 1;
 	c->deliver_timeout = DEFAULT_DELIVER_TIMEOUT;
 	c->deliver_max = DEFAULT_DELIVER_MAX;
@@ -117,7 +117,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	if (c->mode < MODE_DEBUG || c->mode > MODE_DELIVER ||
 	    c->max_sessions == 0 || c->max_rcpt == 0 || c->timeout == 0 ||
 	    c->upstream_port == 0 || c->upstream_port > 65535 ||
-	    c->upstream_tls > UPSTREAM_TLS || c->queue_retry == 0 ||
+	    c->upstream_tls > UPSTREAM_OPPORTUNISTIC || c->queue_retry == 0 ||
 	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
 	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
 		return -1;

@@ -85,6 +85,7 @@ struct smtpd_conf {
 #define UPSTREAM_PLAIN		0
 #define UPSTREAM_STARTTLS	1
 #define UPSTREAM_TLS		2
+#define UPSTREAM_OPPORTUNISTIC	3	/* default: STARTTLS when offered */
 
 #define DEFAULT_QUEUE_LIFETIME	(4 * 86400)
 #define DEFAULT_QUEUE_RETRY	30

@@ -896,7 +896,9 @@ client_starttls_reply(struct client *c, const struct smtp_reply *r)
 static void
 client_session_next(struct client *c, const char *text)
 {
-	if (c->tls_mode == CLIENT_TLS_STARTTLS && !c->tls_up) {
+	if ((c->tls_mode == CLIENT_TLS_STARTTLS ||
+	    (c->tls_mode == CLIENT_TLS_OPPORTUNISTIC &&
+	    (c->capa & CAPA_STARTTLS))) && !c->tls_up) {
 		if (!(c->capa & CAPA_STARTTLS)) {
 			client_fail(c, "upstream does not offer STARTTLS");
 			return;
@@ -1395,7 +1397,8 @@ client_set_tls(struct client *c, SSL_CTX *ctx, int mode,
 	}
 	if (mode == CLIENT_TLS_NONE)
 		return 0;
-	if ((mode != CLIENT_TLS_STARTTLS && mode != CLIENT_TLS_IMPLICIT) ||
+	if ((mode != CLIENT_TLS_STARTTLS && mode != CLIENT_TLS_IMPLICIT &&
+	    mode != CLIENT_TLS_OPPORTUNISTIC) ||
 	    ctx == NULL ||
 	    !client_valid_arg(verify_host, CLIENT_HOST_MAX, 0)) {
 		errno = EINVAL;

@@ -39,6 +39,7 @@
 #define CLIENT_TLS_NONE		0
 #define CLIENT_TLS_STARTTLS	1	/* required: never falls back */
 #define CLIENT_TLS_IMPLICIT	2	/* handshake before the greeting */
+#define CLIENT_TLS_OPPORTUNISTIC 3	/* STARTTLS when offered, else plain */
 
 #define CLIENT_AUTH_MAX		255	/* octets of user or password */
 

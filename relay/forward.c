@@ -206,6 +206,10 @@ fconn_tls_mode(void)
 		return CLIENT_TLS_STARTTLS;
 	case UPSTREAM_TLS:
 		return CLIENT_TLS_IMPLICIT;
+	case UPSTREAM_OPPORTUNISTIC:
+		/* Without a context (no CA store) the default is plain. */
+		return fwd.tls_ctx != NULL ? CLIENT_TLS_OPPORTUNISTIC :
+		    CLIENT_TLS_NONE;
 	default:
 		return CLIENT_TLS_NONE;
 	}

@@ -475,3 +475,41 @@ def test_plain_upstream_with_auth_warns(smtpd_factory, tmp_path, upstreams):
     up.wait_messages(2)
     assert len(relay.d.log_grep(r"event=upstream-auth-cleartext")) == 1
     assert_no_password(relay)
+
+
+def test_default_is_starttls_when_offered(smtpd_factory, tmp_path, certs,
+                                          upstreams):
+    """Without plain, starttls or tls: STARTTLS with verification when
+    the upstream offers it (SPEC section 7)..."""
+    cert, key = certs.pair("server")
+    up = upstreams("--cert", cert, "--key", key, "--user", USER,
+                   "--password", PASSWORD)
+    relay = Relay(smtpd_factory, tmp_path, up.port, mode="",
+                  ca=certs.path("ca.pem"))
+    relay.send()
+    assert_delivered_over_tls(up, relay)
+
+
+def test_default_untrusted_stays_queued(smtpd_factory, tmp_path, certs,
+                                        upstreams):
+    """... and an offered certificate that fails verification is a
+    temporary failure, not a reason to go on in clear text."""
+    cert, key = certs.pair("self")
+    up = upstreams("--cert", cert, "--key", key)
+    relay = Relay(smtpd_factory, tmp_path, up.port, mode="", auth=None,
+                  ca=certs.path("ca.pem"))
+    relay.send()
+    unreachable(relay, r".*certificate.*")
+    assert len(relay.queued()) == 1
+    assert up.messages() == []
+
+
+def test_default_plain_when_not_offered(smtpd_factory, tmp_path, certs,
+                                        upstreams):
+    """An upstream without STARTTLS gets the message in clear text."""
+    up = upstreams()
+    relay = Relay(smtpd_factory, tmp_path, up.port, mode="", auth=None,
+                  ca=certs.path("ca.pem"))
+    relay.send()
+    msgs = up.wait_messages(1)
+    assert msgs[0]["tls"] is False
