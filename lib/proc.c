@@ -46,3 +46,21 @@ proc_nonblock(int fd)
 	    fcntl(fd, F_SETFL, flags | O_NONBLOCK) == -1)
 		fatal("fcntl O_NONBLOCK");
 }
+
+/* Write all of buf to a blocking descriptor (a file); -1 on error. */
+int
+proc_write_full(int fd, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}

@@ -18,6 +18,7 @@
 
 #include "bounce.h"
 #include "log.h"
+#include "proc.h"
 #include "scheduler.h"
 
 static void
@@ -76,10 +77,10 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
     const char *hostname, int origfd)
 {
 	char		*text = NULL, date[64], arrival[64], status[32];
-	size_t		 len = 0, off = 0;
+	size_t		 len = 0;
 	FILE		*f;
 	uint32_t	 i;
-	ssize_t		 n;
+	int		 rc;
 
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return -1;
@@ -136,18 +137,9 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 		free(text);
 		return -1;
 	}
-	while (off < len) {
-		if ((n = write(fd, text + off, len - off)) == -1 &&
-		    errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(text);
-			return -1;
-		}
-		off += n;
-	}
+	rc = proc_write_full(fd, text, len);
 	free(text);
-	return 0;
+	return rc;
 }
 
 /* Queue a DSN to m's sender for its newly failed recipients. */

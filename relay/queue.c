@@ -20,6 +20,7 @@
 #include <bsd/string.h>
 
 #include "log.h"
+#include "proc.h"
 #include "queue.h"
 
 #define ENVFILE_MAX	(1024 * 1024)
@@ -132,11 +133,11 @@ int
 envfile_write(int fd, const struct qmsg *m)
 {
 	char		*buf = NULL;
-	size_t		 len = 0, off = 0;
+	size_t		 len = 0;
 	FILE		*f;
 	uint32_t	 i;
 	char		 key[16];
-	ssize_t		 n;
+	int		 rc;
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return -1;
@@ -166,18 +167,9 @@ envfile_write(int fd, const struct qmsg *m)
 		free(buf);
 		return -1;
 	}
-	while (off < len) {
-		if ((n = write(fd, buf + off, len - off)) == -1 &&
-		    errno == EINTR)
-			continue;
-		if (n <= 0) {
-			free(buf);
-			return -1;
-		}
-		off += n;
-	}
+	rc = proc_write_full(fd, buf, len);
 	free(buf);
-	return 0;
+	return rc;
 }
 
 /* Undo env_put()'s escaping into out (size len); -1 if malformed. */
