@@ -293,7 +293,8 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 	/* The relay loads the same CA file later: fail here, not there. */
 	if (p->conf.mode == MODE_RELAY &&
 	    p->conf.upstream_tls != UPSTREAM_PLAIN &&
-	    p->conf.upstream_tls != UPSTREAM_OPPORTUNISTIC) {
+	    (p->conf.upstream_tls != UPSTREAM_OPPORTUNISTIC ||
+	    p->conf.upstream_ca[0] != '\0' || p->upstream_user[0] != '\0')) {
 		tls_init();
 		if ((ctx = tls_client_ctx(p->conf.upstream_ca[0] != '\0' ?
 		    p->conf.upstream_ca : NULL, p->conf.upstream_verify, err,

@@ -491,6 +491,16 @@ parent_reload(struct parent *p)
 	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
 	cf.conf.deliver_max = p->conf.deliver_max;
 	cf.conf.deliver_timeout = p->conf.deliver_timeout;
+	/* The relay checks commits against these: they change together. */
+	cf.conf.max_size = p->conf.max_size;
+	cf.conf.smtputf8 = p->conf.smtputf8;
+	cf.conf.upstream_port = p->conf.upstream_port;
+	cf.conf.upstream_tls = p->conf.upstream_tls;
+	cf.conf.upstream_verify = p->conf.upstream_verify;
+	strlcpy(cf.conf.upstream_host, p->conf.upstream_host,
+	    sizeof(cf.conf.upstream_host));
+	strlcpy(cf.conf.upstream_ca, p->conf.upstream_ca,
+	    sizeof(cf.conf.upstream_ca));
 	p->conf = cf.conf;
 	policy_free(&p->policy);
 	p->policy = cf.policy;

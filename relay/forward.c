@@ -207,6 +207,9 @@ fconn_tls_mode(void)
 	case UPSTREAM_TLS:
 		return CLIENT_TLS_IMPLICIT;
 	case UPSTREAM_OPPORTUNISTIC:
+		/* A password never goes out in clear text but by request. */
+		if (fwd.auth_user[0] != '\0')
+			return CLIENT_TLS_STARTTLS;
 		/* Without a context (no CA store) the default is plain. */
 		return fwd.tls_ctx != NULL ? CLIENT_TLS_OPPORTUNISTIC :
 		    CLIENT_TLS_NONE;

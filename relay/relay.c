@@ -713,7 +713,8 @@ relay_tls_init(void)
 	ctx = tls_client_ctx(relay.conf.upstream_ca[0] != '\0' ?
 	    relay.conf.upstream_ca : NULL, relay.conf.upstream_verify, err,
 	    sizeof(err));
-	if (ctx == NULL && relay.conf.upstream_tls == UPSTREAM_OPPORTUNISTIC) {
+	if (ctx == NULL && relay.conf.upstream_tls == UPSTREAM_OPPORTUNISTIC &&
+	    relay.conf.upstream_ca[0] == '\0') {
 		log_warnx("event=upstream-tls-off reason=\"%s\"", err);
 		return;
 	}

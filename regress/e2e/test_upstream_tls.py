@@ -25,7 +25,8 @@ import time
 
 import pytest
 
-from harness import ROOT, free_port, group_members, scaled, wait_for
+from harness import (ROOT, VALGRIND, free_port, group_members, scaled,
+                     wait_for)
 
 TLS_UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "tls_upstream.py")
 USER = "relayuser"
@@ -215,8 +216,9 @@ class Relay:
         conf = str(tmp_path / "smtpd.conf")
         with open(conf, "w") as f:
             f.write("".join(l + "\n" for l in lines))
+        # Under valgrind there is no seccomp filter to wait for.
         self.d = factory(args=("-d", "-n", "-v", "-f", conf, "-c",
-                               "relay"))
+                               "relay"), workers=None if VALGRIND else 2)
 
     def send(self, subject="tls test"):
         data = ("From: <%s>\r\nTo: <%s>\r\nSubject: %s\r\n\r\n"
@@ -513,3 +515,20 @@ def test_default_plain_when_not_offered(smtpd_factory, tmp_path, certs,
     relay.send()
     msgs = up.wait_messages(1)
     assert msgs[0]["tls"] is False
+
+
+def test_default_with_credentials_needs_tls(smtpd_factory, tmp_path, certs,
+                                            upstreams):
+    """With upstream-auth and no TLS keyword, STARTTLS is required: the
+    password never crosses in clear text unless plain was asked for."""
+    up = upstreams("--user", USER, "--password", PASSWORD,
+                   "--auth-plaintext")
+    relay = Relay(smtpd_factory, tmp_path, up.port, mode="",
+                  ca=certs.path("ca.pem"))
+    relay.send()
+    unreachable(relay, r"upstream does not offer STARTTLS")
+    assert len(relay.queued()) == 1
+    s = up.wait_sessions(lambda s: True)[0]
+    assert "AUTH" not in s["verbs"]
+    assert up.messages() == []
+    assert_no_password(relay)

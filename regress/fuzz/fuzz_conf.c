@@ -101,7 +101,7 @@ check_conf(const struct conf_file *cf)
 	    c->queue_lifetime == 0 || c->queue_retry == 0 ||
 	    c->deliver_timeout == 0 || c->deliver_max < 1 ||
 	    c->deliver_max > 256 || c->upstream_port < 1 ||
-	    c->upstream_port > 65535 || c->upstream_tls > UPSTREAM_TLS ||
+	    c->upstream_port > 65535 || c->upstream_tls > UPSTREAM_OPPORTUNISTIC ||
 	    c->x_peer > 1 || c->smtputf8 > 1)
 		abort();
 	if (c->chroot[0] != '/' || c->queue[0] != '/' ||
