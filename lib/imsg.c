@@ -183,7 +183,7 @@ imsg_out_init(struct imsg_out *out, uint32_t type, uint32_t peerid, int fd)
 	memset(&out->hdr, 0, sizeof(out->hdr));
 	out->hdr.type = type;
 	out->hdr.peerid = peerid;
-	out->hdr.pid = getpid();
+	out->hdr.pid = 0;		/* the buffer's, when queued */
 	out->hdr.flags = fd == -1 ? 0 : IMSG_F_FD;
 	out->fd = fd;
 	out->len = IMSG_HDR_SIZE;
@@ -249,6 +249,7 @@ imsgbuf_queue(struct imsgbuf *ib, struct imsg_out *out)
 		return -1;
 	}
 	out->hdr.len = (uint32_t)out->len;
+	out->hdr.pid = (uint32_t)ib->pid;
 	memcpy(out->buf, &out->hdr, sizeof(out->hdr));
 	if ((wm = malloc(sizeof(*wm) + out->len)) == NULL)
 		return -1;

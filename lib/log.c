@@ -17,7 +17,8 @@ static struct {
 	int		 foreground;
 	int		 verbose;
 	const char	*procname;
-} log_state = { 1, 0, "smtpd" };
+	pid_t		 pid;		/* for the lines on standard error */
+} log_state = { 1, 0, "smtpd", 0 };
 
 /* Set where log lines go; called first thing by every process. */
 void
@@ -26,6 +27,7 @@ log_init(int foreground, int verbose, const char *procname)
 	log_state.foreground = foreground;
 	log_state.verbose = verbose;
 	log_state.procname = procname;
+	log_state.pid = getpid();
 	tzset();
 	if (!foreground)
 		openlog("smtpd", LOG_PID | LOG_NDELAY, LOG_MAIL);
@@ -48,6 +50,13 @@ log_verbose(void)
 static void	log_vwrite(int, const char *, va_list, const char *)
 		    __attribute__((format(printf, 2, 0)));
 
+/* Our pid, known once log_init() ran (no system call a line). */
+static int
+log_pid(void)
+{
+	return (int)(log_state.pid != 0 ? log_state.pid : getpid());
+}
+
 /* Format one line and send it to its destination. */
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
@@ -58,10 +67,10 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_state.foreground) {
 		if (errstr != NULL)
-			fprintf(stderr, "smtpd[%d]: %s: %s: %s\n", (int)getpid(),
+			fprintf(stderr, "smtpd[%d]: %s: %s: %s\n", log_pid(),
 			    log_state.procname, msg, errstr);
 		else
-			fprintf(stderr, "smtpd[%d]: %s: %s\n", (int)getpid(),
+			fprintf(stderr, "smtpd[%d]: %s: %s\n", log_pid(),
 			    log_state.procname, msg);
 		fflush(stderr);
 	} else {
