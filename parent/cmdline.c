@@ -122,6 +122,12 @@ hostport_parse(const char *s, struct hostport *hp, char *err, size_t errlen)
 	}
 	memcpy(hp->host, hostp, hostlen);
 	hp->host[hostlen] = '\0';
+	/* Digits only: strtonum() would take " 25" and "+25" too. */
+	if (colon[1] == '\0' || strspn(colon + 1, "0123456789") !=
+	    strlen(colon + 1)) {
+		snprintf(err, errlen, "%s: port is not a number", s);
+		return -1;
+	}
 	port = strtonum(colon + 1, 1, 65535, &errstr);
 	if (errstr != NULL) {
 		snprintf(err, errlen, "%s: port is %s", s, errstr);

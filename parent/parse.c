@@ -4,6 +4,8 @@
  * and \\ as the only escapes; commas separate list items.  Every error
  * is reported as "file:line: what", and parsing goes on to find more.
  */
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@ struct parse_ctx {
 	struct conf_file	*cf;
 	const char		*file;
 	unsigned int		 line;
+	unsigned int		 mode_line;	/* of the mode keyword */
 	unsigned int		 errors;
 	FILE			*errs;
 };
@@ -240,8 +243,10 @@ kw_mode(struct parse_ctx *ctx, char **w, int n)
 	(void)n;
 	if ((mode = cmdline_mode(w[0])) == 0)
 		perr(ctx, "mode: %s is not debug, relay or deliver", w[0]);
-	else
+	else {
 		ctx->cf->conf.mode = mode;
+		ctx->mode_line = ctx->line;
+	}
 }
 
 /* upstream HOST [port N] [plain|starttls|tls] [no-verify] */
@@ -250,9 +255,11 @@ kw_upstream(struct parse_ctx *ctx, char **w, int n)
 {
 	struct smtpd_conf	*c = &ctx->cf->conf;
 	uint32_t		 port = 25;
+	unsigned char		 v6[16];
 	int			 i;
 
-	if (!valid_hostname(w[0]) && strchr(w[0], ':') == NULL) {
+	if (strchr(w[0], ':') != NULL ? inet_pton(AF_INET6, w[0], v6) != 1 :
+	    !valid_hostname(w[0])) {
 		perr(ctx, "upstream: %s is not a host name or address", w[0]);
 		return;
 	}
@@ -655,8 +662,11 @@ parse_finish(struct parse_ctx *ctx)
 {
 	struct conf_file	*cf = ctx->cf;
 
-	if (cf->conf.mode == MODE_DELIVER && cf->deliver[0] == '\0')
+	if (cf->conf.mode == MODE_DELIVER && cf->deliver[0] == '\0') {
+		/* Name the line that asked for deliver mode. */
+		ctx->line = ctx->mode_line;
 		perr(ctx, "mode deliver needs a deliver program");
+	}
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0'))
 		perr(ctx, "tls needs both certificate and key");
 }

@@ -342,6 +342,10 @@ test_hostport(void **state)
 	    -1);
 	assert_int_equal(hostport_parse("localhost:65536", &hp, err,
 	    sizeof(err)), -1);
+	assert_int_equal(hostport_parse("localhost: 25", &hp, err,
+	    sizeof(err)), -1);
+	assert_int_equal(hostport_parse("localhost:+25", &hp, err,
+	    sizeof(err)), -1);
 	assert_int_equal(hostport_parse("localhost:-1", &hp, err, sizeof(err)),
 	    -1);
 	assert_int_equal(hostport_parse("localhost:25x", &hp, err,

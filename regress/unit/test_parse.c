@@ -355,6 +355,8 @@ static const struct bad bad_conf[] = {
 	{ "tls certificate /a key b\n",
 	    "1: tls key: b is not an absolute path\n"
 	    "1: tls needs both certificate and key" },
+	{ "upstream 1:2:3:4:5:6:7:8:9\n",
+	    "1: upstream: 1:2:3:4:5:6:7:8:9 is not a host name or address" },
 	{ "mode fast\n", "1: mode: fast is not debug, relay or deliver" },
 	{ "mode Relay\n", "1: mode: Relay is not debug, relay or deliver" },
 	{ "mode deliver\n", "1: mode deliver needs a deliver program" },
@@ -515,8 +517,8 @@ test_line_numbers(void **state)
 	free(errs);
 	conf_file_free(&cf);
 
-	/* Cross-keyword errors come after the whole file. */
-	expect("mode deliver\n\n\n", "3: mode deliver needs a deliver program");
+	/* Cross-keyword errors name the line of the keyword. */
+	expect("\nmode deliver\n\n\n", "2: mode deliver needs a deliver program");
 
 	/* A line too long is an error; the next line still counts. */
 	memset(longline, 'x', sizeof(longline));
