@@ -4,25 +4,20 @@
  * strict line reader as the server side (CRLF only, bounded) and parsed
  * by reply.c.  Commands are pipelined when the upstream offers it
  * (RFC 2920: MAIL, every RCPT and DATA, then the replies in order); the
- * message is streamed from the spool file a chunk at a time as the
- * socket drains, dot-stuffed (RFC 5321 4.5.2), with the X-Peer header
- * put at the end of the header block.  Every wait has a time-out.
+ * message is streamed from the spool file as the socket drains
+ * (client_body.c).  Every wait has a time-out.
  *
- * Under TLS the same bytes go through an SSL object instead of the
- * socket: OpenSSL may want to read when we write and the reverse, and
- * may hold decrypted bytes the socket no longer signals, so reads go on
- * until it wants more from the socket.  STARTTLS, once asked for, is
- * required: an upstream that does not offer it is a failure, never a
- * reason to go on in clear text (RFC 3207 4, RFC 8314 5.3).  A password
- * is never logged, and is wiped from memory once sent and when freed.
+ * STARTTLS, once asked for, is required: an upstream that does not
+ * offer it is a failure, never a reason to go on in clear text (RFC 3207
+ * 4, RFC 8314 5.3); the I/O, plain or under TLS, is client_io.c.  A
+ * password is never logged, and is wiped from memory once sent and when
+ * freed.
  *
  * A callback may free the client: entry points count themselves in
  * depth, and client_free() inside one only closes the connection and
- * leaves the memory to the outermost entry point.
+ * leaves the memory to the outermost entry point.  What the three files
+ * share is in client_int.h.
  */
-#include <sys/socket.h>
-#include <sys/types.h>
-
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -34,124 +29,20 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include "client.h"
+#include "client_int.h"
 #include "log.h"
 #include "tls.h"
 
-#define CLIENT_IN_SIZE		4096		/* reply bytes read at once */
-#define CLIENT_CHUNK		65536		/* spool bytes read at once */
-#define CLIENT_OUT_LOW		65536		/* refill below this */
-#define CLIENT_OUT_MAX		(4 * CLIENT_CHUNK)	/* output ceiling */
-#define CLIENT_HELO_MAX		255		/* RFC 5321 4.5.3.1.2 */
 #define CLIENT_PEER_MAX		64		/* an IP address literal */
 #define CLIENT_HOST_MAX		255		/* the name TLS verifies */
-#define CLIENT_IO_AGAIN		(-2)		/* wait for the socket */
-#define CLIENT_WRITES_MAX	16		/* writes in one event */
 
-enum client_state {
-	CS_GREETING,		/* waiting for 220 */
-	CS_EHLO,
-	CS_HELO,
-	CS_STARTTLS,		/* waiting for 220 to STARTTLS */
-	CS_TLS,			/* TLS handshake */
-	CS_AUTH,		/* AUTH exchange */
-	CS_IDLE,		/* ready for client_send() */
-	CS_LOCAL,		/* message refused here, done() pending */
-	CS_ENVELOPE,		/* MAIL, RCPT, DATA and their replies */
-	CS_BODY,		/* streaming the message */
-	CS_DOT,			/* waiting for the reply to the final dot */
-	CS_RSET,
-	CS_QUIT,
-	CS_FAILED,		/* connection closed, client unusable */
-};
-
-/* Where an AUTH exchange stands: what the next reply answers. */
-enum client_auth_step {
-	AUTH_PLAIN,		/* AUTH PLAIN with the initial response */
-	AUTH_LOGIN,		/* AUTH LOGIN: 334 asks for the user */
-	AUTH_LOGIN_USER,	/* user sent: 334 asks for the password */
-	AUTH_LOGIN_PASS,	/* password sent: 235 or a refusal */
-};
-
-/* The message on its way out: prepend, then the spool file. */
-struct body {
-	char		*chunk;		/* CLIENT_CHUNK bytes while sending */
-	const char	*prep;		/* prepend not yet encoded */
-	size_t		 preplen;
-	off_t		 off;		/* next spool offset */
-	int		 peer;		/* X-Peer still to insert */
-	int		 hdr_bol;	/* after CRLF: an empty line may come */
-	int		 dot_bol;	/* after CR or LF: a dot gets stuffed */
-	int		 cr;		/* a CR held until its successor */
-	char		 last[2];	/* last two octets sent */
-	uint64_t	 nsent;
-};
-
-struct client {
-	int			 fd;
-	enum client_state	 state;
-	int			 depth;		/* entry points on the stack */
-	int			 dead;		/* freed while depth > 0 */
-	uint64_t		 timeout_ms;
-	char			 helo[CLIENT_HELO_MAX + 1];
-	int			 capa;
-	uint64_t		 size_limit;
-	client_ready_cb		 ready_cb;
-	void			*ready_arg;
-	client_done_cb		 done_cb;
-	void			*done_arg;
-	struct ev_timer		 timer;		/* the wait in progress */
-	struct ev_timer		 defer;		/* done() of CS_LOCAL */
-	struct linebuf		 lb;
-	struct reply_parser	 rp;
-	struct buf		 out;
-	int			 out_secret;	/* out holds a password */
-
-	/* TLS: ssl is made by client_set_tls(), used once tls_on. */
-	int			 tls_mode;	/* CLIENT_TLS_* */
-	SSL			*ssl;
-	int			 tls_on;	/* I/O goes through ssl */
-	int			 tls_up;	/* handshake done */
-	int			 tls_verify;	/* the certificate is checked */
-	int			 tls_want;	/* EV_* the handshake wants */
-	int			 tls_bad;	/* TLS failed: no shutdown */
-	int			 read_wants_write;
-	int			 write_wants_read;
-
-	/* AUTH: user "" when none. */
-	char			 auth_user[CLIENT_AUTH_MAX + 1];
-	char			 auth_pass[CLIENT_AUTH_MAX + 1];
-	enum client_auth_step	 auth_step;
-	int			 authed;
-
-	/* The transaction. */
-	struct client_msg	 msg;
-	struct client_result	 res;
-	int			 decided;	/* res holds the outcome */
-	int			 pipelined;
-	uint32_t		 cmd_next;	/* MAIL, RCPT 1..n, DATA */
-	uint32_t		 reply_next;	/* the next reply answers */
-	int			 mail_ok;
-	uint32_t		 naccepted;
-	int			 dot_ignore;	/* dot sent only to end DATA */
-	struct body		 body;
-
-	uint8_t			 in[CLIENT_IN_SIZE];
-};
-
-static void	client_fail(struct client *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
 static void	client_destroy(struct client *);
-static int	client_cmd(struct client *, const char *, ...)
-		    __attribute__((format(printf, 2, 3)));
-static void	client_read(struct client *);
-static void	client_tls_step(struct client *);
 
 /* AUTH in clear text is worth one warning per process, not one a try. */
 static int	client_cleartext_warned;
 
 /* What a failure in each state was waiting for, for the text. */
-static const char *const client_state_names[] = {
+const char *const client_state_names[] = {
 	[CS_GREETING] = "greeting",	[CS_EHLO] = "EHLO",
 	[CS_HELO] = "HELO",		[CS_STARTTLS] = "STARTTLS",
 	[CS_TLS] = "TLS handshake",	[CS_AUTH] = "AUTH",
@@ -163,14 +54,14 @@ static const char *const client_state_names[] = {
 };
 
 /* An entry point (event or timer) begins: the client stays allocated. */
-static void
+void
 client_enter(struct client *c)
 {
 	c->depth++;
 }
 
 /* The entry point ends: free the client if a callback asked for it. */
-static void
+void
 client_leave(struct client *c)
 {
 	if (--c->depth == 0 && c->dead)
@@ -178,14 +69,14 @@ client_leave(struct client *c)
 }
 
 /* Whether processing should stop: the connection is gone. */
-static int
+int
 client_gone(const struct client *c)
 {
 	return c->dead || c->fd == -1;
 }
 
 /* Arm the time-out of the wait we are in, or stop it when idle. */
-static void
+void
 client_rearm(struct client *c)
 {
 	if (client_gone(c))
@@ -200,7 +91,7 @@ client_rearm(struct client *c)
  * Watch for writability only while there is something to write, and
  * TLS can write; and for whatever TLS waits for to go on.
  */
-static void
+void
 client_events(struct client *c)
 {
 	int	 events = EV_READ;
@@ -214,14 +105,6 @@ client_events(struct client *c)
 		events |= EV_WRITE;
 	if (ev_mod(c->fd, events) == -1)
 		client_fail(c, "event registration failed");
-}
-
-/* Release what the message being sent holds. */
-static void
-client_body_free(struct client *c)
-{
-	free(c->body.chunk);
-	memset(&c->body, 0, sizeof(c->body));
 }
 
 /* Empty the output, wiping it first if a password may be in it. */
@@ -347,7 +230,7 @@ client_finish(struct client *c, int broken)
  * and tell whoever waits.  A transaction whose outcome was already
  * known (say, failing in RSET) keeps that outcome.
  */
-static void
+void
 client_fail(struct client *c, const char *fmt, ...)
 {
 	char			 text[CLIENT_TEXT_MAX];
@@ -401,7 +284,7 @@ client_fail(struct client *c, const char *fmt, ...)
 }
 
 /* Queue one command line; the ceiling is never near, but check. */
-static int
+int
 client_cmd(struct client *c, const char *fmt, ...)
 {
 	char	 line[1024];
@@ -469,7 +352,7 @@ client_msg_size(const struct client_msg *m)
 }
 
 /* Queue MAIL, RCPT and DATA: all of them when pipelining, else one. */
-static void
+void
 client_envelope_queue(struct client *c)
 {
 	const struct client_msg	*m = &c->msg;
@@ -499,179 +382,6 @@ client_envelope_queue(struct client *c)
 			return;
 		c->cmd_next++;
 	}
-}
-
-/* Append n octets of the encoded message and remember the last two. */
-static int
-client_body_emit(struct client *c, const char *p, size_t n)
-{
-	struct body	*b = &c->body;
-
-	if (n == 0)
-		return 0;
-	if (buf_add(&c->out, p, n) == -1)
-		return -1;
-	if (n >= 2) {
-		b->last[0] = p[n - 2];
-		b->last[1] = p[n - 1];
-	} else {
-		b->last[0] = b->last[1];
-		b->last[1] = p[0];
-	}
-	b->nsent += n;
-	return 0;
-}
-
-/* The X-Peer header, once, where the header block ends. */
-static int
-client_body_peer(struct client *c)
-{
-	const char	*ip = c->msg.x_peer_ip;
-
-	c->body.peer = 0;
-	if (client_body_emit(c, "X-Peer: ", 8) == -1 ||
-	    client_body_emit(c, ip, strlen(ip)) == -1 ||
-	    client_body_emit(c, "\r\n", 2) == -1)
-		return -1;
-	return 0;
-}
-
-/*
- * Encode n octets of the message.  A dot after a CR or LF, or first, is
- * doubled (RFC 5321 4.5.2): after any line end a lenient upstream might
- * see, not only CRLF, so that no spool content can end the data early.
- * A CR is held until the next octet tells whether it ends an empty line
- * (CRLF right after CRLF), before which X-Peer goes, as in debug mode.
- */
-static int
-client_body_encode(struct client *c, const char *p, size_t n)
-{
-	struct body	*b = &c->body;
-	size_t		 i, start = 0;
-
-	for (i = 0; i < n; i++) {
-		if (b->cr) {
-			b->cr = 0;
-			if (p[i] == '\n') {
-				if (b->peer && b->hdr_bol &&
-				    client_body_peer(c) == -1)
-					return -1;
-				if (client_body_emit(c, "\r\n", 2) == -1)
-					return -1;
-				b->hdr_bol = b->dot_bol = 1;
-				start = i + 1;
-				continue;
-			}
-			if (client_body_emit(c, "\r", 1) == -1)
-				return -1;
-			b->hdr_bol = 0;
-			b->dot_bol = 1;
-		}
-		if (p[i] == '\r') {
-			if (client_body_emit(c, p + start, i - start) == -1)
-				return -1;
-			b->cr = 1;
-			start = i + 1;
-			continue;
-		}
-		if (p[i] == '.' && b->dot_bol) {
-			if (client_body_emit(c, p + start, i - start) == -1 ||
-			    client_body_emit(c, ".", 1) == -1)
-				return -1;
-			start = i;
-		}
-		b->dot_bol = p[i] == '\n';
-		b->hdr_bol = 0;
-	}
-	return client_body_emit(c, p + start, n - start);
-}
-
-/*
- * The end of the message: a last line without CRLF gets one, X-Peer
- * goes after the last line when there was no empty line, then the dot.
- */
-static int
-client_body_end(struct client *c)
-{
-	struct body	*b = &c->body;
-
-	if (b->cr) {
-		b->cr = 0;
-		if (client_body_emit(c, "\r", 1) == -1)
-			return -1;
-	}
-	if (b->nsent > 0 && (b->last[0] != '\r' || b->last[1] != '\n') &&
-	    client_body_emit(c, "\r\n", 2) == -1)
-		return -1;
-	if (b->peer && client_body_peer(c) == -1)
-		return -1;
-	return buf_add(&c->out, ".\r\n", 3);
-}
-
-/*
- * Top the output up to CLIENT_OUT_LOW from the prepend and the spool;
- * at the end of the spool queue the dot and wait for the reply.  One
- * chunk encodes to at most 1.5 times its size plus X-Peer, so the
- * buffer stays under its ceiling.
- */
-static void
-client_body_fill(struct client *c)
-{
-	struct body	*b = &c->body;
-	size_t		 n;
-	ssize_t		 r;
-
-	while (c->state == CS_BODY && buf_left(&c->out) < CLIENT_OUT_LOW) {
-		if (b->preplen > 0) {
-			n = b->preplen < CLIENT_CHUNK ? b->preplen :
-			    CLIENT_CHUNK;
-			if (client_body_encode(c, b->prep, n) == -1)
-				goto full;
-			b->prep += n;
-			b->preplen -= n;
-			continue;
-		}
-		r = pread(c->msg.spool_fd, b->chunk, CLIENT_CHUNK, b->off);
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r == -1) {
-			client_fail(c, "spool read: %s", strerror(errno));
-			return;
-		}
-		if (r == 0) {
-			if (client_body_end(c) == -1)
-				goto full;
-			client_body_free(c);
-			c->state = CS_DOT;
-			return;
-		}
-		b->off += r;
-		if (client_body_encode(c, b->chunk, (size_t)r) == -1)
-			goto full;
-	}
-	return;
-
-full:
-	client_fail(c, "cannot queue message data");
-}
-
-/* DATA got 354: start streaming the message. */
-static void
-client_body_start(struct client *c)
-{
-	struct body	*b = &c->body;
-
-	client_body_free(c);
-	if ((b->chunk = malloc(CLIENT_CHUNK)) == NULL) {
-		client_fail(c, "out of memory");
-		return;
-	}
-	b->prep = c->msg.prepend != NULL ? c->msg.prepend : "";
-	b->preplen = strlen(b->prep);
-	b->peer = c->msg.x_peer_ip != NULL;
-	b->hdr_bol = b->dot_bol = 1;
-	c->state = CS_BODY;
-	client_body_fill(c);
 }
 
 /* Reply to MAIL, to one RCPT, or to DATA, in the order sent. */
@@ -1009,7 +719,7 @@ client_reply(struct client *c, const struct smtp_reply *r)
 }
 
 /* Take every complete line read; anything but CRLF ends the session. */
-static void
+void
 client_lines(struct client *c)
 {
 	struct smtp_reply	 r;
@@ -1047,253 +757,6 @@ client_lines(struct client *c)
 		client_rearm(c);
 		client_events(c);
 	}
-}
-
-/* Why the last TLS operation failed, for the text. */
-static void
-client_tls_error(char *buf, size_t len)
-{
-	if (ERR_peek_error() != 0)
-		tls_error(buf, len);
-	else if (errno != 0)
-		snprintf(buf, len, "%s", strerror(errno));
-	else
-		snprintf(buf, len, "connection closed by upstream");
-}
-
-/*
- * Read from the socket, or through TLS once it is on: octets, 0 at the
- * end, CLIENT_IO_AGAIN, or -1 with the reason in err.
- */
-static ssize_t
-client_recv(struct client *c, void *p, size_t len, char *err,
-    size_t errlen)
-{
-	char	 why[CLIENT_TEXT_MAX - 16];
-	ssize_t	 n;
-
-	if (!c->tls_on) {
-		if ((n = read(c->fd, p, len)) == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR)
-				return CLIENT_IO_AGAIN;
-			snprintf(err, errlen, "read: %s", strerror(errno));
-		}
-		return n;
-	}
-	c->read_wants_write = 0;
-	switch ((n = tls_read(c->ssl, p, len))) {
-	case TLS_IO_WANT_WRITE:
-		c->read_wants_write = 1;
-		return CLIENT_IO_AGAIN;
-	case TLS_IO_WANT_READ:
-		return CLIENT_IO_AGAIN;
-	case TLS_IO_ERROR:
-		c->tls_bad = 1;
-#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
-		/* SMTP frames its replies: no close_notify is just an end. */
-		if (ERR_GET_REASON(ERR_peek_error()) ==
-		    SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-			ERR_clear_error();
-			return 0;
-		}
-#endif
-		client_tls_error(why, sizeof(why));
-		snprintf(err, errlen, "TLS read: %s", why);
-		return -1;
-	}
-	return n;
-}
-
-/* Write to the socket or through TLS, as client_recv() reads. */
-static ssize_t
-client_xmit(struct client *c, const void *p, size_t len, char *err,
-    size_t errlen)
-{
-	char	 why[CLIENT_TEXT_MAX - 16];
-	ssize_t	 n;
-
-	if (!c->tls_on) {
-		/* send(): no SIGPIPE; the relay's filter allows sendto. */
-		if ((n = send(c->fd, p, len, MSG_NOSIGNAL)) == -1) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK ||
-			    errno == EINTR)
-				return CLIENT_IO_AGAIN;
-			snprintf(err, errlen, "write: %s", strerror(errno));
-		}
-		return n;
-	}
-	c->write_wants_read = 0;
-	switch ((n = tls_write(c->ssl, p, len))) {
-	case TLS_IO_WANT_READ:
-		c->write_wants_read = 1;
-		return CLIENT_IO_AGAIN;
-	case TLS_IO_WANT_WRITE:
-		return CLIENT_IO_AGAIN;
-	case 0:
-		snprintf(err, errlen, "TLS write: connection closed by "
-		    "upstream");
-		return -1;
-	case TLS_IO_ERROR:
-		c->tls_bad = 1;
-		client_tls_error(why, sizeof(why));
-		snprintf(err, errlen, "TLS write: %s", why);
-		return -1;
-	}
-	return n;
-}
-
-/*
- * Read what the upstream sent.  The socket says when there is more
- * plain text; TLS may hold decrypted octets it no longer signals, so
- * reading goes on until TLS needs the socket again.
- */
-static void
-client_read(struct client *c)
-{
-	char	 err[CLIENT_TEXT_MAX];
-	uint8_t	*p;
-	size_t	 avail;
-	ssize_t	 n;
-
-	while (!client_gone(c) && c->state != CS_TLS) {
-		p = linebuf_space(&c->lb, &avail);
-		if (avail == 0) {
-			client_fail(c, "protocol violation: reply line too "
-			    "long");
-			return;
-		}
-		n = client_recv(c, p, avail, err, sizeof(err));
-		if (n == CLIENT_IO_AGAIN)
-			break;
-		if (n == -1) {
-			client_fail(c, "%s", err);
-			return;
-		}
-		if (n == 0) {
-			client_fail(c, "connection closed by upstream in %s",
-			    client_state_names[c->state]);
-			return;
-		}
-		linebuf_fill(&c->lb, (size_t)n);
-		client_lines(c);
-		if (!c->tls_on)
-			return;
-	}
-	if (c->tls_on)
-		client_events(c);
-}
-
-/* Write what is queued, then queue more of the envelope or message. */
-static void
-client_write(struct client *c)
-{
-	char	 err[CLIENT_TEXT_MAX];
-	size_t	 left;
-	ssize_t	 n;
-	int	 i;
-
-	for (i = 0; i < CLIENT_WRITES_MAX &&
-	    (left = buf_left(&c->out)) > 0; i++) {
-		n = client_xmit(c, c->out.data + c->out.off, left, err,
-		    sizeof(err));
-		if (n == CLIENT_IO_AGAIN)
-			break;
-		if (n == -1) {
-			client_fail(c, "%s", err);
-			return;
-		}
-		/* What went out of a line with a password is not kept. */
-		if (c->out_secret)
-			explicit_bzero(c->out.data + c->out.off, (size_t)n);
-		buf_drain(&c->out, (size_t)n);
-		if (buf_left(&c->out) == 0)
-			c->out_secret = 0;
-		client_rearm(c);
-	}
-	if (c->state == CS_BODY)
-		client_body_fill(c);
-	else if (c->state == CS_ENVELOPE)
-		client_envelope_queue(c);
-	client_events(c);
-}
-
-/*
- * One step of the TLS handshake; once done, check the certificate and
- * go on: the greeting for implicit TLS, EHLO again after STARTTLS.
- */
-static void
-client_tls_step(struct client *c)
-{
-	char		 err[CLIENT_TEXT_MAX];
-	const char	*verr;
-
-	errno = 0;
-	switch (tls_handshake(c->ssl)) {
-	case TLS_HANDSHAKE_WANT_READ:
-		c->tls_want = EV_READ;
-		client_events(c);
-		return;
-	case TLS_HANDSHAKE_WANT_WRITE:
-		c->tls_want = EV_WRITE;
-		client_events(c);
-		return;
-	case TLS_HANDSHAKE_DONE:
-		break;
-	default:
-		c->tls_bad = 1;
-		if (c->tls_verify && (verr = tls_verify_error(c->ssl)) != NULL)
-			client_fail(c, "certificate verify failed: %s", verr);
-		else {
-			client_tls_error(err, sizeof(err));
-			client_fail(c, "TLS handshake failed: %s", err);
-		}
-		return;
-	}
-	/* SSL_VERIFY_PEER fails the handshake already; this is a backstop. */
-	if (c->tls_verify && (verr = tls_verify_error(c->ssl)) != NULL) {
-		client_fail(c, "certificate verify failed: %s", verr);
-		return;
-	}
-	c->tls_up = 1;
-	log_debug("event=upstream-tls protocol=%s cipher=%s verified=%s",
-	    SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
-	    c->tls_verify ? "yes" : "no");
-	if (c->tls_mode == CLIENT_TLS_IMPLICIT)
-		c->state = CS_GREETING;
-	else {
-		/* RFC 3207 4.2: forget what was said in clear text. */
-		c->capa = 0;
-		c->size_limit = 0;
-		c->state = CS_EHLO;
-		if (client_cmd(c, "EHLO %s\r\n", c->helo) == -1)
-			return;
-	}
-	client_rearm(c);
-	client_events(c);
-	/* The greeting may already be in TLS's hands. */
-	client_read(c);
-}
-
-/* The socket is ready for what we, or TLS, wait for. */
-static void
-client_io(int fd, int events, void *arg)
-{
-	struct client	*c = arg;
-
-	(void)fd;
-	client_enter(c);
-	if (c->state == CS_TLS)
-		client_tls_step(c);
-	else {
-		if ((events & EV_WRITE) ||
-		    ((events & EV_READ) && c->write_wants_read))
-			client_write(c);
-		if (!client_gone(c) && ((events & EV_READ) ||
-		    ((events & EV_WRITE) && c->read_wants_write)))
-			client_read(c);
-	}
-	client_leave(c);
 }
 
 /* A wait lasted too long (RFC 5321 4.5.3.2). */
