@@ -139,13 +139,21 @@ def children_of(ppid):
 
 
 def cmdline(pid):
-    """The process title: the first NUL-terminated field of cmdline."""
+    """The process title: the first NUL-terminated field of cmdline.
+    Under valgrind the title is valgrind's: the role comes from the
+    hidden -X argument of the child instead."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             raw = f.read()
     except OSError:
         return None
-    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+    fields = raw.split(b"\0")
+    title = fields[0].decode("utf-8", "replace")
+    if VALGRIND and "valgrind" in title or "memcheck" in title:
+        if b"-X" in fields and fields.index(b"-X") + 1 < len(fields):
+            return "smtpd: " + fields[fields.index(b"-X") + 1].decode()
+        return "smtpd: parent"
+    return title
 
 
 def proc_status(pid):
