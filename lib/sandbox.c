@@ -74,6 +74,7 @@ static const int sandbox_sanitizer[] = {
 	SCMP_SYS(sched_getaffinity), SCMP_SYS(getrlimit),
 	SCMP_SYS(prlimit64), SCMP_SYS(setrlimit), SCMP_SYS(kill),
 	SCMP_SYS(getdents64), SCMP_SYS(process_vm_readv), SCMP_SYS(exit),
+	SCMP_SYS(ioctl), SCMP_SYS(write), SCMP_SYS(mmap),
 };
 #endif
 

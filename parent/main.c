@@ -403,6 +403,7 @@ parent_main(struct cmdline *cl)
 		if (cl->check_only)
 			fprintf(stderr, "smtpd: %d error%s in the "
 			    "configuration\n", errors, errors == 1 ? "" : "s");
+		conf_file_free(&cf);
 		return 1;
 	}
 	p->conf = cf.conf;
@@ -417,6 +418,7 @@ parent_main(struct cmdline *cl)
 		parent_check_deliver(p);
 	if (cl->check_only) {
 		printf("configuration OK\n");
+		policy_free(&p->policy);
 		return 0;
 	}
 	if (p->conf.mode != MODE_DEBUG)

@@ -615,10 +615,13 @@ smtp_command(struct smtp_session *s, char *line)
 static void
 smtp_data_flush(struct smtp_session *s)
 {
-	const char	*p = s->dbuf.data + s->dbuf.off;
+	const char	*p;
 	size_t		 left = buf_left(&s->dbuf);
 	ssize_t		 n;
 
+	if (left == 0)
+		return;
+	p = s->dbuf.data + s->dbuf.off;
 	while (left > 0 && s->data_err == DATA_OK) {
 		n = write(s->spool_fd, p, left);
 		if (n == -1 && errno == EINTR)
