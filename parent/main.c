@@ -30,19 +30,36 @@
 
 static struct parent	parent;		/* the parent process's state */
 
-/* One line on standard error and exit 1: a start-up error. */
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
-{
-	va_list	 ap;
+/* The configuration being started, to say where a setting came from. */
+static struct {
+	const char		*file;
+	const struct conf_file	*cf;
+} die_conf;
 
-	fputs("smtpd: ", stderr);
+/*
+ * One line on standard error and exit 1: a start-up error, named by
+ * the file and line of keyword kw when it came from the file.
+ */
+static void __attribute__((noreturn, format(printf, 2, 3)))
+die_kw(const char *kw, const char *fmt, ...)
+{
+	va_list		 ap;
+	unsigned int	 line = 0;
+
+	if (kw != NULL && die_conf.cf != NULL)
+		line = conf_keyword_line(die_conf.cf, kw);
+	if (line != 0)
+		fprintf(stderr, "%s:%u: ", die_conf.file, line);
+	else
+		fputs("smtpd: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(1);
 }
+
+#define die(...)	die_kw(NULL, __VA_ARGS__)
 
 /*
  * Read the configuration file (if any) into cf and lay the command line
@@ -127,18 +144,21 @@ parent_check_privsep(struct parent *p)
 	}
 	c->drop_privs = 1;
 	if ((pw = getpwnam(c->user)) == NULL)
-		die("user %s does not exist: create it (useradd --system "
+		die_kw("user", "user %s does not exist: create it (useradd --system "
 		    "--shell /usr/sbin/nologin %s) or use -n", c->user,
 		    c->user);
 	if (pw->pw_uid == 0 || pw->pw_gid == 0)
-		die("user %s must not have uid or gid 0", c->user);
+		die_kw("user", "user %s must not have uid or gid 0",
+		    c->user);
 	c->uid = pw->pw_uid;
 	c->gid = pw->pw_gid;
 	if (stat(c->chroot, &st) == -1)
-		die("chroot directory %s: %s", c->chroot, strerror(errno));
+		die_kw("chroot", "chroot directory %s: %s", c->chroot,
+		    strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
 	    (st.st_mode & (S_IWGRP | S_IWOTH)))
-		die("chroot directory %s must be a directory owned by root "
+		die_kw("chroot", "chroot directory %s must be a directory "
+		    "owned by root "
 		    "and writable by nobody else", c->chroot);
 }
 
@@ -200,21 +220,25 @@ parent_check_deliver(struct parent *p)
 
 	if (cmd_split(p->deliver, buf, sizeof(buf), argv,
 	    CONF_DELIVER_ARGS) < 1)
-		die("deliver: bad command: %s", p->deliver);
+		die_kw("deliver", "deliver: bad command: %s", p->deliver);
 	if (argv[0][0] != '/')
-		die("deliver: %s: the program must be an absolute path",
+		die_kw("deliver", "deliver: %s: the program must be an "
+		    "absolute path",
 		    argv[0]);
 	if (access(argv[0], X_OK) == -1)
-		die("deliver: %s: %s", argv[0], strerror(errno));
+		die_kw("deliver", "deliver: %s: %s", argv[0],
+		    strerror(errno));
 	p->deliver_uid = geteuid();
 	p->deliver_gid = getegid();
 	if (geteuid() != 0)
 		return;
 	if ((pw = getpwnam(p->conf.user)) == NULL)
-		die("user %s does not exist: the deliver program never runs "
+		die_kw("user", "user %s does not exist: the deliver program "
+		    "never runs "
 		    "as root", p->conf.user);
 	if (pw->pw_uid == 0 || pw->pw_gid == 0)
-		die("user %s must not have uid or gid 0", p->conf.user);
+		die_kw("user", "user %s must not have uid or gid 0",
+		    p->conf.user);
 	p->deliver_uid = pw->pw_uid;
 	p->deliver_gid = pw->pw_gid;
 }
@@ -223,6 +247,8 @@ parent_check_deliver(struct parent *p)
  * upstream-auth: "user password" on one line, in a file that only its
  * owner may read; the parent reads it and hands it to the relay.
  */
+#define die_auth(...)	die_kw("upstream-auth", __VA_ARGS__)
+
 static void
 parent_read_upstream_auth(struct parent *p, const char *path)
 {
@@ -231,24 +257,25 @@ parent_read_upstream_auth(struct parent *p, const char *path)
 	FILE		*f;
 
 	if ((f = fopen(path, "re")) == NULL)
-		die("upstream-auth %s: %s", path, strerror(errno));
+		die_auth("upstream-auth %s: %s", path, strerror(errno));
 	if (fstat(fileno(f), &st) == -1)
-		die("upstream-auth %s: %s", path, strerror(errno));
+		die_auth("upstream-auth %s: %s", path, strerror(errno));
 	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		die("upstream-auth %s: readable by others (chmod 600 it)",
-		    path);
+		die_auth("upstream-auth %s: readable by others (chmod 600 "
+		    "it)", path);
 	if (fgets(line, sizeof(line), f) == NULL)
-		die("upstream-auth %s: empty", path);
+		die_auth("upstream-auth %s: empty", path);
 	fclose(f);
 	if ((nl = strchr(line, '\n')) != NULL)
 		*nl = '\0';
 	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
-		die("upstream-auth %s: expected \"user password\"", path);
+		die_auth("upstream-auth %s: expected \"user password\"",
+		    path);
 	*sp++ = '\0';
 	if (strlcpy(p->upstream_user, line, sizeof(p->upstream_user)) >=
 	    sizeof(p->upstream_user) || strlcpy(p->upstream_pass, sp,
 	    sizeof(p->upstream_pass)) >= sizeof(p->upstream_pass))
-		die("upstream-auth %s: user or password too long", path);
+		die_auth("upstream-auth %s: user or password too long", path);
 	explicit_bzero(line, sizeof(line));
 }
 
@@ -266,11 +293,13 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 	for (i = 0; i < cf->nlisten; i++) {
 		if ((cf->listen[i].flags & (LISTEN_TLS | LISTEN_STARTTLS_REQ)) &&
 		    cf->tls_cert[0] == '\0')
-			die("listen on %s: tls and starttls-required need "
+			die_kw("listen", "listen on %s: tls and starttls-required "
+			    "need "
 			    "\"tls certificate FILE key FILE\"",
 			    cf->listen[i].hp.host);
 		if ((cf->listen[i].flags & LISTEN_AUTH) && cf->users[0] == '\0')
-			die("listen on %s: auth needs \"users FILE\"",
+			die_kw("listen", "listen on %s: auth needs \"users "
+			    "FILE\"",
 			    cf->listen[i].hp.host);
 	}
 	if (cf->tls_cert[0] != '\0') {
@@ -278,16 +307,18 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 		    &p->tls_certlen, err, sizeof(err))) == NULL ||
 		    (p->tls_key = parent_read_pem(cf->tls_key, &p->tls_keylen,
 		    err, sizeof(err))) == NULL)
-			die("tls: %s", err);
+			die_kw("tls", "tls: %s", err);
 		tls_init();
 		if ((ctx = tls_server_ctx(p->tls_cert, p->tls_certlen,
 		    p->tls_key, p->tls_keylen, err, sizeof(err))) == NULL)
-			die("tls: %s or %s: %s", cf->tls_cert, cf->tls_key, err);
+			die_kw("tls", "tls: %s or %s: %s", cf->tls_cert,
+			    cf->tls_key, err);
 		SSL_CTX_free(ctx);
 	}
 	if (cf->users[0] != '\0') {
 		if (parent_users_load(cf->users, stderr) == -1)
-			die("users: %s cannot be used", cf->users);
+			die_kw("users", "users: %s cannot be used",
+			    cf->users);
 		p->conf.auth_enabled = 1;
 	}
 	/* The relay loads the same CA file later: fail here, not there. */
@@ -299,7 +330,9 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 		if ((ctx = tls_client_ctx(p->conf.upstream_ca[0] != '\0' ?
 		    p->conf.upstream_ca : NULL, p->conf.upstream_verify, err,
 		    sizeof(err))) == NULL)
-			die("upstream TLS: %s: %s", p->conf.upstream_ca[0] !=
+			die_kw(p->conf.upstream_ca[0] != '\0' ? "upstream-ca" :
+			    "upstream", "upstream TLS: %s: %s",
+			    p->conf.upstream_ca[0] !=
 			    '\0' ? p->conf.upstream_ca : "system CA store", err);
 		SSL_CTX_free(ctx);
 	}
@@ -399,6 +432,8 @@ parent_main(struct cmdline *cl)
 	else if (access(SMTPD_CONFFILE, F_OK) == 0)
 		p->conffile = SMTPD_CONFFILE;
 	conf_file_init(&cf);
+	die_conf.file = p->conffile;
+	die_conf.cf = p->conffile != NULL ? &cf : NULL;
 	if ((errors = parent_load_conf(p, &cf, stderr)) != 0) {
 		if (cl->check_only)
 			fprintf(stderr, "smtpd: %d error%s in the "

@@ -571,6 +571,21 @@ static const struct keyword keywords[] = {
 	{ "smtputf8", 1, 1, 0, kw_smtputf8 },
 };
 
+_Static_assert(sizeof(keywords) / sizeof(keywords[0]) <= CONF_KEYWORDS_MAX,
+    "more keywords than kwline[] holds");
+
+/* The line where keyword kw was last given, 0 if it was not. */
+unsigned int
+conf_keyword_line(const struct conf_file *cf, const char *kw)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
+		if (strcmp(keywords[i].name, kw) == 0)
+			return cf->kwline[i];
+	return 0;
+}
+
 /*
  * Split a line into words in place.  Returns the number of words, or
  * -1 after reporting an unterminated quote or too many words.
@@ -649,6 +664,7 @@ parse_line(struct parse_ctx *ctx, char *line)
 		return;
 	}
 	ctx->cf->seen |= 1u << i;
+	ctx->cf->kwline[i] = ctx->line;
 	if (n - 1 < kw->min || (kw->max != -1 && n - 1 > kw->max)) {
 		perr(ctx, "%s: wrong number of arguments", kw->name);
 		return;

@@ -18,6 +18,7 @@
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
 #define CONF_DELIVER_ARGS	64
+#define CONF_KEYWORDS_MAX	32
 
 struct listen_conf {
 	struct hostport	 hp;
@@ -36,6 +37,7 @@ struct conf_file {
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];
 	unsigned int		 seen;		/* keywords given, a bit each */
+	unsigned int		 kwline[CONF_KEYWORDS_MAX]; /* last line of each */
 };
 
 void	conf_file_init(struct conf_file *);
@@ -44,5 +46,6 @@ int	conf_file_parse(struct conf_file *, const char *path, FILE *errs);
 int	conf_recipients_load(struct policy *, const char *path, FILE *errs);
 int	parse_duration(const char *, uint32_t *);
 int	cmd_split(const char *, char *, size_t, char **, int);
+unsigned int conf_keyword_line(const struct conf_file *, const char *);
 
 #endif

@@ -257,3 +257,22 @@ def test_bad_file_does_not_start(tmp_path):
     assert "%s:1: workers: 0 is too small (1 to 256)" % path in \
         p.stderr.decode()
     assert os.path.exists(path)
+
+
+@pytest.mark.parametrize("lines,lineno,words", [
+    (["# users", "users /nonexistent/smtpd-e2e/users",
+      "listen on 127.0.0.1 port 2525 auth"], 2, "users"),
+    (["", "", "tls certificate /nonexistent/c.pem key /nonexistent/k.pem"],
+     3, "tls"),
+    (["mode relay", "upstream-auth /nonexistent/smtpd-e2e/secret"], 2,
+     "upstream-auth"),
+    (["listen on 127.0.0.1 port 2465 tls"], 1, "listen"),
+])
+def test_start_checks_name_the_line(tmp_path, lines, lineno, words):
+    """What -t finds beyond the syntax (files it reads, settings that go
+    together) is named by the file and line of its keyword too."""
+    path = write(tmp_path, "s.conf", lines)
+    rc, out, err = check_conf(path, "-n")
+    assert rc == 1, (out, err)
+    last = err.splitlines()[-1]
+    assert last.startswith("%s:%d: %s" % (path, lineno, words)), err
