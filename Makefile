@@ -52,9 +52,9 @@ UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
 UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)
 
 BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
-	      libcmocka-dev
+	      libcmocka-dev libcrypt-dev
 TEST_DEPS   = python3 python3-pytest swaks curl mandoc postfix openssl \
-	      iproute2 procps clang libclang-rt-14-dev
+	      iproute2 procps gdb clang libclang-rt-14-dev
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \
