@@ -1,7 +1,8 @@
 /*
- * Logging to standard error or syslog.  The state is set once by
- * log_init() before any child is sandboxed; openlog() uses LOG_NDELAY so
- * that the syslog socket exists before chroot.
+ * Logging to standard error (-d) or syslog.  Only the parent talks to
+ * syslog: a sandboxed child could not reconnect to /dev/log (no socket(2)
+ * for it, and no /dev/log in its chroot), so in the background its
+ * lines go to the parent over imsg, through the sink it sets.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,7 +19,9 @@ static struct {
 	int		 verbose;
 	const char	*procname;
 	pid_t		 pid;		/* for the lines on standard error */
-} log_state = { 1, 0, "smtpd", 0 };
+	log_sink_cb	 sink;		/* a child in the background */
+	int		 child;
+} log_state = { 1, 0, "smtpd", 0, NULL, 0 };
 
 /* Set where log lines go; called first thing by every process. */
 void
@@ -29,8 +32,28 @@ log_init(int foreground, int verbose, const char *procname)
 	log_state.procname = procname;
 	log_state.pid = getpid();
 	tzset();
-	if (!foreground)
+	if (!foreground && !log_state.child)
 		openlog("smtpd", LOG_PID | LOG_NDELAY, LOG_MAIL);
+}
+
+/*
+ * A child: never opens syslog.  In the background its lines go to sink
+ * (the parent); until there is one, they are dropped.
+ */
+void
+log_init_child(int foreground, int verbose, const char *procname,
+    log_sink_cb sink)
+{
+	log_state.child = 1;
+	log_state.sink = sink;
+	log_init(foreground, verbose, procname);
+}
+
+/* The parent: a line a child sent, already checked. */
+void
+log_from_child(int pri, pid_t pid, const char *line)
+{
+	syslog(pri, "[%d] %s", (int)pid, line);
 }
 
 /* Change the name a process logs under (after a role is chosen). */
@@ -73,6 +96,14 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 			fprintf(stderr, "smtpd[%d]: %s: %s\n", log_pid(),
 			    log_state.procname, msg);
 		fflush(stderr);
+	} else if (log_state.child) {
+		char	 line[2304];
+
+		snprintf(line, sizeof(line), "%s: %s%s%s", log_state.procname,
+		    msg, errstr != NULL ? ": " : "", errstr != NULL ? errstr :
+		    "");
+		if (log_state.sink != NULL)
+			log_state.sink(pri, line);
 	} else {
 		if (errstr != NULL)
 			syslog(pri, "%s: %s: %s", log_state.procname, msg,

@@ -5,9 +5,15 @@
 #ifndef SMTPD_LOG_H
 #define SMTPD_LOG_H
 
+#include <sys/types.h>
 #include <stdarg.h>
 
+typedef void (*log_sink_cb)(int pri, const char *line);
+
 void	log_init(int foreground, int verbose, const char *procname);
+void	log_init_child(int foreground, int verbose, const char *procname,
+	    log_sink_cb);
+void	log_from_child(int pri, pid_t pid, const char *line);
 void	log_procname(const char *procname);
 int	log_verbose(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));

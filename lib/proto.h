@@ -104,7 +104,8 @@ struct smtpd_conf {
  * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
  *                    AUTH_GRANT
  * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
- * session -> parent: AUTH_REQUEST
+ * session -> parent: AUTH_REQUEST, LOG
+ * relay -> parent:   LOG
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
@@ -139,6 +140,7 @@ enum imsg_type {
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
+	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_MAX,
 };
 

@@ -509,7 +509,7 @@ main(int argc, char *argv[], char *envp[])
 		return 0;
 	}
 	if (cl.role != NULL) {
-		log_init(cl.foreground, cl.verbose, cl.role);
+		log_init_child(cl.foreground, cl.verbose, cl.role, NULL);
 		if (strcmp(cl.role, "session") == 0)
 			return worker_main();
 		if (strcmp(cl.role, "relay") == 0)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -238,6 +239,25 @@ parent_kill(struct child *c, const char *why)
 	kill(c->pid, SIGKILL);
 }
 
+/* A child's log line: bounded, printable, then to syslog. */
+static int
+parent_child_log(struct child *c, struct imsg *imsg)
+{
+	char		 line[2400];
+	uint32_t	 pri;
+	size_t		 i;
+
+	if (imsg_get_u32(imsg, &pri) == -1 || pri > LOG_DEBUG ||
+	    imsg_get_str(imsg, line, sizeof(line)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	for (i = 0; line[i] != '\0'; i++)
+		if ((unsigned char)line[i] < ' ' || line[i] == 127)
+			line[i] = '?';
+	log_from_child((int)pri, c->pid, line);
+	return 0;
+}
+
 /* A message from a child, checked against what its role may send. */
 static void
 parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
@@ -259,6 +279,10 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 			break;
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_upstream(p, c);
+		return;
+	case IMSG_LOG:
+		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)
+			break;
 		return;
 	case IMSG_AUTH_REQUEST:
 		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||

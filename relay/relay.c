@@ -571,6 +571,22 @@ relay_parent_send(struct imsg_out *out)
 		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
 }
 
+/* A log line for the parent to give to syslog (in the background). */
+static void
+relay_log_sink(int pri, const char *line)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_LOG, 0, -1);
+	imsg_add_u32(&out, (uint32_t)pri);
+	imsg_add_str(&out, line);
+	if (imsgbuf_queue(&relay.parent, &out) == -1)
+		return;
+	(void)imsgbuf_write(&relay.parent);
+	if (imsgbuf_pending(&relay.parent))
+		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+}
+
 /* Ask the parent to resolve the upstream again (after a failure). */
 static void
 relay_resolve(void)
@@ -752,7 +768,8 @@ relay_main(void)
 	proc_read_startup(&relay.parent, relay_startup, NULL);
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");
-	log_init(relay.conf.foreground, relay.conf.verbose, "relay");
+	log_init_child(relay.conf.foreground, relay.conf.verbose, "relay",
+	    relay_log_sink);
 	policy_finish(&relay.policy);
 	proc_nonblock(relay.parent.fd);
 	if (getentropy(&relay.qid_base, sizeof(relay.qid_base)) == -1)

@@ -293,6 +293,23 @@ worker_parent_send(struct worker *w, struct imsg_out *out)
 		ev_mod(w->parent.fd, EV_READ | EV_WRITE);
 }
 
+/* A log line for the parent to give to syslog (in the background). */
+static void
+worker_log_sink(int pri, const char *line)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_LOG, 0, -1);
+	imsg_add_u32(&out, (uint32_t)pri);
+	imsg_add_str(&out, line);
+	if (imsgbuf_queue(&worker.parent, &out) == -1)
+		return;
+	/* A fatal line must get out before the exit that follows it. */
+	(void)imsgbuf_write(&worker.parent);
+	if (imsgbuf_pending(&worker.parent) && worker.parent.fd != -1)
+		ev_mod(worker.parent.fd, EV_READ | EV_WRITE);
+}
+
 /* Queue a message for the relay and try to write it now. */
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
@@ -629,7 +646,8 @@ worker_main(void)
 	proc_read_startup(&w->parent, worker_startup, w);
 	if (w->conf.mode == 0)
 		fatalx("no configuration from the parent");
-	log_init(w->conf.foreground, w->conf.verbose, "session");
+	log_init_child(w->conf.foreground, w->conf.verbose, "session",
+	    worker_log_sink);
 	policy_finish(&w->policy);
 	proc_nonblock(w->parent.fd);
 
