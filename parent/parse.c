@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,12 +30,28 @@ struct parse_ctx {
 	FILE			*errs;
 };
 
+/* How a keyword's one value is read, when no function of its own does. */
+enum kw_type {
+	KW_FUNC,		/* parse() does it all */
+	KW_NUMBER,		/* u32 in [lo, hi] */
+	KW_DURATION,		/* u32 seconds: 30s, 5m, 1h, 4d */
+	KW_YESNO,		/* u32: 1 or 0 */
+	KW_PATH,		/* an absolute path, char[PATH_MAX] */
+};
+
 struct keyword {
 	const char	*name;
 	int		 min, max;	/* words after the keyword; -1: any */
 	int		 repeatable;
 	void		(*parse)(struct parse_ctx *, char **, int);
+	enum kw_type	 type;
+	size_t		 off;		/* of the value in struct conf_file */
+	long long	 lo, hi;	/* KW_NUMBER bounds */
 };
+
+#define CF(field)	offsetof(struct conf_file, field)
+#define KW(name, type, field, lo, hi) \
+	{ name, 1, 1, 0, NULL, type, CF(field), lo, hi }
 
 static void __attribute__((format(printf, 2, 3)))
 perr(struct parse_ctx *ctx, const char *fmt, ...)
@@ -289,22 +306,6 @@ kw_upstream(struct parse_ctx *ctx, char **w, int n)
 	c->upstream_port = port;
 }
 
-static void
-kw_upstream_auth(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_path(ctx, "upstream-auth", w[0], ctx->cf->upstream_auth,
-	    sizeof(ctx->cf->upstream_auth));
-}
-
-static void
-kw_upstream_ca(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_path(ctx, "upstream-ca", w[0], ctx->cf->conf.upstream_ca,
-	    sizeof(ctx->cf->conf.upstream_ca));
-}
-
 /*
  * Split a deliver command into argv words: blanks separate words,
  * 'single' and "double" quotes keep blanks, a backslash takes the next
@@ -366,21 +367,6 @@ kw_deliver(struct parse_ctx *ctx, char **w, int n)
 }
 
 static void
-kw_deliver_timeout(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	kw_duration(ctx, "deliver-timeout", w[0],
-	    &ctx->cf->conf.deliver_timeout);
-}
-
-static void
-kw_deliver_max(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_num(ctx, "deliver-max", w[0], 1, 256, &ctx->cf->conf.deliver_max);
-}
-
-static void
 kw_relay_domains(struct parse_ctx *ctx, char **w, int n)
 {
 	int	 i;
@@ -424,58 +410,12 @@ kw_trusted_networks(struct parse_ctx *ctx, char **w, int n)
 }
 
 static void
-kw_users(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_path(ctx, "users", w[0], ctx->cf->users, sizeof(ctx->cf->users));
-}
-
-static void
 kw_user(struct parse_ctx *ctx, char **w, int n)
 {
 	(void)n;
 	if (strlcpy(ctx->cf->conf.user, w[0], sizeof(ctx->cf->conf.user)) >=
 	    sizeof(ctx->cf->conf.user))
 		perr(ctx, "user: name too long");
-}
-
-static void
-kw_chroot(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_path(ctx, "chroot", w[0], ctx->cf->conf.chroot,
-	    sizeof(ctx->cf->conf.chroot));
-}
-
-static void
-kw_queue(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_path(ctx, "queue", w[0], ctx->cf->conf.queue,
-	    sizeof(ctx->cf->conf.queue));
-}
-
-static void
-kw_workers(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_num(ctx, "workers", w[0], 1, 256, &ctx->cf->conf.workers);
-}
-
-static void
-kw_max_sessions(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_num(ctx, "max-sessions", w[0], 1, 100000,
-	    &ctx->cf->conf.max_sessions);
-}
-
-static void
-kw_max_per_ip(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_num(ctx, "max-sessions-per-ip", w[0], 0, 100000,
-	    &ctx->cf->conf.max_per_ip);
 }
 
 static void
@@ -487,88 +427,36 @@ kw_max_size(struct parse_ctx *ctx, char **w, int n)
 		    "with K, M or G)", w[0]);
 }
 
-static void
-kw_max_rcpt(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_num(ctx, "max-recipients", w[0], 1, ENV_RCPT_MAX,
-	    &ctx->cf->conf.max_rcpt);
-}
-
-static void
-kw_timeout(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	kw_duration(ctx, "timeout", w[0], &ctx->cf->conf.timeout);
-}
-
-static void
-kw_queue_lifetime(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	kw_duration(ctx, "queue-lifetime", w[0],
-	    &ctx->cf->conf.queue_lifetime);
-}
-
-static void
-kw_queue_retry(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	kw_duration(ctx, "queue-retry", w[0], &ctx->cf->conf.queue_retry);
-}
-
-static void
-kw_x_peer(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	if (strcmp(w[0], "yes") == 0)
-		ctx->cf->conf.x_peer = 1;
-	else if (strcmp(w[0], "no") == 0)
-		ctx->cf->conf.x_peer = 0;
-	else
-		perr(ctx, "x-peer-header: expected yes or no");
-}
-
-static void
-kw_smtputf8(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	if (strcmp(w[0], "yes") == 0)
-		ctx->cf->conf.smtputf8 = 1;
-	else if (strcmp(w[0], "no") == 0)
-		ctx->cf->conf.smtputf8 = 0;
-	else
-		perr(ctx, "smtputf8: expected yes or no");
-}
-
 static const struct keyword keywords[] = {
-	{ "hostname", 1, 1, 0, kw_hostname },
-	{ "listen", 2, 8, 1, kw_listen },
-	{ "tls", 4, 4, 0, kw_tls },
-	{ "mode", 1, 1, 0, kw_mode },
-	{ "upstream", 1, 5, 0, kw_upstream },
-	{ "upstream-auth", 1, 1, 0, kw_upstream_auth },
-	{ "upstream-ca", 1, 1, 0, kw_upstream_ca },
-	{ "deliver", 1, 1, 0, kw_deliver },
-	{ "deliver-timeout", 1, 1, 0, kw_deliver_timeout },
-	{ "deliver-max", 1, 1, 0, kw_deliver_max },
-	{ "relay-domains", 1, -1, 1, kw_relay_domains },
-	{ "relay-recipients", 1, 1, 0, kw_relay_recipients },
-	{ "trusted-networks", 1, -1, 1, kw_trusted_networks },
-	{ "users", 1, 1, 0, kw_users },
-	{ "user", 1, 1, 0, kw_user },
-	{ "chroot", 1, 1, 0, kw_chroot },
-	{ "queue", 1, 1, 0, kw_queue },
-	{ "workers", 1, 1, 0, kw_workers },
-	{ "max-sessions", 1, 1, 0, kw_max_sessions },
-	{ "max-sessions-per-ip", 1, 1, 0, kw_max_per_ip },
-	{ "max-message-size", 1, 1, 0, kw_max_size },
-	{ "max-recipients", 1, 1, 0, kw_max_rcpt },
-	{ "timeout", 1, 1, 0, kw_timeout },
-	{ "queue-lifetime", 1, 1, 0, kw_queue_lifetime },
-	{ "queue-retry", 1, 1, 0, kw_queue_retry },
-	{ "x-peer-header", 1, 1, 0, kw_x_peer },
-	{ "smtputf8", 1, 1, 0, kw_smtputf8 },
+	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0, 0, 0 },
+	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0, 0, 0 },
+	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0, 0, 0 },
+	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0, 0, 0 },
+	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0, 0, 0 },
+	KW("upstream-auth", KW_PATH, upstream_auth, 0, 0),
+	KW("upstream-ca", KW_PATH, conf.upstream_ca, 0, 0),
+	{ "deliver", 1, 1, 0, kw_deliver, KW_FUNC, 0, 0, 0 },
+	KW("deliver-timeout", KW_DURATION, conf.deliver_timeout, 0, 0),
+	KW("deliver-max", KW_NUMBER, conf.deliver_max, 1, 256),
+	{ "relay-domains", 1, -1, 1, kw_relay_domains, KW_FUNC, 0, 0, 0 },
+	{ "relay-recipients", 1, 1, 0, kw_relay_recipients, KW_FUNC, 0, 0,
+	    0 },
+	{ "trusted-networks", 1, -1, 1, kw_trusted_networks, KW_FUNC, 0, 0,
+	    0 },
+	KW("users", KW_PATH, users, 0, 0),
+	{ "user", 1, 1, 0, kw_user, KW_FUNC, 0, 0, 0 },
+	KW("chroot", KW_PATH, conf.chroot, 0, 0),
+	KW("queue", KW_PATH, conf.queue, 0, 0),
+	KW("workers", KW_NUMBER, conf.workers, 1, 256),
+	KW("max-sessions", KW_NUMBER, conf.max_sessions, 1, 100000),
+	KW("max-sessions-per-ip", KW_NUMBER, conf.max_per_ip, 0, 100000),
+	{ "max-message-size", 1, 1, 0, kw_max_size, KW_FUNC, 0, 0, 0 },
+	KW("max-recipients", KW_NUMBER, conf.max_rcpt, 1, ENV_RCPT_MAX),
+	KW("timeout", KW_DURATION, conf.timeout, 0, 0),
+	KW("queue-lifetime", KW_DURATION, conf.queue_lifetime, 0, 0),
+	KW("queue-retry", KW_DURATION, conf.queue_retry, 0, 0),
+	KW("x-peer-header", KW_YESNO, conf.x_peer, 0, 0),
+	KW("smtputf8", KW_YESNO, conf.smtputf8, 0, 0),
 };
 
 _Static_assert(sizeof(keywords) / sizeof(keywords[0]) <= CONF_KEYWORDS_MAX,
@@ -641,6 +529,34 @@ split_words(struct parse_ctx *ctx, char *line, char **words)
 	}
 }
 
+/* The one value of a table-driven keyword. */
+static void
+parse_typed(struct parse_ctx *ctx, const struct keyword *kw, const char *v)
+{
+	char		*base = (char *)ctx->cf;
+	uint32_t	*u32 = (uint32_t *)(void *)(base + kw->off);
+
+	switch (kw->type) {
+	case KW_NUMBER:
+		parse_num(ctx, kw->name, v, kw->lo, kw->hi, u32);
+		break;
+	case KW_DURATION:
+		kw_duration(ctx, kw->name, v, u32);
+		break;
+	case KW_YESNO:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0)
+			*u32 = strcmp(v, "yes") == 0;
+		else
+			perr(ctx, "%s: expected yes or no", kw->name);
+		break;
+	case KW_PATH:
+		parse_path(ctx, kw->name, v, base + kw->off, PATH_MAX);
+		break;
+	case KW_FUNC:
+		break;
+	}
+}
+
 static void
 parse_line(struct parse_ctx *ctx, char *line)
 {
@@ -669,7 +585,10 @@ parse_line(struct parse_ctx *ctx, char *line)
 		perr(ctx, "%s: wrong number of arguments", kw->name);
 		return;
 	}
-	kw->parse(ctx, words + 1, n - 1);
+	if (kw->type == KW_FUNC)
+		kw->parse(ctx, words + 1, n - 1);
+	else
+		parse_typed(ctx, kw, words[1]);
 }
 
 /* Cross-keyword checks, once the whole file is read. */
