@@ -245,3 +245,57 @@ def test_restart_with_a_full_queue(world, upstream_factory, relay_factory):
         d2.wait_log(r"relay: event=removed queue_id=%s$" % q)
     assert queue_files(queue) == []
     assert len(up.messages()) == n
+
+
+def test_smtp_source_kill_relay(world, upstream_factory, relay_factory):
+    """Postfix's smtp-source sends 2000 messages (-A: it goes on past
+    the 451s of the sessions that were in the middle of a message when
+    the relay died); kill -9 of the relay after 600 were queued.  Every
+    message the relay queued, which includes every one answered 250,
+    arrives upstream: the Received: header names its queue id."""
+    import re
+    import shutil
+    import subprocess
+    source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not os.access(source, os.X_OK):
+        import pytest
+        pytest.skip("smtp-source (Postfix) is not installed")
+    n = 2000
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.allow_child_death = True
+    relay = wait_for(d.relay_pid, scaled(5), "the relay process")
+    p = subprocess.Popen([source, "-A", "-N", "-s", "8", "-m", str(n),
+                          "-l", "512", "-f", "sender@example.com",
+                          "-t", "rcpt@example.com",
+                          "127.0.0.1:%d" % d.port],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        d.wait_log(r"event=queued queue_id=", count=600,
+                   timeout=scaled(30))
+        os.kill(relay, signal.SIGKILL)
+        p.wait(timeout=scaled(60))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    rx = re.compile(r"event=queued queue_id=([0-9A-F]{16})")
+    queued = {m.group(1) for m in (rx.search(l) for l in d.log_lines())
+              if m}
+    assert len(queued) > 600
+    idrx = re.compile(rb"\) with E?SMTP id ([0-9A-F]{16})")
+
+    def arrived():
+        out = set()
+        for m in up.messages():
+            hit = idrx.search(m["data"][:400])
+            if hit:
+                out.add(hit.group(1).decode())
+        return out
+    wait_for(lambda: queued <= arrived(), scaled(60),
+             "every queued message at the upstream", interval=0.25)
+    d.wait_log(r"event=child-died role=relay pid=%d signal=9" % relay)
+    wait_for(lambda: queue_files(queue) == [], scaled(30),
+             "an empty queue", interval=0.1)
