@@ -132,33 +132,113 @@ parent_auth_verify(const char *user, const char *password)
 	return ok;
 }
 
+/*
+ * Password checks wait in a bounded queue and are done a few at a time
+ * from a timer: a slow hash (yescrypt takes tens of milliseconds) must
+ * not keep the parent from its children and signals, and a flood of
+ * AUTH attempts only makes logins slower.
+ */
+#define AUTH_QUEUE_MAX		256
+#define AUTH_PER_ROUND		2
+#define AUTH_ROUND_MS		10
+
+struct auth_req {
+	struct auth_req	*next;
+	pid_t		 worker;
+	uint32_t	 session;
+	char		 user[256];
+	char		 password[256];
+};
+
+static struct {
+	struct parent	*p;
+	struct auth_req	*head, *tail;
+	unsigned int	 n;
+	struct ev_timer	 timer;
+	int		 timer_set;
+} authq;
+
+/* Answer one request: the verdict to the worker, a grant to the relay. */
+static void
+parent_auth_answer(struct auth_req *r, int ok)
+{
+	struct parent	*p = authq.p;
+	struct child	*c, *relay;
+	struct imsg_out	 out;
+
+	if ((c = parent_child_by_pid(p, r->worker)) == NULL)
+		return;		/* the worker is gone */
+	/* The relay learns it from us, not from the worker's word. */
+	if (ok && (relay = p->slots[p->conf.workers].child) != NULL) {
+		imsg_out_init(&out, IMSG_AUTH_GRANT, c->channel, -1);
+		imsg_add_u32(&out, r->session);
+		parent_child_send(relay, &out);
+	}
+	imsg_out_init(&out, IMSG_AUTH_RESULT, r->session, -1);
+	imsg_add_u32(&out, ok ? 1 : 0);
+	parent_child_send(c, &out);
+}
+
+static void
+parent_auth_round(void *arg)
+{
+	struct auth_req	*r;
+	int		 i, ok;
+
+	(void)arg;
+	for (i = 0; i < AUTH_PER_ROUND && (r = authq.head) != NULL; i++) {
+		if ((authq.head = r->next) == NULL)
+			authq.tail = NULL;
+		authq.n--;
+		ok = parent_auth_verify(r->user, r->password);
+		explicit_bzero(r->password, sizeof(r->password));
+		parent_auth_answer(r, ok);
+		free(r);
+	}
+	if (authq.head != NULL)
+		ev_timer_add(&authq.timer, AUTH_ROUND_MS);
+}
+
 /* IMSG_AUTH_REQUEST from a worker; -1 if malformed. */
 int
 parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
 {
-	char		 user[256], password[256];
-	struct imsg_out	 out;
-	struct child	*relay;
-	uint32_t	 ok;
+	struct auth_req	*r;
 
-	if (imsg->fd != -1 || imsg_get_str(imsg, user, sizeof(user)) == -1 ||
-	    imsg_get_str(imsg, password, sizeof(password)) == -1 ||
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		fatal("auth request");
+	r->worker = c->pid;
+	r->session = imsg->hdr.peerid;
+	if (imsg->fd != -1 ||
+	    imsg_get_str(imsg, r->user, sizeof(r->user)) == -1 ||
+	    imsg_get_str(imsg, r->password, sizeof(r->password)) == -1 ||
 	    imsg_get_end(imsg) == -1) {
 		explicit_bzero(imsg->data, imsg->datalen);
+		explicit_bzero(r, sizeof(*r));
+		free(r);
 		return -1;
 	}
-	ok = parent_auth_verify(user, password) ? 1 : 0;
-	explicit_bzero(password, sizeof(password));
 	explicit_bzero(imsg->data, imsg->datalen);
-	/* The relay learns it from us, not from the worker's word. */
-	if (ok && (relay = p->slots[p->conf.workers].child) != NULL) {
-		imsg_out_init(&out, IMSG_AUTH_GRANT, c->channel, -1);
-		imsg_add_u32(&out, imsg->hdr.peerid);
-		parent_child_send(relay, &out);
+	if (!authq.timer_set) {
+		authq.p = p;
+		ev_timer_set(&authq.timer, parent_auth_round, NULL);
+		authq.timer_set = 1;
 	}
-	imsg_out_init(&out, IMSG_AUTH_RESULT, imsg->hdr.peerid, -1);
-	imsg_add_u32(&out, ok);
-	parent_child_send(c, &out);
+	if (authq.n >= AUTH_QUEUE_MAX) {
+		log_warnx("event=auth-overload queued=%u", authq.n);
+		explicit_bzero(r->password, sizeof(r->password));
+		parent_auth_answer(r, 0);
+		free(r);
+		return 0;
+	}
+	if (authq.tail != NULL)
+		authq.tail->next = r;
+	else
+		authq.head = r;
+	authq.tail = r;
+	authq.n++;
+	if (!ev_timer_pending(&authq.timer))
+		ev_timer_add(&authq.timer, 0);
 	return 0;
 }
 
