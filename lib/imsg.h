@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IMSG_MAX_SIZE	16384		/* header and payload */
+#define IMSG_MAX_SIZE	65536		/* header and payload */
 #define IMSG_MAX_FDS	64		/* descriptors held unclaimed */
 #define IMSG_F_FD	0x1
 

@@ -159,5 +159,10 @@ enum imsg_type {
 /* Bounds the relay enforces on a committed envelope. */
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000
+/*
+ * max-recipients: at most this many, so that a commit carrying that
+ * many of the longest addresses still fits one imsg.
+ */
+#define CONF_RCPT_MAX		200
 
 #endif

@@ -224,6 +224,13 @@ sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
 	/* A bound, not a protection: valgrind, for one, forbids it. */
 	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
 		log_warn("setrlimit RLIMIT_NOFILE %u", maxfiles);
+	/*
+	 * A worker writes messages into spool files: never more than a
+	 * message may hold (SIGXFSZ is ignored: the write fails instead).
+	 */
+	if (role == ROLE_SESSION)
+		sandbox_rlimit(RLIMIT_FSIZE, conf->max_size + 65536,
+		    "RLIMIT_FSIZE");
 	/* Without root, RLIMIT_NPROC would count the user's own shells. */
 	if (conf->drop_privs)
 		sandbox_rlimit(RLIMIT_NPROC, 0, "RLIMIT_NPROC");

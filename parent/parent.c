@@ -161,6 +161,7 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	if (sandbox_sanitized())
 		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
 	argv[argc++] = "smtpd";

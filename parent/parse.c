@@ -19,6 +19,7 @@
 #include <bsd/string.h>
 
 #include "conf.h"
+#include "imsg.h"
 #include "parse.h"
 
 struct parse_ctx {
@@ -451,7 +452,7 @@ static const struct keyword keywords[] = {
 	KW("max-sessions", KW_NUMBER, conf.max_sessions, 1, 100000),
 	KW("max-sessions-per-ip", KW_NUMBER, conf.max_per_ip, 0, 100000),
 	{ "max-message-size", 1, 1, 0, kw_max_size, KW_FUNC, 0, 0, 0 },
-	KW("max-recipients", KW_NUMBER, conf.max_rcpt, 1, ENV_RCPT_MAX),
+	KW("max-recipients", KW_NUMBER, conf.max_rcpt, 1, CONF_RCPT_MAX),
 	KW("timeout", KW_DURATION, conf.timeout, 0, 0),
 	KW("queue-lifetime", KW_DURATION, conf.queue_lifetime, 0, 0),
 	KW("queue-retry", KW_DURATION, conf.queue_retry, 0, 0),
@@ -459,6 +460,8 @@ static const struct keyword keywords[] = {
 	KW("smtputf8", KW_YESNO, conf.smtputf8, 0, 0),
 };
 
+_Static_assert(CONF_RCPT_MAX * (ADDR_PATH_MAX + 5) + 4096 < IMSG_MAX_SIZE,
+    "a commit with max-recipients of the longest addresses fits an imsg");
 _Static_assert(sizeof(keywords) / sizeof(keywords[0]) <= CONF_KEYWORDS_MAX,
     "more keywords than kwline[] holds");
 

@@ -60,9 +60,9 @@ printer_feed(struct printer *p, const char *data, size_t len)
 	}
 }
 
-/* Print the message in spoolfd; -1 on a read or write error. */
+/* Print the size bytes of spoolfd; -1 on a read or write error. */
 int
-debug_print(int spoolfd, const char *peer_ip, FILE *out)
+debug_print(int spoolfd, uint64_t size, const char *peer_ip, FILE *out)
 {
 	struct printer	 p;
 	char		*chunk;
@@ -78,8 +78,10 @@ debug_print(int spoolfd, const char *peer_ip, FILE *out)
 	p.in_headers = 1;
 	p.at_line_start = 1;
 	fputs("---------- MESSAGE FOLLOWS ----------\n", out);
-	for (;;) {
-		n = pread(spoolfd, chunk, DEBUG_CHUNK, off);
+	/* No further than the size committed: the file is not ours. */
+	while ((uint64_t)off < size) {
+		n = pread(spoolfd, chunk, size - (uint64_t)off < DEBUG_CHUNK ?
+		    (size_t)(size - (uint64_t)off) : DEBUG_CHUNK, off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {

@@ -158,8 +158,14 @@ relay_open(struct channel *ch, struct imsg *imsg)
 		return -1;
 	if (spool_find(ch, imsg->hdr.peerid) != NULL)
 		return -1;
-	if (ch->nspools >= relay.conf.max_sessions)
+	/* A worker that asks and never reads holds our descriptors. */
+	if (ch->ib.wqueued > 2 * relay.conf.max_sessions + 64)
 		return -1;
+	if (ch->nspools >= relay.conf.max_sessions) {
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
+		    "too many messages in progress");
+		return 0;
+	}
 	if (relay.conf.mode == MODE_DEBUG) {
 		id[0] = '\0';
 		fd = memfd_create("smtpd-spool", MFD_CLOEXEC);
@@ -225,7 +231,7 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 
 	relay_queue_id(qid, sizeof(qid));
 	relay_log_message(qid, env);
-	if (debug_print(sp->fd, env->peer_ip, stdout) == -1) {
+	if (debug_print(sp->fd, env->size, env->peer_ip, stdout) == -1) {
 		log_warn("event=delivery queue_id=%s mode=debug result=tempfail",
 		    qid);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,

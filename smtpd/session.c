@@ -308,7 +308,9 @@ session_io(int fd, int events, void *arg)
 			}
 			s->eof = 1;
 		}
-		ev_timer_add(&s->timer, (uint64_t)s->smtp.conf->timeout * 1000);
+		if (!s->timed_out)
+			ev_timer_add(&s->timer,
+			    (uint64_t)s->smtp.conf->timeout * 1000);
 		smtp_process(&s->smtp);
 	}
 	session_update(s);
@@ -319,6 +321,12 @@ session_timeout(void *arg)
 {
 	struct session	*s = arg;
 
+	/* The second second is the last: a client that never reads goes. */
+	if (s->timed_out) {
+		session_close(s, "timeout");
+		return;
+	}
+	s->timed_out = 1;
 	log_info("event=timeout session=%08x client=%s", s->id,
 	    s->smtp.peer_ip);
 	smtp_close_reply(&s->smtp, 421, "4.4.2", "Error: timeout exceeded");
@@ -481,6 +489,17 @@ session_msg_open(struct smtp_session *smtp)
 	worker_relay_send(w, &out);
 }
 
+/*
+ * The commit could not even be sent: the relay still holds the spool
+ * file, so it is told to drop it before the client hears 451.
+ */
+static void
+session_commit_failed(struct smtp_session *smtp, const char *why)
+{
+	session_msg_abort(smtp);
+	smtp_commit_done(smtp, 0, why);
+}
+
 /* The final dot: send the envelope for the relay to check and commit. */
 static void
 session_msg_commit(struct smtp_session *smtp)
@@ -495,7 +514,7 @@ session_msg_commit(struct smtp_session *smtp)
 		return;
 	}
 	if ((out = malloc(sizeof(*out))) == NULL) {
-		smtp_commit_done(smtp, 0, "out of memory");
+		session_commit_failed(smtp, "out of memory");
 		return;
 	}
 	if (smtp->body_8bit)
@@ -518,7 +537,7 @@ session_msg_commit(struct smtp_session *smtp)
 	imsg_add_u32(out, flags);
 	if (out->overflow) {
 		free(out);
-		smtp_commit_done(smtp, 0, "envelope too large");
+		session_commit_failed(smtp, "envelope too large");
 		return;
 	}
 	worker_relay_send(w, out);

@@ -38,6 +38,7 @@ struct session {
 	int			 tls_read_wants;	/* EV_WRITE: a read needs it */
 	int			 tls_write_wants;
 	int			 eof;		/* the client sent all it will */
+	int			 timed_out;	/* the 421 went out, or tried */
 	struct smtp_session	 smtp;
 };
 

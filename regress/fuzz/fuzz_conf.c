@@ -101,7 +101,7 @@ check_conf(const struct conf_file *cf)
 			abort();
 	}
 	if (c->mode < MODE_DEBUG || c->mode > MODE_DELIVER ||
-	    c->workers > 256 || c->max_rcpt < 1 || c->max_rcpt > ENV_RCPT_MAX ||
+	    c->workers > 256 || c->max_rcpt < 1 || c->max_rcpt > CONF_RCPT_MAX ||
 	    c->max_sessions < 1 || c->max_sessions > 100000 ||
 	    c->max_per_ip > 100000 || c->max_size == 0 || c->timeout == 0 ||
 	    c->queue_lifetime == 0 || c->queue_retry == 0 ||

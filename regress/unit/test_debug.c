@@ -29,7 +29,7 @@ check(const char *spool, size_t len, const char *want)
 	int	 fd = memfd_create("t", 0);
 
 	assert_int_equal(write(fd, spool, len), (ssize_t)len);
-	assert_int_equal(debug_print(fd, "127.0.0.1", f), 0);
+	assert_int_equal(debug_print(fd, len, "127.0.0.1", f), 0);
 	fclose(f);
 	assert_string_equal(out, want);
 	free(out);
@@ -89,13 +89,35 @@ test_binary_bytes_pass(void **state)
 
 		assert_int_equal(write(fd, spool, sizeof(spool) - 1),
 		    (ssize_t)sizeof(spool) - 1);
-		assert_int_equal(debug_print(fd, "127.0.0.1", f), 0);
+		assert_int_equal(debug_print(fd, sizeof(spool) - 1, "127.0.0.1",
+		    f), 0);
 		fclose(f);
 		assert_int_equal(outlen, sizeof(want) - 1);
 		assert_memory_equal(out, want, outlen);
 		free(out);
 		close(fd);
 	}
+}
+
+/* Bytes past the committed size (a worker still writing) are not ours. */
+static void
+test_only_committed_size(void **state)
+{
+	const char	*spool = "A: b\r\n\r\nbody\r\nLATE\r\n";
+	char		*out = NULL;
+	size_t		 outlen = 0;
+	FILE		*f = open_memstream(&out, &outlen);
+	int		 fd = memfd_create("t", 0);
+
+	(void)state;
+	assert_int_equal(write(fd, spool, strlen(spool)),
+	    (ssize_t)strlen(spool));
+	assert_int_equal(debug_print(fd, strlen("A: b\r\n\r\nbody\r\n"),
+	    "127.0.0.1", f), 0);
+	fclose(f);
+	assert_string_equal(out, HEAD "A: b\nX-Peer: 127.0.0.1\n\nbody\n" TAIL);
+	free(out);
+	close(fd);
 }
 
 int
@@ -107,6 +129,7 @@ main(void)
 		cmocka_unit_test(test_empty_message),
 		cmocka_unit_test(test_only_first_empty_line),
 		cmocka_unit_test(test_binary_bytes_pass),
+		cmocka_unit_test(test_only_committed_size),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -185,7 +185,7 @@ test_all_keywords(void **state)
 	    "max-sessions 100\n"
 	    "max-sessions-per-ip 0\n"
 	    "max-message-size 10M\n"
-	    "max-recipients 1000\n"
+	    "max-recipients 200\n"
 	    "timeout 30s\n"
 	    "queue-lifetime 4d\n"
 	    "queue-retry 1m\n"
@@ -239,7 +239,7 @@ test_all_keywords(void **state)
 	assert_int_equal(cf.conf.max_sessions, 100);
 	assert_int_equal(cf.conf.max_per_ip, 0);
 	assert_int_equal(cf.conf.max_size, 10 * 1024 * 1024);
-	assert_int_equal(cf.conf.max_rcpt, 1000);
+	assert_int_equal(cf.conf.max_rcpt, 200);
 	assert_int_equal(cf.conf.timeout, 30);
 	assert_int_equal(cf.conf.queue_lifetime, 4 * 86400);
 	assert_int_equal(cf.conf.queue_retry, 60);
@@ -429,9 +429,9 @@ static const struct bad bad_conf[] = {
 	{ "max-message-size M\n",
 	    "1: max-message-size: M is not a size (bytes, or with K, M or G)" },
 	{ "max-recipients 0\n",
-	    "1: max-recipients: 0 is too small (1 to 1000)" },
-	{ "max-recipients 1001\n",
-	    "1: max-recipients: 1001 is too large (1 to 1000)" },
+	    "1: max-recipients: 0 is too small (1 to 200)" },
+	{ "max-recipients 201\n",
+	    "1: max-recipients: 201 is too large (1 to 200)" },
 	{ "timeout 0s\n", "1: timeout: 0s is not a duration (30s, 5m, 1h, 4d)" },
 	{ "timeout 1w\n", "1: timeout: 1w is not a duration (30s, 5m, 1h, 4d)" },
 	{ "queue-lifetime 1.5d\n",
