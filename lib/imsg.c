@@ -39,6 +39,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 		ib->whead = wm->next;
 		if (wm->fd != -1)
 			close(wm->fd);
+		explicit_bzero(wm->buf, wm->len);
 		free(wm);
 	}
 	ib->wtail = NULL;
@@ -358,6 +359,8 @@ imsgbuf_write(struct imsgbuf *ib)
 			ib->wqueued--;
 			if (wm->fd != -1)
 				close(wm->fd);
+			/* It may have carried a password (AUTH). */
+			explicit_bzero(wm->buf, wm->len);
 			free(wm);
 		}
 	}

@@ -259,8 +259,11 @@ parent_child_log(struct child *c, struct imsg *imsg)
 	return 0;
 }
 
-/* A message from a child, checked against what its role may send. */
-static void
+/*
+ * A message from a child, checked against what its role may send; -1
+ * when the child was killed for it.
+ */
+static int
 parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 {
 	struct child	*w;
@@ -273,28 +276,28 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		    imsg_get_end(imsg) == -1 || load > p->conf.max_sessions)
 			break;
 		c->load = load;
-		return;
+		return 0;
 	case IMSG_RESOLVE:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
 		    imsg->datalen != 0)
 			break;
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_upstream(p, c);
-		return;
+		return 0;
 	case IMSG_LOG:
 		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)
 			break;
-		return;
+		return 0;
 	case IMSG_AUTH_REQUEST:
 		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||
 		    parent_auth_request(p, c, imsg) == -1)
 			break;
-		return;
+		return 0;
 	case IMSG_DELIVER_RUN:
 		if (c->role != ROLE_RELAY || p->conf.mode != MODE_DELIVER ||
 		    parent_deliver_run(p, c, imsg) == -1)
 			break;
-		return;
+		return 0;
 	case IMSG_WORKER_BAD:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
 		    imsg->datalen != 0)
@@ -304,9 +307,10 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 			    w->channel == imsg->hdr.peerid)
 				parent_kill(w, "protocol violation on the "
 				    "relay channel");
-		return;
+		return 0;
 	}
 	parent_kill(c, "bad message to the parent");
+	return -1;
 }
 
 static void
@@ -332,6 +336,11 @@ parent_child_io(int fd, int events, void *arg)
 	if (!(events & EV_READ))
 		return;
 	n = imsgbuf_read(&c->ib);
+	if (n == -1 && errno == EBADMSG) {
+		parent_kill(c, "malformed message");
+		ev_mod(fd, 0);
+		return;
+	}
 	if (n == 0 || (n == -1 && errno != EAGAIN)) {
 		/* It is dying; SIGCHLD reaps it. */
 		ev_mod(fd, 0);
@@ -345,7 +354,12 @@ parent_child_io(int fd, int events, void *arg)
 		}
 		if (n == 0)
 			return;
-		parent_child_dispatch(p, c, &imsg);
+		if (parent_child_dispatch(p, c, &imsg) == -1) {
+			/* Nothing more from it is worth reading. */
+			imsg_free(&imsg);
+			ev_mod(fd, 0);
+			return;
+		}
 		imsg_free(&imsg);
 	}
 }

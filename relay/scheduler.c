@@ -49,15 +49,21 @@ sched_push(struct qmsg *m)
 struct qmsg *
 sched_pop(void)
 {
-	struct qmsg	*m = sched.ready_head;
+	struct qmsg	*m;
+	uint32_t	 i;
 
-	if (m != NULL) {
+	while ((m = sched.ready_head) != NULL) {
 		sched.ready_head = m->rnext;
 		if (sched.ready_head == NULL)
 			sched.ready_tail = NULL;
 		m->rnext = NULL;
+		for (i = 0; i < m->nrcpt; i++)
+			if (m->rcpts[i].state == RCPT_PENDING)
+				return m;
+		/* Nothing to send, only a DSN still to make: try that. */
+		sched_done(m);
 	}
-	return m;
+	return NULL;
 }
 
 /* Take m off the ready list. */
@@ -164,6 +170,7 @@ sched_done(struct qmsg *m)
 {
 	uint32_t	 i, pending = 0, failed = 0;
 	uint64_t	 backoff;
+	int		 bounced = 0;
 
 	for (i = 0; i < m->nrcpt; i++)
 		if (m->rcpts[i].state == RCPT_PENDING)
@@ -184,14 +191,23 @@ sched_done(struct qmsg *m)
 		if (m->rcpts[i].state == RCPT_FAILED && !m->rcpts[i].bounced)
 			failed++;
 	if (failed > 0) {
-		if (m->is_bounce || m->from[0] == '\0')
+		if (m->is_bounce || m->from[0] == '\0') {
 			log_info("event=bounce-suppressed queue_id=%s "
 			    "reason=null-sender", m->id);
-		else if (bounce_create(m, sched.conf) == -1)
-			log_warnx("event=bounce-failed queue_id=%s", m->id);
-		for (i = 0; i < m->nrcpt; i++)
+			bounced = 1;
+		} else if (bounce_create(m, sched.conf) == -1)
+			log_warnx("event=bounce-failed queue_id=%s "
+			    "action=retry", m->id);
+		else
+			bounced = 1;
+		for (i = 0; bounced && i < m->nrcpt; i++)
 			if (m->rcpts[i].state == RCPT_FAILED)
 				m->rcpts[i].bounced = 1;
+		/* The sender must hear of it: keep m until the DSN is made. */
+		if (!bounced && pending == 0) {
+			m->next_try = sched_now() + sched.conf->queue_retry;
+			pending = 1;
+		}
 	}
 	if (pending == 0) {
 		queue_remove(m);

@@ -98,6 +98,8 @@ void
 smtp_input_release(struct smtp_session *s)
 {
 	if (s->in.buf != NULL && linebuf_pending(&s->in) == 0) {
+		/* It may have held an AUTH response. */
+		explicit_bzero(s->in.buf, s->in.len);
 		free(s->in.buf);
 		s->in.buf = NULL;
 		s->in.size = s->in.len = s->in.pos = 0;
@@ -429,6 +431,15 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 			    "denied", a.local, a.domain);
 			return;
 		}
+	}
+	/*
+	 * The deliver program gets the recipients comma-separated: a comma
+	 * inside one (a quoted local part) would make two of it.
+	 */
+	if (s->conf->mode == MODE_DELIVER && strchr(a.local, ',') != NULL) {
+		smtp_reply(s, 553, "5.1.3", "<%s@%s>: a comma is not accepted "
+		    "in addresses here", a.local, a.domain);
+		return;
 	}
 	if (s->nrcpt >= s->conf->max_rcpt) {
 		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");

@@ -187,21 +187,38 @@ smtp_auth_line(struct smtp_session *s, char *line)
 	}
 }
 
+/* The user name as it may appear in a log line: printable, no blank. */
+static const char *
+smtp_auth_logname(const char *user, char *buf, size_t len)
+{
+	size_t	 i;
+
+	if (*user == '\0')
+		return "-";
+	for (i = 0; user[i] != '\0' && i + 1 < len; i++)
+		buf[i] = ((unsigned char)user[i] > ' ' && user[i] != 127 &&
+		    user[i] != '"') ? user[i] : '?';
+	buf[i] = '\0';
+	return buf;
+}
+
 /* The verdict on the credentials (from the parent, after any delay). */
 void
 smtp_auth_done(struct smtp_session *s, int ok)
 {
+	char	 name[SMTP_AUTH_MAX + 1];
+
 	s->wait = SMTP_WAIT_NONE;
 	s->auth_step = AUTH_NONE;
 	if (ok) {
 		s->authenticated = 1;
 		log_info("event=auth client=%s user=%s result=ok", s->peer_ip,
-		    s->auth_user);
+		    smtp_auth_logname(s->auth_user, name, sizeof(name)));
 		smtp_reply(s, 235, "2.7.0", "Authentication successful");
 		return;
 	}
 	log_info("event=auth client=%s user=%s result=failed", s->peer_ip,
-	    s->auth_user[0] != '\0' ? s->auth_user : "-");
+	    smtp_auth_logname(s->auth_user, name, sizeof(name)));
 	s->auth_user[0] = '\0';
 	if (++s->auth_failures >= SMTP_AUTH_FAILURES) {
 		smtp_close_reply(s, 421, "4.7.0", "Error: too many "

@@ -60,3 +60,18 @@ def test_timeout_closes_a_client_that_never_reads(smtpd_factory, tmp_path):
             break
     wait_for(lambda: d.log_grep(r"reason=timeout"), scaled(10),
              "the session closed by the idle timeout", interval=0.1)
+
+
+def test_deliver_refuses_comma_in_recipient(smtpd_factory, tmp_path):
+    """SMTPD_RCPT_TO is comma-separated: in deliver mode a recipient with
+    a comma (a quoted local part) would read as two."""
+    queue = os.path.join(str(tmp_path), "queue")
+    path = conf(tmp_path, "queue %s\nmode deliver\ndeliver \"/bin/true\"\n"
+                % queue)
+    d = smtpd_factory("-f", path)
+    c = d.client()
+    c.expect("EHLO client.example", 250, None)
+    c.expect("MAIL FROM:<a@example.com>", 250, "2.1.0")
+    c.expect('RCPT TO:<"x,admin@corp.example,"@example.net>', 553, "5.1.3")
+    c.expect('RCPT TO:<"x y"@example.net>', 250, "2.1.5")
+    c.expect("QUIT", 221, "2.0.0")
