@@ -35,6 +35,8 @@ static struct relay {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
 	struct policy		 next_policy;	/* being received (SIGHUP) */
+	struct policy		 old_policy;	/* before the last reload */
+	uint32_t		 old_channels;	/* channels older hold to it */
 	int			 policy_loading;
 	struct imsgbuf		 parent;
 	struct channel		*channels;
@@ -282,9 +284,14 @@ relay_auth_grant(struct imsg *imsg)
 	ch->auth[ch->nauth++] = session;
 }
 
-/* Every recipient must pass the relay guard here too: a worker lies. */
+/*
+ * Every recipient must pass the relay guard here too: a worker lies.
+ * A worker from before the last reload drains sessions that began
+ * under the policy of then: either policy will do for it.
+ */
 static int
-relay_recheck(const struct envelope *env, int authenticated)
+relay_recheck(const struct channel *ch, const struct envelope *env,
+    int authenticated)
 {
 	struct mailaddr	 a;
 	char		 path[ADDR_PATH_MAX + 3];
@@ -297,8 +304,13 @@ relay_recheck(const struct envelope *env, int authenticated)
 	for (i = 0; i < env->nrcpt; i++) {
 		n = snprintf(path, sizeof(path), "<%s>", env->rcpts[i]);
 		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK ||
-		    policy_check_rcpt(&relay.policy, &a, env->peer_ip,
+		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK)
+			return -1;
+		if (policy_check_rcpt(&relay.policy, &a, env->peer_ip,
+		    authenticated) == POLICY_ACCEPT)
+			continue;
+		if (ch->id > relay.old_channels ||
+		    policy_check_rcpt(&relay.old_policy, &a, env->peer_ip,
 		    authenticated) != POLICY_ACCEPT)
 			return -1;
 	}
@@ -415,7 +427,7 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 		spool_drop(ch, sp);
 		return 0;
 	}
-	if (relay_recheck(env, (env->flags & ENV_F_AUTH) != 0) == -1)
+	if (relay_recheck(ch, env, (env->flags & ENV_F_AUTH) != 0) == -1)
 		return -1;
 	if ((m = relay_qmsg(sp, env)) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
@@ -660,9 +672,16 @@ relay_parent_io(int fd, int events, void *arg)
 			if (imsg.datalen != 0 || !relay.policy_loading)
 				fatalx("bad POLICY_END");
 			policy_finish(&relay.next_policy);
-			policy_free(&relay.policy);
+			policy_free(&relay.old_policy);
+			relay.old_policy = relay.policy;
 			relay.policy = relay.next_policy;
 			relay.policy_loading = 0;
+			/* The workers of before have the channels up to now. */
+			relay.old_channels = 0;
+			for (struct channel *c = relay.channels; c != NULL;
+			    c = c->next)
+				if (c->id > relay.old_channels)
+					relay.old_channels = c->id;
 			log_info("event=policy-reloaded");
 			break;
 		case IMSG_STOP:

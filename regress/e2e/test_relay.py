@@ -507,3 +507,40 @@ def test_ipv6_loopback_relays(world, upstream_factory, relay_factory):
     assert first == b"Received: from v6.example ([IPv6:::1])", first
     received, _ = split_received(m["data"])
     assert received.group("ip") == b"IPv6:::1"
+
+
+def test_reload_narrowing_policy_spares_draining_sessions(
+        world, upstream_factory, relay_factory):
+    """A session that began before a SIGHUP which narrows the relay
+    guard finishes its message (its worker is draining), while new
+    sessions get the new policy."""
+    import signal
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["relay-domains example.net"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    old = d.wait_workers(len(d.sessions()))
+    c = d.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<sender@example.com>", 250, "2.1.0")
+    rcpt(c, "a@example.net", 250, "2.1.5")
+    # The policy narrows: example.net is no longer relayed.
+    with open(conf, "w") as f:
+        f.write("queue %s\nrelay-domains example.org\n" % queue)
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"relay: event=policy-reloaded")
+    c.expect("DATA", 354)
+    data = make_message(1, "reload")
+    c.send(data + b".\r\n")
+    check(c.reply(), 250, "2.0.0", what="end of data")
+    # Its worker drains: after the message the session is closed.
+    r = c.reply()
+    assert r.code == 421 and r.enh == "4.3.2", r.raw
+    only_message(up, message_id(data), ["a@example.net"])
+    assert not d.log_grep(r"worker-violation|event=kill")
+    # A new session is under the new policy.
+    d.wait_workers(len(old), exclude=old)
+    n = d.client()
+    n.ehlo()
+    n.expect("MAIL FROM:<sender@example.com>", 250, "2.1.0")
+    rcpt(n, "b@example.net", 550, "5.7.1")
+    n.expect("QUIT", 221, "2.0.0")
