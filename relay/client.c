@@ -38,9 +38,6 @@
 
 static void	client_destroy(struct client *);
 
-/* AUTH in clear text is worth one warning per process, not one a try. */
-static int	client_cleartext_warned;
-
 /* What a failure in each state was waiting for, for the text. */
 const char *const client_state_names[] = {
 	[CS_GREETING] = "greeting",	[CS_EHLO] = "EHLO",
@@ -302,34 +299,6 @@ client_cmd(struct client *c, const char *fmt, ...)
 	return 0;
 }
 
-/*
- * Queue prefix and base64 of len octets of data (RFC 4954 4), a line
- * that may hold a password: no copy stays on the stack, and the output
- * is wiped as it goes out.
- */
-static int
-client_cmd_b64(struct client *c, const char *prefix, const void *data,
-    size_t len)
-{
-	unsigned char	 line[1024];
-	size_t		 plen = strlen(prefix);
-	int		 n, rc;
-
-	if (plen + (len + 2) / 3 * 4 + 3 > sizeof(line)) {
-		client_fail(c, "cannot queue command");
-		return -1;
-	}
-	memcpy(line, prefix, plen);
-	n = EVP_EncodeBlock(line + plen, data, (int)len);
-	memcpy(line + plen + n, "\r\n", 2);
-	c->out_secret = 1;
-	rc = buf_add(&c->out, line, plen + (size_t)n + 2);
-	explicit_bzero(line, sizeof(line));
-	if (rc == -1)
-		client_fail(c, "cannot queue command");
-	return rc;
-}
-
 /* Send RSET to close a transaction the upstream still holds open. */
 static void
 client_rset(struct client *c)
@@ -486,7 +455,7 @@ client_dot_reply(struct client *c, const struct smtp_reply *r)
 }
 
 /* The session is set up: the client can take a message. */
-static void
+void
 client_session_ready(struct client *c, const char *text)
 {
 	client_ready_cb	 ready;
@@ -508,71 +477,6 @@ client_tls_start(struct client *c)
 	c->tls_want = EV_WRITE;
 	client_rearm(c);	/* the whole handshake is one wait */
 	client_tls_step(c);
-}
-
-/*
- * Authenticate (RFC 4954): PLAIN when offered, in one round trip with
- * the initial response (RFC 4616 2: no authzid, user, password), else
- * LOGIN, which asks for the user, then for the password.
- */
-static void
-client_auth_start(struct client *c)
-{
-	char	 plain[2 * CLIENT_AUTH_MAX + 2];
-	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
-
-	if (!(c->capa & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN))) {
-		client_fail(c, "upstream offers no AUTH PLAIN/LOGIN");
-		return;
-	}
-	if (!c->tls_up && !client_cleartext_warned) {
-		client_cleartext_warned = 1;
-		log_warnx("event=upstream-auth-cleartext reason=\"upstream is "
-		    "plain: the password goes in clear text\"");
-	}
-	c->state = CS_AUTH;
-	if (c->capa & CAPA_AUTH_PLAIN) {
-		c->auth_step = AUTH_PLAIN;
-		plain[0] = '\0';
-		memcpy(plain + 1, c->auth_user, ulen);
-		plain[1 + ulen] = '\0';
-		memcpy(plain + 2 + ulen, c->auth_pass, plen);
-		client_cmd_b64(c, "AUTH PLAIN ", plain, 2 + ulen + plen);
-		explicit_bzero(plain, sizeof(plain));
-	} else {
-		c->auth_step = AUTH_LOGIN;
-		client_cmd(c, "AUTH LOGIN\r\n");
-	}
-}
-
-/*
- * A reply in the AUTH exchange: 334 asks LOGIN for its next item, 235
- * says yes.  Anything else, a refusal (535 and the like) above all,
- * fails the connection with the upstream's words, never with ours.
- */
-static void
-client_auth_reply(struct client *c, const struct smtp_reply *r)
-{
-	const char	*mech = c->auth_step == AUTH_PLAIN ? "PLAIN" : "LOGIN";
-	const char	*item;
-
-	if (r->code == 235 && (c->auth_step == AUTH_PLAIN ||
-	    c->auth_step == AUTH_LOGIN_PASS)) {
-		c->authed = 1;
-		log_debug("event=upstream-auth mechanism=%s result=ok", mech);
-		client_session_ready(c, r->text);
-		return;
-	}
-	if (r->code == 334 && (c->auth_step == AUTH_LOGIN ||
-	    c->auth_step == AUTH_LOGIN_USER)) {
-		item = c->auth_step == AUTH_LOGIN ? c->auth_user :
-		    c->auth_pass;
-		c->auth_step = c->auth_step == AUTH_LOGIN ? AUTH_LOGIN_USER :
-		    AUTH_LOGIN_PASS;
-		client_cmd_b64(c, "", item, strlen(item));
-		return;
-	}
-	client_fail(c, "AUTH %s failed: %d %s", mech, r->code, r->text);
 }
 
 /*
@@ -881,32 +785,6 @@ client_set_tls(struct client *c, SSL_CTX *ctx, int mode,
 		c->tls_on = 1;
 		c->tls_want = EV_WRITE;
 	}
-	return 0;
-}
-
-/* Credentials for AUTH, set before the loop runs; user "" for none. */
-int
-client_set_auth(struct client *c, const char *user, const char *password)
-{
-	size_t	 ulen, plen;
-
-	if ((c->state != CS_GREETING && c->state != CS_TLS) || c->tls_up ||
-	    user == NULL || password == NULL) {
-		errno = EINVAL;
-		return -1;
-	}
-	explicit_bzero(c->auth_user, sizeof(c->auth_user));
-	explicit_bzero(c->auth_pass, sizeof(c->auth_pass));
-	if (user[0] == '\0')
-		return 0;
-	ulen = strlen(user);
-	plen = strlen(password);
-	if (ulen > CLIENT_AUTH_MAX || plen > CLIENT_AUTH_MAX || plen == 0) {
-		errno = EINVAL;
-		return -1;
-	}
-	memcpy(c->auth_user, user, ulen);
-	memcpy(c->auth_pass, password, plen);
 	return 0;
 }
 

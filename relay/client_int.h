@@ -121,6 +121,9 @@ void	client_rearm(struct client *);
 void	client_events(struct client *);
 void	client_fail(struct client *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+void	client_session_ready(struct client *, const char *);
+void	client_auth_start(struct client *);
+void	client_auth_reply(struct client *, const struct smtp_reply *);
 int	client_cmd(struct client *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	client_envelope_queue(struct client *);
