@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
-#include <openssl/evp.h>
 
 #include "client_int.h"
 #include "log.h"
