@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "event.h"
 #include "log.h"
 #include "proc.h"
 #include "proto.h"
@@ -62,5 +63,21 @@ proc_write_full(int fd, const void *buf, size_t len)
 		p += n;
 		len -= n;
 	}
+	return 0;
+}
+
+/*
+ * Queue out on ib and write what the socket takes now; the rest goes
+ * when ib's descriptor turns writable (EV_WRITE is asked for, and the
+ * owner's handler drops it once the queue is empty).  -1 if out could
+ * not be queued or the write failed: the caller decides how bad.
+ */
+int
+proc_send(struct imsgbuf *ib, struct imsg_out *out)
+{
+	if (imsgbuf_queue(ib, out) == -1 || imsgbuf_write(ib) == -1)
+		return -1;
+	if (imsgbuf_pending(ib))
+		ev_mod(ib->fd, EV_READ | EV_WRITE);
 	return 0;
 }

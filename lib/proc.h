@@ -16,5 +16,6 @@ typedef void (*proc_startup_cb)(struct imsg *, void *);
 void	proc_read_startup(struct imsgbuf *, proc_startup_cb, void *);
 void	proc_nonblock(int);
 int	proc_write_full(int, const void *, size_t);
+int	proc_send(struct imsgbuf *, struct imsg_out *);
 
 #endif

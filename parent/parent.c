@@ -59,14 +59,8 @@ parent_relay(struct parent *p)
 void
 parent_child_send(struct child *c, struct imsg_out *out)
 {
-	if (imsgbuf_queue(&c->ib, out) == -1)
-		fatal("message to %s", role_name(c->role));
-	if (imsgbuf_write(&c->ib) == -1) {
-		log_warn("write to %s %d", role_name(c->role), (int)c->pid);
-		return;
-	}
-	if (imsgbuf_pending(&c->ib))
-		ev_mod(c->ib.fd, EV_READ | EV_WRITE);
+	if (proc_send(&c->ib, out) == -1)
+		log_warn("message to %s %d", role_name(c->role), (int)c->pid);
 }
 
 static void

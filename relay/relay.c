@@ -47,6 +47,7 @@ static struct relay {
 } relay;
 
 static void	relay_channel_io(int, int, void *);
+static void	relay_parent_send(struct imsg_out *);
 
 /* A queue id: unique for this relay's life, not guessable from outside. */
 static void
@@ -102,9 +103,8 @@ channel_reply(struct channel *ch, uint32_t type, uint32_t session,
 
 	imsg_out_init(&out, type, session, -1);
 	imsg_add_str(&out, text);
-	if (imsgbuf_queue(&ch->ib, &out) == -1)
-		fatal("reply to worker");
-	channel_write(ch);
+	if (proc_send(&ch->ib, &out) == -1)
+		log_warn("reply to worker channel %u", ch->id);
 }
 
 static void
@@ -138,12 +138,7 @@ channel_violation(struct channel *ch, const char *what)
 	log_warnx("event=worker-violation channel=%u reason=\"%s\"", ch->id,
 	    what);
 	imsg_out_init(&out, IMSG_WORKER_BAD, ch->id, -1);
-	if (imsgbuf_queue(&relay.parent, &out) == -1)
-		fatal("parent channel");
-	if (imsgbuf_write(&relay.parent) == -1)
-		fatal("write to parent");
-	if (imsgbuf_pending(&relay.parent))
-		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+	relay_parent_send(&out);
 	channel_close(ch);
 }
 
@@ -196,9 +191,8 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	ch->spools = sp;
 	ch->nspools++;
 	imsg_out_init(&out, IMSG_MSG_FD, sp->session, dupfd);
-	if (imsgbuf_queue(&ch->ib, &out) == -1)
-		fatal("spool fd to worker");
-	channel_write(ch);
+	if (proc_send(&ch->ib, &out) == -1)
+		log_warn("spool file to worker channel %u", ch->id);
 	return 0;
 }
 
@@ -581,12 +575,8 @@ relay_upstream_addrs(struct imsg *imsg)
 static void
 relay_parent_send(struct imsg_out *out)
 {
-	if (imsgbuf_queue(&relay.parent, out) == -1)
-		fatal("parent channel");
-	if (imsgbuf_write(&relay.parent) == -1)
-		fatal("write to parent");
-	if (imsgbuf_pending(&relay.parent))
-		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+	if (proc_send(&relay.parent, out) == -1)
+		fatal("message to the parent");
 }
 
 /* A log line for the parent to give to syslog (in the background). */
@@ -598,11 +588,7 @@ relay_log_sink(int pri, const char *line)
 	imsg_out_init(&out, IMSG_LOG, 0, -1);
 	imsg_add_u32(&out, (uint32_t)pri);
 	imsg_add_str(&out, line);
-	if (imsgbuf_queue(&relay.parent, &out) == -1)
-		return;
-	(void)imsgbuf_write(&relay.parent);
-	if (imsgbuf_pending(&relay.parent))
-		ev_mod(relay.parent.fd, EV_READ | EV_WRITE);
+	(void)proc_send(&relay.parent, &out);
 }
 
 /* Ask the parent to resolve the upstream again (after a failure). */

@@ -270,13 +270,8 @@ worker_report_load(void *arg)
 	if (w->nsessions != w->reported_load) {
 		imsg_out_init(&out, IMSG_LOAD, 0, -1);
 		imsg_add_u32(&out, w->nsessions);
-		if (imsgbuf_queue(&w->parent, &out) == 0) {
-			w->reported_load = w->nsessions;
-			if (imsgbuf_write(&w->parent) == -1)
-				fatal("write to parent");
-			if (imsgbuf_pending(&w->parent))
-				ev_mod(w->parent.fd, EV_READ | EV_WRITE);
-		}
+		worker_parent_send(w, &out);
+		w->reported_load = w->nsessions;
 	}
 	ev_timer_add(&w->load_timer, 1000);
 }
@@ -285,12 +280,8 @@ worker_report_load(void *arg)
 void
 worker_parent_send(struct worker *w, struct imsg_out *out)
 {
-	if (imsgbuf_queue(&w->parent, out) == -1)
-		fatal("parent message");
-	if (imsgbuf_write(&w->parent) == -1)
-		fatal("write to parent");
-	if (imsgbuf_pending(&w->parent))
-		ev_mod(w->parent.fd, EV_READ | EV_WRITE);
+	if (proc_send(&w->parent, out) == -1)
+		fatal("message to the parent");
 }
 
 /* A log line for the parent to give to syslog (in the background). */
@@ -302,28 +293,16 @@ worker_log_sink(int pri, const char *line)
 	imsg_out_init(&out, IMSG_LOG, 0, -1);
 	imsg_add_u32(&out, (uint32_t)pri);
 	imsg_add_str(&out, line);
-	if (imsgbuf_queue(&worker.parent, &out) == -1)
-		return;
-	/* A fatal line must get out before the exit that follows it. */
-	(void)imsgbuf_write(&worker.parent);
-	if (imsgbuf_pending(&worker.parent) && worker.parent.fd != -1)
-		ev_mod(worker.parent.fd, EV_READ | EV_WRITE);
+	/* Written at once: a fatal line must precede the exit after it. */
+	(void)proc_send(&worker.parent, &out);
 }
 
 /* Queue a message for the relay and try to write it now. */
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
 {
-	if (w->relay == NULL)
-		return;
-	if (imsgbuf_queue(w->relay, out) == -1)
-		fatal("relay message");
-	if (imsgbuf_write(w->relay) == -1) {
-		log_warn("write to relay");
-		return;
-	}
-	if (imsgbuf_pending(w->relay))
-		ev_mod(w->relay->fd, EV_READ | EV_WRITE);
+	if (w->relay != NULL && proc_send(w->relay, out) == -1)
+		log_warn("message to the relay");
 }
 
 /* The relay went away: everything waiting on it fails temporarily. */

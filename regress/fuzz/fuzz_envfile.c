@@ -4,7 +4,7 @@
  * must write out as a file of printable lines that parses back to the
  * same message and writes out again byte for byte the same.
  *
- * FUZZ_SRCS: relay/queue.c lib/log.c lib/proc.c lib/imsg.c
+ * FUZZ_SRCS: relay/queue.c lib/log.c lib/proc.c lib/imsg.c lib/event.c
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
