@@ -52,20 +52,29 @@ buf_add(struct buf *b, const void *data, size_t len)
 	return 0;
 }
 
-/* Append formatted text; -1 if it does not fit. */
+/* Append formatted text (a line of at most 1024 octets); -1 if too long. */
 int
-buf_printf(struct buf *b, const char *fmt, ...)
+buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
 	char	 line[1024];
-	va_list	 ap;
 	int	 n;
 
-	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return -1;
 	return buf_add(b, line, n);
+}
+
+int
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list	 ap;
+	int	 rc;
+
+	va_start(ap, fmt);
+	rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* Bytes waiting. */

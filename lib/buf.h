@@ -6,6 +6,7 @@
 #ifndef SMTPD_BUF_H
 #define SMTPD_BUF_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 struct buf {
@@ -20,6 +21,8 @@ void	buf_init(struct buf *, size_t max);
 int	buf_add(struct buf *, const void *, size_t);
 int	buf_printf(struct buf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
+int	buf_vprintf(struct buf *, const char *, va_list)
+	    __attribute__((format(printf, 2, 0)));
 size_t	buf_left(const struct buf *);
 void	buf_drain(struct buf *, size_t);
 void	buf_free(struct buf *);

@@ -283,19 +283,15 @@ client_fail(struct client *c, const char *fmt, ...)
 int
 client_cmd(struct client *c, const char *fmt, ...)
 {
-	char	 line[1024];
 	va_list	 ap;
-	int	 n;
+	int	 rc;
 
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	rc = buf_vprintf(&c->out, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line) ||
-	    buf_add(&c->out, line, (size_t)n) == -1) {
+	if (rc == -1)
 		client_fail(c, "cannot queue command");
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 /* Send RSET to close a transaction the upstream still holds open. */
