@@ -54,8 +54,12 @@ UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)
 
 BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
 	      libcmocka-dev libcrypt-dev
-TEST_DEPS   = python3 python3-pytest swaks curl mandoc postfix openssl \
-	      iproute2 procps gdb clang libclang-rt-14-dev
+# Every tool the tests run, as a minimal Debian 12 lacks it (installed
+# with --no-install-recommends): swaks needs libnet-ssleay-perl for TLS;
+# groff-base and man-db render the manuals as man(1) does.
+TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
+	      groff-base man-db postfix openssl iproute2 procps gdb clang \
+	      libclang-rt-14-dev
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \
@@ -107,11 +111,12 @@ unit: $(UNIT_BINS)
 
 e2e: $(BUILD)/smtpd
 	SMTPD_BIN=$(CURDIR)/$(BUILD)/smtpd $(PYTHON) -m pytest -q \
-	    -p no:cacheprovider regress/e2e regress/sandbox
+	    -rfEs -p no:cacheprovider regress/e2e regress/sandbox
+
+MANPAGES    = smtpd.8 smtpd.conf.5
 
 lint:
-	mandoc -Tlint -Wwarning smtpd.8 smtpd.conf.5
-	@echo "mandoc: clean"
+	sh regress/man.sh $(MANPAGES)
 
 asan: test-deps user
 	$(MAKE) BUILD=build/asan CC=clang \

@@ -16,5 +16,13 @@ echo "installing:$missing" >&2
 echo "postfix postfix/main_mailer_type select No configuration" |
     debconf-set-selections
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq >/dev/null || exit 1
-apt-get install -y -qq --no-install-recommends $missing >/dev/null || exit 1
+# Quiet when it works; the whole output when it does not.
+log=$(mktemp) || exit 1
+if ! { apt-get update -qq && apt-get install -y -qq \
+    --no-install-recommends $missing; } >"$log" 2>&1; then
+	cat "$log" >&2
+	rm -f "$log"
+	echo "could not install:$missing" >&2
+	exit 1
+fi
+rm -f "$log"

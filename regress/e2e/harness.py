@@ -16,9 +16,13 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SMTPD_BIN = os.environ.get("SMTPD_BIN", os.path.join(ROOT, "build", "smtpd"))
-EXAMPLES = os.environ.get("SMTPD_EXAMPLES", "/work/shared/examples")
-if not os.path.isdir(EXAMPLES):
-    EXAMPLES = os.path.join(ROOT, "shared", "examples")
+# The shared reference files sit beside the checkout, as ../shared.
+EXAMPLES = os.environ.get("SMTPD_EXAMPLES",
+                          os.path.join(os.path.dirname(ROOT), "shared",
+                                       "examples"))
+# Under CI a tool that .ci/run installs is never missing: a test that
+# cannot find one fails rather than skips.
+IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
 
 VALGRIND = bool(os.environ.get("SMTPD_VALGRIND"))
 # Deadlines stretch under valgrind (or when asked to).
@@ -29,6 +33,24 @@ SYSTEM_CONF = "/etc/smtpd/smtpd.conf"
 CRLF = b"\r\n"
 QUEUED_RE = re.compile(r"^Ok: queued as ([0-9A-Fa-f]{16})$")
 ENH_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3}) ")
+
+
+def missing(why):
+    """Skip the calling test for a missing tool, or fail it under CI,
+    where .ci/run should have installed the tool."""
+    import pytest
+    if IN_CI:
+        pytest.fail("CI=true and %s (.ci/run installs it)" % why)
+    pytest.skip(why)
+
+
+def need_tool(name, package=None):
+    """The path of the program name, or a skip (a failure under CI)."""
+    import shutil
+    path = shutil.which(name)
+    if path is None:
+        missing("no %s (Debian package %s)" % (name, package or name))
+    return path
 
 
 def scaled(seconds):

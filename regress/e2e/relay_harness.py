@@ -30,7 +30,7 @@ from email.mime.text import MIMEText
 import pytest
 
 from harness import (EXAMPLES, ROOT, Daemon, free_port,
-                     group_members, scaled, wait_for)
+                     group_members, need_tool, scaled, wait_for)
 
 UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "upstream.py")
 SEND_CLASSIC = os.path.join(EXAMPLES, "send_classic.py")
@@ -444,8 +444,7 @@ def netns():
     """A fresh namespace + veth pair; skips when that is not possible."""
     if not IS_ROOT:
         pytest.skip("network namespaces need root")
-    if shutil.which("ip") is None:
-        pytest.skip("no ip(8) (iproute2) to create a network namespace")
+    need_tool("ip", "iproute2")
     ns = NetNS()
     try:
         ns.create()

@@ -2,12 +2,11 @@
 0 for a good file; for a bad one every error as "file:line: what", a
 count, and exit 1.  Nothing is started either way."""
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from harness import SMTPD_BIN, scaled
+from harness import SMTPD_BIN, need_tool, scaled
 
 
 def check_conf(path, *extra):
@@ -27,8 +26,7 @@ def spec_sample(tmp_path):
     """The sample of SPEC section 4 with its files made in tmp_path:
     -t checks what a start would (TLS key pair, secrets, users, chroot,
     the unprivileged user), short of binding."""
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl to make a certificate")
+    need_tool("openssl")
     cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
     p = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
                         "-nodes", "-subj", "/CN=mail.example.com", "-days",

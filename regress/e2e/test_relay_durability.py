@@ -258,8 +258,8 @@ def test_smtp_source_kill_relay(world, upstream_factory, relay_factory):
     import subprocess
     source = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
     if not os.access(source, os.X_OK):
-        import pytest
-        pytest.skip("smtp-source (Postfix) is not installed")
+        from harness import missing
+        missing("no smtp-source (Debian package postfix)")
     n = 2000
     up = upstream_factory()
     conf, queue = relay_conf(world, lines=["queue-retry 1s"])

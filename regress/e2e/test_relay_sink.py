@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness import free_port, scaled, wait_for
+from harness import free_port, missing, scaled, wait_for
 from relay_harness import queue_files, relay_conf  # noqa: F401
 from relay_harness import relay_factory, upstream_factory, world  # noqa
 
@@ -15,7 +15,7 @@ from relay_harness import relay_factory, upstream_factory, world  # noqa
 def tool(name):
     path = shutil.which(name) or "/usr/sbin/" + name
     if not os.access(path, os.X_OK):
-        pytest.skip("%s (Postfix) is not installed" % name)
+        missing("no %s (Debian package postfix)" % name)
     return path
 
 

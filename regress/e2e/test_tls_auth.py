@@ -18,7 +18,6 @@ import base64
 import json
 import os
 import re
-import shutil
 import smtplib
 import socket
 import ssl
@@ -30,8 +29,8 @@ import warnings
 
 import pytest
 
-from harness import Reply, check, children_of, free_port, proc_status, \
-    scaled
+from harness import Reply, check, children_of, free_port, need_tool, \
+    proc_status, scaled, wait_for
 from relay_harness import (IS_ROOT, netns, relay_conf,  # noqa: F401
                            relay_factory, smtpd_pw, upstream_factory, world)
 from tls_certs import ServerCerts, users_file
@@ -75,8 +74,7 @@ class Secrets:
 
 @pytest.fixture(scope="module")
 def secrets(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl(1) to make certificates")
+    need_tool("openssl")
     return Secrets(str(tmp_path_factory.mktemp("tls-auth")))
 
 
@@ -357,9 +355,9 @@ def run(argv, timeout=None, input=None):
                           timeout=timeout or scaled(30))
 
 
-@pytest.mark.skipif(shutil.which("swaks") is None, reason="no swaks")
 def test_swaks_starttls_auth_plain(world, upstream_factory, relay_factory,
                                    secrets):
+    need_tool("swaks")
     up = upstream_factory()
     d, [port] = start(relay_factory, world, up, secrets,
                       [("127.0.0.1", "auth")])
@@ -378,11 +376,11 @@ def test_swaks_starttls_auth_plain(world, upstream_factory, relay_factory,
     d.wait_log(r"event=auth client=\S+ user=alice result=ok")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="no curl")
 def test_curl_starttls_and_smtps(world, upstream_factory, relay_factory,
                                  secrets, tmp_path):
     """curl --ssl-reqd smtp:// (STARTTLS) and smtps:// (implicit TLS),
     both with --user and the test CA."""
+    need_tool("curl")
     up = upstream_factory()
     d, [port, tls_port] = start(relay_factory, world, up, secrets,
                                 [("127.0.0.1", "auth"),
@@ -647,7 +645,16 @@ def test_no_secret_open_in_children(world, upstream_factory, relay_factory,
         s.login(USER, PASSWORD)
         s.mail(SENDER)
         s.rcpt(OUTSIDE)
-        kids = children_of(d.pid)
+        # A child is root between its fork and its privilege drop: look
+        # once every child is in its sandbox (the drop comes first).
+        def sandboxed():
+            kids = children_of(d.pid)
+            try:
+                return kids if all(proc_status(p).get("Seccomp") == "2"
+                                   for p in kids) else None
+            except OSError:
+                return None
+        kids = wait_for(sandboxed, scaled(10), "every child sandboxed")
         assert len(d.sessions()) >= 2 and len(d.relays()) == 1, kids
         for pid in kids:
             open_now = {os.path.realpath(t) if t.startswith("/") else t

@@ -16,7 +16,6 @@ import glob
 import json
 import os
 import select
-import shutil
 import signal
 import smtplib
 import subprocess
@@ -25,8 +24,8 @@ import time
 
 import pytest
 
-from harness import (ROOT, VALGRIND, free_port, group_members, scaled,
-                     wait_for)
+from harness import (ROOT, VALGRIND, free_port, group_members, need_tool,
+                     scaled, wait_for)
 
 TLS_UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "tls_upstream.py")
 USER = "relayuser"
@@ -88,8 +87,7 @@ class Certs:
 
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl(1) to make certificates")
+    need_tool("openssl")
     return Certs(str(tmp_path_factory.mktemp("certs")))
 
 

@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from harness import (cmdline, debug_block, message, proc_status, scaled,
-                     wait_for)
+from harness import (cmdline, debug_block, message, need_tool, proc_status,
+                     scaled, wait_for)
 
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
@@ -129,9 +129,7 @@ FORBIDDEN = {"x86_64": (57, "fork"), "aarch64": (40, "mount")}
 
 def gdb_syscall(pid, nr):
     """Make pid call syscall(nr) under gdb; returns gdb's output."""
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        pytest.skip("gdb is not installed")
+    gdb = need_tool("gdb")
     try:
         p = subprocess.run([gdb, "-nx", "-batch", "-p", str(pid), "-ex",
                             "call (long)syscall(%d)" % nr],
