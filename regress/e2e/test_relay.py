@@ -95,7 +95,7 @@ def test_pureproxy_forwards_the_classic_client(world, upstream_factory,
 def test_pureproxy_refuses_a_client_not_on_loopback(world, upstream_factory,
                                                    relay_factory, netns):
     """The same daemon, the same client, from another network namespace
-    (a veth pair, 198.18.0.0/15): 550 5.7.1, nothing queued or sent."""
+    (a veth pair, 10.254.0.0/16): 550 5.7.1, nothing queued or sent."""
     up = upstream_factory()
     conf, queue = relay_conf(world)
     d = relay_factory("-f", conf, "-c", "PureProxy", second=up.addr,
