@@ -7,10 +7,17 @@
 #   make valgrind   the tests under valgrind
 #   make fuzz       each libFuzzer harness for a bounded time
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make uninstall  what install put there, but /etc/smtpd/smtpd.conf
 
 PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
 MANDIR	?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+# systemd reads units, sysusers.d and tmpfiles.d under /usr/local/lib
+# as well as /usr/lib.
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 DESTDIR	?=
 BUILD	?= build
 PYTHON	?= /usr/bin/python3
@@ -59,11 +66,11 @@ BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
 # groff-base and man-db render the manuals as man(1) does.
 TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
 	      groff-base man-db postfix openssl iproute2 procps gdb clang \
-	      libclang-rt-14-dev
+	      libclang-rt-14-dev systemd
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \
-	valgrind fuzz install clean user
+	valgrind fuzz install uninstall unit-check clean user
 
 all: $(BUILD)/smtpd
 
@@ -104,6 +111,7 @@ check: test-deps user
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) lint
+	$(MAKE) unit-check
 	$(MAKE) e2e
 
 unit: $(UNIT_BINS)
@@ -140,12 +148,47 @@ valgrind: test-deps user
 fuzz: test-deps
 	@sh regress/fuzz/run.sh $(FUZZ_SECONDS)
 
-install: all
+$(BUILD)/smtpd.service: etc/smtpd.service.in
+	@mkdir -p $(dir $@)
+	sed 's|@SBINDIR@|$(SBINDIR)|g' etc/smtpd.service.in > $@
+
+# What install puts in place, each file once: uninstall removes exactly
+# these.  The sample configuration is not among them: it is installed
+# only where none exists, and never removed.
+INSTALLED = $(SBINDIR)/smtpd $(MANDIR)/man8/smtpd.8 \
+	    $(MANDIR)/man5/smtpd.conf.5 $(SYSTEMDDIR)/smtpd.service \
+	    $(SYSUSERSDIR)/smtpd.conf $(TMPFILESDIR)/smtpd.conf
+
+install: all $(BUILD)/smtpd.service
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-	    $(DESTDIR)$(MANDIR)/man5
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDDIR) \
+	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
+	    $(DESTDIR)$(SYSCONFDIR)/smtpd
 	install -m 0755 $(BUILD)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
 	install -m 0644 smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
 	install -m 0644 smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
+	install -m 0644 $(BUILD)/smtpd.service \
+	    $(DESTDIR)$(SYSTEMDDIR)/smtpd.service
+	install -m 0644 etc/smtpd.sysusers $(DESTDIR)$(SYSUSERSDIR)/smtpd.conf
+	install -m 0644 etc/smtpd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/smtpd.conf
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf ]; then \
+		echo "keeping $(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf"; \
+	else \
+		install -m 0644 smtpd.conf \
+		    $(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf; \
+	fi
+
+uninstall:
+	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	@echo "$(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf is kept"
+
+# The unit as make install writes it must pass systemd's own check.
+unit-check: all
+	@mkdir -p $(BUILD)/unit-check
+	sed 's|@SBINDIR@|$(CURDIR)/$(BUILD)|g' etc/smtpd.service.in \
+	    > $(BUILD)/unit-check/smtpd.service
+	systemd-analyze verify --man=no $(BUILD)/unit-check/smtpd.service
+	@echo "systemd-analyze verify: clean"
 
 clean:
 	rm -rf build
