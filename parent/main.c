@@ -182,7 +182,8 @@ mode_name(uint32_t mode)
 static void
 parent_check_queue(struct parent *p)
 {
-	static const char	*subdirs[] = { "", "/tmp", "/queue" };
+	static const char	*subdirs[] = { "", "/tmp", "/queue",
+	    "/queue/corrupt" };
 	struct smtpd_conf	*c = &p->conf;
 	struct stat		 st;
 	char			 path[PATH_MAX];

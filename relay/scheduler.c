@@ -27,6 +27,7 @@ static struct {
 	struct qmsg		*ready_tail;
 	unsigned int		 nmsgs;
 	struct ev_timer		 sweep_timer;
+	struct ev_timer		 kick_timer;
 } sched;
 
 int64_t
@@ -131,6 +132,19 @@ sched_add(struct qmsg *m)
 	sched.all = m;
 	sched.nmsgs++;
 	sched_later(m);
+	/*
+	 * Not at once: sched_add() is called from inside an attempt (a
+	 * DSN made by sched_done()), and a transport that took the next
+	 * message there would be handed two at a time.
+	 */
+	if (!ev_timer_pending(&sched.kick_timer))
+		ev_timer_add(&sched.kick_timer, 0);
+}
+
+static void
+kick_timer(void *arg)
+{
+	(void)arg;
 	sched.kick();
 }
 
@@ -392,5 +406,6 @@ sched_init(const struct smtpd_conf *conf, void (*kick)(void))
 	sched.conf = conf;
 	sched.kick = kick;
 	ev_timer_set(&sched.sweep_timer, sweep_timer, NULL);
+	ev_timer_set(&sched.kick_timer, kick_timer, NULL);
 	ev_timer_add(&sched.sweep_timer, SCHED_SWEEP_MS);
 }
