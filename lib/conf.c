@@ -68,6 +68,8 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->deliver_timeout);
 	imsg_add_u32(&out, c->deliver_max);
 	imsg_add_u32(&out, c->auth_enabled);
+	imsg_add_u64(&out, c->queue_min_free);
+	imsg_add_u32(&out, c->queue_min_free_pct);
 	imsg_add_str(&out, c->hostname);
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
@@ -105,6 +107,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->deliver_timeout) == -1 ||
 	    imsg_get_u32(imsg, &c->deliver_max) == -1 ||
 	    imsg_get_u32(imsg, &c->auth_enabled) == -1 ||
+	    imsg_get_u64(imsg, &c->queue_min_free) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_min_free_pct) == -1 ||
 	    imsg_get_str(imsg, c->hostname, sizeof(c->hostname)) == -1 ||
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
@@ -119,6 +123,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    c->upstream_port == 0 || c->upstream_port > 65535 ||
 	    c->upstream_tls > UPSTREAM_OPPORTUNISTIC || c->queue_retry == 0 ||
 	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
+	    c->queue_min_free_pct > 100 ||
 	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
 		return -1;
 	return 0;

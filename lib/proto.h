@@ -17,6 +17,7 @@
 #define SMTPD_CHROOT		"/var/empty"
 #define SMTPD_QUEUE		"/var/spool/smtpd"
 #define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
+#define SMTPD_PIDFILE		"/run/smtpd.pid"
 
 /* Tunables, each with its default in one place (SPEC sections 3, 4, 8). */
 #define DEFAULT_MAX_SIZE	33554432
@@ -74,6 +75,8 @@ struct smtpd_conf {
 	uint32_t	deliver_timeout;	/* seconds */
 	uint32_t	deliver_max;		/* programs at once */
 	uint32_t	auth_enabled;		/* a users file is configured */
+	uint64_t	queue_min_free;		/* bytes; 0: the default */
+	uint32_t	queue_min_free_pct;	/* per cent; 0: the default */
 	char		hostname[256];
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];
@@ -108,7 +111,7 @@ struct smtpd_conf {
  * relay -> parent:   LOG
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
- * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
+ * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL, QUEUE_SPACE
  */
 enum imsg_type {
 	IMSG_NONE,
@@ -141,6 +144,7 @@ enum imsg_type {
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
+	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
 	IMSG_MAX,
 };
 

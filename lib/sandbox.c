@@ -60,7 +60,7 @@ static const int sandbox_relay[] = {
 	SCMP_SYS(renameat2), SCMP_SYS(unlinkat), SCMP_SYS(mkdirat),
 	SCMP_SYS(getdents64), SCMP_SYS(connect), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
-	SCMP_SYS(shutdown), SCMP_SYS(recvfrom),
+	SCMP_SYS(shutdown), SCMP_SYS(recvfrom), SCMP_SYS(fstatfs),
 };
 
 #ifdef SMTPD_SANITIZE

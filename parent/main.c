@@ -182,7 +182,8 @@ mode_name(uint32_t mode)
 static void
 parent_check_queue(struct parent *p)
 {
-	static const char	*subdirs[] = { "", "/tmp", "/queue" };
+	static const char	*subdirs[] = { "", "/tmp", "/queue",
+	    "/queue/corrupt" };
 	struct smtpd_conf	*c = &p->conf;
 	struct stat		 st;
 	char			 path[PATH_MAX];
@@ -456,8 +457,11 @@ parent_main(struct cmdline *cl)
 		policy_free(&p->policy);
 		return 0;
 	}
-	if (p->conf.mode != MODE_DEBUG)
+	if (p->conf.mode != MODE_DEBUG) {
 		parent_check_queue(p);
+		if (parent_lock_queue(p->conf.queue, err, sizeof(err)) == -1)
+			die_kw("queue", "%s", err);
+	}
 	if ((n = readlink("/proc/self/exe", p->self, sizeof(p->self) - 1)) <= 0)
 		die("cannot find my own binary: %s", strerror(errno));
 	p->self[n] = '\0';
@@ -472,9 +476,13 @@ parent_main(struct cmdline *cl)
 	}
 	p->nlisteners = cf.nlisten;
 
+	if (parent_open_pid(cf.pid_file[0] != '\0' ? cf.pid_file :
+	    SMTPD_PIDFILE, cl->foreground, err, sizeof(err)) == -1)
+		die_kw("pid-file", "%s", err);
 	if (!cl->foreground)
 		parent_daemonize();
 	log_init(cl->foreground, cl->verbose, "parent");
+	parent_write_pid();
 	setproctitle("parent");
 	log_info("event=start version=%s mode=%s listen=%s workers=%u "
 	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode),

@@ -388,6 +388,7 @@ parent_stop_progress(struct parent *p)
 		return;
 	}
 	parent_deliver_kill_all();
+	parent_remove_pid();
 	log_info("event=stop result=clean");
 	exit(0);
 }

@@ -98,6 +98,10 @@ void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
+int	parent_lock_queue(const char *, char *, size_t);
+int	parent_open_pid(const char *, int, char *, size_t);
+void	parent_write_pid(void);
+void	parent_remove_pid(void);
 void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
 
 #endif

@@ -428,6 +428,36 @@ kw_max_size(struct parse_ctx *ctx, char **w, int n)
 		    "with K, M or G)", w[0]);
 }
 
+/* queue-min-free: a size (K, M, G) or a share of the file system. */
+static void
+kw_queue_min_free(struct parse_ctx *ctx, char **w, int n)
+{
+	const char	*errstr = NULL;
+	char		 num[16];
+	size_t		 len = strlen(w[0]);
+	uint64_t	 v;
+
+	(void)n;
+	if (len > 1 && len < sizeof(num) && w[0][len - 1] == '%') {
+		memcpy(num, w[0], len - 1);
+		num[len - 1] = '\0';
+		ctx->cf->conf.queue_min_free_pct = strtonum(num, 1, 100,
+		    &errstr);
+		ctx->cf->conf.queue_min_free = 0;
+		if (errstr != NULL)
+			perr(ctx, "queue-min-free: %s is not a share from 1%% "
+			    "to 100%%", w[0]);
+		return;
+	}
+	if (parse_size(w[0], &v) == -1 || v == 0) {
+		perr(ctx, "queue-min-free: %s is not a size (bytes, or with K, "
+		    "M or G) or a share (5%%)", w[0]);
+		return;
+	}
+	ctx->cf->conf.queue_min_free = v;
+	ctx->cf->conf.queue_min_free_pct = 0;
+}
+
 static const struct keyword keywords[] = {
 	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0, 0, 0 },
 	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0, 0, 0 },
@@ -456,6 +486,8 @@ static const struct keyword keywords[] = {
 	KW("timeout", KW_DURATION, conf.timeout, 0, 0),
 	KW("queue-lifetime", KW_DURATION, conf.queue_lifetime, 0, 0),
 	KW("queue-retry", KW_DURATION, conf.queue_retry, 0, 0),
+	{ "queue-min-free", 1, 1, 0, kw_queue_min_free, KW_FUNC, 0, 0, 0 },
+	KW("pid-file", KW_PATH, pid_file, 0, 0),
 	KW("x-peer-header", KW_YESNO, conf.x_peer, 0, 0),
 	KW("smtputf8", KW_YESNO, conf.smtputf8, 0, 0),
 };

@@ -36,6 +36,7 @@ struct conf_file {
 	char			 deliver[CONF_DELIVER_MAX];
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];
+	char			 pid_file[PATH_MAX];	/* "" : the default */
 	unsigned int		 seen;		/* keywords given, a bit each */
 	unsigned int		 kwline[CONF_KEYWORDS_MAX]; /* last line of each */
 };

@@ -29,7 +29,10 @@ static struct {
 	uint32_t		 next_id;
 } dlv;
 
-/* Hand a message to the parent to run the program on. */
+/*
+ * Hand a message to the parent to run the program on: 0, or -1 to try
+ * it again later, or 1 when m was dealt with otherwise.
+ */
 static int
 deliver_start(struct qmsg *m)
 {
@@ -39,10 +42,9 @@ deliver_start(struct qmsg *m)
 	uint32_t	 i;
 	int		 fd;
 
-	if ((fd = queue_msg_open(m)) == -1) {
-		log_warn("event=queue-error queue_id=%s op=open", m->id);
-		return -1;
-	}
+	/* Not there now, or set aside: sched_open() has seen to m. */
+	if ((fd = sched_open(m)) == -1)
+		return 1;
 	if ((out = malloc(sizeof(*out))) == NULL ||
 	    (r = calloc(1, sizeof(*r))) == NULL) {
 		free(out);

@@ -426,15 +426,9 @@ fconn_next(struct fconn *c)
 	struct qmsg		*m;
 	uint32_t		 i, n;
 
-	while ((m = sched_pop()) != NULL) {
-		if ((c->spoolfd = queue_msg_open(m)) == -1) {
-			log_warn("event=queue-error queue_id=%s op=open", m->id);
-			m->next_try = sched_now() + fwd.conf->queue_retry;
-			sched_later(m);
-			continue;
-		}
-		break;
-	}
+	while ((m = sched_pop()) != NULL)
+		if ((c->spoolfd = sched_open(m)) != -1)
+			break;
 	if (m == NULL) {
 		c->state = FCONN_IDLE;
 		ev_timer_add(&c->timer, FWD_IDLE_MS);

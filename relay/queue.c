@@ -5,6 +5,7 @@
  * %-escaped: nothing from the network can start a line of its own.
  */
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <ctype.h>
 #include <dirent.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/stdlib.h>
@@ -29,7 +31,8 @@
 static struct {
 	int	tmpfd;
 	int	qfd;
-} queue = { -1, -1 };
+	int	corruptfd;
+} queue = { -1, -1, -1 };
 
 static int
 open_subdir(int root, const char *name)
@@ -58,8 +61,9 @@ queue_open(const char *path)
 	}
 	queue.tmpfd = open_subdir(root, "tmp");
 	queue.qfd = open_subdir(root, "queue");
+	queue.corruptfd = open_subdir(queue.qfd, "corrupt");
 	close(root);
-	if (queue.tmpfd == -1 || queue.qfd == -1) {
+	if (queue.tmpfd == -1 || queue.qfd == -1 || queue.corruptfd == -1) {
 		log_warn("queue subdirectories in %s", path);
 		return -1;
 	}
@@ -110,6 +114,17 @@ valid_id(const char *id)
 	return id[QUEUE_ID_LEN] == '\0';
 }
 
+/* Whether name starts with a queue id (ID.env). */
+static int
+valid_id_prefix(const char *name)
+{
+	char	 id[QUEUE_ID_LEN + 1];
+
+	memcpy(id, name, QUEUE_ID_LEN);
+	id[QUEUE_ID_LEN] = '\0';
+	return valid_id(id);
+}
+
 /* Escape for the envelope file: %XX for space, controls, 8-bit and %. */
 static void
 env_put(FILE *f, const char *key, const char *val)
@@ -126,6 +141,21 @@ env_put(FILE *f, const char *key, const char *val)
 			fputc(*p, f);
 	}
 	fputc('\n', f);
+}
+
+/*
+ * A recipient's mark: what a restart must know even when no new
+ * envelope could be written.  P: try it, D: delivered, B: failed and
+ * its DSN queued.  Marks only ever go from P to D or B.
+ */
+static char
+rcpt_mark(const struct qrcpt *r)
+{
+	if (r->state == RCPT_DONE)
+		return MARK_DONE;
+	if (r->state == RCPT_FAILED && r->bounced)
+		return MARK_BOUNCED;
+	return MARK_PENDING;
 }
 
 /* Write the envelope of m to fd. */
@@ -162,7 +192,11 @@ envfile_write(int fd, const struct qmsg *m)
 		env_put(f, "text", r->text);
 		fprintf(f, "bounced %d\n", r->bounced);
 	}
-	fputs("end\n", f);
+	/* Last but one, so that queue_mark() finds it from the end. */
+	fputs("marks ", f);
+	for (i = 0; i < m->nrcpt; i++)
+		fputc(rcpt_mark(&m->rcpts[i]), f);
+	fputs("\nend\n", f);
 	if (fclose(f) != 0) {
 		free(buf);
 		return -1;
@@ -212,10 +246,38 @@ env_num(const char *s, long long min, long long max, long long *v)
 /* The keys that appear once: a message's, then a recipient's. */
 static const char *const envfile_keys[] = {
 	"version", "id", "created", "next-try", "attempts", "client",
-	"client-port", "helo", "from", "size", "flags", "bounce",
+	"client-port", "helo", "from", "size", "flags", "bounce", "marks",
 	"code", "text", "bounced",
 };
-#define ENVFILE_RCPT_KEY	12	/* the first of a recipient's */
+#define ENVFILE_MARKS_KEY	12
+#define ENVFILE_RCPT_KEY	13	/* the first of a recipient's */
+
+/* Apply a "marks" line: one mark per recipient, all of them before. */
+static int
+envfile_marks(struct qmsg *m, const char *val)
+{
+	uint32_t	 i;
+
+	if (strlen(val) != m->nrcpt)
+		return -1;
+	for (i = 0; i < m->nrcpt; i++) {
+		switch (val[i]) {
+		case MARK_PENDING:
+			break;
+		case MARK_DONE:
+			m->rcpts[i].state = RCPT_DONE;
+			break;
+		case MARK_BOUNCED:
+			m->rcpts[i].state = RCPT_FAILED;
+			m->rcpts[i].bounced = 1;
+			break;
+		default:
+			return -1;
+		}
+	}
+	m->has_marks = 1;
+	return 0;
+}
 
 /* Parse one "key value" line of an envelope file into m. */
 static int
@@ -251,6 +313,7 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		struct qrcpt *rc;
 
 		if (m->nrcpt >= ENV_RCPT_MAX || strlen(key) != 6 ||
+		    (*seen & (1u << ENVFILE_MARKS_KEY)) ||
 		    (key[5] != RCPT_PENDING && key[5] != RCPT_DONE &&
 		    key[5] != RCPT_FAILED))
 			return -1;
@@ -267,6 +330,8 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 	if (strcmp(key, "text") == 0)
 		return r == NULL ? -1 : env_unescape(val, r->text,
 		    sizeof(r->text));
+	if (strcmp(key, "marks") == 0)
+		return envfile_marks(m, val);
 	if (strcmp(key, "end") == 0) {
 		*ended = 1;
 		return 0;
@@ -372,6 +437,7 @@ queue_commit(struct qmsg *m, int spoolfd, int sync_files)
 		unlinkat(queue.tmpfd, env, 0);
 		return -1;
 	}
+	m->has_marks = 1;
 	return 0;
 }
 
@@ -391,16 +457,147 @@ queue_sync(int whole_fs)
 	return 0;
 }
 
-/* Replace m's committed envelope with its current state. */
+/*
+ * Replace m's committed envelope with its current state.  No log line:
+ * the caller logs, with back-off, what a full disk makes of every try.
+ */
 int
-queue_update(const struct qmsg *m)
+queue_update(struct qmsg *m)
 {
 	char	 env[QUEUE_ID_LEN + 8];
 
-	if (queue_write_env(m, env, sizeof(env), 1) == -1 ||
-	    renameat(queue.tmpfd, env, queue.qfd, env) == -1 ||
-	    queue_sync(0) == -1) {
-		log_warn("event=queue-error queue_id=%s op=update", m->id);
+	if (queue_write_env(m, env, sizeof(env), 1) == -1)
+		return -1;
+	if (renameat(queue.tmpfd, env, queue.qfd, env) == -1) {
+		unlinkat(queue.tmpfd, env, 0);
+		return -1;
+	}
+	m->has_marks = 1;
+	return queue_sync(0);
+}
+
+/*
+ * Overwrite the marks of m's committed envelope in place and sync it.
+ * The bytes are in blocks the file already has, so this works on a
+ * full disk; each byte stands alone, so a torn write leaves every
+ * recipient either as it was or as it is now.
+ */
+int
+queue_mark(const struct qmsg *m)
+{
+	char		 env[QUEUE_ID_LEN + 8], *tail;
+	struct stat	 st;
+	size_t		 taillen;
+	uint32_t	 i;
+	off_t		 off;
+	int		 fd, rc = -1;
+
+	if (!m->has_marks)
+		return -1;
+	snprintf(env, sizeof(env), "%s.env", m->id);
+	if ((fd = openat(queue.qfd, env, O_RDWR | O_CLOEXEC)) == -1)
+		return -1;
+	/* The file ends "\nmarks " marks "\nend\n": check, then write. */
+	taillen = m->nrcpt + 12;
+	if ((tail = malloc(taillen)) == NULL || fstat(fd, &st) == -1 ||
+	    st.st_size < (off_t)taillen)
+		goto out;
+	off = st.st_size - (off_t)taillen;
+	if (pread(fd, tail, taillen, off) != (ssize_t)taillen ||
+	    memcmp(tail, "\nmarks ", 7) != 0 ||
+	    memcmp(tail + 7 + m->nrcpt, "\nend\n", 5) != 0)
+		goto out;
+	for (i = 0; i < m->nrcpt; i++)
+		tail[7 + i] = rcpt_mark(&m->rcpts[i]);
+	if (pwrite(fd, tail + 7, m->nrcpt, off + 7) != (ssize_t)m->nrcpt ||
+	    fdatasync(fd) == -1)
+		goto out;
+	rc = 0;
+out:
+	free(tail);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Whether the queue's file system is below queue-min-free: min_free
+ * bytes if set, else pct per cent of the file system but at most
+ * QUEUE_MIN_FREE_DEFAULT.  Few free inodes count as low too.
+ */
+int
+queue_space_low(uint64_t min_free, uint32_t pct, uint64_t *avail,
+    uint64_t *limit)
+{
+	struct statvfs	 sv;
+	uint64_t	 size;
+
+	if (fstatvfs(queue.qfd, &sv) == -1)
+		return 0;
+	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	if (min_free != 0)
+		*limit = min_free;
+	else {
+		*limit = size / 100 * (pct != 0 ? pct : QUEUE_MIN_FREE_PCT);
+		if (pct == 0 && *limit > QUEUE_MIN_FREE_DEFAULT)
+			*limit = QUEUE_MIN_FREE_DEFAULT;
+	}
+	if (sv.f_files > 0 && sv.f_favail < QUEUE_MIN_FREE_INODES)
+		return 1;
+	return *avail < *limit;
+}
+
+/*
+ * Set m's files aside in queue/corrupt/, once, with the reason: they
+ * are never tried again, and an operator can look at them.
+ */
+void
+queue_quarantine(struct qmsg *m, const char *reason)
+{
+	char	 env[QUEUE_ID_LEN + 8];
+
+	if (m->quarantined)
+		return;
+	snprintf(env, sizeof(env), "%s.env", m->id);
+	if (renameat(queue.qfd, m->id, queue.corruptfd, m->id) == -1 &&
+	    errno != ENOENT)
+		log_warn("event=queue-error queue_id=%s op=quarantine",
+		    m->id);
+	if (renameat(queue.qfd, env, queue.corruptfd, env) == -1 &&
+	    errno != ENOENT) {
+		log_warn("event=queue-error queue_id=%s op=quarantine",
+		    m->id);
+		/* It must not come back at the next start either. */
+		unlinkat(queue.qfd, env, 0);
+	}
+	fsync(queue.corruptfd);
+	fsync(queue.qfd);
+	m->quarantined = 1;
+	log_warnx("event=queue-corrupt queue_id=%s reason=\"%s\" "
+	    "action=quarantined dir=queue/corrupt", m->id, reason);
+}
+
+/*
+ * Whether m's message file is there and has the size its envelope
+ * recorded; why not, in why.  A message that fails this is never
+ * forwarded: a truncated file would go out as if it were whole.
+ */
+int
+queue_msg_check(struct qmsg *m, char *why, size_t len)
+{
+	struct stat	 st;
+
+	int		 e;
+
+	if (fstatat(queue.qfd, m->id, &st, 0) == -1) {
+		e = errno;
+		snprintf(why, len, "message file: %s", strerror(e));
+		return e == ENOENT ? -1 : 0;
+	}
+	if ((uint64_t)st.st_size != m->size) {
+		snprintf(why, len, "message file has %lld bytes, the "
+		    "envelope says %llu", (long long)st.st_size,
+		    (unsigned long long)m->size);
 		return -1;
 	}
 	return 0;
@@ -418,11 +615,12 @@ queue_remove(const struct qmsg *m)
 	unlinkat(queue.qfd, m->id, 0);
 }
 
-/* The committed message file of m, for reading. */
+/* The committed (or quarantined) message file of m, for reading. */
 int
 queue_msg_open(const struct qmsg *m)
 {
-	return openat(queue.qfd, m->id, O_RDONLY | O_CLOEXEC);
+	return openat(m->quarantined ? queue.corruptfd : queue.qfd, m->id,
+	    O_RDONLY | O_CLOEXEC);
 }
 
 void
@@ -434,9 +632,65 @@ qmsg_free(struct qmsg *m)
 	free(m);
 }
 
-/* Load one envelope file; NULL (and a log line) if it is unusable. */
+/*
+ * What can be read of an envelope that does not parse: its sender and
+ * recipients, so that the sender can be told.  NULL when not even the
+ * sender can be made out (or it is <>: nobody to tell).
+ */
 static struct qmsg *
-queue_load_one(const char *name)
+queue_salvage(const char *name, const char *text, size_t len)
+{
+	struct qmsg	*m, probe;
+	struct qrcpt	*r;
+	const char	*p = text, *end = text + len, *nl;
+	char		 line[2048], *sp;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	memcpy(m->id, name, QUEUE_ID_LEN);
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		if ((size_t)(nl - p) >= sizeof(line) ||
+		    memchr(p, '\0', nl - p) != NULL)
+			continue;
+		memcpy(line, p, nl - p);
+		line[nl - p] = '\0';
+		if ((sp = strchr(line, ' ')) == NULL)
+			continue;
+		*sp++ = '\0';
+		if (strcmp(line, "from") == 0)
+			env_unescape(sp, m->from, sizeof(m->from));
+		else if (strcmp(line, "bounce") == 0)
+			m->is_bounce = strcmp(sp, "0") != 0;
+		else if (strncmp(line, "rcpt-", 5) == 0 &&
+		    m->nrcpt < ENV_RCPT_MAX &&
+		    env_unescape(sp, probe.from, sizeof(probe.from)) == 0 &&
+		    (r = reallocarray(m->rcpts, m->nrcpt + 1,
+		    sizeof(*r))) != NULL) {
+			m->rcpts = r;
+			r = &m->rcpts[m->nrcpt++];
+			memset(r, 0, sizeof(*r));
+			strlcpy(r->addr, probe.from, sizeof(r->addr));
+			r->state = line[5] == RCPT_DONE ? RCPT_DONE :
+			    RCPT_PENDING;
+		}
+	}
+	if (m->from[0] == '\0' || m->is_bounce || m->nrcpt == 0) {
+		qmsg_free(m);
+		return NULL;
+	}
+	m->created = m->next_try = (int64_t)time(NULL);
+	return m;
+}
+
+/*
+ * Load one envelope file.  NULL if it is unusable, with the reason in
+ * why and in *salvaged what could be read of it (or NULL).
+ */
+static struct qmsg *
+queue_load_one(const char *name, char *why, size_t whylen,
+    struct qmsg **salvaged)
 {
 	struct qmsg	*m;
 	struct stat	 st;
@@ -444,43 +698,97 @@ queue_load_one(const char *name)
 	ssize_t		 n;
 	int		 fd;
 
-	if ((fd = openat(queue.qfd, name, O_RDONLY | O_CLOEXEC)) == -1)
+	*salvaged = NULL;
+	if ((fd = openat(queue.qfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(why, whylen, "envelope: %s", strerror(errno));
 		return NULL;
+	}
 	if (fstat(fd, &st) == -1 || st.st_size <= 0 ||
 	    st.st_size > ENVFILE_MAX ||
 	    (text = malloc(st.st_size)) == NULL) {
+		snprintf(why, whylen, "envelope: empty, too big or "
+		    "unreadable");
 		close(fd);
 		return NULL;
 	}
 	n = pread(fd, text, st.st_size, 0);
 	close(fd);
-	if ((m = calloc(1, sizeof(*m))) == NULL || n != st.st_size ||
+	if (n != st.st_size) {
+		snprintf(why, whylen, "envelope: short read");
+		free(text);
+		return NULL;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
 	    envfile_parse(text, st.st_size, m) == -1 ||
 	    strncmp(name, m->id, QUEUE_ID_LEN) != 0) {
-		free(text);
+		snprintf(why, whylen, "envelope does not parse");
 		qmsg_free(m);
+		*salvaged = queue_salvage(name, text, st.st_size);
+		free(text);
 		return NULL;
 	}
 	free(text);
 	return m;
 }
 
+/* What the DSN says of each recipient of a message that was lost. */
+void
+queue_lost_mark(struct qmsg *m, const char *why)
+{
+	char		 text[QUEUE_TEXT_MAX];
+	uint32_t	 i;
+
+	snprintf(text, sizeof(text), "5.3.0 the message could not be "
+	    "recovered from the queue (%s)", why);
+	for (i = 0; i < m->nrcpt; i++) {
+		struct qrcpt *r = &m->rcpts[i];
+
+		if (r->state == RCPT_PENDING) {
+			r->state = RCPT_FAILED;
+			r->code = 554;
+			strlcpy(r->text, text, sizeof(r->text));
+		}
+	}
+}
+
+/* An envelope that cannot be used: aside, and on the lost list. */
+static void
+queue_load_bad(const char *name, const char *why, struct qmsg *salvaged,
+    struct qmsg **lost)
+{
+	struct qmsg	 tmp;
+
+	if (salvaged == NULL) {
+		memset(&tmp, 0, sizeof(tmp));
+		memcpy(tmp.id, name, QUEUE_ID_LEN);
+		queue_quarantine(&tmp, why);
+		return;
+	}
+	queue_quarantine(salvaged, why);
+	queue_lost_mark(salvaged, why);
+	salvaged->next = *lost;
+	*lost = salvaged;
+}
+
 /*
  * Read every committed envelope.  A message file without an envelope
- * was never answered 250 and is removed; an envelope without its
- * message, or one that does not parse, is logged and set aside.
+ * was never answered 250 and is removed.  An envelope that cannot be
+ * read or parsed, or whose message file is missing or of another size,
+ * is set aside in queue/corrupt/; those whose sender is known go on
+ * the lost list, for a DSN.
  */
 struct qmsg *
-queue_load(unsigned int *count)
+queue_load(unsigned int *count, struct qmsg **lost)
 {
-	struct qmsg	*head = NULL, *m;
+	struct qmsg	*head = NULL, *m, *salvaged;
 	struct dirent	*de;
 	struct stat	 st;
 	DIR		*d;
-	char		 env[QUEUE_ID_LEN + 8];
+	char		 env[QUEUE_ID_LEN + 8], why[256];
 	int		 fd;
 
 	*count = 0;
+	*lost = NULL;
 	if ((fd = dup(queue.qfd)) == -1 || (d = fdopendir(fd)) == NULL)
 		return NULL;
 	/* The dup shares its offset with qfd: where the last scan ended. */
@@ -499,13 +807,18 @@ queue_load(unsigned int *count)
 			continue;
 		}
 		if (len != QUEUE_ID_LEN + 4 || strcmp(de->d_name +
-		    QUEUE_ID_LEN, ".env") != 0)
+		    QUEUE_ID_LEN, ".env") != 0 || !valid_id_prefix(de->d_name))
 			continue;
-		if ((m = queue_load_one(de->d_name)) == NULL ||
-		    fstatat(queue.qfd, m->id, &st, 0) == -1) {
-			log_warnx("event=queue-corrupt file=%s action=ignored",
-			    de->d_name);
-			qmsg_free(m);
+		if ((m = queue_load_one(de->d_name, why, sizeof(why),
+		    &salvaged)) == NULL) {
+			queue_load_bad(de->d_name, why, salvaged, lost);
+			continue;
+		}
+		if (queue_msg_check(m, why, sizeof(why)) == -1) {
+			queue_quarantine(m, why);
+			queue_lost_mark(m, why);
+			m->next = *lost;
+			*lost = m;
 			continue;
 		}
 		m->next = head;

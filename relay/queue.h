@@ -8,6 +8,11 @@
  *	tmp/QID.env	envelope being written
  *	queue/QID	committed message
  *	queue/QID.env	committed envelope (written last: it is the commit)
+ *	queue/corrupt/	files that could not be used, set aside
+ *
+ * The envelope's last line but one, "marks", holds a byte per recipient
+ * that queue_mark() overwrites in place: no new block is needed, so a
+ * full disk cannot lose the record that a recipient was delivered.
  */
 #ifndef SMTPD_QUEUE_H
 #define SMTPD_QUEUE_H
@@ -23,12 +28,22 @@
 #define QUEUE_ID_LEN	16
 #define QUEUE_TEXT_MAX	256
 
+/* queue-min-free by default: 5 % of the file system, at most 100 MiB. */
+#define QUEUE_MIN_FREE_DEFAULT	(100ULL * 1024 * 1024)
+#define QUEUE_MIN_FREE_PCT	5
+#define QUEUE_MIN_FREE_INODES	64
+
 
 enum rcpt_state {
 	RCPT_PENDING = 'P',
 	RCPT_DONE = 'D',
 	RCPT_FAILED = 'F',
 };
+
+/* Marks, rewritten in place (queue_mark()): see queue.c. */
+#define MARK_PENDING	'P'
+#define MARK_DONE	'D'
+#define MARK_BOUNCED	'B'
 
 struct qrcpt {
 	char		addr[ADDR_PATH_MAX + 1];
@@ -56,6 +71,8 @@ struct qmsg {
 	struct qrcpt	*rcpts;
 	struct ev_timer	 timer;
 	int		 state;		/* QMSG_* */
+	int		 has_marks;	/* its envelope has a marks line */
+	int		 quarantined;	/* its files are in queue/corrupt/ */
 };
 
 #define QMSG_WAITING	0	/* timer armed */
@@ -68,10 +85,16 @@ int		 queue_spool_create(const char *id);
 void		 queue_spool_discard(const char *id);
 int		 queue_commit(struct qmsg *, int spoolfd, int sync_files);
 int		 queue_sync(int whole_fs);
-int		 queue_update(const struct qmsg *);
+int		 queue_update(struct qmsg *);
+int		 queue_mark(const struct qmsg *);
+int		 queue_space_low(uint64_t min_free, uint32_t pct,
+		    uint64_t *avail, uint64_t *limit);
+void		 queue_quarantine(struct qmsg *, const char *reason);
+int		 queue_msg_check(struct qmsg *, char *why, size_t);
+void		 queue_lost_mark(struct qmsg *, const char *why);
 void		 queue_remove(const struct qmsg *);
 int		 queue_msg_open(const struct qmsg *);
-struct qmsg	*queue_load(unsigned int *count);
+struct qmsg	*queue_load(unsigned int *count, struct qmsg **lost);
 void		 qmsg_free(struct qmsg *);
 int		 envfile_write(int fd, const struct qmsg *);
 int		 envfile_parse(const char *, size_t, struct qmsg *);

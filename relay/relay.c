@@ -44,9 +44,15 @@ static struct relay {
 	uint64_t		 qid_next;
 	struct pending		*pending;	/* commits for the next sync */
 	struct ev_timer		 commit_timer;
+	int			 space_low;	/* below queue-min-free */
+	struct ev_timer		 space_timer;
 } relay;
 
+#define RELAY_SPACE_MS	1000	/* how often the free space is measured */
+
 static void	relay_channel_io(int, int, void *);
+static void	relay_space_check(void);
+static void	channel_space(struct channel *);
 static void	relay_parent_send(struct imsg_out *);
 
 /* A queue id: unique for this relay's life, not guessable from outside. */
@@ -161,6 +167,12 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	if (ch->nspools >= relay.conf.max_sessions) {
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "too many messages in progress");
+		return 0;
+	}
+	if (relay.space_low) {
+		/* What is left is the queue's own (queue-min-free). */
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
+		    "insufficient system storage");
 		return 0;
 	}
 	if (relay.conf.mode == MODE_DEBUG) {
@@ -382,6 +394,7 @@ relay_commit_flush(void *arg)
 	}
 	relay.pending = NULL;
 	synced = done != NULL && queue_sync(group) == 0;
+	relay_space_check();
 	for (p = done; p != NULL; p = next) {
 		next = p->next;
 		close(p->fd);
@@ -550,6 +563,8 @@ relay_channel_add(uint32_t id, int fd)
 	relay.channels = ch;
 	if (ev_add(fd, EV_READ, relay_channel_io, ch) == -1)
 		fatal("ev_add channel");
+	if (relay.space_low)
+		channel_space(ch);
 	log_debug("event=channel-open channel=%u", id);
 }
 
@@ -757,12 +772,69 @@ relay_queue_resume(void)
 	struct qmsg	*m, *next;
 	unsigned int	 count;
 
-	m = queue_load(&count);
+	struct qmsg	*lost;
+
+	m = queue_load(&count, &lost);
 	log_info("event=queue-loaded messages=%u", count);
 	for (; m != NULL; m = next) {
 		next = m->next;
 		sched_add(m);
 	}
+	for (m = lost; m != NULL; m = next) {
+		next = m->next;
+		sched_lost_loaded(m);
+	}
+}
+
+/* Tell a worker whether new mail can be taken (IMSG_QUEUE_SPACE). */
+static void
+channel_space(struct channel *ch)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_QUEUE_SPACE, 0, -1);
+	imsg_add_u32(&out, relay.space_low);
+	if (proc_send(&ch->ib, &out) == -1)
+		log_warn("queue space to worker channel %u", ch->id);
+}
+
+/*
+ * Below queue-min-free the workers refuse new mail at MAIL (452 4.3.1),
+ * so that what is left serves the queue's own updates and bounces.  The
+ * relay measures, the workers only hear the result: nothing a client
+ * sends decides it.
+ */
+static void
+relay_space_check(void)
+{
+	struct channel	*ch;
+	uint64_t	 avail = 0, limit = 0;
+	int		 low;
+
+	if (relay.conf.mode == MODE_DEBUG)
+		return;
+	low = queue_space_low(relay.conf.queue_min_free,
+	    relay.conf.queue_min_free_pct, &avail, &limit);
+	if (low == relay.space_low)
+		return;
+	relay.space_low = low;
+	if (low)
+		log_warnx("event=queue-space-low free=%llu min_free=%llu "
+		    "action=refuse-new-mail", (unsigned long long)avail,
+		    (unsigned long long)limit);
+	else
+		log_info("event=queue-space-ok free=%llu min_free=%llu",
+		    (unsigned long long)avail, (unsigned long long)limit);
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		channel_space(ch);
+}
+
+static void
+relay_space_timer(void *arg)
+{
+	(void)arg;
+	relay_space_check();
+	ev_timer_add(&relay.space_timer, RELAY_SPACE_MS);
 }
 
 /* The relay's main(): never returns. */
@@ -810,8 +882,11 @@ relay_main(void)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
 	relay_parent_io(relay.parent.fd, EV_READ, NULL);
-	if (relay.conf.mode != MODE_DEBUG)
+	if (relay.conf.mode != MODE_DEBUG) {
 		relay_queue_resume();
+		ev_timer_set(&relay.space_timer, relay_space_timer, NULL);
+		relay_space_timer(NULL);
+	}
 	ev_loop();
 	return 0;
 }

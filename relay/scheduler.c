@@ -6,6 +6,7 @@
  * removes what is finished, and backs off what is left, until
  * queue-lifetime.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include <bsd/string.h>
 
 #include "bounce.h"
+#include "logrep.h"
 #include "log.h"
 #include "scheduler.h"
 
@@ -25,6 +27,7 @@ static struct {
 	struct qmsg		*ready_tail;
 	unsigned int		 nmsgs;
 	struct ev_timer		 sweep_timer;
+	struct ev_timer		 kick_timer;
 } sched;
 
 int64_t
@@ -129,6 +132,19 @@ sched_add(struct qmsg *m)
 	sched.all = m;
 	sched.nmsgs++;
 	sched_later(m);
+	/*
+	 * Not at once: sched_add() is called from inside an attempt (a
+	 * DSN made by sched_done()), and a transport that took the next
+	 * message there would be handed two at a time.
+	 */
+	if (!ev_timer_pending(&sched.kick_timer))
+		ev_timer_add(&sched.kick_timer, 0);
+}
+
+static void
+kick_timer(void *arg)
+{
+	(void)arg;
 	sched.kick();
 }
 
@@ -161,63 +177,175 @@ msg_expire(struct qmsg *m)
 	}
 }
 
-/*
- * After an attempt: bounce what failed, remove m when nothing is left,
- * otherwise write its state and schedule the next attempt.
- */
-void
-sched_done(struct qmsg *m)
+/* Make the DSN for m's failed recipients; 0 when there is none to make. */
+static int
+msg_bounce(struct qmsg *m)
 {
-	uint32_t	 i, pending = 0, failed = 0;
+	uint32_t	 i, failed = 0;
+
+	for (i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == RCPT_FAILED && !m->rcpts[i].bounced)
+			failed++;
+	if (failed == 0)
+		return 0;
+	if (m->is_bounce || m->from[0] == '\0')
+		log_info("event=bounce-suppressed queue_id=%s "
+		    "reason=null-sender", m->id);
+	else if (bounce_create(m, sched.conf) == -1) {
+		log_rep("bounce-failed", "event=bounce-failed queue_id=%s "
+		    "reason=\"%s\" action=retry", m->id, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == RCPT_FAILED)
+			m->rcpts[i].bounced = 1;
+	return 0;
+}
+
+/* The recipients still to try; with the next attempt's time set. */
+static uint32_t
+msg_pending(struct qmsg *m)
+{
+	uint32_t	 i, pending = 0;
 	uint64_t	 backoff;
-	int		 bounced = 0;
 
 	for (i = 0; i < m->nrcpt; i++)
 		if (m->rcpts[i].state == RCPT_PENDING)
 			pending++;
-	if (pending > 0) {
-		m->attempts++;
-		backoff = (uint64_t)sched.conf->queue_retry <<
-		    (m->attempts > 16 ? 16 : m->attempts - 1);
-		if (backoff > QUEUE_RETRY_MAX)
-			backoff = QUEUE_RETRY_MAX;
-		m->next_try = sched_now() + (int64_t)backoff;
-		if (m->next_try > m->created + sched.conf->queue_lifetime) {
-			msg_expire(m);
-			pending = 0;
-		}
+	if (pending == 0)
+		return 0;
+	m->attempts++;
+	backoff = (uint64_t)sched.conf->queue_retry <<
+	    (m->attempts > 16 ? 16 : m->attempts - 1);
+	if (backoff > QUEUE_RETRY_MAX)
+		backoff = QUEUE_RETRY_MAX;
+	m->next_try = sched_now() + (int64_t)backoff;
+	if (m->next_try > m->created + sched.conf->queue_lifetime) {
+		msg_expire(m);
+		return 0;
 	}
+	return pending;
+}
+
+/* Whether m has a recipient delivered or bounced: a mark to keep. */
+static int
+msg_has_marks(const struct qmsg *m)
+{
+	uint32_t	 i;
+
 	for (i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == RCPT_FAILED && !m->rcpts[i].bounced)
-			failed++;
-	if (failed > 0) {
-		if (m->is_bounce || m->from[0] == '\0') {
-			log_info("event=bounce-suppressed queue_id=%s "
-			    "reason=null-sender", m->id);
-			bounced = 1;
-		} else if (bounce_create(m, sched.conf) == -1)
-			log_warnx("event=bounce-failed queue_id=%s "
-			    "action=retry", m->id);
-		else
-			bounced = 1;
-		for (i = 0; bounced && i < m->nrcpt; i++)
-			if (m->rcpts[i].state == RCPT_FAILED)
-				m->rcpts[i].bounced = 1;
-		/* The sender must hear of it: keep m until the DSN is made. */
-		if (!bounced && pending == 0) {
-			m->next_try = sched_now() + sched.conf->queue_retry;
-			pending = 1;
-		}
-	}
-	if (pending == 0) {
+		if (m->rcpts[i].state == RCPT_DONE ||
+		    (m->rcpts[i].state == RCPT_FAILED && m->rcpts[i].bounced))
+			return 1;
+	return 0;
+}
+
+static int
+msg_finished(const struct qmsg *m)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < m->nrcpt; i++)
+		if (m->rcpts[i].state == RCPT_PENDING ||
+		    (m->rcpts[i].state == RCPT_FAILED && !m->rcpts[i].bounced))
+			return 0;
+	return 1;
+}
+
+/*
+ * After an attempt.  What was delivered is recorded first, in place
+ * (queue_mark() needs no free block), so that no later failure, a full
+ * disk included, can make a restart send it again.  Then the DSN for
+ * what failed, from the space queue-min-free keeps; then m is removed
+ * when nothing is left, or its new state is written and it waits.
+ */
+void
+sched_done(struct qmsg *m)
+{
+	uint32_t	 pending;
+	int		 bounce_rc;
+
+	pending = msg_pending(m);
+	if (msg_finished(m)) {
 		queue_remove(m);
 		log_info("event=removed queue_id=%s", m->id);
 		msg_forget(m);
 		return;
 	}
-	if (queue_update(m) == -1)
-		log_warnx("event=queue-update-failed queue_id=%s", m->id);
+	if (msg_has_marks(m) && queue_mark(m) == -1 && m->has_marks)
+		log_rep("queue-mark", "event=queue-error queue_id=%s op=mark "
+		    "reason=\"%s\"", m->id, strerror(errno));
+	bounce_rc = msg_bounce(m);
+	if (msg_finished(m)) {
+		queue_remove(m);
+		log_info("event=removed queue_id=%s", m->id);
+		msg_forget(m);
+		return;
+	}
+	/* The sender must hear of it: keep m until the DSN is made. */
+	if (bounce_rc == -1 && pending == 0)
+		m->next_try = sched_now() + sched.conf->queue_retry;
+	if (queue_update(m) == -1) {
+		log_rep("queue-update", "event=queue-error queue_id=%s "
+		    "op=update reason=\"%s\"", m->id, strerror(errno));
+		/* At least the DSN made must not be made again. */
+		(void)queue_mark(m);
+	}
 	sched_later(m);
+}
+
+/* Tell the sender of what a lost message m did not deliver. */
+static void
+msg_lost_notify(struct qmsg *m, const char *why)
+{
+	queue_lost_mark(m, why);
+	log_warnx("event=lost queue_id=%s from=<%s> reason=\"%s\" dsn=%s",
+	    m->id, m->from, why, msg_bounce(m) == 0 ? "yes" : "failed");
+}
+
+/*
+ * m, taken off the ready list, cannot be delivered any more (its file
+ * is gone or damaged): set it aside, tell the sender, forget it.
+ */
+void
+sched_lost(struct qmsg *m, const char *why)
+{
+	queue_quarantine(m, why);
+	msg_lost_notify(m, why);
+	msg_forget(m);
+}
+
+/* The same for one that queue_load() set aside (not scheduled). */
+void
+sched_lost_loaded(struct qmsg *m)
+{
+	msg_lost_notify(m, "damaged in the queue");
+	qmsg_free(m);
+}
+
+/*
+ * The message file of m for an attempt, checked against its envelope;
+ * -1 when there is none now (m was set aside, or waits to be tried
+ * again): the caller takes the next message.
+ */
+int
+sched_open(struct qmsg *m)
+{
+	char	 why[256];
+	int	 fd;
+
+	if (queue_msg_check(m, why, sizeof(why)) == -1) {
+		sched_lost(m, why);
+		return -1;
+	}
+	if ((fd = queue_msg_open(m)) == -1) {
+		log_rep("queue-open", "event=queue-error queue_id=%s op=open "
+		    "reason=\"%s\"", m->id, strerror(errno));
+		m->next_try = sched_now() + sched.conf->queue_retry;
+		sched_later(m);
+		return -1;
+	}
+	return fd;
 }
 
 /* Expire what waits too long even while the upstream is down. */
@@ -278,5 +406,6 @@ sched_init(const struct smtpd_conf *conf, void (*kick)(void))
 	sched.conf = conf;
 	sched.kick = kick;
 	ev_timer_set(&sched.sweep_timer, sweep_timer, NULL);
+	ev_timer_set(&sched.kick_timer, kick_timer, NULL);
 	ev_timer_add(&sched.sweep_timer, SCHED_SWEEP_MS);
 }

@@ -360,6 +360,8 @@ smtp_parse_path(struct smtp_session *s, char *arg, int sender,
 	return 0;
 }
 
+int	smtp_queue_low;
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *arg)
 {
@@ -384,6 +386,11 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		return;
 	if ((a.flags & ADDR_F_UTF8) && !s->smtputf8) {
 		smtp_reply(s, 553, "5.6.7", "UTF-8 address needs SMTPUTF8");
+		return;
+	}
+	/* Below queue-min-free: what is left is for the queue itself. */
+	if (smtp_queue_low) {
+		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 		return;
 	}
 	addr_format(&a, s->mail_from, sizeof(s->mail_from));

@@ -112,6 +112,9 @@ struct smtp_session {
 	uint32_t		 nmessages;
 };
 
+/* Set by the worker when the relay says the queue is low on space. */
+extern int	smtp_queue_low;
+
 void	smtp_init(struct smtp_session *, const struct smtpd_conf *,
 	    const struct smtp_ops *, void *, const char *ip, uint16_t port);
 void	smtp_free(struct smtp_session *);

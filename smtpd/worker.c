@@ -356,6 +356,16 @@ worker_relay_dispatch(struct worker *w, struct imsg *imsg)
 	struct session	*s;
 	char		 text[256];
 
+	if (imsg->hdr.type == IMSG_QUEUE_SPACE) {
+		uint32_t low;
+
+		/* The relay measured it; a client has no say in it. */
+		if (imsg_get_u32(imsg, &low) == -1 ||
+		    imsg_get_end(imsg) == -1 || low > 1)
+			fatalx("relay sent a bad QUEUE_SPACE");
+		smtp_queue_low = (int)low;
+		return;
+	}
 	s = session_find(w, imsg->hdr.peerid);
 	switch (imsg->hdr.type) {
 	case IMSG_MSG_FD:

@@ -162,9 +162,12 @@ class World:
 
 
 def queue_files(queue):
-    """Names of the files in queue/queue (the committed messages)."""
+    """Names of the files in queue/queue (the committed messages; not
+    the corrupt/ directory)."""
+    d = os.path.join(queue, "queue")
     try:
-        return sorted(os.listdir(os.path.join(queue, "queue")))
+        return sorted(n for n in os.listdir(d)
+                      if not os.path.isdir(os.path.join(d, n)))
     except OSError:
         return []
 

@@ -235,7 +235,7 @@ class Relay:
         except OSError:
             return []
         return sorted({n.split(".", 1)[0] for n in names
-                       if not n.startswith(".")})
+                       if not n.startswith(".") and n != "corrupt"})
 
     def wait_log(self, pattern, timeout=None):
         return wait_for(lambda: self.d.log_grep(pattern),

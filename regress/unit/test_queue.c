@@ -521,6 +521,7 @@ commit_one(uint32_t nrcpt, const char *body, int sync_files)
 	assert_int_equal(queue_new_id(id), 0);
 	assert_int_equal(strlen(id), QUEUE_ID_LEN);
 	m = qmsg_make(id, nrcpt);
+	m->size = strlen(body);	/* checked against the file at load */
 	fd = queue_spool_create(id);
 	assert_true(fd >= 0);
 	assert_true(exists("tmp", id));
@@ -556,7 +557,7 @@ free_list(struct qmsg *head)
 static void
 test_queue_dir(void **state)
 {
-	struct qmsg	*a, *b, *head, *l;
+	struct qmsg	*a, *b, *head, *l, *lost;
 	unsigned int	 count;
 	char		 env[QUEUE_ID_LEN + 8], buf[64];
 	char		 stale[QUEUE_ID_LEN + 1];
@@ -571,7 +572,8 @@ test_queue_dir(void **state)
 	assert_true(exists(".", "queue"));
 
 	/* An empty queue. */
-	head = queue_load(&count);
+	head = queue_load(&count, &lost);
+	free_list(lost);
 	assert_null(head);
 	assert_int_equal(count, 0);
 
@@ -604,7 +606,8 @@ test_queue_dir(void **state)
 	put_file("queue", "abcdefabcdefabcd", "lower case");
 	put_file("queue", "README", "not ours");
 
-	head = queue_load(&count);
+	head = queue_load(&count, &lost);
+	free_list(lost);
 	assert_int_equal(count, 2);
 	l = find(head, a->id);
 	assert_non_null(l);
@@ -614,10 +617,14 @@ test_queue_dir(void **state)
 	qmsg_equal(b, l);
 	free_list(head);
 	assert_false(exists("queue", "00000000DEADBEEF"));
-	assert_true(exists("queue", "1111111111111111.env"));
-	assert_true(exists("queue", "1111111111111111"));
-	assert_true(exists("queue", "2222222222222222.env"));
-	assert_true(exists("queue", "4444444444444444.env"));
+	/* What cannot be used is set aside, never tried again. */
+	assert_false(exists("queue", "1111111111111111.env"));
+	assert_false(exists("queue", "1111111111111111"));
+	assert_true(exists("queue/corrupt", "1111111111111111.env"));
+	assert_true(exists("queue/corrupt", "1111111111111111"));
+	assert_true(exists("queue/corrupt", "2222222222222222.env"));
+	assert_true(exists("queue/corrupt", "4444444444444444.env"));
+	assert_true(exists("queue/corrupt", "5555555555555555.env"));
 	assert_true(exists("queue", "abcdefabcdefabcd"));
 	assert_true(exists("queue", "README"));
 
@@ -636,17 +643,47 @@ test_queue_dir(void **state)
 	strlcpy(a->rcpts[0].text, "ok\nrcpt-P x@y", sizeof(a->rcpts[0].text));
 	a->attempts++;
 	assert_int_equal(queue_update(a), 0);
-	head = queue_load(&count);
+	head = queue_load(&count, &lost);
+	free_list(lost);
 	assert_int_equal(count, 2);
 	qmsg_equal(a, find(head, a->id));
 	free_list(head);
+
+	/* A mark in place: recorded without a new file. */
+	a->rcpts[1].state = RCPT_DONE;
+	assert_int_equal(queue_mark(a), 0);
+	a->rcpts[1].state = RCPT_PENDING;
+	head = queue_load(&count, &lost);
+	free_list(lost);
+	l = find(head, a->id);
+	assert_non_null(l);
+	assert_int_equal(l->rcpts[1].state, RCPT_DONE);
+	assert_int_equal(l->rcpts[0].state, RCPT_DONE);
+	free_list(head);
+	a->rcpts[1].state = RCPT_DONE;
+	assert_int_equal(queue_update(a), 0);
+
+	/* A message file of another size than its envelope says: lost. */
+	put_file("queue", b->id, "Subject: b\r\n");
+	head = queue_load(&count, &lost);
+	assert_int_equal(count, 1);
+	assert_non_null(lost);
+	assert_string_equal(lost->id, b->id);
+	assert_int_equal(lost->rcpts[0].state, RCPT_FAILED);
+	assert_true(exists("queue/corrupt", b->id));
+	free_list(lost);
+	free_list(head);
+	put_file("queue", b->id, "Subject: b\r\n\r\nbody b\r\n");
+	snprintf(env, sizeof(env), "%s.env", b->id);
+	assert_int_equal(queue_update(b), 0);
 
 	/* Removal takes both files. */
 	queue_remove(b);
 	snprintf(env, sizeof(env), "%s.env", b->id);
 	assert_false(exists("queue", env));
 	assert_false(exists("queue", b->id));
-	head = queue_load(&count);
+	head = queue_load(&count, &lost);
+	free_list(lost);
 	assert_int_equal(count, 1);
 	assert_non_null(find(head, a->id));
 	assert_null(find(head, b->id));
@@ -659,7 +696,8 @@ test_queue_dir(void **state)
 	assert_int_equal(queue_open(qdir), 0);
 	assert_false(exists("tmp", "FFFFFFFFFFFFFFFF"));
 	assert_false(exists("tmp", "FFFFFFFFFFFFFFFF.env"));
-	head = queue_load(&count);
+	head = queue_load(&count, &lost);
+	free_list(lost);
 	assert_int_equal(count, 1);
 	free_list(head);
 
