@@ -49,7 +49,9 @@ repr_bytes(FILE *out, const unsigned char *s, size_t len)
 	int	 quote = '\'';
 	size_t	 i;
 
-	if (memchr(s, '\'', len) != NULL && memchr(s, '"', len) == NULL)
+	/* An empty line has no buffer yet: no memchr() on NULL. */
+	if (len > 0 && memchr(s, '\'', len) != NULL &&
+	    memchr(s, '"', len) == NULL)
 		quote = '"';
 	putc_unlocked('b', out);
 	putc_unlocked(quote, out);
