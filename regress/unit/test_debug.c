@@ -70,6 +70,8 @@ static const struct dcase cases[] = {
 	    "---------- MESSAGE FOLLOWS ----------\nb'A: b'\nb'X-Peer: 127.0.0.1'\nb''\nb'body'\nb''\n------------ END MESSAGE ------------\n", 121 },
 	{ "bytes_quotes", "it's\r\nsay \"hi\"\r\n'both\"\r\nback\\slash\ttab\x7f\x80\xff\x00\x1f\r\n\r\n\xc3\xa9\x0c\x0b\xe2\x80\xa8\r\n", 56, 1, NULL, NULL,
 	    "---------- MESSAGE FOLLOWS ----------\nb\"it's\"\nb'say \"hi\"'\nb'\\'both\"'\nb'back\\\\slash\\ttab\\x7f\\x80\\xff\\x00\\x1f'\nb'X-Peer: 127.0.0.1'\nb''\nb'\\xc3\\xa9\\x0c\\x0b\\xe2\\x80\\xa8'\n------------ END MESSAGE ------------\n", 204 },
+	{ "bytes_empty_line_first", "\r\nA\r\n", 5, 1, NULL, NULL,
+	    HEAD "b'X-Peer: 127.0.0.1'\nb''\nb'A'\n" TAIL, 106 },
 	{ "bytes_empty_message", "", 0, 1, NULL, NULL,
 	    "---------- MESSAGE FOLLOWS ----------\n------------ END MESSAGE ------------\n", 76 },
 	{ "bytes_options", "A: b\r\n\r\nc\r\n", 11, 1, "SIZE=100 BODY=8BITMIME", "NOTIFY=NEVER",
