@@ -62,6 +62,7 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->queue_lifetime);
 	imsg_add_u32(&out, c->queue_retry);
 	imsg_add_u32(&out, c->x_peer);
+	imsg_add_u32(&out, c->debug_format);
 	imsg_add_u32(&out, c->upstream_port);
 	imsg_add_u32(&out, c->upstream_tls);
 	imsg_add_u32(&out, c->upstream_verify);
@@ -101,6 +102,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->queue_lifetime) == -1 ||
 	    imsg_get_u32(imsg, &c->queue_retry) == -1 ||
 	    imsg_get_u32(imsg, &c->x_peer) == -1 ||
+	    imsg_get_u32(imsg, &c->debug_format) == -1 ||
 	    imsg_get_u32(imsg, &c->upstream_port) == -1 ||
 	    imsg_get_u32(imsg, &c->upstream_tls) == -1 ||
 	    imsg_get_u32(imsg, &c->upstream_verify) == -1 ||
@@ -122,6 +124,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    c->max_sessions == 0 || c->max_rcpt == 0 || c->timeout == 0 ||
 	    c->upstream_port == 0 || c->upstream_port > 65535 ||
 	    c->upstream_tls > UPSTREAM_OPPORTUNISTIC || c->queue_retry == 0 ||
+	    c->debug_format > DEBUG_FORMAT_BYTES ||
 	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
 	    c->queue_min_free_pct > 100 ||
 	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))

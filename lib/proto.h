@@ -36,6 +36,12 @@ enum smtpd_mode {
 	MODE_DELIVER,
 };
 
+/* debug-format: what DebuggingServer printed with decode_data True/False. */
+enum debug_format {
+	DEBUG_FORMAT_TEXT = 0,
+	DEBUG_FORMAT_BYTES,
+};
+
 enum proc_role {
 	ROLE_PARENT,
 	ROLE_SESSION,
@@ -69,6 +75,7 @@ struct smtpd_conf {
 	uint32_t	queue_lifetime;		/* seconds */
 	uint32_t	queue_retry;		/* seconds, first retry */
 	uint32_t	x_peer;			/* add X-Peer: when relaying */
+	uint32_t	debug_format;		/* DEBUG_FORMAT_TEXT ... */
 	uint32_t	upstream_port;
 	uint32_t	upstream_tls;		/* UPSTREAM_PLAIN ... */
 	uint32_t	upstream_verify;
@@ -163,6 +170,7 @@ enum imsg_type {
 /* Bounds the relay enforces on a committed envelope. */
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000
+#define ENV_OPTS_MAX		SMTP_CMD_MAX	/* MAIL or RCPT parameters */
 /*
  * max-recipients: at most this many, so that a commit carrying that
  * many of the longest addresses still fits one imsg.

@@ -267,6 +267,19 @@ kw_mode(struct parse_ctx *ctx, char **w, int n)
 	}
 }
 
+/* debug-format text|bytes: DebuggingServer's decode_data=True or False */
+static void
+kw_debug_format(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strcmp(w[0], "text") == 0)
+		ctx->cf->conf.debug_format = DEBUG_FORMAT_TEXT;
+	else if (strcmp(w[0], "bytes") == 0)
+		ctx->cf->conf.debug_format = DEBUG_FORMAT_BYTES;
+	else
+		perr(ctx, "debug-format: %s is not text or bytes", w[0]);
+}
+
 /* upstream HOST [port N] [plain|starttls|tls] [no-verify] */
 static void
 kw_upstream(struct parse_ctx *ctx, char **w, int n)
@@ -463,6 +476,7 @@ static const struct keyword keywords[] = {
 	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0, 0, 0 },
 	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0, 0, 0 },
 	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0, 0, 0 },
+	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0, 0, 0 },
 	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0, 0, 0 },
 	KW("upstream-auth", KW_PATH, upstream_auth, 0, 0),
 	KW("upstream-ca", KW_PATH, conf.upstream_ca, 0, 0),

@@ -1,10 +1,20 @@
 /*
- * Print a spooled message as smtpd.DebuggingServer (text mode) did:
- * the message's lines with CRLF turned into LF, "X-Peer: <ip>" before the
- * first empty line (or after the last line when there is none), between
- * the two marker lines.  Python split the data on LF after dropping the
- * final CRLF, so an empty message printed as one empty line: so does
- * this.
+ * Print a spooled message as Python 3.11's smtpd.DebuggingServer did
+ * (SPEC section 5).  SMTPChannel.found_terminator took the data before
+ * the final CRLF, split it at CRLF, removed one leading dot of each piece
+ * (the worker has done that) and joined the pieces with "\n";
+ * DebuggingServer._print_message_content cut that with splitlines() and
+ * printed each line, "X-Peer: <ip>" before the first empty one.  Text
+ * mode (decode_data=True) cut a str and printed it; bytes mode
+ * (decode_data=False) cut a bytes object and printed repr()s, after the
+ * MAIL and RCPT options.
+ *
+ * Data that is not UTF-8, on which text mode failed, is cut as if decoded
+ * with surrogateescape: the multi-byte line breaks (U+0085, U+2028,
+ * U+2029) start with a lead byte, which no decoder takes for the
+ * continuation of an earlier character, so their byte sequences are
+ * breaks wherever they stand.  The printer streams: only a bytes-mode
+ * line is held, for the quote its repr() chooses.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -12,99 +22,362 @@
 #include <unistd.h>
 
 #include "debug.h"
+#include "proto.h"
 
 #define DEBUG_CHUNK	65536
 
 struct printer {
 	FILE		*out;
 	const char	*peer_ip;
-	int		 in_headers;
-	int		 at_line_start;
-	int		 pending_cr;
+	int		 bytes;		/* the bytes flavour */
+	int		 in_headers;	/* no empty line yet */
+	int		 pending_cr;	/* a spool CR: of a CRLF or bare? */
+	int		 skip_lf;	/* after "\r", "\n" ends no new line */
+	unsigned char	 hold[2];	/* text: maybe a multi-byte break */
+	size_t		 nhold;
+	size_t		 linelen;	/* text: bytes printed of this line */
+	unsigned char	*line;		/* bytes: this line, for repr() */
+	size_t		 len;
+	size_t		 cap;
+	int		 nomem;
 };
 
+/* Python's repr() of a bytes object (Objects/bytesobject.c). */
 static void
-printer_peer(struct printer *p)
+repr_bytes(FILE *out, const unsigned char *s, size_t len)
 {
-	fprintf(p->out, "X-Peer: %s\n", p->peer_ip);
-	p->in_headers = 0;
+	int	 quote = '\'';
+	size_t	 i;
+
+	/* An empty line has no buffer yet: no memchr() on NULL. */
+	if (len > 0 && memchr(s, '\'', len) != NULL &&
+	    memchr(s, '"', len) == NULL)
+		quote = '"';
+	putc_unlocked('b', out);
+	putc_unlocked(quote, out);
+	for (i = 0; i < len; i++) {
+		if (s[i] == quote || s[i] == '\\')
+			fprintf(out, "\\%c", s[i]);
+		else if (s[i] == '\t')
+			fputs("\\t", out);
+		else if (s[i] == '\n')
+			fputs("\\n", out);
+		else if (s[i] == '\r')
+			fputs("\\r", out);
+		else if (s[i] < ' ' || s[i] >= 0x7f)
+			fprintf(out, "\\x%02x", s[i]);
+		else
+			putc_unlocked(s[i], out);
+	}
+	putc_unlocked(quote, out);
 }
 
-/* One chunk of spool bytes; a CR is held until its LF is seen. */
+/* Length of the UTF-8 character at s, 0 if it is not one. */
+static size_t
+utf8_char(const unsigned char *s, size_t len, unsigned int *cp)
+{
+	size_t	 n, i;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4;
+	else
+		return 0;
+	if (len < n)
+		return 0;
+	*cp = s[0] & (0x7f >> n);
+	for (i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && *cp < 0x800) || (n == 4 && *cp < 0x10000) ||
+	    (*cp >= 0xd800 && *cp <= 0xdfff) || *cp > 0x10ffff)
+		return 0;
+	return n;
+}
+
+/*
+ * Python's repr() of a str: as a bytes repr without the b, but a
+ * printable non-ASCII character stands as itself.  The Latin-1 ones
+ * that are not printable are escaped; further ones are taken as
+ * printable (options are ASCII in all but odd cases).
+ */
 static void
-printer_feed(struct printer *p, const char *data, size_t len)
+repr_str(FILE *out, const unsigned char *s, size_t len)
+{
+	int		 quote = '\'';
+	unsigned int	 cp;
+	size_t		 i, n;
+
+	if (memchr(s, '\'', len) != NULL && memchr(s, '"', len) == NULL)
+		quote = '"';
+	putc_unlocked(quote, out);
+	for (i = 0; i < len; i += n) {
+		n = 1;
+		if (s[i] < 0x80) {
+			if (s[i] == quote || s[i] == '\\')
+				fprintf(out, "\\%c", s[i]);
+			else if (s[i] == '\t')
+				fputs("\\t", out);
+			else if (s[i] == '\n')
+				fputs("\\n", out);
+			else if (s[i] == '\r')
+				fputs("\\r", out);
+			else if (s[i] < ' ' || s[i] == 0x7f)
+				fprintf(out, "\\x%02x", s[i]);
+			else
+				putc_unlocked(s[i], out);
+		} else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
+			n = 1;
+			fprintf(out, "\\x%02x", s[i]);
+		} else if (cp <= 0xa0 || cp == 0xad)
+			fprintf(out, "\\x%02x", cp);
+		else
+			fwrite(s + i, 1, n, out);
+	}
+	putc_unlocked(quote, out);
+}
+
+/* "mail options: ['SIZE=100', 'BODY=8BITMIME']": a list of str. */
+static void
+print_options(FILE *out, const char *what, const char *opts)
+{
+	const char	*p = opts, *sp;
+	size_t		 n;
+
+	fprintf(out, "%s options: [", what);
+	for (;;) {
+		sp = strchr(p, ' ');
+		n = sp == NULL ? strlen(p) : (size_t)(sp - p);
+		repr_str(out, (const unsigned char *)p, n);
+		if (sp == NULL)
+			break;
+		fputs(", ", out);
+		p = sp + 1;
+	}
+	fputs("]\n", out);
+}
+
+/* The end of a line; before the first empty one comes X-Peer. */
+static void
+line_end(struct printer *p)
+{
+	char	 peer[64];
+	int	 n;
+
+	if (p->in_headers && (p->bytes ? p->len : p->linelen) == 0) {
+		n = snprintf(peer, sizeof(peer), "X-Peer: %s", p->peer_ip);
+		if (n < 0 || (size_t)n >= sizeof(peer))
+			n = 0;
+		if (p->bytes)
+			repr_bytes(p->out, (unsigned char *)peer, n);
+		else
+			fwrite(peer, 1, n, p->out);
+		putc_unlocked('\n', p->out);
+		p->in_headers = 0;
+	}
+	if (p->bytes)
+		repr_bytes(p->out, p->line, p->len);
+	putc_unlocked('\n', p->out);
+	p->len = 0;
+	p->linelen = 0;
+}
+
+static void
+line_add(struct printer *p, unsigned char c)
+{
+	unsigned char	*n;
+
+	if (!p->bytes) {
+		putc_unlocked(c, p->out);
+		p->linelen++;
+		return;
+	}
+	if (p->len == p->cap) {
+		if ((n = realloc(p->line, p->cap ? p->cap * 2 : 1024)) ==
+		    NULL) {
+			p->nomem = 1;
+			return;
+		}
+		p->line = n;
+		p->cap = p->cap ? p->cap * 2 : 1024;
+	}
+	p->line[p->len++] = c;
+}
+
+static void
+hold_flush(struct printer *p)
 {
 	size_t	 i;
 
-	for (i = 0; i < len; i++) {
-		char c = data[i];
+	for (i = 0; i < p->nhold; i++)
+		line_add(p, p->hold[i]);
+	p->nhold = 0;
+}
 
-		if (p->pending_cr) {
-			p->pending_cr = 0;
-			if (c == '\n') {
-				if (p->in_headers && p->at_line_start)
-					printer_peer(p);
-				putc_unlocked('\n', p->out);
-				p->at_line_start = 1;
-				continue;
-			}
-			putc_unlocked('\r', p->out);
-			p->at_line_start = 0;
-		}
-		if (c == '\r') {
-			p->pending_cr = 1;
-			continue;
-		}
-		putc_unlocked(c, p->out);
-		p->at_line_start = 0;
+/*
+ * Text mode: C2 85, E2 80 A8 and E2 80 A9 end a line too.  1 if c was
+ * taken (as a break, or held as a possible start of one).
+ */
+static int
+text_multibyte(struct printer *p, unsigned char c)
+{
+	if (p->nhold == 1 && p->hold[0] == 0xc2 && c == 0x85) {
+		p->nhold = 0;
+		line_end(p);
+		return 1;
 	}
+	if (p->nhold == 1 && p->hold[0] == 0xe2 && c == 0x80) {
+		p->hold[p->nhold++] = c;
+		return 1;
+	}
+	if (p->nhold == 2 && (c == 0xa8 || c == 0xa9)) {
+		p->nhold = 0;
+		line_end(p);
+		return 1;
+	}
+	hold_flush(p);
+	if (c == 0xc2 || c == 0xe2) {
+		p->hold[p->nhold++] = c;
+		return 1;
+	}
+	return 0;
+}
+
+/* One character of the joined text: str or bytes splitlines(). */
+static void
+split_char(struct printer *p, unsigned char c)
+{
+	if (p->skip_lf) {
+		p->skip_lf = 0;
+		if (c == '\n')
+			return;
+	}
+	if (!p->bytes && text_multibyte(p, c))
+		return;
+	switch (c) {
+	case '\r':
+		p->skip_lf = 1;
+		/* FALLTHROUGH */
+	case '\n':
+		line_end(p);
+		return;
+	case '\v':
+	case '\f':
+	case 0x1c:
+	case 0x1d:
+	case 0x1e:
+		if (!p->bytes) {
+			line_end(p);
+			return;
+		}
+		break;
+	}
+	line_add(p, c);
+}
+
+/* One spool byte: each CRLF becomes "\n", as found_terminator joined. */
+static void
+spool_char(struct printer *p, unsigned char c)
+{
+	if (p->pending_cr) {
+		p->pending_cr = 0;
+		if (c == '\n') {
+			split_char(p, '\n');
+			return;
+		}
+		split_char(p, '\r');
+	}
+	if (c == '\r')
+		p->pending_cr = 1;
+	else
+		split_char(p, c);
+}
+
+/* How much of the spool is the data: all but a final CRLF. */
+static int
+data_length(int spoolfd, uint64_t size, uint64_t *len)
+{
+	char	 end[2];
+	ssize_t	 n;
+
+	*len = size;
+	if (size < 2)
+		return 0;
+	while ((n = pread(spoolfd, end, 2, size - 2)) == -1 && errno == EINTR)
+		;
+	if (n == -1)
+		return -1;
+	if (n == 2 && end[0] == '\r' && end[1] == '\n')
+		*len = size - 2;
+	return 0;
+}
+
+/* Feed the first len bytes of spoolfd; -1 on a read error. */
+static int
+printer_read(struct printer *p, int spoolfd, uint64_t len)
+{
+	unsigned char	*chunk;
+	off_t		 off = 0;
+	ssize_t		 n, i;
+
+	if ((chunk = malloc(DEBUG_CHUNK)) == NULL)
+		return -1;
+	/* No further than the size committed: the file is not ours. */
+	while ((uint64_t)off < len) {
+		n = pread(spoolfd, chunk, len - (uint64_t)off < DEBUG_CHUNK ?
+		    (size_t)(len - (uint64_t)off) : DEBUG_CHUNK, off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			free(chunk);
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			spool_char(p, chunk[i]);
+		off += n;
+	}
+	free(chunk);
+	return 0;
 }
 
 /* Print the size bytes of spoolfd; -1 on a read or write error. */
 int
-debug_print(int spoolfd, uint64_t size, const char *peer_ip, FILE *out)
+debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
+    FILE *out)
 {
 	struct printer	 p;
-	char		*chunk;
-	off_t		 off = 0;
-	ssize_t		 n;
-	int		 empty = 1;
+	uint64_t	 len;
+	int		 rv;
 
-	if ((chunk = malloc(DEBUG_CHUNK)) == NULL)
-		return -1;
 	memset(&p, 0, sizeof(p));
 	p.out = out;
-	p.peer_ip = peer_ip;
+	p.peer_ip = m->peer_ip;
+	p.bytes = m->format == DEBUG_FORMAT_BYTES;
 	p.in_headers = 1;
-	p.at_line_start = 1;
+	if (data_length(spoolfd, size, &len) == -1)
+		return -1;
 	fputs("---------- MESSAGE FOLLOWS ----------\n", out);
-	/* No further than the size committed: the file is not ours. */
-	while ((uint64_t)off < size) {
-		n = pread(spoolfd, chunk, size - (uint64_t)off < DEBUG_CHUNK ?
-		    (size_t)(size - (uint64_t)off) : DEBUG_CHUNK, off);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1) {
-			free(chunk);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		empty = 0;
-		printer_feed(&p, chunk, n);
-		off += n;
-	}
-	free(chunk);
-	if (p.pending_cr)
-		putc_unlocked('\r', out);
-	if (empty) {
-		printer_peer(&p);
+	if (p.bytes && m->mail_opts != NULL && *m->mail_opts != '\0')
+		print_options(out, "mail", m->mail_opts);
+	if (p.bytes && m->rcpt_opts != NULL && *m->rcpt_opts != '\0') {
+		print_options(out, "rcpt", m->rcpt_opts);
 		putc_unlocked('\n', out);
-	} else if (p.in_headers) {
-		if (!p.at_line_start)
-			putc_unlocked('\n', out);
-		printer_peer(&p);
 	}
+	rv = printer_read(&p, spoolfd, len);
+	if (p.pending_cr)
+		split_char(&p, '\r');
+	hold_flush(&p);
+	/* A line break at the very end yields no further line. */
+	if ((p.bytes ? p.len : p.linelen) > 0)
+		line_end(&p);
+	free(p.line);
 	fputs("------------ END MESSAGE ------------\n", out);
-	return fflush(out) == EOF ? -1 : 0;
+	if (fflush(out) == EOF || ferror(out) || p.nomem)
+		return -1;
+	return rv;
 }

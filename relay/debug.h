@@ -7,6 +7,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
-int	debug_print(int spoolfd, uint64_t size, const char *peer_ip, FILE *);
+/* What the printer needs of the envelope; NULL or "" options: none. */
+struct debug_msg {
+	const char	*peer_ip;
+	const char	*mail_opts;	/* MAIL parameters, space-separated */
+	const char	*rcpt_opts;	/* the last RCPT's parameters */
+	uint32_t	 format;	/* DEBUG_FORMAT_TEXT or _BYTES */
+};
+
+int	debug_print(int spoolfd, uint64_t size, const struct debug_msg *,
+	    FILE *);
 
 #endif

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <bsd/string.h>
+
 #include "addr.h"
 #include "relay.h"
 
@@ -48,6 +50,61 @@ envelope_check_helo(const char *s, int utf8)
 	return 0;
 }
 
+/*
+ * The MAIL options: what a MAIL that the worker accepted can carry, as
+ * it normalised them (upper case, one space between).
+ */
+static int
+envelope_check_mail_opts(const char *s, uint32_t flags)
+{
+	char		 buf[ENV_OPTS_MAX + 1], *p, *tok;
+	const char	*v;
+
+	if (*s == '\0')
+		return 0;
+	if (strlcpy(buf, s, sizeof(buf)) >= sizeof(buf))
+		return -1;
+	p = buf;
+	while ((tok = strsep(&p, " ")) != NULL) {
+		if (strncmp(tok, "SIZE=", 5) == 0) {
+			v = tok + 5;
+			if (*v == '\0' || strspn(v, "0123456789") != strlen(v))
+				return -1;
+		} else if (strcmp(tok, "BODY=8BITMIME") == 0) {
+			if (!(flags & ENV_F_8BIT))
+				return -1;
+		} else if (strcmp(tok, "SMTPUTF8") == 0) {
+			if (!(flags & ENV_F_SMTPUTF8))
+				return -1;
+		} else if (strcmp(tok, "BODY=7BIT") != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The options of the last RCPT (refused ones count: Python kept them):
+ * words of bytes that are neither blank nor line ends nor lower case,
+ * one space between.
+ */
+static int
+envelope_check_rcpt_opts(const char *s)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+
+	if (*p == ' ')
+		return -1;
+	for (; *p != '\0'; p++) {
+		if (*p == ' ' && (p[1] == ' ' || p[1] == '\0'))
+			return -1;
+		if (*p == '\t' || *p == '\n' || *p == '\v' || *p == '\f' ||
+		    *p == '\r' || (*p >= 0x1c && *p <= 0x1f) ||
+		    (*p >= 'a' && *p <= 'z'))
+			return -1;
+	}
+	return 0;
+}
+
 /* Fill env from an IMSG_MSG_COMMIT; -1 if the worker sent nonsense. */
 int
 envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
@@ -77,7 +134,12 @@ envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
 			goto bad;
 	if (imsg_get_u64(imsg, &env->size) == -1 ||
 	    imsg_get_u32(imsg, &env->flags) == -1 ||
+	    imsg_get_str(imsg, env->mail_opts, sizeof(env->mail_opts)) == -1 ||
+	    imsg_get_str(imsg, env->rcpt_opts, sizeof(env->rcpt_opts)) == -1 ||
 	    imsg_get_end(imsg) == -1 || (env->flags & ~(uint32_t)ENV_F_MASK) != 0)
+		goto bad;
+	if (envelope_check_mail_opts(env->mail_opts, env->flags) == -1 ||
+	    envelope_check_rcpt_opts(env->rcpt_opts) == -1)
 		goto bad;
 	return 0;
 bad:

@@ -235,11 +235,16 @@ relay_log_message(const char *qid, const struct envelope *env)
 static void
 relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 {
-	char	 qid[32];
+	struct debug_msg	 m;
+	char			 qid[32];
 
 	relay_queue_id(qid, sizeof(qid));
 	relay_log_message(qid, env);
-	if (debug_print(sp->fd, env->size, env->peer_ip, stdout) == -1) {
+	m.peer_ip = env->peer_ip;
+	m.mail_opts = env->mail_opts;
+	m.rcpt_opts = env->rcpt_opts;
+	m.format = relay.conf.debug_format;
+	if (debug_print(sp->fd, env->size, &m, stdout) == -1) {
 		log_warn("event=delivery queue_id=%s mode=debug result=tempfail",
 		    qid);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,

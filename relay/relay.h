@@ -50,6 +50,8 @@ struct envelope {
 	char		 (*rcpts)[ADDR_PATH_MAX + 1];
 	uint64_t	 size;
 	uint32_t	 flags;
+	char		 mail_opts[ENV_OPTS_MAX + 1];	/* see envelope.c */
+	char		 rcpt_opts[ENV_OPTS_MAX + 1];
 };
 
 int	relay_main(void);

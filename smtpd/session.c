@@ -535,6 +535,8 @@ session_msg_commit(struct smtp_session *smtp)
 		imsg_add_str(out, smtp->rcpts[i]);
 	imsg_add_u64(out, smtp->datalen);
 	imsg_add_u32(out, flags);
+	imsg_add_str(out, smtp->mail_opts != NULL ? smtp->mail_opts : "");
+	imsg_add_str(out, smtp->rcpt_opts != NULL ? smtp->rcpt_opts : "");
 	if (out->overflow) {
 		free(out);
 		session_commit_failed(smtp, "envelope too large");

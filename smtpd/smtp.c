@@ -197,6 +197,10 @@ smtp_reset(struct smtp_session *s)
 	s->rcpts = NULL;
 	s->nrcpt = 0;
 	s->mail_from[0] = '\0';
+	free(s->mail_opts);
+	s->mail_opts = NULL;
+	free(s->rcpt_opts);
+	s->rcpt_opts = NULL;
 	s->body_8bit = 0;
 	s->smtputf8 = 0;
 	s->datalen = 0;
@@ -338,6 +342,36 @@ smtp_mail_params(struct smtp_session *s, char *params)
 	return 0;
 }
 
+/*
+ * Keep MAIL or RCPT parameters as Python's smtpd kept them for
+ * DebuggingServer (params.upper().split(), joined here by one space).
+ */
+static int
+smtp_opts_save(char **dst, const char *params)
+{
+	char		*o, *q;
+	const char	*p;
+	int		 word = 0;
+
+	if ((o = malloc(strlen(params) + 1)) == NULL)
+		return -1;
+	for (p = params, q = o; *p != '\0'; p++) {
+		if (*p == ' ' || (*p >= '\t' && *p <= '\r') ||
+		    (*p >= 0x1c && *p <= 0x1f)) {
+			word = 0;
+			continue;
+		}
+		if (!word && q != o)
+			*q++ = ' ';
+		word = 1;
+		*q++ = *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p;
+	}
+	*q = '\0';
+	free(*dst);
+	*dst = o;
+	return 0;
+}
+
 /* Split "<path> params" after the path; the path parse is strict. */
 static int
 smtp_parse_path(struct smtp_session *s, char *arg, int sender,
@@ -382,6 +416,10 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		return;
 	s->smtputf8 = 0;
 	s->body_8bit = 0;
+	if (smtp_opts_save(&s->mail_opts, params) == -1) {
+		smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
 	if (smtp_mail_params(s, params) == -1)
 		return;
 	if ((a.flags & ADDR_F_UTF8) && !s->smtputf8) {
@@ -413,6 +451,12 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		return;
 	while (*params == ' ')
 		params++;
+	/* Python kept the options of the last RCPT, refused or not. */
+	if ((s->esmtp || *params == '\0') &&
+	    smtp_opts_save(&s->rcpt_opts, params) == -1) {
+		smtp_reply(s, 451, "4.3.0", "Error: out of memory");
+		return;
+	}
 	if (*params != '\0') {
 		smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
 		return;

@@ -98,6 +98,8 @@ struct smtp_session {
 	uint32_t		 nrcpt;
 	int			 body_8bit;
 	int			 smtputf8;
+	char			*mail_opts;	/* for debug-format bytes */
+	char			*rcpt_opts;	/* the last RCPT's */
 
 	/* Message data. */
 	int			 spool_fd;

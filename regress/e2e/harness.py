@@ -432,16 +432,17 @@ def split_blocks(out):
 
 def debug_block(lines, peer="127.0.0.1"):
     """The block debug mode prints for a message of these header and
-    body lines (a list of str; "" separates header and body)."""
+    body lines (a list of str; "" separates header and body), by Python
+    3.11's rules: the lines are joined as the data was and cut again with
+    str.splitlines(); X-Peer before the first empty line, none without
+    one."""
     out = [BLOCK_START.rstrip("\n")]
     seen_empty = False
-    for line in lines:
+    for line in "\n".join(lines).splitlines():
         if line == "" and not seen_empty:
             out.append("X-Peer: " + peer)
             seen_empty = True
         out.append(line)
-    if not seen_empty:
-        out.append("X-Peer: " + peer)
     out.append(BLOCK_END.rstrip("\n"))
     return "\n".join(out) + "\n"
 

@@ -84,7 +84,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    strnlen(env.helo, sizeof(env.helo)) == sizeof(env.helo) ||
 	    env.helo[0] == '\0' || env.nrcpt == 0 ||
 	    env.nrcpt > ENV_RCPT_MAX || env.rcpts == NULL ||
-	    (env.flags & ~(uint32_t)ENV_F_MASK) != 0)
+	    (env.flags & ~(uint32_t)ENV_F_MASK) != 0 ||
+	    strnlen(env.mail_opts, sizeof(env.mail_opts)) ==
+	    sizeof(env.mail_opts) ||
+	    strnlen(env.rcpt_opts, sizeof(env.rcpt_opts)) ==
+	    sizeof(env.rcpt_opts) ||
+	    strpbrk(env.rcpt_opts, "\t\n\v\f\r\x1c\x1d\x1e\x1f" "abcdefghijklm"
+	    "nopqrstuvwxyz") != NULL || strstr(env.rcpt_opts, "  ") != NULL ||
+	    strspn(env.mail_opts, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789= ") !=
+	    strlen(env.mail_opts))
 		abort();
 	for (p = (const unsigned char *)env.helo; *p != '\0'; p++)
 		if (*p <= ' ' || *p == 127 || (*p >= 0x80 && !utf8))
@@ -104,6 +112,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		imsg_add_str(&out, env.rcpts[i]);
 	imsg_add_u64(&out, env.size);
 	imsg_add_u32(&out, env.flags);
+	imsg_add_str(&out, env.mail_opts);
+	imsg_add_str(&out, env.rcpt_opts);
 	if (out.overflow || out.len - HDRSZ != imsg.datalen ||
 	    memcmp(out.buf + HDRSZ, imsg.data, imsg.datalen) != 0)
 		abort();

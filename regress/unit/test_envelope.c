@@ -33,7 +33,9 @@ struct commit {
 	const char	*rcpts[MAXR];
 	uint64_t	 size;
 	uint32_t	 flags;
-	int		 no_tail;	/* leave out size and flags */
+	const char	*mail_opts;	/* NULL for "" */
+	const char	*rcpt_opts;
+	int		 no_tail;	/* leave out size, flags, options */
 	const void	*extra;		/* trailing bytes */
 	size_t		 extralen;
 };
@@ -75,6 +77,8 @@ decode(const struct commit *c, struct envelope *env, int smtputf8)
 	if (!c->no_tail) {
 		imsg_add_u64(out, c->size);
 		imsg_add_u32(out, c->flags);
+		imsg_add_str(out, c->mail_opts ? c->mail_opts : "");
+		imsg_add_str(out, c->rcpt_opts ? c->rcpt_opts : "");
 	}
 	if (c->extralen > 0)
 		imsg_add_data(out, c->extra, c->extralen);
@@ -325,11 +329,11 @@ test_addresses(void **state)
 		d.nrcpt = 2;
 		d.no_tail = 1;
 		d.extra = "\x0f\0\0\0" "a\0b@example.net" "\0\0\0\0\0\0\0\0"
-		    "\0\0\0\0";
-		d.extralen = 4 + 15 + 12;
+		    "\0\0\0\0" "\0\0\0\0\0\0\0\0";
+		d.extralen = 4 + 15 + 12 + 8;
 		assert_int_equal(decode_ok(&d, 0), -1);
 		d.extra = "\x0f\0\0\0" "a.b@example.net" "\0\0\0\0\0\0\0\0"
-		    "\0\0\0\0";
+		    "\0\0\0\0" "\0\0\0\0\0\0\0\0";
 		assert_int_equal(decode_ok(&d, 0), 0);
 	}
 }
@@ -359,19 +363,85 @@ test_flags_and_tail(void **state)
 	c.extra = "\0\0\0\0";
 	c.extralen = 4;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	/* Missing size and flags, or flags only. */
+	/* Missing size, flags and options, or some of them. */
 	c.extralen = 0;
 	c.no_tail = 1;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	c.extra = "\0\0\0\0\0\0\0\0";
+	c.extra = "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 	c.extralen = 8;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	c.extralen = 11;
-	c.extra = "\0\0\0\0\0\0\0\0\0\0\0";
-	assert_int_equal(decode_ok(&c, 1), -1);
 	c.extralen = 12;
-	c.extra = "\0\0\0\0\0\0\0\0\0\0\0\0";
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 16;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 19;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 20;
 	assert_int_equal(decode_ok(&c, 1), 0);
+}
+
+/* The MAIL and RCPT options the debug printer shows (bytes flavour). */
+static void
+test_options(void **state)
+{
+	static const char *mail_ok[] = { "SIZE=100", "BODY=8BITMIME",
+	    "SIZE=0 BODY=7BIT BODY=8BITMIME SMTPUTF8", "BODY=7BIT" };
+	static const char *mail_bad[] = { "size=100", "SIZE=", "SIZE=1x",
+	    "SIZE=100 ", " SIZE=100", "SIZE=1  BODY=7BIT", "BODY=BINARYMIME",
+	    "FOO=1", "AUTH=<>", "SMTPUTF8=1", "SIZE=-1" };
+	static const char *rcpt_ok[] = { "NOTIFY=NEVER", "A B=C",
+	    "ORCPT=RFC822;X@Y \xc3\xa9\x01" };
+	static const char *rcpt_bad[] = { " A", "A ", "A  B", "a", "A\tB",
+	    "A\rB", "A\nB", "A\x1f" "B", "A\x0b" "B" };
+	struct commit	 c;
+	struct envelope	 env;
+	size_t		 i;
+
+	(void)state;
+	commit_init(&c);
+	c.flags = ENV_F_ESMTP | ENV_F_8BIT | ENV_F_SMTPUTF8;
+	for (i = 0; i < sizeof(mail_ok) / sizeof(mail_ok[0]); i++) {
+		c.mail_opts = mail_ok[i];
+		if (decode(&c, &env, 1) != 0)
+			fail_msg("%s refused", mail_ok[i]);
+		assert_string_equal(env.mail_opts, mail_ok[i]);
+		envelope_free(&env);
+	}
+	for (i = 0; i < sizeof(mail_bad) / sizeof(mail_bad[0]); i++) {
+		c.mail_opts = mail_bad[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("%s accepted", mail_bad[i]);
+	}
+	/* Options that contradict the flags. */
+	c.flags = ENV_F_ESMTP;
+	c.mail_opts = "BODY=8BITMIME";
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.mail_opts = "SMTPUTF8";
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.mail_opts = NULL;
+	for (i = 0; i < sizeof(rcpt_ok) / sizeof(rcpt_ok[0]); i++) {
+		c.rcpt_opts = rcpt_ok[i];
+		if (decode(&c, &env, 1) != 0)
+			fail_msg("%s refused", rcpt_ok[i]);
+		assert_string_equal(env.rcpt_opts, rcpt_ok[i]);
+		envelope_free(&env);
+	}
+	for (i = 0; i < sizeof(rcpt_bad) / sizeof(rcpt_bad[0]); i++) {
+		c.rcpt_opts = rcpt_bad[i];
+		if (decode_ok(&c, 1) != -1)
+			fail_msg("%s accepted", rcpt_bad[i]);
+	}
+	/* Longer than a command line can hold. */
+	{
+		char	 big[ENV_OPTS_MAX + 2];
+
+		memset(big, 'A', sizeof(big) - 1);
+		big[sizeof(big) - 1] = '\0';
+		c.rcpt_opts = big;
+		assert_int_equal(decode_ok(&c, 1), -1);
+		big[sizeof(big) - 2] = '\0';
+		assert_int_equal(decode_ok(&c, 1), 0);
+	}
 }
 
 /* Every proper prefix of a valid payload is refused. */
@@ -396,6 +466,8 @@ test_truncated(void **state)
 	imsg_add_str(out, "b@example.net");
 	imsg_add_u64(out, 99);
 	imsg_add_u32(out, 0);
+	imsg_add_str(out, "SIZE=99");
+	imsg_add_str(out, "X");
 	len = out->len - HDRSZ;
 	for (i = 0; i <= len; i++) {
 		memset(&imsg, 0, sizeof(imsg));
@@ -422,6 +494,7 @@ main(void)
 		cmocka_unit_test(test_rcpt_count),
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_flags_and_tail),
+		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_truncated),
 	};
 
