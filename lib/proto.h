@@ -26,6 +26,7 @@
 #define DEFAULT_TIMEOUT		300
 #define DEFAULT_MAX_BAD		20
 #define STOP_DEADLINE_MS	10000
+#define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
 #define SMTP_TEXT_MAX		998	/* 1000 with CRLF, RFC 5321 4.5.3.1.6 */
 
@@ -98,6 +99,7 @@ struct smtpd_conf {
  *
  * parent -> child:   CONF, CONF_LISTENER (session), CONF_DOMAIN, CONF_RCPT,
  *                    CONF_NET, CONF_END, RELAY_CHANNEL, STOP
+ * parent -> session: RETIRE (on SIGHUP)
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
@@ -141,6 +143,7 @@ enum imsg_type {
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
+	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
 	IMSG_MAX,
 };
 

@@ -31,6 +31,8 @@ struct child {
 	uint32_t	 slot;		/* worker slot */
 	uint32_t	 channel;	/* worker: its relay channel id */
 	int		 retiring;	/* replaced on SIGHUP, draining */
+	int		 stop_sent;	/* worker: IMSG_STOP is on its way */
+	struct ev_timer	 retire_timer;	/* kill a retired worker after */
 	uint64_t	 started;
 	uint32_t	 load;
 	struct imsgbuf	 ib;

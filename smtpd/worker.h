@@ -62,11 +62,13 @@ struct worker {
 	uint32_t		 next_id;
 	uint32_t		 reported_load;
 	int			 stopping;
+	int			 retiring;	/* replaced by a reload */
 	int			 paused;	/* full: not listening */
 	int			 full_for_long;	/* still full after a pause */
 	struct ev_timer		 pause_timer;
 	struct ev_timer		 load_timer;
 	struct ev_timer		 stop_timer;
+	struct ev_timer		 retire_timer;
 };
 
 int	worker_main(void);
