@@ -139,13 +139,19 @@ enum imsg_type {
 	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
-	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password */
-	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
+	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
+				   str client address */
+	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
 	IMSG_MAX,
 };
+
+/* The parent's verdict on an AUTH (IMSG_AUTH_RESULT). */
+#define AUTH_RESULT_FAILED	0	/* 535 */
+#define AUTH_RESULT_OK		1	/* 235 */
+#define AUTH_RESULT_TEMPFAIL	2	/* 454: locked out or too busy */
 
 /* Outcome of a deliver program (IMSG_DELIVER_DONE). */
 #define DELIVER_OK		0

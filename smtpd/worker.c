@@ -560,7 +560,8 @@ worker_parent_io(int fd, int events, void *arg)
 			struct session	*s;
 			uint32_t	 ok;
 
-			if (imsg_get_u32(&imsg, &ok) == -1 || ok > 1 ||
+			if (imsg_get_u32(&imsg, &ok) == -1 ||
+			    ok > AUTH_RESULT_TEMPFAIL ||
 			    imsg_get_end(&imsg) == -1)
 				fatalx("bad AUTH_RESULT");
 			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)

@@ -30,7 +30,6 @@ struct session {
 	uint32_t		 relay_gen;	/* relay that gave the spool fd */
 	struct ipcount		*ipc;
 	struct ev_timer		 timer;
-	struct ev_timer		 delay_timer;	/* a failed AUTH's answer */
 	struct ev_timer		 tls_timer;	/* decrypted input waiting */
 	SSL			*ssl;
 	int			 tls_handshaking;
