@@ -182,11 +182,12 @@ def test_hangup_early_is_counted_and_locked_out(world, upstream_factory,
                        r"session=" % ns, count=LOCK_FAILURES)
     d.wait_log(r"event=auth-lockout client=%s failures=%d"
                % (ns, LOCK_FAILURES))
-    # The lock-out was reached, and seen by the client.
+    # The client ended on a 454 (its address had too many checks
+    # waiting, or was locked out).
     assert out["codes"][-1] == 454, out
-    # Only the first guess (no failure before it) was answered within
-    # the 0.25 s; the others were checked later, all the same.
-    assert out["codes"][0] == 535, out
+    # Only the first guess (no failure before it) may have been answered
+    # within the 0.25 s; the others were checked later, all the same.
+    assert out["codes"][0] in (535, None), out
     assert set(out["codes"][1:-1]) <= {None}, out
     assert out["attempts"] > LOCK_FAILURES, out
     assert len(fails) == LOCK_FAILURES
