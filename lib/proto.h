@@ -27,6 +27,7 @@
 #define DEFAULT_TIMEOUT		300
 #define DEFAULT_MAX_BAD		20
 #define STOP_DEADLINE_MS	10000
+#define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
 #define SMTP_TEXT_MAX		998	/* 1000 with CRLF, RFC 5321 4.5.3.1.6 */
 
@@ -108,6 +109,7 @@ struct smtpd_conf {
  *
  * parent -> child:   CONF, CONF_LISTENER (session), CONF_DOMAIN, CONF_RCPT,
  *                    CONF_NET, CONF_END, RELAY_CHANNEL, STOP
+ * parent -> session: RETIRE (on SIGHUP)
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
  *                    POLICY_END (on SIGHUP)
  * session -> parent: LOAD
@@ -147,13 +149,20 @@ enum imsg_type {
 	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
-	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password */
-	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
+	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
+				   str client address */
+	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
+	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
 	IMSG_MAX,
 };
+
+/* The parent's verdict on an AUTH (IMSG_AUTH_RESULT). */
+#define AUTH_RESULT_FAILED	0	/* 535 */
+#define AUTH_RESULT_OK		1	/* 235 */
+#define AUTH_RESULT_TEMPFAIL	2	/* 454: locked out or too busy */
 
 /* Outcome of a deliver program (IMSG_DELIVER_DONE). */
 #define DELIVER_OK		0

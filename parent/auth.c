@@ -1,7 +1,7 @@
 /*
  * The parent's side of SMTP AUTH: the users file ("name crypt-hash" a
  * line) is read here, as root, and a worker only ever learns whether a
- * password was right.  Also the server certificate and key, read here
+ * password was right (the queue and the throttling are in authq.c).  Also the server certificate and key, read here
  * and handed to each worker as PEM text over its channel.
  */
 #include <sys/stat.h>
@@ -30,7 +30,11 @@ struct user {
 static struct {
 	struct user	*users;
 	size_t		 nusers;
+	char		*dummy;		/* the setting for an unknown user */
 } auth;
+
+/* Without users (none read yet), a hash of some cost all the same. */
+#define AUTH_DUMMY_SETTING	"$6$smtpdsmtpdsmtpd$"
 
 static void
 users_free(struct user *users, size_t n)
@@ -104,11 +108,24 @@ parent_users_load(const char *path, FILE *errs)
 	users_free(auth.users, auth.nusers);
 	auth.users = users;
 	auth.nusers = n;
+	/*
+	 * An unknown user is checked against the first entry's hash, so
+	 * that it costs what a known user of the file costs: the same
+	 * method, the same parameters (a yescrypt file gets a yescrypt
+	 * check, not a cheap SHA-512 one).
+	 */
+	free(auth.dummy);
+	if ((auth.dummy = strdup(n > 0 ? users[0].hash :
+	    AUTH_DUMMY_SETTING)) == NULL)
+		fatal("users");
 	return 0;
 }
 
-/* Whether password is user's; the comparison takes the same time. */
-static int
+/*
+ * Whether password is user's.  Known or not, the user costs one hash
+ * of the file's own kind, and the comparison takes the same time.
+ */
+int
 parent_auth_verify(const char *user, const char *password)
 {
 	struct crypt_data	*cd;
@@ -122,124 +139,14 @@ parent_auth_verify(const char *user, const char *password)
 	if ((cd = calloc(1, sizeof(*cd))) == NULL)
 		return 0;
 	/* An unknown user costs a hash too: no timing oracle. */
-	out = crypt_r(password, hash != NULL ? hash :
-	    "$6$smtpdsmtpdsmtpd$", cd);
+	out = crypt_r(password, hash != NULL ? hash : auth.dummy != NULL ?
+	    auth.dummy : AUTH_DUMMY_SETTING, cd);
 	if (hash != NULL && out != NULL && out[0] != '*' &&
 	    strlen(out) == strlen(hash))
 		ok = CRYPTO_memcmp(out, hash, strlen(hash)) == 0;
 	explicit_bzero(cd, sizeof(*cd));
 	free(cd);
 	return ok;
-}
-
-/*
- * Password checks wait in a bounded queue and are done a few at a time
- * from a timer: a slow hash (yescrypt takes tens of milliseconds) must
- * not keep the parent from its children and signals, and a flood of
- * AUTH attempts only makes logins slower.
- */
-#define AUTH_QUEUE_MAX		256
-#define AUTH_PER_ROUND		2
-#define AUTH_ROUND_MS		10
-
-struct auth_req {
-	struct auth_req	*next;
-	pid_t		 worker;
-	uint32_t	 session;
-	char		 user[256];
-	char		 password[256];
-};
-
-static struct {
-	struct parent	*p;
-	struct auth_req	*head, *tail;
-	unsigned int	 n;
-	struct ev_timer	 timer;
-	int		 timer_set;
-} authq;
-
-/* Answer one request: the verdict to the worker, a grant to the relay. */
-static void
-parent_auth_answer(struct auth_req *r, int ok)
-{
-	struct parent	*p = authq.p;
-	struct child	*c, *relay;
-	struct imsg_out	 out;
-
-	if ((c = parent_child_by_pid(p, r->worker)) == NULL)
-		return;		/* the worker is gone */
-	/* The relay learns it from us, not from the worker's word. */
-	if (ok && (relay = p->slots[p->conf.workers].child) != NULL) {
-		imsg_out_init(&out, IMSG_AUTH_GRANT, c->channel, -1);
-		imsg_add_u32(&out, r->session);
-		parent_child_send(relay, &out);
-	}
-	imsg_out_init(&out, IMSG_AUTH_RESULT, r->session, -1);
-	imsg_add_u32(&out, ok ? 1 : 0);
-	parent_child_send(c, &out);
-}
-
-static void
-parent_auth_round(void *arg)
-{
-	struct auth_req	*r;
-	int		 i, ok;
-
-	(void)arg;
-	for (i = 0; i < AUTH_PER_ROUND && (r = authq.head) != NULL; i++) {
-		if ((authq.head = r->next) == NULL)
-			authq.tail = NULL;
-		authq.n--;
-		ok = parent_auth_verify(r->user, r->password);
-		explicit_bzero(r->password, sizeof(r->password));
-		parent_auth_answer(r, ok);
-		free(r);
-	}
-	if (authq.head != NULL)
-		ev_timer_add(&authq.timer, AUTH_ROUND_MS);
-}
-
-/* IMSG_AUTH_REQUEST from a worker; -1 if malformed. */
-int
-parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
-{
-	struct auth_req	*r;
-
-	if ((r = calloc(1, sizeof(*r))) == NULL)
-		fatal("auth request");
-	r->worker = c->pid;
-	r->session = imsg->hdr.peerid;
-	if (imsg->fd != -1 ||
-	    imsg_get_str(imsg, r->user, sizeof(r->user)) == -1 ||
-	    imsg_get_str(imsg, r->password, sizeof(r->password)) == -1 ||
-	    imsg_get_end(imsg) == -1) {
-		explicit_bzero(imsg->data, imsg->datalen);
-		explicit_bzero(r, sizeof(*r));
-		free(r);
-		return -1;
-	}
-	explicit_bzero(imsg->data, imsg->datalen);
-	if (!authq.timer_set) {
-		authq.p = p;
-		ev_timer_set(&authq.timer, parent_auth_round, NULL);
-		authq.timer_set = 1;
-	}
-	if (authq.n >= AUTH_QUEUE_MAX) {
-		log_warnx("event=auth-overload queued=%u", authq.n);
-		explicit_bzero(r->password, sizeof(r->password));
-		parent_auth_answer(r, 0);
-		free(r);
-		return 0;
-	}
-	if (authq.tail != NULL)
-		authq.tail->next = r;
-	else
-		authq.head = r;
-	authq.tail = r;
-	authq.n++;
-	if (!ev_timer_pending(&authq.timer))
-		ev_timer_add(&authq.timer, 0);
-	return 0;
 }
 
 /* Read a PEM file into memory (as root); NULL and a message if not. */

@@ -219,6 +219,7 @@ parent_child_free(struct parent *p, struct child *c)
 		}
 	if (p->slots[c->slot].child == c)
 		p->slots[c->slot].child = NULL;
+	ev_timer_del(&c->retire_timer);
 	ev_del(c->ib.fd);
 	close(c->ib.fd);
 	imsgbuf_clear(&c->ib);
@@ -412,7 +413,7 @@ parent_child_exited(struct parent *p, pid_t pid, int status)
 		snprintf(how, sizeof(how), "status=%d", WEXITSTATUS(status));
 	s = &p->slots[c->slot];
 	lived = ev_now() - c->started;
-	if (p->stopping || c->retiring)
+	if (p->stopping || c->retiring || c->stop_sent)
 		log_info("event=exit role=%s pid=%d %s", role_name(c->role),
 		    (int)pid, how);
 	else
@@ -464,12 +465,37 @@ parent_stop(struct parent *p)
 	log_info("event=stop-requested");
 	ev_timer_set(&p->stop_timer, parent_stop_deadline, p);
 	ev_timer_add(&p->stop_timer, STOP_DEADLINE_MS + 3000);
+	/* Workers a reload retired stop too: their sessions get 421. */
 	for (c = p->children; c != NULL; c = c->next)
-		if (c->role == ROLE_SESSION && !c->retiring) {
-			c->retiring = 1;
+		if (c->role == ROLE_SESSION && !c->stop_sent) {
+			c->stop_sent = 1;
 			child_send_empty(c, IMSG_STOP);
 		}
 	parent_stop_progress(p);
+}
+
+/* A retired worker that outlived its bound (it ignored its own). */
+static void
+parent_retire_deadline(void *arg)
+{
+	struct child	*c = arg;
+
+	parent_kill(c, "retire-deadline");
+}
+
+/*
+ * A reload: the worker stops accepting and ends with its last session.
+ * It is off the pool (its slot has a new worker) but still reaped, and
+ * killed if it outlives RETIRE_DEADLINE_MS and its own stop deadline.
+ */
+static void
+parent_retire(struct child *c)
+{
+	c->retiring = 1;
+	child_send_empty(c, IMSG_RETIRE);
+	ev_timer_set(&c->retire_timer, parent_retire_deadline, c);
+	ev_timer_add(&c->retire_timer, RETIRE_DEADLINE_MS +
+	    STOP_DEADLINE_MS + 5000);
 }
 
 /*
@@ -549,10 +575,8 @@ parent_reload(struct parent *p)
 		parent_child_send(relay, &out);
 	}
 	for (c = p->children; c != NULL; c = c->next)
-		if (c->role == ROLE_SESSION && !c->retiring) {
-			c->retiring = 1;
-			child_send_empty(c, IMSG_STOP);
-		}
+		if (c->role == ROLE_SESSION && !c->retiring)
+			parent_retire(c);
 	for (i = 0; i < p->conf.workers; i++) {
 		p->slots[i].child = NULL;
 		p->slots[i].backoff = 0;

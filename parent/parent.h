@@ -31,6 +31,8 @@ struct child {
 	uint32_t	 slot;		/* worker slot */
 	uint32_t	 channel;	/* worker: its relay channel id */
 	int		 retiring;	/* replaced on SIGHUP, draining */
+	int		 stop_sent;	/* worker: IMSG_STOP is on its way */
+	struct ev_timer	 retire_timer;	/* kill a retired worker after */
 	uint64_t	 started;
 	uint32_t	 load;
 	struct imsgbuf	 ib;
@@ -96,6 +98,7 @@ int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);
 void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
+int	parent_auth_verify(const char *, const char *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
 int	parent_lock_queue(const char *, char *, size_t);

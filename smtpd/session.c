@@ -23,7 +23,6 @@ static void	session_msg_commit(struct smtp_session *);
 static void	session_msg_abort(struct smtp_session *);
 static void	session_auth_check(struct smtp_session *, const char *,
 		    const char *);
-static void	session_auth_delayed(void *);
 static void	session_tls_pending(void *);
 static void	session_io(int, int, void *);
 
@@ -362,7 +361,6 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 	s->smtp.loopback = loopback;
 	s->smtp.auth_configured = w->conf.auth_enabled;
 	s->smtp.tls_available = w->tls_ctx != NULL && !(flags & LISTEN_TLS);
-	ev_timer_set(&s->delay_timer, session_auth_delayed, s);
 	ev_timer_set(&s->tls_timer, session_tls_pending, s);
 	ev_timer_set(&s->timer, session_timeout, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
@@ -408,7 +406,6 @@ session_close(struct session *s, const char *reason)
 	}
 	close(s->fd);
 	ev_timer_del(&s->timer);
-	ev_timer_del(&s->delay_timer);
 	ev_timer_del(&s->tls_timer);
 	/*
 	 * A spool file still being written is aborted by smtp_free(); one
@@ -424,7 +421,10 @@ session_close(struct session *s, const char *reason)
 	worker_session_gone(w);
 }
 
-/* AUTH: the parent checks the password; the worker never sees hashes. */
+/*
+ * AUTH: the parent checks the password (the worker never sees hashes),
+ * and throttles per client address: the address goes with it.
+ */
 static void
 session_auth_check(struct smtp_session *smtp, const char *user,
     const char *password)
@@ -440,34 +440,23 @@ session_auth_check(struct smtp_session *smtp, const char *user,
 	imsg_out_init(out, IMSG_AUTH_REQUEST, s->id, -1);
 	imsg_add_str(out, user);
 	imsg_add_str(out, password);
+	imsg_add_str(out, smtp->peer_ip);
 	worker_parent_send(w, out);
 	explicit_bzero(out, sizeof(*out));
 	free(out);
 }
 
-/* A failed AUTH is answered late: guessing costs time. */
-static void
-session_auth_delayed(void *arg)
-{
-	struct session	*s = arg;
-
-	smtp_auth_done(&s->smtp, 0);
-	smtp_process(&s->smtp);
-	session_update(s);
-}
-
-/* The parent's verdict on an AUTH. */
+/*
+ * The parent's verdict on an AUTH, given whenever it is ready: the
+ * delay after failures is the parent's, before the check, the same for
+ * a right and a wrong password.
+ */
 void
-session_auth_result(struct session *s, int ok)
+session_auth_result(struct session *s, int verdict)
 {
 	if (s->smtp.wait != SMTP_WAIT_AUTH)
 		return;
-	if (!ok) {
-		ev_timer_add(&s->delay_timer, 1000 * (s->smtp.auth_failures +
-		    1));
-		return;
-	}
-	smtp_auth_done(&s->smtp, 1);
+	smtp_auth_done(&s->smtp, verdict);
 	smtp_process(&s->smtp);
 	session_update(s);
 }

@@ -131,7 +131,7 @@ void	smtp_close_reply(struct smtp_session *, int code, const char *enh,
 	    const char *text);
 void	smtp_drain(struct smtp_session *);
 void	smtp_tls_started(struct smtp_session *);
-void	smtp_auth_done(struct smtp_session *, int ok);
+void	smtp_auth_done(struct smtp_session *, int verdict);
 int	smtp_auth_offered(const struct smtp_session *);
 void	smtp_auth_line(struct smtp_session *, char *);
 void	smtp_cmd_auth(struct smtp_session *, char *);

@@ -24,6 +24,23 @@ smtp_auth_offered(const struct smtp_session *s)
 	    !s->authenticated && (s->tls_active || s->loopback);
 }
 
+static const char *smtp_auth_logname(const char *, char *, size_t);
+
+/*
+ * Credentials refused here, unchecked (no password of anyone's could
+ * match them): a failure of the session, logged by the worker.
+ */
+static void
+smtp_auth_refuse(struct smtp_session *s, const char *user)
+{
+	char	 name[SMTP_AUTH_MAX + 1];
+
+	log_info("event=auth client=%s user=%s result=failed "
+	    "reason=malformed", s->peer_ip,
+	    smtp_auth_logname(user, name, sizeof(name)));
+	smtp_auth_done(s, AUTH_RESULT_FAILED);
+}
+
 /* Give the credentials to the owner; the password is wiped after. */
 static void
 smtp_auth_submit(struct smtp_session *s, const char *user, char *password)
@@ -33,11 +50,11 @@ smtp_auth_submit(struct smtp_session *s, const char *user, char *password)
 	s->auth_step = AUTH_NONE;
 	for (i = 0; user[i] != '\0'; i++)
 		if ((unsigned char)user[i] <= ' ' || user[i] == 127) {
-			smtp_auth_done(s, 0);
+			smtp_auth_refuse(s, user);
 			return;
 		}
 	if (user[0] == '\0' || password[0] == '\0') {
-		smtp_auth_done(s, 0);
+		smtp_auth_refuse(s, user);
 		return;
 	}
 	strlcpy(s->auth_user, user, sizeof(s->auth_user));
@@ -76,7 +93,7 @@ smtp_auth_plain(struct smtp_session *s, const char *b64)
 	    strlen(user) > SMTP_AUTH_MAX || strlen(pass) > SMTP_AUTH_MAX) {
 		explicit_bzero(buf, sizeof(buf));
 		s->auth_step = AUTH_NONE;
-		smtp_auth_done(s, 0);
+		smtp_auth_refuse(s, user);
 		return;
 	}
 	smtp_auth_submit(s, user, pass);
@@ -202,28 +219,31 @@ smtp_auth_logname(const char *user, char *buf, size_t len)
 	return buf;
 }
 
-/* The verdict on the credentials (from the parent, after any delay). */
+/*
+ * The verdict on the credentials (AUTH_RESULT_*, from the parent, which
+ * logs it: the session may be gone by then).  Refusals of any kind
+ * count towards the session's limit.
+ */
 void
-smtp_auth_done(struct smtp_session *s, int ok)
+smtp_auth_done(struct smtp_session *s, int verdict)
 {
-	char	 name[SMTP_AUTH_MAX + 1];
-
 	s->wait = SMTP_WAIT_NONE;
 	s->auth_step = AUTH_NONE;
-	if (ok) {
+	if (verdict == AUTH_RESULT_OK) {
 		s->authenticated = 1;
-		log_info("event=auth client=%s user=%s result=ok", s->peer_ip,
-		    smtp_auth_logname(s->auth_user, name, sizeof(name)));
 		smtp_reply(s, 235, "2.7.0", "Authentication successful");
 		return;
 	}
-	log_info("event=auth client=%s user=%s result=failed", s->peer_ip,
-	    smtp_auth_logname(s->auth_user, name, sizeof(name)));
 	s->auth_user[0] = '\0';
 	if (++s->auth_failures >= SMTP_AUTH_FAILURES) {
 		smtp_close_reply(s, 421, "4.7.0", "Error: too many "
 		    "authentication failures");
 		return;
 	}
-	smtp_reply(s, 535, "5.7.8", "Authentication credentials invalid");
+	if (verdict == AUTH_RESULT_TEMPFAIL)
+		smtp_reply(s, 454, "4.7.0", "Temporary authentication "
+		    "failure, try again later");
+	else
+		smtp_reply(s, 535, "5.7.8", "Authentication credentials "
+		    "invalid");
 }

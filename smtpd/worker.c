@@ -194,7 +194,7 @@ worker_pause_over(void *arg)
 {
 	struct worker	*w = arg;
 
-	if (w->paused && !w->stopping) {
+	if (w->paused && !w->stopping && !w->retiring) {
 		w->full_for_long = w->nsessions >= w->conf.max_sessions;
 		worker_listen(w);
 	}
@@ -218,7 +218,7 @@ worker_accept(int lfd, int events, void *arg)
 	for (l = 0; l < w->nlisteners; l++)
 		if (w->listeners[l] == lfd)
 			flags = w->listen_flags[l];
-	for (i = 0; i < ACCEPT_BATCH && !w->stopping; i++) {
+	for (i = 0; i < ACCEPT_BATCH && w->nlisteners > 0; i++) {
 		/* Leave the rest to a worker with room. */
 		if (w->nsessions >= w->conf.max_sessions && !w->full_for_long)
 			break;
@@ -237,8 +237,7 @@ worker_accept(int lfd, int events, void *arg)
 		}
 		worker_take(w, fd, &ss, flags);
 	}
-	if (w->nsessions >= w->conf.max_sessions && !w->stopping &&
-	    w->nlisteners > 0) {
+	if (w->nsessions >= w->conf.max_sessions && w->nlisteners > 0) {
 		w->full_for_long = 0;
 		worker_pause(w);
 	}
@@ -248,12 +247,12 @@ worker_accept(int lfd, int events, void *arg)
 void
 worker_session_gone(struct worker *w)
 {
-	if (w->stopping && w->nsessions == 0) {
+	if ((w->stopping || w->retiring) && w->nsessions == 0) {
 		log_debug("last session closed, exiting");
 		exit(0);
 	}
 	/* Room again: take connections. */
-	if (w->paused && !w->stopping &&
+	if (w->paused && !w->stopping && !w->retiring &&
 	    w->nsessions < w->conf.max_sessions) {
 		ev_timer_del(&w->pause_timer);
 		w->full_for_long = 0;
@@ -460,6 +459,52 @@ worker_stop_deadline(void *arg)
 	exit(0);
 }
 
+/*
+ * No more connections: the listening descriptors are closed, so that
+ * the kernel hands new clients to the other workers only.
+ */
+static void
+worker_unlisten(struct worker *w)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < w->nlisteners; i++) {
+		ev_del(w->listeners[i]);
+		close(w->listeners[i]);
+	}
+	w->nlisteners = 0;
+	w->paused = 0;
+	ev_timer_del(&w->pause_timer);
+}
+
+/*
+ * IMSG_RETIRE (a reload): new workers took over.  The open sessions go
+ * on as they were, messages after messages, until the client quits or
+ * the idle time-out; the worker exits with its last session.  After
+ * RETIRE_DEADLINE_MS it stops as on SIGTERM.
+ */
+static void
+worker_retire(struct worker *w)
+{
+	if (w->retiring || w->stopping)
+		return;
+	w->retiring = 1;
+	worker_unlisten(w);
+	ev_timer_add(&w->retire_timer, RETIRE_DEADLINE_MS);
+	log_debug("event=retire sessions=%u", w->nsessions);
+	worker_session_gone(w);
+}
+
+static void	worker_stop(struct worker *);
+
+static void
+worker_retire_deadline(void *arg)
+{
+	log_info("event=retire reason=deadline sessions=%u",
+	    ((struct worker *)arg)->nsessions);
+	worker_stop(arg);
+}
+
 /* IMSG_STOP: no new connections; sessions end after their message. */
 static void
 worker_stop(struct worker *w)
@@ -467,12 +512,11 @@ worker_stop(struct worker *w)
 	struct session	*s, *next;
 	unsigned int	 i;
 
+	if (w->stopping)
+		return;
 	w->stopping = 1;
-	for (i = 0; i < w->nlisteners; i++) {
-		ev_del(w->listeners[i]);
-		close(w->listeners[i]);
-	}
-	w->nlisteners = 0;
+	worker_unlisten(w);
+	ev_timer_del(&w->retire_timer);
 	ev_timer_add(&w->stop_timer, STOP_DEADLINE_MS);
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
@@ -517,11 +561,17 @@ worker_parent_io(int fd, int events, void *arg)
 				fatalx("bad STOP");
 			worker_stop(w);
 			break;
+		case IMSG_RETIRE:
+			if (imsg.datalen != 0)
+				fatalx("bad RETIRE");
+			worker_retire(w);
+			break;
 		case IMSG_AUTH_RESULT: {
 			struct session	*s;
 			uint32_t	 ok;
 
-			if (imsg_get_u32(&imsg, &ok) == -1 || ok > 1 ||
+			if (imsg_get_u32(&imsg, &ok) == -1 ||
+			    ok > AUTH_RESULT_TEMPFAIL ||
 			    imsg_get_end(&imsg) == -1)
 				fatalx("bad AUTH_RESULT");
 			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)
@@ -644,14 +694,15 @@ worker_main(void)
 	maxfiles = w->conf.max_sessions * 2 + 64;
 	sandbox_enter(ROLE_SESSION, &w->conf, w->conf.chroot, maxfiles);
 
+	ev_timer_set(&w->pause_timer, worker_pause_over, w);
+	ev_timer_set(&w->load_timer, worker_report_load, w);
+	ev_timer_set(&w->stop_timer, worker_stop_deadline, w);
+	ev_timer_set(&w->retire_timer, worker_retire_deadline, w);
 	if (ev_add(w->parent.fd, EV_READ, worker_parent_io, w) == -1)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
 	worker_parent_io(w->parent.fd, EV_READ, w);
-	ev_timer_set(&w->pause_timer, worker_pause_over, w);
 	worker_listen(w);
-	ev_timer_set(&w->load_timer, worker_report_load, w);
-	ev_timer_set(&w->stop_timer, worker_stop_deadline, w);
 	ev_timer_add(&w->load_timer, 1000);
 	log_debug("event=ready listeners=%u", w->nlisteners);
 	ev_loop();

@@ -30,7 +30,6 @@ struct session {
 	uint32_t		 relay_gen;	/* relay that gave the spool fd */
 	struct ipcount		*ipc;
 	struct ev_timer		 timer;
-	struct ev_timer		 delay_timer;	/* a failed AUTH's answer */
 	struct ev_timer		 tls_timer;	/* decrypted input waiting */
 	SSL			*ssl;
 	int			 tls_handshaking;
@@ -62,11 +61,13 @@ struct worker {
 	uint32_t		 next_id;
 	uint32_t		 reported_load;
 	int			 stopping;
+	int			 retiring;	/* replaced by a reload */
 	int			 paused;	/* full: not listening */
 	int			 full_for_long;	/* still full after a pause */
 	struct ev_timer		 pause_timer;
 	struct ev_timer		 load_timer;
 	struct ev_timer		 stop_timer;
+	struct ev_timer		 retire_timer;
 };
 
 int	worker_main(void);

@@ -465,6 +465,24 @@ test_auth_login_and_failures(void **state)
 	}
 }
 
+/* A lock-out (the parent's temporary failure) is 454 and a strike. */
+static void
+test_auth_tempfail(void **state)
+{
+	struct harness	*h = *state;
+
+	auth_setup(h);
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	smtp_auth_done(&h->s, AUTH_RESULT_TEMPFAIL);
+	expect(h, "454 4.7.0 Temporary authentication failure, try again "
+	    "later\r\n");
+	assert_false(h->s.authenticated);
+	assert_int_equal(h->s.auth_failures, 1);
+	feeds(h, "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+	smtp_auth_done(&h->s, AUTH_RESULT_OK);
+	expect(h, "235 2.7.0 Authentication successful\r\n");
+}
+
 static void
 test_auth_needs_tls(void **state)
 {
@@ -563,6 +581,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_login_and_failures,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_tempfail, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_needs_tls, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_starttls, setup, teardown),
