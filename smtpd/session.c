@@ -339,10 +339,15 @@ session_timeout(void *arg)
 	session_update(s);
 }
 
-/* Start a session on an accepted connection; NULL if it failed. */
-struct session *
+/*
+ * Start a session on an accepted connection.  The session owns fd and
+ * the address's count ipc (may be NULL) from here on, whatever happens:
+ * it may be gone when this returns (a client that reset at once), so
+ * the caller must not touch either again.
+ */
+void
 session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
-    uint32_t flags, int loopback)
+    uint32_t flags, int loopback, struct ipcount *ipc)
 {
 	struct session	*s;
 
@@ -350,7 +355,9 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session alloc");
 		close(fd);
-		return NULL;
+		if (ipc != NULL)
+			worker_ipcount_release(w, ipc);
+		return;
 	}
 	do {
 		s->id = ++w->next_id;
@@ -370,8 +377,12 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 		smtp_free(&s->smtp);
 		free(s);
 		close(fd);
-		return NULL;
+		if (ipc != NULL)
+			worker_ipcount_release(w, ipc);
+		return;
 	}
+	/* From here on session_close() releases the count. */
+	s->ipc = ipc;
 	s->hnext = w->sessions[session_hash(s->id)];
 	w->sessions[session_hash(s->id)] = s;
 	w->nsessions++;
@@ -382,14 +393,14 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 		/* Implicit TLS (port 465): the greeting waits for it. */
 		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
 			session_close(s, "tls-failed");
-			return NULL;
+			return;
 		}
 	} else
 		smtp_greet(&s->smtp);
 	if (w->stopping)
 		smtp_drain(&s->smtp);
+	/* May close (and free) the session: nothing after it. */
 	session_update(s);
-	return s;
 }
 
 /* End a session; an open message is given back to the relay. */

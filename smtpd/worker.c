@@ -111,7 +111,6 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 	char		 ip[INET6_ADDRSTRLEN];
 	uint16_t	 port;
 	struct ipcount	*ipc = NULL;
-	struct session	*s;
 
 	if (ss->ss_family == AF_INET) {
 		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
@@ -144,16 +143,10 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 			return;
 		}
 	}
-	if ((s = session_accept(w, fd, ip, port, flags, is_loopback(ss))) ==
-	    NULL) {
-		if (ipc != NULL && ipc->count == 0)
-			worker_ipcount_release(w, ipc);
-		return;
-	}
-	if (ipc != NULL) {
-		s->ipc = ipc;
+	/* Counted before the session exists: it may end inside accept. */
+	if (ipc != NULL)
 		ipc->count++;
-	}
+	session_accept(w, fd, ip, port, flags, is_loopback(ss), ipc);
 }
 
 /* Watch the listeners again (or for the first time). */

@@ -70,8 +70,8 @@ struct worker {
 };
 
 int	worker_main(void);
-struct session *session_accept(struct worker *, int, const char *, uint16_t,
-	    uint32_t, int);
+void	session_accept(struct worker *, int, const char *, uint16_t,
+	    uint32_t, int, struct ipcount *);
 void	session_auth_result(struct session *, int);
 void	worker_parent_send(struct worker *, struct imsg_out *);
 void	session_update(struct session *);
