@@ -104,7 +104,8 @@ struct smtpd_conf {
  * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
  *                    AUTH_GRANT
  * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
- * session -> parent: AUTH_REQUEST, LOG
+ * session -> parent: AUTH_REQUEST, LOG, SLOT_ASK, SLOT_FREE
+ * parent -> session: SLOT_ANSWER
  * relay -> parent:   LOG
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
@@ -141,6 +142,10 @@ enum imsg_type {
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
+	IMSG_SLOT_ASK,		/* peerid session id, sockaddr of the client;
+				 * at most max-sessions outstanding */
+	IMSG_SLOT_ANSWER,	/* peerid session id, u32 ok (0 or 1) */
+	IMSG_SLOT_FREE,		/* peerid session id: its session ended */
 	IMSG_MAX,
 };
 

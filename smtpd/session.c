@@ -4,6 +4,8 @@
  * relay.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -339,24 +341,89 @@ session_timeout(void *arg)
 	session_update(s);
 }
 
+/* The greeting, or for implicit TLS the handshake before it. */
+static void
+session_start(struct session *s)
+{
+	struct worker	*w = session_worker;
+
+	if (s->smtp.listen_flags & LISTEN_TLS) {
+		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
+			session_close(s, "tls-failed");
+			return;
+		}
+	} else
+		smtp_greet(&s->smtp);
+	if (w->stopping)
+		smtp_drain(&s->smtp);
+	/* May close (and free) the session: nothing after it. */
+	session_update(s);
+}
+
+/* Ask the parent for a slot of the client's address (max-sessions-per-ip). */
+static void
+session_slot_ask(struct session *s, const struct sockaddr_storage *ss)
+{
+	struct worker	*w = session_worker;
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_SLOT_ASK, s->id, -1);
+	imsg_add_sa(&out, (const struct sockaddr *)ss,
+	    ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6));
+	s->slot_asked = 1;
+	s->smtp.wait = SMTP_WAIT_SLOT;
+	worker_parent_send(w, &out);
+}
+
+/* The parent's answer: greet, or refuse as the address has enough. */
+void
+session_slot_answer(struct session *s, int ok)
+{
+	if (s->smtp.wait != SMTP_WAIT_SLOT)
+		return;
+	s->smtp.wait = SMTP_WAIT_NONE;
+	if (!ok) {
+		log_warnx("event=refused session=%08x client=%s "
+		    "reason=max-sessions-per-ip", s->id, s->smtp.peer_ip);
+		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
+		    "connections from your address");
+		session_update(s);
+		return;
+	}
+	session_start(s);
+}
+
 /*
- * Start a session on an accepted connection.  The session owns fd and
- * the address's count ipc (may be NULL) from here on, whatever happens:
- * it may be gone when this returns (a client that reset at once), so
- * the caller must not touch either again.
+ * Start a session on an accepted connection.  The session owns fd from
+ * here on, whatever happens: it may be gone when this returns (a client
+ * that reset at once), so the caller must not touch it again.
  */
 void
-session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
-    uint32_t flags, int loopback, struct ipcount *ipc)
+session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
+    uint32_t flags)
 {
 	struct session	*s;
+	char		 ip[INET6_ADDRSTRLEN];
+	uint16_t	 port;
+	int		 loopback = worker_is_loopback(ss);
 
 	session_worker = w;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session alloc");
 		close(fd);
-		if (ipc != NULL)
-			worker_ipcount_release(w, ipc);
 		return;
 	}
 	do {
@@ -377,30 +444,21 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 		smtp_free(&s->smtp);
 		free(s);
 		close(fd);
-		if (ipc != NULL)
-			worker_ipcount_release(w, ipc);
 		return;
 	}
-	/* From here on session_close() releases the count. */
-	s->ipc = ipc;
 	s->hnext = w->sessions[session_hash(s->id)];
 	w->sessions[session_hash(s->id)] = s;
 	w->nsessions++;
 	log_info("event=connect session=%08x client=%s port=%u", s->id, ip,
 	    port);
 	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
-	if (flags & LISTEN_TLS) {
-		/* Implicit TLS (port 465): the greeting waits for it. */
-		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
-			session_close(s, "tls-failed");
-			return;
-		}
-	} else
-		smtp_greet(&s->smtp);
-	if (w->stopping)
-		smtp_drain(&s->smtp);
-	/* May close (and free) the session: nothing after it. */
-	session_update(s);
+	/* Loopback clients are the operator's own (Postfix exempts them). */
+	if (w->conf.max_per_ip > 0 && !loopback) {
+		session_slot_ask(s, ss);
+		session_update(s);
+		return;
+	}
+	session_start(s);
 }
 
 /* End a session; an open message is given back to the relay. */
@@ -428,8 +486,13 @@ session_close(struct session *s, const char *reason)
 	 */
 	smtp_free(&s->smtp);
 	session_unlink(w, s);
-	if (s->ipc != NULL)
-		worker_ipcount_release(w, s->ipc);
+	/* The parent forgets a slot it refused, or never gave. */
+	if (s->slot_asked) {
+		struct imsg_out	 out;
+
+		imsg_out_init(&out, IMSG_SLOT_FREE, s->id, -1);
+		worker_parent_send(w, &out);
+	}
 	w->nsessions--;
 	free(s);
 	worker_session_gone(w);

@@ -37,6 +37,7 @@ enum smtp_wait {
 	SMTP_WAIT_COMMIT,	/* asked the relay to commit */
 	SMTP_WAIT_AUTH,		/* asked the parent to check a password */
 	SMTP_WAIT_TLS,		/* STARTTLS: handshake to come */
+	SMTP_WAIT_SLOT,		/* not greeted: the parent counts the address */
 };
 
 /* Why a message was refused at the end of DATA. */

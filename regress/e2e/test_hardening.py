@@ -68,3 +68,87 @@ def test_reset_at_accept_releases_the_address_count(world, relay_factory,
             % len(clients)
     finally:
         close_all(clients)
+
+
+def cont(pid):
+    import os
+    import signal
+    os.kill(pid, signal.SIGCONT)
+
+
+def greeted(c):
+    r = c.reply()
+    return r.code == 220
+
+
+def test_sessions_per_ip_count_across_workers(world, relay_factory, netns):
+    """Item 6: max-sessions-per-ip 3 with 2 workers: 3 sessions on one
+    worker, then the other worker (the first one stopped meanwhile, so
+    the kernel hands it the connection) refuses the 4th with 421; once
+    one session ends, a new one is greeted.  Before, each worker
+    counted its own: 6 sessions from one address."""
+    conf, _ = relay_conf(world, lines=["max-sessions-per-ip 3"])
+    d = relay_factory("-f", conf, host=netns.host_ip, workers=2)
+    a, b = d.wait_workers(2)
+    held = []
+    try:
+        sigstop(b)
+        try:
+            for _ in range(3):
+                c = netns.client(d.port)
+                held.append(c)
+                assert greeted(c)
+        finally:
+            cont(b)
+        sigstop(a)
+        try:
+            c = netns.client(d.port)
+            r = c.reply()
+            c.close()
+        finally:
+            cont(a)
+        check(r, 421, None, None, what="4th session from one address")
+        assert "too many connections from your address" in r.text
+        held.pop().close()
+
+        def again():
+            c = netns.client(d.port)
+            if greeted(c):
+                return c
+            c.close()
+            return None
+        held.append(wait_for(again, scaled(5), "a session after one ended",
+                             interval=0.05))
+    finally:
+        close_all(held)
+
+
+def test_dead_worker_gives_its_slots_back(world, relay_factory, netns):
+    """Item 6: a worker killed while it held every slot of an address
+    leaves none held: the address gets sessions again at once."""
+    import os
+    import signal
+    conf, _ = relay_conf(world, lines=["max-sessions-per-ip 2"])
+    d = relay_factory("-f", conf, host=netns.host_ip, workers=2)
+    d.allow_child_death = True
+    a, b = d.wait_workers(2)
+    held = []
+    try:
+        sigstop(b)
+        try:
+            for _ in range(2):
+                c = netns.client(d.port)
+                held.append(c)
+                assert greeted(c)
+        finally:
+            cont(b)
+        os.kill(a, signal.SIGKILL)
+        d.wait_log(r"event=child-died role=session pid=%d " % a)
+        close_all(held)
+        held = []
+        for _ in range(2):
+            c = netns.client(d.port)
+            held.append(c)
+            assert greeted(c)
+    finally:
+        close_all(held)
