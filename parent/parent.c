@@ -537,6 +537,7 @@ parent_reload(struct parent *p)
 	cf.conf.deliver_timeout = p->conf.deliver_timeout;
 	/* The relay checks commits against these: they change together. */
 	cf.conf.max_size = p->conf.max_size;
+	cf.conf.max_spool_pending = p->conf.max_spool_pending;
 	cf.conf.smtputf8 = p->conf.smtputf8;
 	cf.conf.upstream_port = p->conf.upstream_port;
 	cf.conf.upstream_tls = p->conf.upstream_tls;

@@ -18,7 +18,7 @@
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
 #define CONF_DELIVER_ARGS	64
-#define CONF_KEYWORDS_MAX	32
+#define CONF_KEYWORDS_MAX	48
 
 struct listen_conf {
 	struct hostport	 hp;

@@ -142,6 +142,37 @@ channel_violation(struct channel *ch, const char *what)
 	channel_close(ch);
 }
 
+/*
+ * Bytes of mail being received, over every channel: the sizes of the
+ * spool files themselves, as the kernel has them, never what a worker
+ * says it wrote.
+ */
+static uint64_t
+relay_spool_pending(void)
+{
+	struct channel	*ch;
+	struct spool	*sp;
+	struct stat	 st;
+	uint64_t	 total = 0;
+
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		for (sp = ch->spools; sp != NULL; sp = sp->next)
+			if (sp->fd != -1 && fstat(sp->fd, &st) == 0 &&
+			    st.st_size > 0)
+				total += (uint64_t)st.st_size;
+	return total;
+}
+
+static void
+channel_full(struct channel *ch, uint32_t session)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_MSG_FULL, session, -1);
+	if (proc_send(&ch->ib, &out) == -1)
+		log_warn("reply to worker channel %u", ch->id);
+}
+
 /* MSG_OPEN: a fresh spool file for a session. */
 static int
 relay_open(struct channel *ch, struct imsg *imsg)
@@ -149,6 +180,7 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	struct spool	*sp;
 	struct imsg_out	 out;
 	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 pending;
 	int		 fd, dupfd;
 
 	if (imsg->datalen != 0 || imsg->fd != -1)
@@ -159,8 +191,16 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	if (ch->ib.wqueued > 2 * relay.conf.max_sessions + 64)
 		return -1;
 	if (ch->nspools >= relay.conf.max_sessions) {
-		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
-		    "too many messages in progress");
+		channel_full(ch, imsg->hdr.peerid);
+		return 0;
+	}
+	if (relay.conf.max_spool_pending > 0 &&
+	    (pending = relay_spool_pending()) >= relay.conf.max_spool_pending) {
+		log_warnx("event=spool-full channel=%u session=%08x "
+		    "pending=%llu max=%llu", ch->id, imsg->hdr.peerid,
+		    (unsigned long long)pending,
+		    (unsigned long long)relay.conf.max_spool_pending);
+		channel_full(ch, imsg->hdr.peerid);
 		return 0;
 	}
 	if (relay.conf.mode == MODE_DEBUG) {

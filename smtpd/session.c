@@ -28,6 +28,7 @@ static void	session_auth_check(struct smtp_session *, const char *,
 static void	session_auth_delayed(void *);
 static void	session_tls_pending(void *);
 static void	session_io(int, int, void *);
+static void	session_rate_watch(struct session *);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
@@ -228,6 +229,7 @@ session_update(struct session *s)
 	if (buf_left(&s->smtp.out) > 0)
 		events |= s->tls_write_wants ? s->tls_write_wants : EV_WRITE;
 	events |= s->tls_read_wants;
+	session_rate_watch(s);
 	smtp_input_release(&s->smtp);
 	ev_mod(s->fd, events);
 	/* Bytes OpenSSL already decrypted wake no epoll: read them soon. */
@@ -318,27 +320,84 @@ session_io(int fd, int events, void *arg)
 	session_update(s);
 }
 
+/*
+ * End the session with a 421 for why; the second time round (the timer
+ * fires again a second later) it goes even if the client never read.
+ */
 static void
-session_timeout(void *arg)
+session_expire(struct session *s, const char *event, const char *text)
 {
-	struct session	*s = arg;
-
-	/* The second second is the last: a client that never reads goes. */
 	if (s->timed_out) {
-		session_close(s, "timeout");
+		session_close(s, event);
 		return;
 	}
 	s->timed_out = 1;
-	log_info("event=timeout session=%08x client=%s", s->id,
+	log_info("event=%s session=%08x client=%s", event, s->id,
 	    s->smtp.peer_ip);
-	smtp_close_reply(&s->smtp, 421, "4.4.2", "Error: timeout exceeded");
+	ev_timer_del(&s->life_timer);
+	ev_timer_del(&s->rate_timer);
+	smtp_close_reply(&s->smtp, 421, "4.4.2", text);
 	if (session_flush(s) == -1 || buf_left(&s->smtp.out) == 0) {
-		session_close(s, "timeout");
+		session_close(s, event);
 		return;
 	}
 	/* The client does not read: one more second to take the 421. */
 	ev_timer_add(&s->timer, 1000);
 	session_update(s);
+}
+
+static void
+session_timeout(void *arg)
+{
+	struct session	*s = arg;
+
+	session_expire(s, "timeout", "Error: timeout exceeded");
+}
+
+static void
+session_lifetime(void *arg)
+{
+	struct session	*s = arg;
+
+	session_expire(s, "lifetime", "Error: session lifetime exceeded");
+}
+
+/*
+ * The DATA rate floor: after data-rate-grace, the transfer must have
+ * averaged data-rate-min bytes a second so far.  The next check is when
+ * what came so far would no longer be enough, at least a second away.
+ */
+static void
+session_rate_check(void *arg)
+{
+	struct session	*s = arg;
+	uint64_t	 elapsed, ok_until, rate = s->smtp.conf->data_rate_min;
+
+	elapsed = ev_now() - s->data_start;
+	if (s->smtp.data_received * 1000 < rate * elapsed) {
+		session_expire(s, "data-too-slow", "Error: data rate too low");
+		return;
+	}
+	ok_until = s->smtp.data_received * 1000 / rate;
+	ev_timer_add(&s->rate_timer, ok_until > elapsed + 1000 ?
+	    ok_until - elapsed : 1000);
+}
+
+/* Start the rate watch when DATA begins, stop it when it ends. */
+static void
+session_rate_watch(struct session *s)
+{
+	const struct smtpd_conf	*conf = s->smtp.conf;
+
+	if (s->smtp.state == SMTP_DATA && s->data_start == 0 &&
+	    conf->data_rate_min > 0) {
+		s->data_start = ev_now();
+		ev_timer_add(&s->rate_timer,
+		    (uint64_t)conf->data_rate_grace * 1000);
+	} else if (s->smtp.state != SMTP_DATA && s->data_start != 0) {
+		s->data_start = 0;
+		ev_timer_del(&s->rate_timer);
+	}
 }
 
 /* The greeting, or for implicit TLS the handshake before it. */
@@ -439,6 +498,8 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	ev_timer_set(&s->delay_timer, session_auth_delayed, s);
 	ev_timer_set(&s->tls_timer, session_tls_pending, s);
 	ev_timer_set(&s->timer, session_timeout, s);
+	ev_timer_set(&s->life_timer, session_lifetime, s);
+	ev_timer_set(&s->rate_timer, session_rate_check, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
 		log_warn("ev_add");
 		smtp_free(&s->smtp);
@@ -452,6 +513,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	log_info("event=connect session=%08x client=%s port=%u", s->id, ip,
 	    port);
 	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
+	if (w->conf.session_lifetime > 0)
+		ev_timer_add(&s->life_timer,
+		    (uint64_t)w->conf.session_lifetime * 1000);
 	/* Loopback clients are the operator's own (Postfix exempts them). */
 	if (w->conf.max_per_ip > 0 && !loopback) {
 		session_slot_ask(s, ss);
@@ -479,6 +543,8 @@ session_close(struct session *s, const char *reason)
 	ev_timer_del(&s->timer);
 	ev_timer_del(&s->delay_timer);
 	ev_timer_del(&s->tls_timer);
+	ev_timer_del(&s->life_timer);
+	ev_timer_del(&s->rate_timer);
 	/*
 	 * A spool file still being written is aborted by smtp_free(); one
 	 * asked for but not yet here is aborted when it arrives; a commit

@@ -706,6 +706,7 @@ static void
 smtp_data_line(struct smtp_session *s, enum line_kind kind,
     const uint8_t *line, size_t len)
 {
+	s->data_received += len + (kind == LINE_CRLF ? 2 : 1);
 	switch (kind) {
 	case LINE_CRLF:
 		if (!s->data_cont && len == 1 && line[0] == '.') {
@@ -824,10 +825,22 @@ smtp_open_done(struct smtp_session *s, int fd)
 	}
 	s->spool_fd = fd;
 	s->datalen = 0;
+	s->data_received = 0;
 	s->data_err = DATA_OK;
 	s->data_cont = 0;
 	s->state = SMTP_DATA;
 	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* The relay has too much mail in progress: this DATA waits (452). */
+void
+smtp_open_full(struct smtp_session *s)
+{
+	if (s->wait != SMTP_WAIT_OPEN)
+		return;
+	s->wait = SMTP_WAIT_NONE;
+	smtp_reply(s, 452, "4.3.1", "Error: too much mail in progress, try "
+	    "again later");
 }
 
 /* The relay answered MSG_COMMIT. */

@@ -299,6 +299,13 @@ worker_relay_dispatch(struct worker *w, struct imsg *imsg)
 		smtp_open_done(&s->smtp, imsg->fd);
 		imsg->fd = -1;
 		break;
+	case IMSG_MSG_FULL:
+		if (imsg->fd != -1 || imsg->datalen != 0)
+			fatalx("relay sent a bad MSG_FULL");
+		if (s == NULL)
+			return;
+		smtp_open_full(&s->smtp);
+		break;
 	case IMSG_MSG_OK:
 	case IMSG_MSG_TEMPFAIL:
 		if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||

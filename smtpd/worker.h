@@ -26,6 +26,9 @@ struct session {
 	struct ev_timer		 timer;
 	struct ev_timer		 delay_timer;	/* a failed AUTH's answer */
 	struct ev_timer		 tls_timer;	/* decrypted input waiting */
+	struct ev_timer		 life_timer;	/* session-lifetime */
+	struct ev_timer		 rate_timer;	/* the DATA rate floor */
+	uint64_t		 data_start;	/* ms: 354 sent; 0: no DATA */
 	SSL			*ssl;
 	int			 tls_handshaking;
 	int			 tls_hs_wants;	/* EV_* the handshake waits for */

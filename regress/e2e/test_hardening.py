@@ -152,3 +152,116 @@ def test_dead_worker_gives_its_slots_back(world, relay_factory, netns):
             assert greeted(c)
     finally:
         close_all(held)
+
+
+def start_data(d, lines=()):
+    """A session on loopback that is inside DATA (354 seen)."""
+    c = d.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<a@example.com>", 250, "2.1.0")
+    c.expect("RCPT TO:<b@example.com>", 250, "2.1.5")
+    for l in lines:
+        c.expect(l, 250, "any")
+    return c
+
+
+def test_max_spool_pending_refuses_data_with_452(world, relay_factory):
+    """Item 7: two transfers of 600 KiB held open exceed
+    max-spool-pending 1M: a new DATA gets 452 4.3.1 (counted by the
+    relay from the spool files' sizes); once one of them ends, DATA
+    is accepted again."""
+    conf, _ = relay_conf(world, lines=["max-spool-pending 1M"])
+    d = relay_factory("-f", conf)
+    line = b"x" * 998 + b"\r\n"
+    open_ones = []
+    try:
+        for _ in range(2):
+            c = start_data(d)
+            c.expect("DATA", 354, None)
+            c.send(line * 600)
+            open_ones.append(c)
+
+        def refused():
+            c = start_data(d)
+            r = c.cmd("DATA")
+            c.close()
+            return r if r.code != 354 else None
+        r = wait_for(refused, scaled(10), "452 at DATA", interval=0.1)
+        check(r, 452, "4.3.1", None, what="DATA over max-spool-pending")
+        d.wait_log(r"relay: event=spool-full ")
+        c = open_ones.pop()
+        c.send(b".\r\n")
+        check(c.reply(), 250, "2.0.0", None, what="end of data")
+        c.close()
+        c = start_data(d)
+        c.expect("DATA", 354, None)
+        c.close()
+    finally:
+        close_all(open_ones)
+
+
+def test_trickling_data_is_closed(world, relay_factory):
+    """Item 7: after data-rate-grace (1s here; 60s by default) a DATA
+    must average data-rate-min (1K a second): a client trickling ten
+    bytes every 0.2 s gets 421 4.4.2 and is closed."""
+    conf, _ = relay_conf(world, lines=["data-rate-grace 1s",
+                                       "data-rate-min 1K"])
+    d = relay_factory("-f", conf)
+    c = start_data(d)
+    c.expect("DATA", 354, None)
+    import time
+    deadline = time.monotonic() + scaled(10)
+    r = None
+    while time.monotonic() < deadline:
+        try:
+            c.send(b"0123456789")
+            r = c.reply(timeout=0.2)
+            break
+        except SMTPError:
+            continue
+    check(r, 421, "4.4.2", None, what="slow DATA")
+    assert "data rate too low" in r.text
+    assert c.wait_closed()
+    d.wait_log(r"session: event=data-too-slow session=\S+ client=127")
+    c.close()
+
+
+def test_fast_enough_data_is_not_closed(world, relay_factory):
+    """Item 7: a transfer that keeps above the floor past the grace is
+    accepted (the floor is an average, checked as time goes)."""
+    conf, _ = relay_conf(world, lines=["data-rate-grace 1s",
+                                       "data-rate-min 1K"])
+    d = relay_factory("-f", conf)
+    c = start_data(d)
+    c.expect("DATA", 354, None)
+    import time
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 2.5:
+        c.send(b"y" * 598 + b"\r\n")
+        time.sleep(0.1)
+    c.send(b".\r\n")
+    check(c.reply(), 250, "2.0.0", None, what="end of data")
+    c.close()
+
+
+def test_session_lifetime_closes_the_session(world, relay_factory):
+    """Item 7: session-lifetime 2s: a session that keeps talking (NOOP
+    twice a second, never idle) still gets 421 4.4.2 and is closed."""
+    conf, _ = relay_conf(world, lines=["session-lifetime 2s"])
+    d = relay_factory("-f", conf)
+    c = d.client()
+    c.ehlo()
+    import time
+    t0 = time.monotonic()
+    r = None
+    while time.monotonic() - t0 < scaled(10):
+        r = c.cmd("NOOP")
+        if r.code != 250:
+            break
+        time.sleep(0.3)
+    check(r, 421, "4.4.2", None, what="NOOP past the lifetime")
+    assert "session lifetime exceeded" in r.text
+    assert 1.5 < time.monotonic() - t0 < scaled(5)
+    assert c.wait_closed()
+    d.wait_log(r"session: event=lifetime session=\S+ client=127")
+    c.close()
