@@ -253,9 +253,10 @@ relay_log_message(const char *qid, const struct envelope *env)
 			break;
 		off += n;
 	}
-	log_info("event=message queue_id=%s client=%s helo=%s from=<%s> "
-	    "rcpt=%s nrcpt=%u size=%llu", qid, env->peer_ip, env->helo,
-	    env->mail_from, rcpts, env->nrcpt,
+	log_info("event=message queue_id=%s client=%s helo=%s from=%s "
+	    "rcpt=%s nrcpt=%u size=%llu", qid, env->peer_ip,
+	    log_q(env->helo), log_qpath(env->mail_from), log_q(rcpts),
+	    env->nrcpt,
 	    (unsigned long long)env->size);
 }
 
@@ -336,6 +337,9 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 	if (relay.conf.mode != MODE_RELAY)
 		return 0;
 	for (i = 0; i < env->nrcpt; i++) {
+		/* The reserved postmaster is always accepted (SPEC 7.1). */
+		if (addr_is_postmaster(env->rcpts[i], relay.conf.hostname))
+			continue;
 		n = snprintf(path, sizeof(path), "<%s>", env->rcpts[i]);
 		if (n < 0 || (size_t)n >= sizeof(path) ||
 		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK)

@@ -158,8 +158,8 @@ session_tls_step(struct session *s)
 		return 0;
 	default:
 		tls_error(err, sizeof(err));
-		log_info("event=tls-failed session=%08x client=%s reason=\"%s\"",
-		    s->id, s->smtp.peer_ip, err);
+		log_info("event=tls-failed session=%08x client=%s reason=%s",
+		    s->id, s->smtp.peer_ip, log_qq(err));
 		return -1;
 	}
 }

@@ -265,3 +265,91 @@ def test_session_lifetime_closes_the_session(world, relay_factory):
     assert c.wait_closed()
     d.wait_log(r"session: event=lifetime session=\S+ client=127")
     c.close()
+
+
+def test_quoted_local_part_stays_in_one_log_value(world, relay_factory):
+    """Item 10a: the sender "a client=1.2.3.4"@example.net is logged as
+    one quoted from= value; no second client= field can be read."""
+    conf, _ = relay_conf(world)
+    d = relay_factory("-f", conf)
+    c = d.client()
+    c.ehlo()
+    c.send_message(b"Subject: q\r\n\r\nx\r\n",
+                   sender='"a client=1.2.3.4"@example.net')
+    c.close()
+    [m] = d.wait_log(r"relay: event=message .*")
+    line = m.group(0)
+    assert r'from="<\"a client=1.2.3.4\"@example.net>"' in line, line
+    outside = re.sub(r'"(?:[^"\\]|\\.)*"', '""', line)
+    assert outside.count("client=") == 1, line
+
+
+BIDI_HELOS = ["a\u202eb.example", "x\u2066y.example"]
+
+
+@pytest.mark.parametrize("helo", [h.encode() for h in BIDI_HELOS] +
+                         [b"\xff\xfe.example", b"\xc0\xafoverlong.example",
+                          b"\xed\xa0\x80surrogate.example"])
+def test_helo_bad_utf8_or_bidi_refused(world, relay_factory, helo):
+    """Item 10b: under SMTPUTF8 an EHLO name that is not UTF-8, or
+    holds a bidi control, is refused with 501 and never logged; a
+    well-formed UTF-8 name still passes."""
+    conf, _ = relay_conf(world, lines=["smtputf8 yes"])
+    d = relay_factory("-f", conf)
+    c = d.client()
+    r = c.cmd(b"EHLO " + helo)
+    check(r, 501, None, None, what="EHLO with bad UTF-8")
+    c.expect("HELO " + "\u00fcn\u00efcode.example", 250, None)
+    c.send_message(b"Subject: u\r\n\r\nx\r\n", esmtp=False)
+    c.close()
+    d.wait_log(r"relay: event=message ")
+    with open(d.err_path, "rb") as f:
+        err = f.read()
+    assert helo not in err
+    assert b"\xe2\x80\xae" not in err and b"\xe2\x81\xa6" not in err
+    assert b"\xc3\xbcn\xc3\xafcode.example" not in err  # 8-bit: escaped
+    assert rb'helo="\xC3\xBCn\xC3\xAFcode.example"' in err
+
+
+def test_relay_denials_count_towards_the_error_limit(world, relay_factory,
+                                                     upstream_factory):
+    """Item 10c: 550 5.7.1 relay denials count as errors: the 20th
+    (max bad commands) is followed by 421 and the close.  Before, 5,000
+    of them went through in one session."""
+    up = upstream_factory()
+    conf, _ = relay_conf(world, lines=["relay-domains example.org"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    c = d.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<a@example.com>", 250, "2.1.0")
+    for i in range(19):
+        c.expect("RCPT TO:<u%d@elsewhere.example>" % i, 550, "5.7.1")
+    c.send(b"RCPT TO:<last@elsewhere.example>\r\n")
+    check(c.reply(), 550, "5.7.1", None, what="20th denial")
+    r = c.reply()
+    check(r, 421, "4.7.0", None, what="after 20 errors")
+    assert c.wait_closed()
+    c.close()
+
+
+def test_postmaster_always_accepted(world, relay_factory, upstream_factory):
+    """Item 10e: RCPT TO:<postmaster> (bare, RFC 5321 4.5.1) and
+    postmaster@<our hostname> are accepted in relay mode although
+    neither is in relay-domains, and forwarded upstream as given (the
+    relay's own check of the envelope accepts them too)."""
+    from harness import HOSTNAME
+    up = upstream_factory()
+    conf, _ = relay_conf(world, lines=["relay-domains example.org"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    c = d.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<a@example.com>", 250, "2.1.0")
+    c.expect("RCPT TO:<Postmaster>", 250, "2.1.5")
+    c.expect("RCPT TO:<postmaster@%s>" % HOSTNAME, 250, "2.1.5")
+    c.expect("RCPT TO:<other@elsewhere.example>", 550, "5.7.1")
+    c.expect("DATA", 354, None)
+    c.send(b"Subject: pm\r\n\r\nhello\r\n.\r\n")
+    check(c.reply(), 250, "2.0.0", None, what="end of data")
+    c.close()
+    [rec] = up.wait_messages(1)
+    assert rec["rcpts"] == ["Postmaster", "postmaster@" + HOSTNAME], rec
