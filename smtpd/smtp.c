@@ -146,7 +146,13 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	va_end(ap);
 	smtp_reply_line(s, code, 0, enh, text);
 
-	if (code >= 400 && ++s->errors >= s->conf->max_bad &&
+	/*
+	 * Except 452 4.5.3: too many recipients is flow control a client
+	 * must handle (RFC 5321 4.5.3.1.10), and it is given before the
+	 * address is looked at, so it tells nothing about it.
+	 */
+	if (code >= 400 && !(code == 452 && enh != NULL &&
+	    strcmp(enh, "4.5.3") == 0) && ++s->errors >= s->conf->max_bad &&
 	    s->state != SMTP_CLOSING) {
 		smtp_close_reply(s, 421, "4.7.0", "Error: too many errors");
 		log_info("event=disconnect client=%s reason=errors",
@@ -405,6 +411,11 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 
 	if ((path = smtp_path_arg(arg, "TO:")) == NULL) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	/* Before any check of the address: the 452 says nothing of it. */
+	if (s->nrcpt >= s->conf->max_rcpt) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
 	if (strncasecmp(path, "<postmaster>", 12) == 0 &&
