@@ -284,6 +284,70 @@ addr_domain_eq(const char *a, const char *b)
 	return la == lb && strncasecmp(a, b, la) == 0;
 }
 
+/*
+ * 0 if s is well-formed UTF-8 (RFC 3629: no overlong forms, no
+ * surrogates, nothing above U+10FFFF) holding no bidirectional
+ * formatting control (U+202A-U+202E, U+2066-U+2069), which would make a
+ * log line or a header read otherwise than it is; -1 if not.
+ */
+int
+addr_utf8_check(const char *str)
+{
+	const unsigned char	*p = (const unsigned char *)str;
+	uint32_t		 cp, min;
+	int			 n, i;
+
+	while (*p != '\0') {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf) {
+			n = 1;
+			cp = *p & 0x1f;
+			min = 0x80;
+		} else if (*p >= 0xe0 && *p <= 0xef) {
+			n = 2;
+			cp = *p & 0x0f;
+			min = 0x800;
+		} else if (*p >= 0xf0 && *p <= 0xf4) {
+			n = 3;
+			cp = *p & 0x07;
+			min = 0x10000;
+		} else
+			return -1;
+		for (i = 1; i <= n; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return -1;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return -1;
+		if ((cp >= 0x202a && cp <= 0x202e) ||
+		    (cp >= 0x2066 && cp <= 0x2069))
+			return -1;
+		p += n + 1;
+	}
+	return 0;
+}
+
+/*
+ * The reserved postmaster (RFC 5321 4.5.1): the bare "postmaster", or
+ * postmaster at the host's own name.  Case-insensitive.
+ */
+int
+addr_is_postmaster(const char *rcpt, const char *hostname)
+{
+	const char	*at;
+
+	if (strcasecmp(rcpt, "postmaster") == 0)
+		return 1;
+	if ((at = strchr(rcpt, '@')) == NULL || at - rcpt != 10 ||
+	    strncasecmp(rcpt, "postmaster", 10) != 0)
+		return 0;
+	return addr_domain_eq(at + 1, hostname);
+}
+
 const char *
 addr_strerror(enum addr_error err)
 {

@@ -40,5 +40,7 @@ enum addr_error	addr_parse_path(const char *, size_t, int allow_null,
 int		addr_format(const struct mailaddr *, char *, size_t);
 const char     *addr_strerror(enum addr_error);
 int		addr_domain_eq(const char *, const char *);
+int		addr_is_postmaster(const char *, const char *);
+int		addr_utf8_check(const char *);
 
 #endif

@@ -21,6 +21,10 @@ conf_defaults(struct smtpd_conf *c)
 	c->max_bad = DEFAULT_MAX_BAD;
 	c->timeout = DEFAULT_TIMEOUT;
 	c->max_size = DEFAULT_MAX_SIZE;
+	c->max_spool_pending = DEFAULT_SPOOL_PENDING;
+	c->session_lifetime = DEFAULT_SESSION_LIFE;
+	c->data_rate_min = DEFAULT_DATA_RATE;
+	c->data_rate_grace = DEFAULT_DATA_GRACE;
 	c->queue_lifetime = DEFAULT_QUEUE_LIFETIME;
 	c->queue_retry = DEFAULT_QUEUE_RETRY;
 	c->x_peer = 1;
@@ -59,6 +63,10 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->max_bad);
 	imsg_add_u32(&out, c->timeout);
 	imsg_add_u64(&out, c->max_size);
+	imsg_add_u64(&out, c->max_spool_pending);
+	imsg_add_u32(&out, c->session_lifetime);
+	imsg_add_u32(&out, c->data_rate_min);
+	imsg_add_u32(&out, c->data_rate_grace);
 	imsg_add_u32(&out, c->queue_lifetime);
 	imsg_add_u32(&out, c->queue_retry);
 	imsg_add_u32(&out, c->x_peer);
@@ -99,6 +107,10 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->max_bad) == -1 ||
 	    imsg_get_u32(imsg, &c->timeout) == -1 ||
 	    imsg_get_u64(imsg, &c->max_size) == -1 ||
+	    imsg_get_u64(imsg, &c->max_spool_pending) == -1 ||
+	    imsg_get_u32(imsg, &c->session_lifetime) == -1 ||
+	    imsg_get_u32(imsg, &c->data_rate_min) == -1 ||
+	    imsg_get_u32(imsg, &c->data_rate_grace) == -1 ||
 	    imsg_get_u32(imsg, &c->queue_lifetime) == -1 ||
 	    imsg_get_u32(imsg, &c->queue_retry) == -1 ||
 	    imsg_get_u32(imsg, &c->x_peer) == -1 ||

@@ -56,6 +56,84 @@ log_from_child(int pri, pid_t pid, const char *line)
 	syslog(pri, "[%d] %s", (int)pid, line);
 }
 
+#define LOG_QBUFS	8
+#define LOG_QBUF_SIZE	4200
+
+static char *
+log_qbuf(void)
+{
+	static char	 bufs[LOG_QBUFS][LOG_QBUF_SIZE];
+	static int	 next;
+
+	return bufs[next++ % LOG_QBUFS];
+}
+
+/* s as a log value in one of a few rotating buffers; quoted if always. */
+static const char *
+log_quote(const char *s, int always)
+{
+	const unsigned char *p;
+	char		*b, *o;
+	size_t		 left;
+	int		 n;
+
+	for (p = (const unsigned char *)s; !always && *p != '\0'; p++)
+		if (*p <= ' ' || *p >= 127 || *p == '=' || *p == '"')
+			break;
+	if (!always && *p == '\0')
+		return s;
+	b = log_qbuf();
+	o = b;
+	*o++ = '"';
+	/* Room for the longest escape, the closing quote and the NUL. */
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		left = LOG_QBUF_SIZE - (size_t)(o - b);
+		if (left < 7)
+			break;
+		if (*p == '"' || *p == '\\') {
+			*o++ = '\\';
+			*o++ = (char)*p;
+		} else if (*p < ' ' || *p >= 127) {
+			n = snprintf(o, left, "\\x%02X", *p);
+			o += n;
+		} else
+			*o++ = (char)*p;
+	}
+	*o++ = '"';
+	*o = '\0';
+	return b;
+}
+
+/*
+ * A value for a key=value field (SPEC 9): as it is when it holds no
+ * blank, '=', '"', control or 8-bit byte; else in double quotes, with
+ * '"' and '\' escaped and every other non-printable byte as \xHH, so
+ * that no client can forge a field or split a line.  The result lives
+ * until LOG_QBUFS more calls.
+ */
+const char *
+log_q(const char *s)
+{
+	return log_quote(s, 0);
+}
+
+/* An address as the path <addr>, quoted as log_q() does. */
+const char *
+log_qpath(const char *addr)
+{
+	char	*path = log_qbuf();
+
+	snprintf(path, LOG_QBUF_SIZE / 4, "<%s>", addr);
+	return log_quote(path, 0);
+}
+
+/* The same, always quoted: for fields logged as key="...". */
+const char *
+log_qq(const char *s)
+{
+	return log_quote(s, 1);
+}
+
 /* Change the name a process logs under (after a role is chosen). */
 void
 log_procname(const char *procname)

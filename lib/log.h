@@ -15,6 +15,9 @@ void	log_init_child(int foreground, int verbose, const char *procname,
 	    log_sink_cb);
 void	log_from_child(int pri, pid_t pid, const char *line);
 void	log_procname(const char *procname);
+const char *log_q(const char *);
+const char *log_qq(const char *);
+const char *log_qpath(const char *);
 int	log_verbose(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -26,6 +26,10 @@
 #define DEFAULT_MAX_PER_IP	50
 #define DEFAULT_TIMEOUT		300
 #define DEFAULT_MAX_BAD		20
+#define DEFAULT_SPOOL_PENDING	(1024ULL * 1024 * 1024)	/* bytes, daemon */
+#define DEFAULT_SESSION_LIFE	3600	/* seconds */
+#define DEFAULT_DATA_RATE	1024	/* bytes/s a DATA must average... */
+#define DEFAULT_DATA_GRACE	60	/* ...after this many seconds */
 #define STOP_DEADLINE_MS	10000
 #define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
@@ -73,6 +77,10 @@ struct smtpd_conf {
 	uint32_t	max_bad;
 	uint32_t	timeout;		/* seconds */
 	uint64_t	max_size;
+	uint64_t	max_spool_pending;	/* bytes; 0: no limit */
+	uint32_t	session_lifetime;	/* seconds; 0: no limit */
+	uint32_t	data_rate_min;		/* bytes/s; 0: no floor */
+	uint32_t	data_rate_grace;	/* seconds */
 	uint32_t	queue_lifetime;		/* seconds */
 	uint32_t	queue_retry;		/* seconds, first retry */
 	uint32_t	x_peer;			/* add X-Peer: when relaying */
@@ -116,11 +124,12 @@ struct smtpd_conf {
  * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
  *                    AUTH_GRANT
  * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
- * session -> parent: AUTH_REQUEST, LOG
+ * session -> parent: AUTH_REQUEST, LOG, SLOT_ASK, SLOT_FREE
+ * parent -> session: SLOT_ANSWER
  * relay -> parent:   LOG
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
- * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL, QUEUE_SPACE
+ * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL, QUEUE_SPACE, MSG_FULL
  */
 enum imsg_type {
 	IMSG_NONE,
@@ -156,6 +165,12 @@ enum imsg_type {
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
 	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
+	IMSG_SLOT_ASK,		/* peerid session id, sockaddr of the client;
+				 * at most max-sessions outstanding */
+	IMSG_SLOT_ANSWER,	/* peerid session id, u32 ok (0 or 1) */
+	IMSG_SLOT_FREE,		/* peerid session id: its session ended */
+	IMSG_MSG_FULL,		/* peerid session id: no MSG_OPEN now, too
+				 * much mail is being received */
 	IMSG_MAX,
 };
 

@@ -284,9 +284,9 @@ parent_deliver_exited(struct parent *p, pid_t pid, int status)
 		    "signal %d", WTERMSIG(status));
 	}
 	log_info("event=deliver-exit queue_id=%s pid=%d result=%s "
-	    "stderr=\"%s\" reason=\"%s\"", r->qid, (int)pid,
+	    "stderr=%s reason=%s", r->qid, (int)pid,
 	    result == DELIVER_OK ? "delivered" : result == DELIVER_TEMPFAIL ?
-	    "deferred" : "failed", r->errline, text);
+	    "deferred" : "failed", log_qq(r->errline), log_qq(text));
 	deliver_reply(p, r, result, text);
 	free(r);
 	return 1;

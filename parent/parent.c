@@ -196,6 +196,7 @@ parent_spawn(struct parent *p, struct slot *s)
 	c->pid = pid;
 	c->slot = s->index;
 	c->started = ev_now();
+	c->max_sessions = p->conf.max_sessions;
 	proc_nonblock(sp[0]);
 	imsgbuf_init(&c->ib, sp[0]);
 	c->next = p->children;
@@ -220,6 +221,7 @@ parent_child_free(struct parent *p, struct child *c)
 	if (p->slots[c->slot].child == c)
 		p->slots[c->slot].child = NULL;
 	ev_timer_del(&c->retire_timer);
+	parent_slots_release(c);
 	ev_del(c->ib.fd);
 	close(c->ib.fd);
 	imsgbuf_clear(&c->ib);
@@ -271,6 +273,15 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		    imsg_get_end(imsg) == -1 || load > p->conf.max_sessions)
 			break;
 		c->load = load;
+		return 0;
+	case IMSG_SLOT_ASK:
+		if (c->role != ROLE_SESSION ||
+		    parent_slot_ask(p, c, imsg) == -1)
+			break;
+		return 0;
+	case IMSG_SLOT_FREE:
+		if (c->role != ROLE_SESSION || parent_slot_free(c, imsg) == -1)
+			break;
 		return 0;
 	case IMSG_RESOLVE:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
@@ -553,6 +564,7 @@ parent_reload(struct parent *p)
 	cf.conf.deliver_timeout = p->conf.deliver_timeout;
 	/* The relay checks commits against these: they change together. */
 	cf.conf.max_size = p->conf.max_size;
+	cf.conf.max_spool_pending = p->conf.max_spool_pending;
 	cf.conf.smtputf8 = p->conf.smtputf8;
 	cf.conf.upstream_port = p->conf.upstream_port;
 	cf.conf.upstream_tls = p->conf.upstream_tls;

@@ -23,6 +23,9 @@
 #define RESPAWN_BACKOFF_MAX	10000
 #define RESPAWN_QUICK_DEATH	1000	/* ms: died sooner than this */
 #define PARENT_UPSTREAM_ADDRS	8
+#define SLOTS_HASH_SIZE		1024	/* per-address session counts */
+
+struct slot_held;
 
 struct child {
 	struct child	*next;
@@ -35,6 +38,9 @@ struct child {
 	struct ev_timer	 retire_timer;	/* kill a retired worker after */
 	uint64_t	 started;
 	uint32_t	 load;
+	uint32_t	 max_sessions;	/* worker: as configured at its start */
+	struct slot_held **slots;	/* worker: max-sessions-per-ip slots */
+	uint32_t	 nslots;
 	struct imsgbuf	 ib;
 };
 
@@ -100,6 +106,9 @@ void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
 int	parent_auth_verify(const char *, const char *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
+int	parent_slot_ask(struct parent *, struct child *, struct imsg *);
+int	parent_slot_free(struct child *, struct imsg *);
+void	parent_slots_release(struct child *);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
 int	parent_lock_queue(const char *, char *, size_t);
 int	parent_open_pid(const char *, int, char *, size_t);

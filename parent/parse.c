@@ -471,6 +471,34 @@ kw_queue_min_free(struct parse_ctx *ctx, char **w, int n)
 	ctx->cf->conf.queue_min_free_pct = 0;
 }
 
+/* max-spool-pending SIZE: 0 is no bound. */
+static void
+kw_spool_pending(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (strcmp(w[0], "0") == 0)
+		ctx->cf->conf.max_spool_pending = 0;
+	else if (parse_size(w[0], &ctx->cf->conf.max_spool_pending) == -1)
+		perr(ctx, "max-spool-pending: %s is not a size (bytes, or "
+		    "with K, M or G)", w[0]);
+}
+
+/* data-rate-min SIZE: bytes per second, K or M allowed; 0 is no floor. */
+static void
+kw_data_rate(struct parse_ctx *ctx, char **w, int n)
+{
+	uint64_t	 v;
+
+	(void)n;
+	if (strcmp(w[0], "0") == 0)
+		ctx->cf->conf.data_rate_min = 0;
+	else if (parse_size(w[0], &v) == -1 || v > UINT32_MAX)
+		perr(ctx, "data-rate-min: %s is not a size per second "
+		    "(bytes, or with K or M)", w[0]);
+	else
+		ctx->cf->conf.data_rate_min = (uint32_t)v;
+}
+
 static const struct keyword keywords[] = {
 	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0, 0, 0 },
 	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0, 0, 0 },
@@ -498,6 +526,10 @@ static const struct keyword keywords[] = {
 	{ "max-message-size", 1, 1, 0, kw_max_size, KW_FUNC, 0, 0, 0 },
 	KW("max-recipients", KW_NUMBER, conf.max_rcpt, 1, CONF_RCPT_MAX),
 	KW("timeout", KW_DURATION, conf.timeout, 0, 0),
+	{ "max-spool-pending", 1, 1, 0, kw_spool_pending, KW_FUNC, 0, 0, 0 },
+	KW("session-lifetime", KW_DURATION, conf.session_lifetime, 0, 0),
+	{ "data-rate-min", 1, 1, 0, kw_data_rate, KW_FUNC, 0, 0, 0 },
+	KW("data-rate-grace", KW_DURATION, conf.data_rate_grace, 0, 0),
 	KW("queue-lifetime", KW_DURATION, conf.queue_lifetime, 0, 0),
 	KW("queue-retry", KW_DURATION, conf.queue_retry, 0, 0),
 	{ "queue-min-free", 1, 1, 0, kw_queue_min_free, KW_FUNC, 0, 0, 0 },
@@ -624,11 +656,11 @@ parse_line(struct parse_ctx *ctx, char *line)
 		return;
 	}
 	kw = &keywords[i];
-	if (!kw->repeatable && (ctx->cf->seen & (1u << i))) {
+	/* Lines count from 1: a keyword not given yet has 0. */
+	if (!kw->repeatable && ctx->cf->kwline[i] != 0) {
 		perr(ctx, "%s given twice", kw->name);
 		return;
 	}
-	ctx->cf->seen |= 1u << i;
 	ctx->cf->kwline[i] = ctx->line;
 	if (n - 1 < kw->min || (kw->max != -1 && n - 1 > kw->max)) {
 		perr(ctx, "%s: wrong number of arguments", kw->name);

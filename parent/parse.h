@@ -18,7 +18,7 @@
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
 #define CONF_DELIVER_ARGS	64
-#define CONF_KEYWORDS_MAX	32
+#define CONF_KEYWORDS_MAX	48
 
 struct listen_conf {
 	struct hostport	 hp;
@@ -37,7 +37,6 @@ struct conf_file {
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];
 	char			 pid_file[PATH_MAX];	/* "" : the default */
-	unsigned int		 seen;		/* keywords given, a bit each */
 	unsigned int		 kwline[CONF_KEYWORDS_MAX]; /* last line of each */
 };
 

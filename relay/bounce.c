@@ -191,8 +191,8 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 		return -1;
 	}
 	close(fd);
-	log_info("event=bounce queue_id=%s original=%s to=<%s>", b->id, m->id,
-	    m->from);
+	log_info("event=bounce queue_id=%s original=%s to=%s", b->id, m->id,
+	    log_qpath(m->from));
 	sched_add(b);
 	return 0;
 }

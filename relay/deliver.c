@@ -136,8 +136,8 @@ deliver_done(struct imsg *imsg)
 		}
 	}
 	log_info("event=attempt queue_id=%s transport=deliver result=%s "
-	    "reply=\"%s\"", m->id, result == DELIVER_OK ? "delivered" :
-	    result == DELIVER_TEMPFAIL ? "deferred" : "failed", text);
+	    "reply=%s", m->id, result == DELIVER_OK ? "delivered" :
+	    result == DELIVER_TEMPFAIL ? "deferred" : "failed", log_qq(text));
 	sched_done(m);
 	deliver_kick();
 	return 0;

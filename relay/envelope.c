@@ -47,7 +47,7 @@ envelope_check_helo(const char *s, int utf8)
 	for (p = (const unsigned char *)s; *p != '\0'; p++)
 		if (*p <= ' ' || *p == 127 || (*p >= 0x80 && !utf8))
 			return -1;
-	return 0;
+	return addr_utf8_check(s);
 }
 
 /*
@@ -130,7 +130,8 @@ envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
 		return -1;
 	for (i = 0; i < env->nrcpt; i++)
 		if (imsg_get_str(imsg, env->rcpts[i], sizeof(env->rcpts[i])) ==
-		    -1 || envelope_check_addr(env->rcpts[i], 0, smtputf8) == -1)
+		    -1 || (strcasecmp(env->rcpts[i], "postmaster") != 0 &&
+		    envelope_check_addr(env->rcpts[i], 0, smtputf8) == -1))
 			goto bad;
 	if (imsg_get_u64(imsg, &env->size) == -1 ||
 	    imsg_get_u32(imsg, &env->flags) == -1 ||

@@ -125,12 +125,12 @@ upstream_failed(const char *addr, const char *why)
 	/* Another address may answer: try them all before giving up. */
 	if (++fwd.failed_in_row < fwd.naddrs && !fwd.down) {
 		log_info("event=upstream-connect-failed upstream=%s "
-		    "reason=\"%s\" action=next-address", addr, why);
+		    "reason=%s action=next-address", addr, log_qq(why));
 		return;
 	}
 	fwd.failed_in_row = 0;
-	log_warnx("event=upstream-unreachable upstream=%s reason=\"%s\" "
-	    "retry_in=%us", addr, why, fwd.conf->queue_retry);
+	log_warnx("event=upstream-unreachable upstream=%s reason=%s "
+	    "retry_in=%us", addr, log_qq(why), fwd.conf->queue_retry);
 	fwd.down = 1;
 	fwd.probe_due = 0;
 	if (!ev_timer_pending(&fwd.probe_timer))
@@ -397,11 +397,11 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 			r->state = RCPT_DONE;
 		else if (rr->code >= 500)
 			r->state = RCPT_FAILED;
-		log_info("event=attempt queue_id=%s upstream=%s rcpt=<%s> "
-		    "result=%s code=%d reply=\"%s\"", m->id, c->addr, r->addr,
-		    r->state == RCPT_DONE ? "delivered" :
+		log_info("event=attempt queue_id=%s upstream=%s rcpt=%s "
+		    "result=%s code=%d reply=%s", m->id, c->addr,
+		    log_qpath(r->addr), r->state == RCPT_DONE ? "delivered" :
 		    r->state == RCPT_FAILED ? "failed" : "deferred",
-		    rr->code, r->text);
+		    rr->code, log_qq(r->text));
 	}
 	close(c->spoolfd);
 	c->spoolfd = -1;

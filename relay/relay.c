@@ -148,6 +148,37 @@ channel_violation(struct channel *ch, const char *what)
 	channel_close(ch);
 }
 
+/*
+ * Bytes of mail being received, over every channel: the sizes of the
+ * spool files themselves, as the kernel has them, never what a worker
+ * says it wrote.
+ */
+static uint64_t
+relay_spool_pending(void)
+{
+	struct channel	*ch;
+	struct spool	*sp;
+	struct stat	 st;
+	uint64_t	 total = 0;
+
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		for (sp = ch->spools; sp != NULL; sp = sp->next)
+			if (sp->fd != -1 && fstat(sp->fd, &st) == 0 &&
+			    st.st_size > 0)
+				total += (uint64_t)st.st_size;
+	return total;
+}
+
+static void
+channel_full(struct channel *ch, uint32_t session)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_MSG_FULL, session, -1);
+	if (proc_send(&ch->ib, &out) == -1)
+		log_warn("reply to worker channel %u", ch->id);
+}
+
 /* MSG_OPEN: a fresh spool file for a session. */
 static int
 relay_open(struct channel *ch, struct imsg *imsg)
@@ -155,6 +186,7 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	struct spool	*sp;
 	struct imsg_out	 out;
 	char		 id[QUEUE_ID_LEN + 1];
+	uint64_t	 pending;
 	int		 fd, dupfd;
 
 	if (imsg->datalen != 0 || imsg->fd != -1)
@@ -165,8 +197,16 @@ relay_open(struct channel *ch, struct imsg *imsg)
 	if (ch->ib.wqueued > 2 * relay.conf.max_sessions + 64)
 		return -1;
 	if (ch->nspools >= relay.conf.max_sessions) {
-		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
-		    "too many messages in progress");
+		channel_full(ch, imsg->hdr.peerid);
+		return 0;
+	}
+	if (relay.conf.max_spool_pending > 0 &&
+	    (pending = relay_spool_pending()) >= relay.conf.max_spool_pending) {
+		log_warnx("event=spool-full channel=%u session=%08x "
+		    "pending=%llu max=%llu", ch->id, imsg->hdr.peerid,
+		    (unsigned long long)pending,
+		    (unsigned long long)relay.conf.max_spool_pending);
+		channel_full(ch, imsg->hdr.peerid);
 		return 0;
 	}
 	if (relay.space_low) {
@@ -225,9 +265,10 @@ relay_log_message(const char *qid, const struct envelope *env)
 			break;
 		off += n;
 	}
-	log_info("event=message queue_id=%s client=%s helo=%s from=<%s> "
-	    "rcpt=%s nrcpt=%u size=%llu", qid, env->peer_ip, env->helo,
-	    env->mail_from, rcpts, env->nrcpt,
+	log_info("event=message queue_id=%s client=%s helo=%s from=%s "
+	    "rcpt=%s nrcpt=%u size=%llu", qid, env->peer_ip,
+	    log_q(env->helo), log_qpath(env->mail_from), log_q(rcpts),
+	    env->nrcpt,
 	    (unsigned long long)env->size);
 }
 
@@ -313,6 +354,9 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 	if (relay.conf.mode != MODE_RELAY)
 		return 0;
 	for (i = 0; i < env->nrcpt; i++) {
+		/* The reserved postmaster is always accepted (SPEC 7.1). */
+		if (addr_is_postmaster(env->rcpts[i], relay.conf.hostname))
+			continue;
 		n = snprintf(path, sizeof(path), "<%s>", env->rcpts[i]);
 		if (n < 0 || (size_t)n >= sizeof(path) ||
 		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK)

@@ -172,8 +172,8 @@ msg_expire(struct qmsg *m)
 		    "last reply: %s", last);
 		strlcpy(r->text, text, sizeof(r->text));
 		r->code = r->code ? r->code : 451;
-		log_info("event=expired queue_id=%s rcpt=<%s>", m->id,
-		    r->addr);
+		log_info("event=expired queue_id=%s rcpt=%s", m->id,
+		    log_qpath(r->addr));
 	}
 }
 

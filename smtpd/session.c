@@ -4,6 +4,8 @@
  * relay.
  */
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@ static void	session_auth_check(struct smtp_session *, const char *,
 		    const char *);
 static void	session_tls_pending(void *);
 static void	session_io(int, int, void *);
+static void	session_rate_watch(struct session *);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
@@ -154,8 +157,8 @@ session_tls_step(struct session *s)
 		return 0;
 	default:
 		tls_error(err, sizeof(err));
-		log_info("event=tls-failed session=%08x client=%s reason=\"%s\"",
-		    s->id, s->smtp.peer_ip, err);
+		log_info("event=tls-failed session=%08x client=%s reason=%s",
+		    s->id, s->smtp.peer_ip, log_qq(err));
 		return -1;
 	}
 }
@@ -225,6 +228,7 @@ session_update(struct session *s)
 	if (buf_left(&s->smtp.out) > 0)
 		events |= s->tls_write_wants ? s->tls_write_wants : EV_WRITE;
 	events |= s->tls_read_wants;
+	session_rate_watch(s);
 	smtp_input_release(&s->smtp);
 	ev_mod(s->fd, events);
 	/* Bytes OpenSSL already decrypted wake no epoll: read them soon. */
@@ -315,22 +319,25 @@ session_io(int fd, int events, void *arg)
 	session_update(s);
 }
 
+/*
+ * End the session with a 421 for why; the second time round (the timer
+ * fires again a second later) it goes even if the client never read.
+ */
 static void
-session_timeout(void *arg)
+session_expire(struct session *s, const char *event, const char *text)
 {
-	struct session	*s = arg;
-
-	/* The second second is the last: a client that never reads goes. */
 	if (s->timed_out) {
-		session_close(s, "timeout");
+		session_close(s, event);
 		return;
 	}
 	s->timed_out = 1;
-	log_info("event=timeout session=%08x client=%s", s->id,
+	log_info("event=%s session=%08x client=%s", event, s->id,
 	    s->smtp.peer_ip);
-	smtp_close_reply(&s->smtp, 421, "4.4.2", "Error: timeout exceeded");
+	ev_timer_del(&s->life_timer);
+	ev_timer_del(&s->rate_timer);
+	smtp_close_reply(&s->smtp, 421, "4.4.2", text);
 	if (session_flush(s) == -1 || buf_left(&s->smtp.out) == 0) {
-		session_close(s, "timeout");
+		session_close(s, event);
 		return;
 	}
 	/* The client does not read: one more second to take the 421. */
@@ -338,18 +345,144 @@ session_timeout(void *arg)
 	session_update(s);
 }
 
-/* Start a session on an accepted connection; NULL if it failed. */
-struct session *
-session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
-    uint32_t flags, int loopback)
+static void
+session_timeout(void *arg)
+{
+	struct session	*s = arg;
+
+	session_expire(s, "timeout", "Error: timeout exceeded");
+}
+
+static void
+session_lifetime(void *arg)
+{
+	struct session	*s = arg;
+
+	session_expire(s, "lifetime", "Error: session lifetime exceeded");
+}
+
+/*
+ * The DATA rate floor: after data-rate-grace, the transfer must have
+ * averaged data-rate-min bytes a second so far.  The next check is when
+ * what came so far would no longer be enough, at least a second away.
+ */
+static void
+session_rate_check(void *arg)
+{
+	struct session	*s = arg;
+	uint64_t	 elapsed, ok_until, rate = s->smtp.conf->data_rate_min;
+
+	elapsed = ev_now() - s->data_start;
+	if (s->smtp.data_received * 1000 < rate * elapsed) {
+		session_expire(s, "data-too-slow", "Error: data rate too low");
+		return;
+	}
+	ok_until = s->smtp.data_received * 1000 / rate;
+	ev_timer_add(&s->rate_timer, ok_until > elapsed + 1000 ?
+	    ok_until - elapsed : 1000);
+}
+
+/* Start the rate watch when DATA begins, stop it when it ends. */
+static void
+session_rate_watch(struct session *s)
+{
+	const struct smtpd_conf	*conf = s->smtp.conf;
+
+	if (s->smtp.state == SMTP_DATA && s->data_start == 0 &&
+	    conf->data_rate_min > 0) {
+		s->data_start = ev_now();
+		ev_timer_add(&s->rate_timer,
+		    (uint64_t)conf->data_rate_grace * 1000);
+	} else if (s->smtp.state != SMTP_DATA && s->data_start != 0) {
+		s->data_start = 0;
+		ev_timer_del(&s->rate_timer);
+	}
+}
+
+/* The greeting, or for implicit TLS the handshake before it. */
+static void
+session_start(struct session *s)
+{
+	struct worker	*w = session_worker;
+
+	if (s->smtp.listen_flags & LISTEN_TLS) {
+		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
+			session_close(s, "tls-failed");
+			return;
+		}
+	} else
+		smtp_greet(&s->smtp);
+	if (w->stopping)
+		smtp_drain(&s->smtp);
+	/* May close (and free) the session: nothing after it. */
+	session_update(s);
+}
+
+/* Ask the parent for a slot of the client's address (max-sessions-per-ip). */
+static void
+session_slot_ask(struct session *s, const struct sockaddr_storage *ss)
+{
+	struct worker	*w = session_worker;
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_SLOT_ASK, s->id, -1);
+	imsg_add_sa(&out, (const struct sockaddr *)ss,
+	    ss->ss_family == AF_INET ? sizeof(struct sockaddr_in) :
+	    sizeof(struct sockaddr_in6));
+	s->slot_asked = 1;
+	s->smtp.wait = SMTP_WAIT_SLOT;
+	worker_parent_send(w, &out);
+}
+
+/* The parent's answer: greet, or refuse as the address has enough. */
+void
+session_slot_answer(struct session *s, int ok)
+{
+	if (s->smtp.wait != SMTP_WAIT_SLOT)
+		return;
+	s->smtp.wait = SMTP_WAIT_NONE;
+	if (!ok) {
+		log_warnx("event=refused session=%08x client=%s "
+		    "reason=max-sessions-per-ip", s->id, s->smtp.peer_ip);
+		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
+		    "connections from your address");
+		session_update(s);
+		return;
+	}
+	session_start(s);
+}
+
+/*
+ * Start a session on an accepted connection.  The session owns fd from
+ * here on, whatever happens: it may be gone when this returns (a client
+ * that reset at once), so the caller must not touch it again.
+ */
+void
+session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
+    uint32_t flags)
 {
 	struct session	*s;
+	char		 ip[INET6_ADDRSTRLEN];
+	uint16_t	 port;
+	int		 loopback = worker_is_loopback(ss);
 
 	session_worker = w;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(sin6->sin6_port);
+	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session alloc");
 		close(fd);
-		return NULL;
+		return;
 	}
 	do {
 		s->id = ++w->next_id;
@@ -363,12 +496,14 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 	s->smtp.tls_available = w->tls_ctx != NULL && !(flags & LISTEN_TLS);
 	ev_timer_set(&s->tls_timer, session_tls_pending, s);
 	ev_timer_set(&s->timer, session_timeout, s);
+	ev_timer_set(&s->life_timer, session_lifetime, s);
+	ev_timer_set(&s->rate_timer, session_rate_check, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
 		log_warn("ev_add");
 		smtp_free(&s->smtp);
 		free(s);
 		close(fd);
-		return NULL;
+		return;
 	}
 	s->hnext = w->sessions[session_hash(s->id)];
 	w->sessions[session_hash(s->id)] = s;
@@ -376,18 +511,16 @@ session_accept(struct worker *w, int fd, const char *ip, uint16_t port,
 	log_info("event=connect session=%08x client=%s port=%u", s->id, ip,
 	    port);
 	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
-	if (flags & LISTEN_TLS) {
-		/* Implicit TLS (port 465): the greeting waits for it. */
-		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
-			session_close(s, "tls-failed");
-			return NULL;
-		}
-	} else
-		smtp_greet(&s->smtp);
-	if (w->stopping)
-		smtp_drain(&s->smtp);
-	session_update(s);
-	return s;
+	if (w->conf.session_lifetime > 0)
+		ev_timer_add(&s->life_timer,
+		    (uint64_t)w->conf.session_lifetime * 1000);
+	/* Loopback clients are the operator's own (Postfix exempts them). */
+	if (w->conf.max_per_ip > 0 && !loopback) {
+		session_slot_ask(s, ss);
+		session_update(s);
+		return;
+	}
+	session_start(s);
 }
 
 /* End a session; an open message is given back to the relay. */
@@ -407,6 +540,8 @@ session_close(struct session *s, const char *reason)
 	close(s->fd);
 	ev_timer_del(&s->timer);
 	ev_timer_del(&s->tls_timer);
+	ev_timer_del(&s->life_timer);
+	ev_timer_del(&s->rate_timer);
 	/*
 	 * A spool file still being written is aborted by smtp_free(); one
 	 * asked for but not yet here is aborted when it arrives; a commit
@@ -414,8 +549,13 @@ session_close(struct session *s, const char *reason)
 	 */
 	smtp_free(&s->smtp);
 	session_unlink(w, s);
-	if (s->ipc != NULL)
-		worker_ipcount_release(w, s->ipc);
+	/* The parent forgets a slot it refused, or never gave. */
+	if (s->slot_asked) {
+		struct imsg_out	 out;
+
+		imsg_out_init(&out, IMSG_SLOT_FREE, s->id, -1);
+		worker_parent_send(w, &out);
+	}
 	w->nsessions--;
 	free(s);
 	worker_session_gone(w);

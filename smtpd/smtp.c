@@ -34,6 +34,8 @@ struct smtp_cmd {
 };
 
 static void	smtp_reset(struct smtp_session *);
+static void	smtp_rcpt_add(struct smtp_session *, const char *);
+static void	smtp_rcpt_postmaster(struct smtp_session *, const char *);
 
 /* Start a session for the client at ip:port. */
 void
@@ -128,8 +130,9 @@ smtp_reply_line(struct smtp_session *s, int code, int cont, const char *enh,
 }
 
 /*
- * Queue a reply.  Protocol errors count towards max-bad-commands; at the
- * limit the session gets 421 and is closed.
+ * Queue a reply.  Every error reply, 4xx or 5xx (relay denials too, so
+ * that recipients cannot be probed without end), counts towards the
+ * bad-command limit; at the limit the session gets 421 and is closed.
  */
 void
 smtp_reply(struct smtp_session *s, int code, const char *enh,
@@ -143,15 +146,17 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	va_end(ap);
 	smtp_reply_line(s, code, 0, enh, text);
 
-	switch (code) {
-	case 500: case 501: case 502: case 503: case 553: case 555:
-		if (++s->errors >= s->conf->max_bad) {
-			smtp_close_reply(s, 421, "4.7.0",
-			    "Error: too many errors");
-			log_info("event=disconnect client=%s reason=errors",
-			    s->peer_ip);
-		}
-		break;
+	/*
+	 * Except 452 4.5.3: too many recipients is flow control a client
+	 * must handle (RFC 5321 4.5.3.1.10), and it is given before the
+	 * address is looked at, so it tells nothing about it.
+	 */
+	if (code >= 400 && !(code == 452 && enh != NULL &&
+	    strcmp(enh, "4.5.3") == 0) && ++s->errors >= s->conf->max_bad &&
+	    s->state != SMTP_CLOSING) {
+		smtp_close_reply(s, 421, "4.7.0", "Error: too many errors");
+		log_info("event=disconnect client=%s reason=errors",
+		    s->peer_ip);
 	}
 }
 
@@ -229,6 +234,12 @@ smtp_check_helo(struct smtp_session *s, const char *verb, char *arg)
 			    verb);
 			return -1;
 		}
+	}
+	/* Under SMTPUTF8: well-formed, and no bidi controls (SPEC 9). */
+	if (addr_utf8_check(arg) == -1) {
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname (invalid "
+		    "UTF-8 or bidirectional control)", verb);
+		return -1;
 	}
 	strlcpy(s->helo, arg, sizeof(s->helo));
 	return 0;
@@ -440,11 +451,21 @@ static void
 smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 {
 	struct mailaddr	  a;
-	char		 *path, *params, **rcpts;
+	char		 *path, *params;
 	char		  addr[ADDR_PATH_MAX + 1];
 
 	if ((path = smtp_path_arg(arg, "TO:")) == NULL) {
 		smtp_reply(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
+		return;
+	}
+	/* Before any check of the address: the 452 says nothing of it. */
+	if (s->nrcpt >= s->conf->max_rcpt) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+		return;
+	}
+	if (strncasecmp(path, "<postmaster>", 12) == 0 &&
+	    (path[12] == '\0' || path[12] == ' ')) {
+		smtp_rcpt_postmaster(s, path);
 		return;
 	}
 	if (smtp_parse_path(s, path, 0, &a, &params, s->smtputf8) == -1)
@@ -461,23 +482,28 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
 		return;
 	}
-	if (s->conf->mode == MODE_RELAY && s->policy != NULL) {
+	if (addr_format(&a, addr, sizeof(addr)) == -1) {
+		smtp_reply(s, 553, "5.1.3", "Address too long");
+		return;
+	}
+	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
+	    !addr_is_postmaster(addr, s->conf->hostname)) {
 		switch (policy_check_rcpt(s->policy, &a, s->peer_ip,
 		    s->authenticated)) {
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:
-			log_info("event=rcpt-refused client=%s rcpt=<%s@%s> "
-			    "reason=routing-characters", s->peer_ip, a.local,
-			    a.domain);
+			log_info("event=rcpt-refused client=%s rcpt=%s "
+			    "reason=routing-characters", s->peer_ip,
+			    log_qpath(addr));
 			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
 			    "@ are not accepted in addresses", a.local,
 			    a.domain);
 			return;
 		case POLICY_DENY:
-			log_info("event=rcpt-refused client=%s rcpt=<%s@%s> "
-			    "reason=relay-denied", s->peer_ip, a.local,
-			    a.domain);
+			log_info("event=rcpt-refused client=%s rcpt=%s "
+			    "reason=relay-denied", s->peer_ip,
+			    log_qpath(addr));
 			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
 			    "denied", a.local, a.domain);
 			return;
@@ -492,12 +518,39 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		    "in addresses here", a.local, a.domain);
 		return;
 	}
-	if (s->nrcpt >= s->conf->max_rcpt) {
-		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
+	smtp_rcpt_add(s, addr);
+}
+
+/*
+ * RCPT TO:<postmaster>, bare (RFC 5321 4.5.1): always accepted, kept as
+ * given, for the default route.
+ */
+static void
+smtp_rcpt_postmaster(struct smtp_session *s, const char *path)
+{
+	const char	*params = path + 12;
+	char		 given[11];
+
+	while (*params == ' ')
+		params++;
+	if (*params != '\0') {
+		smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
 		return;
 	}
-	if (addr_format(&a, addr, sizeof(addr)) == -1) {
-		smtp_reply(s, 553, "5.1.3", "Address too long");
+	/* Kept as the client spelt it. */
+	memcpy(given, path + 1, 10);
+	given[10] = '\0';
+	smtp_rcpt_add(s, given);
+}
+
+/* Keep an accepted recipient. */
+static void
+smtp_rcpt_add(struct smtp_session *s, const char *addr)
+{
+	char	**rcpts;
+
+	if (s->nrcpt >= s->conf->max_rcpt) {
+		smtp_reply(s, 452, "4.5.3", "Error: too many recipients");
 		return;
 	}
 	rcpts = reallocarray(s->rcpts, s->nrcpt + 1, sizeof(*rcpts));
@@ -603,6 +656,10 @@ smtp_tls_started(struct smtp_session *s)
 	s->tls_active = 1;
 	s->esmtp = 0;
 	s->helo[0] = '\0';
+	/* What was authenticated in the clear is not over TLS (SPEC 8). */
+	s->authenticated = 0;
+	s->auth_step = AUTH_NONE;
+	explicit_bzero(s->auth_user, sizeof(s->auth_user));
 	s->cmd_bare = 0;
 	if (s->state != SMTP_CLOSING)
 		s->state = SMTP_CONNECTED;
@@ -757,6 +814,7 @@ static void
 smtp_data_line(struct smtp_session *s, enum line_kind kind,
     const uint8_t *line, size_t len)
 {
+	s->data_received += len + (kind == LINE_CRLF ? 2 : 1);
 	switch (kind) {
 	case LINE_CRLF:
 		if (!s->data_cont && len == 1 && line[0] == '.') {
@@ -875,10 +933,22 @@ smtp_open_done(struct smtp_session *s, int fd)
 	}
 	s->spool_fd = fd;
 	s->datalen = 0;
+	s->data_received = 0;
 	s->data_err = DATA_OK;
 	s->data_cont = 0;
 	s->state = SMTP_DATA;
 	smtp_reply(s, 354, NULL, "End data with <CR><LF>.<CR><LF>");
+}
+
+/* The relay has too much mail in progress: this DATA waits (452). */
+void
+smtp_open_full(struct smtp_session *s)
+{
+	if (s->wait != SMTP_WAIT_OPEN)
+		return;
+	s->wait = SMTP_WAIT_NONE;
+	smtp_reply(s, 452, "4.3.1", "Error: too much mail in progress, try "
+	    "again later");
 }
 
 /* The relay answered MSG_COMMIT. */

@@ -37,6 +37,7 @@ enum smtp_wait {
 	SMTP_WAIT_COMMIT,	/* asked the relay to commit */
 	SMTP_WAIT_AUTH,		/* asked the parent to check a password */
 	SMTP_WAIT_TLS,		/* STARTTLS: handshake to come */
+	SMTP_WAIT_SLOT,		/* not greeted: the parent counts the address */
 };
 
 /* Why a message was refused at the end of DATA. */
@@ -104,6 +105,7 @@ struct smtp_session {
 	/* Message data. */
 	int			 spool_fd;
 	uint64_t		 datalen;
+	uint64_t		 data_received;	/* bytes read in DATA (rate) */
 	enum smtp_data_err	 data_err;
 	int			 data_cont;	/* last piece ended bare */
 	struct buf		 dbuf;
@@ -126,6 +128,7 @@ void	smtp_input_fill(struct smtp_session *, size_t);
 void	smtp_input_release(struct smtp_session *);
 void	smtp_process(struct smtp_session *);
 void	smtp_open_done(struct smtp_session *, int fd);
+void	smtp_open_full(struct smtp_session *);
 void	smtp_commit_done(struct smtp_session *, int ok, const char *);
 void	smtp_close_reply(struct smtp_session *, int code, const char *enh,
 	    const char *text);

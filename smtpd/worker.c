@@ -29,55 +29,8 @@ static struct worker	worker;		/* this process's only worker */
 static void	worker_relay_io(int, int, void *);
 static void	worker_accept(int, int, void *);
 
-static uint32_t
-ip_hash(const char *ip)
-{
-	uint32_t	 h = 2166136261u;
-
-	for (; *ip != '\0'; ip++)
-		h = (h ^ (unsigned char)*ip) * 16777619u;
-	return h % WORKER_HASH_SIZE;
-}
-
-/* The session count of ip, created on first use; NULL if out of memory. */
-static struct ipcount *
-ipcount_get(struct worker *w, const char *ip)
-{
-	struct ipcount	*c;
-	uint32_t	 h = ip_hash(ip);
-
-	for (c = w->ipcounts[h]; c != NULL; c = c->next)
-		if (strcmp(c->ip, ip) == 0)
-			return c;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		return NULL;
-	strlcpy(c->ip, ip, sizeof(c->ip));
-	c->next = w->ipcounts[h];
-	w->ipcounts[h] = c;
-	return c;
-}
-
-/* A session of ipc's address ended; forget the address at zero. */
-void
-worker_ipcount_release(struct worker *w, struct ipcount *ipc)
-{
-	struct ipcount	**cp;
-
-	if (ipc->count > 0)
-		ipc->count--;
-	if (ipc->count > 0)
-		return;
-	for (cp = &w->ipcounts[ip_hash(ipc->ip)]; *cp != NULL;
-	    cp = &(*cp)->next)
-		if (*cp == ipc) {
-			*cp = ipc->next;
-			free(ipc);
-			return;
-		}
-}
-
-static int
-is_loopback(const struct sockaddr_storage *ss)
+int
+worker_is_loopback(const struct sockaddr_storage *ss)
 {
 	const struct sockaddr_in	*sin = (const struct sockaddr_in *)ss;
 	const struct sockaddr_in6	*sin6 = (const struct sockaddr_in6 *)ss;
@@ -90,7 +43,7 @@ is_loopback(const struct sockaddr_storage *ss)
 }
 
 /* Refuse a connection with one line, without a session. */
-static void
+void
 worker_refuse(struct worker *w, int fd, const char *enh, const char *text)
 {
 	char	 line[512];
@@ -103,57 +56,30 @@ worker_refuse(struct worker *w, int fd, const char *enh, const char *text)
 	close(fd);
 }
 
-/* Take one connection: limits first, then a session. */
+/*
+ * Take one connection: the worker's own limit here, the per-address one
+ * in the parent (session_accept asks it).
+ */
 static void
 worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
     uint32_t flags)
 {
-	char		 ip[INET6_ADDRSTRLEN];
-	uint16_t	 port;
-	struct ipcount	*ipc = NULL;
-	struct session	*s;
+	char	 ip[INET6_ADDRSTRLEN];
 
-	if (ss->ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		port = ntohs(sin->sin_port);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(sin6->sin6_port);
-	}
 	if (w->nsessions >= w->conf.max_sessions) {
+		if (ss->ss_family == AF_INET)
+			inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr,
+			    ip, sizeof(ip));
+		else
+			inet_ntop(AF_INET6,
+			    &((struct sockaddr_in6 *)ss)->sin6_addr, ip,
+			    sizeof(ip));
 		log_warnx("event=refused client=%s reason=max-sessions", ip);
 		worker_refuse(w, fd, "4.3.2", "Error: too many sessions, "
 		    "try again later");
 		return;
 	}
-	/* Loopback clients are the operator's own (Postfix exempts them). */
-	if (w->conf.max_per_ip > 0 && !is_loopback(ss)) {
-		if ((ipc = ipcount_get(w, ip)) == NULL) {
-			close(fd);
-			return;
-		}
-		if (ipc->count >= w->conf.max_per_ip) {
-			log_warnx("event=refused client=%s "
-			    "reason=max-sessions-per-ip", ip);
-			worker_refuse(w, fd, "4.7.0", "Error: too many "
-			    "connections from your address");
-			return;
-		}
-	}
-	if ((s = session_accept(w, fd, ip, port, flags, is_loopback(ss))) ==
-	    NULL) {
-		if (ipc != NULL && ipc->count == 0)
-			worker_ipcount_release(w, ipc);
-		return;
-	}
-	if (ipc != NULL) {
-		s->ipc = ipc;
-		ipc->count++;
-	}
+	session_accept(w, fd, ss, flags);
 }
 
 /* Watch the listeners again (or for the first time). */
@@ -382,6 +308,13 @@ worker_relay_dispatch(struct worker *w, struct imsg *imsg)
 		smtp_open_done(&s->smtp, imsg->fd);
 		imsg->fd = -1;
 		break;
+	case IMSG_MSG_FULL:
+		if (imsg->fd != -1 || imsg->datalen != 0)
+			fatalx("relay sent a bad MSG_FULL");
+		if (s == NULL)
+			return;
+		smtp_open_full(&s->smtp);
+		break;
 	case IMSG_MSG_OK:
 	case IMSG_MSG_TEMPFAIL:
 		if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
@@ -566,6 +499,17 @@ worker_parent_io(int fd, int events, void *arg)
 				fatalx("bad RETIRE");
 			worker_retire(w);
 			break;
+		case IMSG_SLOT_ANSWER: {
+			struct session	*s;
+			uint32_t	 ok;
+
+			if (imsg_get_u32(&imsg, &ok) == -1 || ok > 1 ||
+			    imsg_get_end(&imsg) == -1)
+				fatalx("bad SLOT_ANSWER");
+			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)
+				session_slot_answer(s, ok);
+			break;
+		}
 		case IMSG_AUTH_RESULT: {
 			struct session	*s;
 			uint32_t	 ok;

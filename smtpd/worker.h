@@ -17,20 +17,17 @@
 #define WORKER_TLS_MAX		(1024 * 1024)
 #define WORKER_PAUSE_MS		1000	/* full: let the others take them */
 
-struct ipcount {
-	struct ipcount	*next;
-	uint32_t	 count;
-	char		 ip[INET6_ADDRSTRLEN];
-};
-
 struct session {
 	struct session		*hnext;		/* id hash chain */
 	uint32_t		 id;
 	int			 fd;
 	uint32_t		 relay_gen;	/* relay that gave the spool fd */
-	struct ipcount		*ipc;
+	int			 slot_asked;	/* the parent counts it */
 	struct ev_timer		 timer;
 	struct ev_timer		 tls_timer;	/* decrypted input waiting */
+	struct ev_timer		 life_timer;	/* session-lifetime */
+	struct ev_timer		 rate_timer;	/* the DATA rate floor */
+	uint64_t		 data_start;	/* ms: 354 sent; 0: no DATA */
 	SSL			*ssl;
 	int			 tls_handshaking;
 	int			 tls_hs_wants;	/* EV_* the handshake waits for */
@@ -56,7 +53,6 @@ struct worker {
 	char			*tls_key;
 	size_t			 tls_keylen;
 	struct session		*sessions[WORKER_HASH_SIZE];
-	struct ipcount		*ipcounts[WORKER_HASH_SIZE];
 	uint32_t		 nsessions;
 	uint32_t		 next_id;
 	uint32_t		 reported_load;
@@ -71,8 +67,9 @@ struct worker {
 };
 
 int	worker_main(void);
-struct session *session_accept(struct worker *, int, const char *, uint16_t,
-	    uint32_t, int);
+void	session_accept(struct worker *, int, const struct sockaddr_storage *,
+	    uint32_t);
+void	session_slot_answer(struct session *, int);
 void	session_auth_result(struct session *, int);
 void	worker_parent_send(struct worker *, struct imsg_out *);
 void	session_update(struct session *);
@@ -80,6 +77,7 @@ void	session_close(struct session *, const char *);
 struct session *session_find(struct worker *, uint32_t);
 void	worker_relay_send(struct worker *, struct imsg_out *);
 void	worker_session_gone(struct worker *);
-void	worker_ipcount_release(struct worker *, struct ipcount *);
+void	worker_refuse(struct worker *, int, const char *, const char *);
+int	worker_is_loopback(const struct sockaddr_storage *);
 
 #endif

@@ -10,6 +10,7 @@ started here is killed at teardown; all traffic stays on loopback or
 inside the namespace a test creates.
 """
 import base64
+import ctypes
 import email.utils
 import glob
 import json
@@ -21,6 +22,8 @@ import select
 import shutil
 import signal
 import smtplib
+import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -29,7 +32,7 @@ from email.mime.text import MIMEText
 
 import pytest
 
-from harness import (EXAMPLES, ROOT, Daemon, free_port,
+from harness import (EXAMPLES, ROOT, Client, Daemon, free_port,
                      group_members, need_tool, scaled, wait_for)
 
 UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "upstream.py")
@@ -443,6 +446,36 @@ class NetNS:
                               stdin=subprocess.DEVNULL,
                               capture_output=True,
                               timeout=timeout or scaled(30))
+
+    def inside(self, make):
+        """make() run with this thread in the namespace: a socket made
+        there stays in it (setns(2) through ctypes; Python 3.11 has no
+        os.setns)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        clone_newnet = 0x40000000
+        with open("/proc/thread-self/ns/net") as home, \
+                open("/run/netns/" + self.name) as there:
+            if libc.setns(there.fileno(), clone_newnet) != 0:
+                raise OSError(ctypes.get_errno(), "setns")
+            try:
+                return make()
+            finally:
+                if libc.setns(home.fileno(), clone_newnet) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back")
+
+    def client(self, port, **kw):
+        """A harness Client connected from the namespace's address."""
+        return self.inside(lambda: Client(port, self.host_ip, **kw))
+
+    def reset_connection(self, port):
+        """Connect from the namespace and close at once with a RST
+        (SO_LINGER 0): the server finds a dead socket in accept()."""
+        def make():
+            s = socket.create_connection((self.host_ip, port), scaled(5))
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                         struct.pack("ii", 1, 0))
+            s.close()
+        self.inside(make)
 
     def delete(self):
         if self.host_if:

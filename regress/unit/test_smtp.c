@@ -306,6 +306,24 @@ test_command_errors(void **state)
 	    "501 Syntax: RSET\r\n");
 }
 
+/* Issue 9 item 10d: STARTTLS forgets an authentication made before it. */
+static void
+test_starttls_resets_auth(void **state)
+{
+	struct harness	*h = *state;
+
+	h->s.authenticated = 1;
+	strcpy(h->s.auth_user, "someone");
+	h->s.state = SMTP_HELO;
+	h->s.wait = SMTP_WAIT_TLS;
+	smtp_tls_started(&h->s);
+	assert_int_equal(h->s.authenticated, 0);
+	assert_string_equal(h->s.auth_user, "");
+	assert_int_equal(h->s.state, SMTP_CONNECTED);
+	feeds(h, "MAIL FROM:<a@example.com>\r\n");
+	expect(h, "503 Error: send HELO/EHLO first\r\n");
+}
+
 static void
 test_too_many_errors(void **state)
 {
@@ -567,6 +585,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_data_limits, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_command_errors, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_starttls_resets_auth, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_too_many_errors, setup,
 		    teardown),
