@@ -37,6 +37,8 @@ conf_defaults(struct smtpd_conf *c)
 	strcpy(c->chroot, SMTPD_CHROOT);
 	strcpy(c->queue, SMTPD_QUEUE);
 	strcpy(c->user, SMTPD_USER);
+	strcpy(c->queue_user, SMTPD_QUEUE_USER);
+	strcpy(c->deliver_user, SMTPD_DELIVER_USER);
 }
 
 int
@@ -52,6 +54,8 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->drop_privs);
 	imsg_add_u32(&out, c->uid);
 	imsg_add_u32(&out, c->gid);
+	imsg_add_u32(&out, c->queue_uid);
+	imsg_add_u32(&out, c->queue_gid);
 	imsg_add_u32(&out, c->workers);
 	imsg_add_u32(&out, c->max_rcpt);
 	imsg_add_u32(&out, c->max_sessions);
@@ -72,6 +76,7 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
 	imsg_add_str(&out, c->user);
+	imsg_add_str(&out, c->queue_user);
 	imsg_add_str(&out, c->upstream_host);
 	imsg_add_str(&out, c->upstream_ca);
 	return imsgbuf_queue(ib, &out);
@@ -89,6 +94,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->drop_privs) == -1 ||
 	    imsg_get_u32(imsg, &c->uid) == -1 ||
 	    imsg_get_u32(imsg, &c->gid) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_uid) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_gid) == -1 ||
 	    imsg_get_u32(imsg, &c->workers) == -1 ||
 	    imsg_get_u32(imsg, &c->max_rcpt) == -1 ||
 	    imsg_get_u32(imsg, &c->max_sessions) == -1 ||
@@ -109,6 +116,7 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
 	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
+	    imsg_get_str(imsg, c->queue_user, sizeof(c->queue_user)) == -1 ||
 	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
 	    -1 ||
 	    imsg_get_str(imsg, c->upstream_ca, sizeof(c->upstream_ca)) == -1 ||
@@ -119,7 +127,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    c->upstream_port == 0 || c->upstream_port > 65535 ||
 	    c->upstream_tls > UPSTREAM_OPPORTUNISTIC || c->queue_retry == 0 ||
 	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
-	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
+	    (c->drop_privs && (c->uid == 0 || c->gid == 0 ||
+	    c->queue_uid == 0 || c->queue_gid == 0 || c->uid == c->queue_uid)))
 		return -1;
 	return 0;
 }

@@ -13,7 +13,9 @@
 #include "addr.h"
 
 #define SMTPD_VERSION		"0.1.0"
-#define SMTPD_USER		"_smtpd"
+#define SMTPD_USER		"_smtpd"		/* session workers */
+#define SMTPD_QUEUE_USER	"_smtpq"		/* the relay and its queue */
+#define SMTPD_DELIVER_USER	"_smtpdeliver"	/* the deliver program */
 #define SMTPD_CHROOT		"/var/empty"
 #define SMTPD_QUEUE		"/var/spool/smtpd"
 #define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
@@ -56,8 +58,10 @@ struct smtpd_conf {
 	uint32_t	foreground;
 	uint32_t	smtputf8;
 	uint32_t	drop_privs;		/* 0 under -n or without root */
-	uint32_t	uid;
+	uint32_t	uid;			/* user: session workers */
 	uint32_t	gid;
+	uint32_t	queue_uid;		/* queue-user: the relay */
+	uint32_t	queue_gid;
 	uint32_t	workers;
 	uint32_t	max_rcpt;
 	uint32_t	max_sessions;
@@ -78,6 +82,8 @@ struct smtpd_conf {
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];
 	char		user[64];
+	char		queue_user[64];
+	char		deliver_user[64];	/* the parent's alone */
 	char		upstream_host[256];
 	char		upstream_ca[PATH_MAX];	/* "" for the system store */
 };

@@ -160,12 +160,16 @@ sandbox_seccomp(enum proc_role role)
 	seccomp_release(ctx);
 }
 
-/* chroot, then the uid/gid drop, verified. */
+/*
+ * chroot, then the uid/gid drop, verified.  The relay has a user of its
+ * own: a worker can neither signal it nor read the queue.
+ */
 static void
-sandbox_drop(const struct smtpd_conf *conf, const char *root)
+sandbox_drop(enum proc_role role, const struct smtpd_conf *conf,
+    const char *root)
 {
-	gid_t	 gid = conf->gid;
-	uid_t	 uid = conf->uid;
+	gid_t	 gid = role == ROLE_RELAY ? conf->queue_gid : conf->gid;
+	uid_t	 uid = role == ROLE_RELAY ? conf->queue_uid : conf->uid;
 	uid_t	 ruid, euid, suid;
 	gid_t	 rgid, egid, sgid;
 
@@ -211,7 +215,7 @@ sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
 	struct rlimit	 rl;
 
 	if (conf->drop_privs)
-		sandbox_drop(conf, root);
+		sandbox_drop(role, conf, root);
 	else
 		log_debug("not dropping privileges (-n or not root)");
 

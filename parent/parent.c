@@ -519,7 +519,13 @@ parent_reload(struct parent *p)
 	cf.conf.drop_privs = p->conf.drop_privs;
 	cf.conf.uid = p->conf.uid;
 	cf.conf.gid = p->conf.gid;
+	cf.conf.queue_uid = p->conf.queue_uid;
+	cf.conf.queue_gid = p->conf.queue_gid;
 	strlcpy(cf.conf.user, p->conf.user, sizeof(cf.conf.user));
+	strlcpy(cf.conf.queue_user, p->conf.queue_user,
+	    sizeof(cf.conf.queue_user));
+	strlcpy(cf.conf.deliver_user, p->conf.deliver_user,
+	    sizeof(cf.conf.deliver_user));
 	strlcpy(cf.conf.chroot, p->conf.chroot, sizeof(cf.conf.chroot));
 	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
 	cf.conf.deliver_max = p->conf.deliver_max;
