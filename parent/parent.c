@@ -138,11 +138,34 @@ parent_startup(struct parent *p, struct child *c)
 	child_send_empty(c, IMSG_CONF_END);
 }
 
+/*
+ * The environment of a child: nothing of the parent's (SPEC section
+ * 10), but for the sanitizers' options in a sanitizer build, with leak
+ * detection off (see sandbox_sanitized()).
+ */
+static void
+parent_child_env(char **envp, size_t n)
+{
+	const char	*v;
+	size_t		 i = 0;
+
+	memset(envp, 0, n * sizeof(*envp));
+	if (!sandbox_sanitized())
+		return;
+	v = getenv("ASAN_OPTIONS");
+	if (asprintf(&envp[i++], "ASAN_OPTIONS=%s%sdetect_leaks=0",
+	    v != NULL ? v : "", v != NULL && *v != '\0' ? ":" : "") == -1)
+		_exit(1);
+	if ((v = getenv("UBSAN_OPTIONS")) != NULL && i + 1 < n &&
+	    asprintf(&envp[i++], "UBSAN_OPTIONS=%s", v) == -1)
+		_exit(1);
+}
+
 /* In the child: become role by exec of our own binary. */
 static void __attribute__((noreturn))
 parent_exec_child(struct parent *p, enum proc_role role, int fd)
 {
-	char		*argv[8];
+	char		*argv[8], *envp[4];
 	int		 argc = 0;
 	sigset_t	 none;
 
@@ -156,8 +179,7 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
-	if (sandbox_sanitized())
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+	parent_child_env(envp, sizeof(envp) / sizeof(envp[0]));
 	argv[argc++] = "smtpd";
 	if (p->argv_foreground)
 		argv[argc++] = "-d";
@@ -166,7 +188,7 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	argv[argc++] = "-X";
 	argv[argc++] = (char *)role_name(role);
 	argv[argc] = NULL;
-	execv(p->self, argv);
+	execve(p->self, argv, envp);
 	fprintf(stderr, "smtpd: exec %s: %s\n", p->self, strerror(errno));
 	_exit(1);
 }
