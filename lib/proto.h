@@ -115,6 +115,9 @@ struct smtpd_conf {
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL
+ * parent -> child:   PING (u32 sequence number, exactly 4 bytes, no fd)
+ * child -> parent:   PONG (the u32 of the ping outstanding, exactly 4
+ *                    bytes, no fd; any other is a lie and kills the child)
  */
 enum imsg_type {
 	IMSG_NONE,
@@ -147,6 +150,8 @@ enum imsg_type {
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 ok */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
+	IMSG_PING,		/* u32 seq: are you alive? (every child) */
+	IMSG_PONG,		/* u32 seq: the same, back to the parent */
 	IMSG_MAX,
 };
 

@@ -438,8 +438,14 @@ parent_signal(int fd, int events, void *arg)
 			parent_stats(p);
 			break;
 		case SIGCHLD:
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-				parent_child_exited(p, pid, status);
+			/* A stopped child is as bad as a dead one, later. */
+			while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED |
+			    WCONTINUED)) > 0) {
+				if (WIFSTOPPED(status) || WIFCONTINUED(status))
+					parent_watch_stopped(p, pid, status);
+				else
+					parent_child_exited(p, pid, status);
+			}
 			break;
 		}
 	}
@@ -535,6 +541,7 @@ parent_main(struct cmdline *cl)
 	ev_init();
 	parent_signals(p);
 	parent_spawn_all(p);
+	parent_watch_init(p);
 	ev_loop();
 	return 0;
 }

@@ -25,8 +25,8 @@
 
 static void	parent_child_io(int, int, void *);
 
-static const char *
-role_name(enum proc_role role)
+const char *
+parent_role_name(enum proc_role role)
 {
 	switch (role) {
 	case ROLE_SESSION:
@@ -60,7 +60,8 @@ void
 parent_child_send(struct child *c, struct imsg_out *out)
 {
 	if (proc_send(&c->ib, out) == -1)
-		log_warn("message to %s %d", role_name(c->role), (int)c->pid);
+		log_warn("message to %s %d", parent_role_name(c->role),
+		    (int)c->pid);
 }
 
 static void
@@ -186,7 +187,7 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	if (p->argv_verbose)
 		argv[argc++] = "-v";
 	argv[argc++] = "-X";
-	argv[argc++] = (char *)role_name(role);
+	argv[argc++] = (char *)parent_role_name(role);
 	argv[argc] = NULL;
 	execve(p->self, argv, envp);
 	fprintf(stderr, "smtpd: exec %s: %s\n", p->self, strerror(errno));
@@ -225,7 +226,7 @@ parent_spawn(struct parent *p, struct slot *s)
 	s->child = c;
 	if (ev_add(sp[0], EV_READ, parent_child_io, p) == -1)
 		fatal("ev_add child");
-	log_info("event=spawn role=%s pid=%d", role_name(role), (int)pid);
+	log_info("event=spawn role=%s pid=%d", parent_role_name(role), (int)pid);
 	parent_startup(p, c);
 }
 
@@ -241,6 +242,7 @@ parent_child_free(struct parent *p, struct child *c)
 		}
 	if (p->slots[c->slot].child == c)
 		p->slots[c->slot].child = NULL;
+	parent_watch_forget(c);
 	ev_del(c->ib.fd);
 	close(c->ib.fd);
 	imsgbuf_clear(&c->ib);
@@ -248,11 +250,11 @@ parent_child_free(struct parent *p, struct child *c)
 }
 
 /* Kill a child that misbehaved; SIGCHLD does the rest. */
-static void
-parent_kill(struct child *c, const char *why)
+void
+parent_kill_child(struct child *c, const char *why)
 {
 	log_warnx("event=kill role=%s pid=%d reason=\"%s\"",
-	    role_name(c->role), (int)c->pid, why);
+	    parent_role_name(c->role), (int)c->pid, why);
 	kill(c->pid, SIGKILL);
 }
 
@@ -304,6 +306,10 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)
 			break;
 		return 0;
+	case IMSG_PONG:
+		if (parent_watch_pong(c, imsg) == -1)
+			break;
+		return 0;
 	case IMSG_AUTH_REQUEST:
 		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||
 		    parent_auth_request(p, c, imsg) == -1)
@@ -321,11 +327,11 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION &&
 			    w->channel == imsg->hdr.peerid)
-				parent_kill(w, "protocol violation on the "
+				parent_kill_child(w, "protocol violation on the "
 				    "relay channel");
 		return 0;
 	}
-	parent_kill(c, "bad message to the parent");
+	parent_kill_child(c, "bad message to the parent");
 	return -1;
 }
 
@@ -345,7 +351,7 @@ parent_child_io(int fd, int events, void *arg)
 	}
 	if (events & EV_WRITE) {
 		if (imsgbuf_write(&c->ib) == -1)
-			log_warn("write to %s", role_name(c->role));
+			log_warn("write to %s", parent_role_name(c->role));
 		if (!imsgbuf_pending(&c->ib))
 			ev_mod(fd, EV_READ);
 	}
@@ -353,7 +359,7 @@ parent_child_io(int fd, int events, void *arg)
 		return;
 	n = imsgbuf_read(&c->ib);
 	if (n == -1 && errno == EBADMSG) {
-		parent_kill(c, "malformed message");
+		parent_kill_child(c, "malformed message");
 		ev_mod(fd, 0);
 		return;
 	}
@@ -364,7 +370,7 @@ parent_child_io(int fd, int events, void *arg)
 	}
 	for (;;) {
 		if ((n = imsgbuf_get(&c->ib, &imsg)) == -1) {
-			parent_kill(c, "malformed message");
+			parent_kill_child(c, "malformed message");
 			ev_mod(fd, 0);
 			return;
 		}
@@ -434,11 +440,11 @@ parent_child_exited(struct parent *p, pid_t pid, int status)
 	s = &p->slots[c->slot];
 	lived = ev_now() - c->started;
 	if (p->stopping || c->retiring)
-		log_info("event=exit role=%s pid=%d %s", role_name(c->role),
+		log_info("event=exit role=%s pid=%d %s", parent_role_name(c->role),
 		    (int)pid, how);
 	else
 		log_warnx("event=child-died role=%s pid=%d %s uptime_ms=%llu",
-		    role_name(c->role), (int)pid, how,
+		    parent_role_name(c->role), (int)pid, how,
 		    (unsigned long long)lived);
 	if (s->child != c || p->stopping) {
 		parent_child_free(p, c);
@@ -468,7 +474,7 @@ parent_stop_deadline(void *arg)
 
 	for (c = p->children; c != NULL; c = c->next) {
 		log_warnx("event=kill role=%s pid=%d reason=stop-deadline",
-		    role_name(c->role), (int)c->pid);
+		    parent_role_name(c->role), (int)c->pid);
 		kill(c->pid, SIGKILL);
 	}
 }
@@ -596,7 +602,7 @@ parent_stats(struct parent *p)
 
 	for (c = p->children; c != NULL; c = c->next)
 		log_info("event=stats role=%s pid=%d sessions=%u%s",
-		    role_name(c->role), (int)c->pid, c->load,
+		    parent_role_name(c->role), (int)c->pid, c->load,
 		    c->retiring ? " retiring=yes" : "");
 }
 

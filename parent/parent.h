@@ -23,6 +23,9 @@
 #define RESPAWN_BACKOFF_MAX	10000
 #define RESPAWN_QUICK_DEATH	1000	/* ms: died sooner than this */
 #define PARENT_UPSTREAM_ADDRS	8
+#define PING_INTERVAL_MS	5000	/* a ping to every child this often */
+#define PING_DEADLINE_MIN_MS	1000	/* unanswered this long: killed */
+#define STOP_GRACE_MS		2000	/* stopped this long: killed */
 
 struct child {
 	struct child	*next;
@@ -34,6 +37,11 @@ struct child {
 	uint64_t	 started;
 	uint32_t	 load;
 	struct imsgbuf	 ib;
+	uint32_t	 ping_seq;	/* of the last ping sent */
+	uint64_t	 ping_sent;	/* when, if unanswered; else 0 */
+	int		 stopped;	/* by a signal (WUNTRACED) */
+	int		 killed;	/* SIGKILL sent: reaping pending */
+	struct ev_timer	 stop_timer;
 };
 
 struct parent;
@@ -98,6 +106,12 @@ void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
+const char *parent_role_name(enum proc_role);
+void	parent_kill_child(struct child *, const char *);
+void	parent_watch_init(struct parent *);
+int	parent_watch_pong(struct child *, struct imsg *);
+int	parent_watch_stopped(struct parent *, pid_t, int);
+void	parent_watch_forget(struct child *);
 void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
 
 #endif

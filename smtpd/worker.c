@@ -507,6 +507,10 @@ worker_parent_io(int fd, int events, void *arg)
 				fatalx("bad STOP");
 			worker_stop(w);
 			break;
+		case IMSG_PING:
+			if (proc_pong(&w->parent, &imsg) == -1)
+				fatalx("bad PING");
+			break;
 		case IMSG_AUTH_RESULT: {
 			struct session	*s;
 			uint32_t	 ok;
