@@ -122,11 +122,40 @@ sandbox_sanitized(void)
 #define ALLOW(ctx, list) \
 	sandbox_allow((ctx), (list), sizeof(list) / sizeof((list)[0]))
 
+/* An argument comparison (the libseccomp macros leave fields out). */
+static struct scmp_arg_cmp
+arg_cmp(unsigned int arg, enum scmp_compare op, scmp_datum_t a,
+    scmp_datum_t b)
+{
+	struct scmp_arg_cmp	 c;
+
+	memset(&c, 0, sizeof(c));
+	c.arg = arg;
+	c.op = op;
+	c.datum_a = a;
+	c.datum_b = b;
+	return c;
+}
+
+#define ARG_EQ(n, v)		arg_cmp((n), SCMP_CMP_EQ, (v), 0)
+/* (arg & mask) == v */
+#define ARG_MASKED(n, mask, v)	arg_cmp((n), SCMP_CMP_MASKED_EQ, (mask), (v))
+
+static void
+sandbox_rule(scmp_filter_ctx ctx, int call, const char *name,
+    unsigned int n, const struct scmp_arg_cmp *cmps)
+{
+	int	 rc;
+
+	if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, call, n,
+	    cmps)) < 0)
+		fatalx("seccomp_rule_add %s: %d", name, rc);
+}
+
 #define RULE(ctx, call, ...) do {					\
-	int rc_ = seccomp_rule_add((ctx), SCMP_ACT_ALLOW, SCMP_SYS(call),	\
-	    __VA_ARGS__);							\
-	if (rc_ < 0)							\
-		fatalx("seccomp_rule_add %s: %d", #call, rc_);		\
+	const struct scmp_arg_cmp cmps_[] = { __VA_ARGS__ };		\
+	sandbox_rule((ctx), SCMP_SYS(call), #call,			\
+	    sizeof(cmps_) / sizeof(cmps_[0]), cmps_);			\
 } while (0)
 
 /*
@@ -137,21 +166,19 @@ sandbox_sanitized(void)
 static void
 sandbox_allow_fcntl(scmp_filter_ctx ctx)
 {
-	RULE(ctx, fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_GETFD));
-	RULE(ctx, fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_SETFD));
-	RULE(ctx, fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_GETFL));
-	RULE(ctx, fcntl, 2, SCMP_A1(SCMP_CMP_EQ, F_SETFL),
-	    SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0));
+	RULE(ctx, fcntl, ARG_EQ(1, F_GETFD));
+	RULE(ctx, fcntl, ARG_EQ(1, F_SETFD));
+	RULE(ctx, fcntl, ARG_EQ(1, F_GETFL));
+	RULE(ctx, fcntl, ARG_EQ(1, F_SETFL), ARG_MASKED(2, O_ASYNC, 0));
 }
 
 /* mmap(2), and mprotect(2) where allowed: never PROT_EXEC. */
 static void
 sandbox_allow_noexec(scmp_filter_ctx ctx, int mprotect_too)
 {
-	RULE(ctx, mmap, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	RULE(ctx, mmap, ARG_MASKED(2, PROT_EXEC, 0));
 	if (mprotect_too)
-		RULE(ctx, mprotect, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC,
-		    0));
+		RULE(ctx, mprotect, ARG_MASKED(2, PROT_EXEC, 0));
 }
 
 /*
@@ -161,9 +188,9 @@ sandbox_allow_noexec(scmp_filter_ctx ctx, int mprotect_too)
 static void
 sandbox_allow_socket(scmp_filter_ctx ctx, int family)
 {
-	RULE(ctx, socket, 2, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)family),
-	    SCMP_A1(SCMP_CMP_MASKED_EQ, ~(scmp_datum_t)(SOCK_NONBLOCK |
-	    SOCK_CLOEXEC) & 0xffffffff, SOCK_STREAM));
+	RULE(ctx, socket, ARG_EQ(0, (scmp_datum_t)family),
+	    ARG_MASKED(1, ~(scmp_datum_t)(SOCK_NONBLOCK | SOCK_CLOEXEC) &
+	    0xffffffff, SOCK_STREAM));
 }
 
 /* Load the filter of role; its default action kills the process. */
