@@ -77,6 +77,7 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_str(&out, c->queue);
 	imsg_add_str(&out, c->user);
 	imsg_add_str(&out, c->queue_user);
+	imsg_add_str(&out, c->deliver_user);
 	imsg_add_str(&out, c->upstream_host);
 	imsg_add_str(&out, c->upstream_ca);
 	return imsgbuf_queue(ib, &out);
@@ -117,6 +118,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
 	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
 	    imsg_get_str(imsg, c->queue_user, sizeof(c->queue_user)) == -1 ||
+	    imsg_get_str(imsg, c->deliver_user, sizeof(c->deliver_user)) ==
+	    -1 ||
 	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
 	    -1 ||
 	    imsg_get_str(imsg, c->upstream_ca, sizeof(c->upstream_ca)) == -1 ||

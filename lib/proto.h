@@ -83,7 +83,7 @@ struct smtpd_conf {
 	char		queue[PATH_MAX];
 	char		user[64];
 	char		queue_user[64];
-	char		deliver_user[64];	/* the parent's alone */
+	char		deliver_user[64];	/* used by the parent alone */
 	char		upstream_host[256];
 	char		upstream_ca[PATH_MAX];	/* "" for the system store */
 };

@@ -25,6 +25,7 @@
 #define PARENT_UPSTREAM_ADDRS	8
 #define PING_INTERVAL_MS	5000	/* a ping to every child this often */
 #define PING_DEADLINE_MIN_MS	1000	/* unanswered this long: killed */
+#define PING_STARTUP_MS		120000	/* the same before the first answer */
 #define STOP_GRACE_MS		2000	/* stopped this long: killed */
 
 struct child {
@@ -39,6 +40,7 @@ struct child {
 	struct imsgbuf	 ib;
 	uint32_t	 ping_seq;	/* of the last ping sent */
 	uint64_t	 ping_sent;	/* when, if unanswered; else 0 */
+	int		 ping_ok;	/* it answered one: it is up */
 	int		 stopped;	/* by a signal (WUNTRACED) */
 	int		 killed;	/* SIGKILL sent: reaping pending */
 	struct ev_timer	 stop_timer;

@@ -6,6 +6,8 @@
  * ping interval and is killed when it leaves one unanswered for the
  * deadline (a child held under ptrace, or spinning, or blocked).  The
  * death is then handled as any other: logged, and the child replaced.
+ * Until its first answer a child has PING_STARTUP_MS: the relay reads
+ * the whole queue before its event loop runs.
  */
 #include <sys/wait.h>
 
@@ -58,9 +60,11 @@ watch_tick(void *arg)
 	uint64_t	 now = ev_now();
 
 	for (c = p->children; c != NULL; c = c->next) {
+		if (c->killed)
+			continue;
 		if (c->ping_sent != 0) {
-			if (now - c->ping_sent >= ping_deadline &&
-			    !c->killed) {
+			if (now - c->ping_sent >= (c->ping_ok ? ping_deadline :
+			    PING_STARTUP_MS)) {
 				parent_kill_child(c, "no answer to ping");
 				c->killed = 1;
 			}
@@ -86,6 +90,7 @@ parent_watch_pong(struct child *c, struct imsg *imsg)
 	    seq != c->ping_seq)
 		return -1;
 	c->ping_sent = 0;
+	c->ping_ok = 1;
 	return 0;
 }
 
