@@ -90,6 +90,9 @@ parent_watch_pong(struct child *c, struct imsg *imsg)
 	    seq != c->ping_seq)
 		return -1;
 	c->ping_sent = 0;
+	if (!c->ping_ok)
+		log_debug("event=alive role=%s pid=%d",
+		    parent_role_name(c->role), (int)c->pid);
 	c->ping_ok = 1;
 	return 0;
 }

@@ -322,10 +322,13 @@ def test_stuck_child_is_killed(smtpd_factory):
     gdb = shutil.which("gdb")
     if gdb is None:
         pytest.skip("gdb is not installed")
-    d = smtpd_factory(args=("-d",), workers=2,
+    d = smtpd_factory(args=("-d", "-v"), workers=2,
                       env={"SMTPD_PING_INTERVAL": "200"})
     d.allow_child_death = True
     old = d.wait_workers(2)
+    # Up: it answered a ping (before that it has two minutes).
+    wait_for(lambda: d.log_grep(r"event=alive role=session pid=%d$" %
+                                old[0]), scaled(10), "the first answer")
     # gdb holds the worker for 8 s; the deadline is 1 s.  (The kernel
     # tells the parent of the death only once the tracer lets go.)
     holder = subprocess.Popen([gdb, "-nx", "-batch", "-p", str(old[0]),
