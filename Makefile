@@ -94,12 +94,18 @@ deps:
 test-deps: deps
 	@sh regress/deps.sh $(TEST_DEPS)
 
-# The unprivileged user and the empty chroot the daemon drops to.
+# The three unprivileged users (SPEC section 10: session workers, the
+# relay and its queue, the deliver program) and the empty chroot.
+SMTPD_USERS = _smtpd _smtpq _smtpdeliver
+
 user:
 	@if [ "$$(id -u)" = 0 ]; then \
-		id -u _smtpd >/dev/null 2>&1 || useradd --system \
-		    --home-dir /var/empty --no-create-home \
-		    --shell /usr/sbin/nologin _smtpd; \
+		for u in $(SMTPD_USERS); do \
+			id -u $$u >/dev/null 2>&1 || useradd --system \
+			    --user-group --home-dir /var/empty \
+			    --no-create-home --shell /usr/sbin/nologin $$u \
+			    || exit 1; \
+		done; \
 		mkdir -p /var/empty && chmod 755 /var/empty; \
 	fi
 

@@ -41,6 +41,8 @@ conf_defaults(struct smtpd_conf *c)
 	strcpy(c->chroot, SMTPD_CHROOT);
 	strcpy(c->queue, SMTPD_QUEUE);
 	strcpy(c->user, SMTPD_USER);
+	strcpy(c->queue_user, SMTPD_QUEUE_USER);
+	strcpy(c->deliver_user, SMTPD_DELIVER_USER);
 }
 
 int
@@ -56,6 +58,8 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_u32(&out, c->drop_privs);
 	imsg_add_u32(&out, c->uid);
 	imsg_add_u32(&out, c->gid);
+	imsg_add_u32(&out, c->queue_uid);
+	imsg_add_u32(&out, c->queue_gid);
 	imsg_add_u32(&out, c->workers);
 	imsg_add_u32(&out, c->max_rcpt);
 	imsg_add_u32(&out, c->max_sessions);
@@ -83,6 +87,8 @@ conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 	imsg_add_str(&out, c->chroot);
 	imsg_add_str(&out, c->queue);
 	imsg_add_str(&out, c->user);
+	imsg_add_str(&out, c->queue_user);
+	imsg_add_str(&out, c->deliver_user);
 	imsg_add_str(&out, c->upstream_host);
 	imsg_add_str(&out, c->upstream_ca);
 	return imsgbuf_queue(ib, &out);
@@ -100,6 +106,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_u32(imsg, &c->drop_privs) == -1 ||
 	    imsg_get_u32(imsg, &c->uid) == -1 ||
 	    imsg_get_u32(imsg, &c->gid) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_uid) == -1 ||
+	    imsg_get_u32(imsg, &c->queue_gid) == -1 ||
 	    imsg_get_u32(imsg, &c->workers) == -1 ||
 	    imsg_get_u32(imsg, &c->max_rcpt) == -1 ||
 	    imsg_get_u32(imsg, &c->max_sessions) == -1 ||
@@ -127,6 +135,9 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
 	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
 	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
+	    imsg_get_str(imsg, c->queue_user, sizeof(c->queue_user)) == -1 ||
+	    imsg_get_str(imsg, c->deliver_user, sizeof(c->deliver_user)) ==
+	    -1 ||
 	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
 	    -1 ||
 	    imsg_get_str(imsg, c->upstream_ca, sizeof(c->upstream_ca)) == -1 ||
@@ -139,7 +150,8 @@ conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 	    c->debug_format > DEBUG_FORMAT_BYTES ||
 	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
 	    c->queue_min_free_pct > 100 ||
-	    (c->drop_privs && (c->uid == 0 || c->gid == 0)))
+	    (c->drop_privs && (c->uid == 0 || c->gid == 0 ||
+	    c->queue_uid == 0 || c->queue_gid == 0 || c->uid == c->queue_uid)))
 		return -1;
 	return 0;
 }

@@ -37,6 +37,26 @@ proc_read_startup(struct imsgbuf *ib, proc_startup_cb cb, void *arg)
 	}
 }
 
+/*
+ * IMSG_PING from the parent: answer with the same sequence number at
+ * once (a child that cannot is killed as stuck).  -1 if malformed.
+ */
+int
+proc_pong(struct imsgbuf *ib, struct imsg *imsg)
+{
+	struct imsg_out	 out;
+	uint32_t	 seq;
+
+	if (imsg->fd != -1 || imsg_get_u32(imsg, &seq) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	imsg_out_init(&out, IMSG_PONG, 0, -1);
+	imsg_add_u32(&out, seq);
+	if (proc_send(ib, &out) == -1)
+		fatal("pong to the parent");
+	return 0;
+}
+
 /* Make fd non-blocking, or die. */
 void
 proc_nonblock(int fd)

@@ -17,5 +17,6 @@ void	proc_read_startup(struct imsgbuf *, proc_startup_cb, void *);
 void	proc_nonblock(int);
 int	proc_write_full(int, const void *, size_t);
 int	proc_send(struct imsgbuf *, struct imsg_out *);
+int	proc_pong(struct imsgbuf *, struct imsg *);
 
 #endif

@@ -13,7 +13,9 @@
 #include "addr.h"
 
 #define SMTPD_VERSION		"0.1.0"
-#define SMTPD_USER		"_smtpd"
+#define SMTPD_USER		"_smtpd"		/* session workers */
+#define SMTPD_QUEUE_USER	"_smtpq"		/* the relay and its queue */
+#define SMTPD_DELIVER_USER	"_smtpdeliver"	/* the deliver program */
 #define SMTPD_CHROOT		"/var/empty"
 #define SMTPD_QUEUE		"/var/spool/smtpd"
 #define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
@@ -68,8 +70,10 @@ struct smtpd_conf {
 	uint32_t	foreground;
 	uint32_t	smtputf8;
 	uint32_t	drop_privs;		/* 0 under -n or without root */
-	uint32_t	uid;
+	uint32_t	uid;			/* user: session workers */
 	uint32_t	gid;
+	uint32_t	queue_uid;		/* queue-user: the relay */
+	uint32_t	queue_gid;
 	uint32_t	workers;
 	uint32_t	max_rcpt;
 	uint32_t	max_sessions;
@@ -97,6 +101,8 @@ struct smtpd_conf {
 	char		chroot[PATH_MAX];
 	char		queue[PATH_MAX];
 	char		user[64];
+	char		queue_user[64];
+	char		deliver_user[64];	/* used by the parent alone */
 	char		upstream_host[256];
 	char		upstream_ca[PATH_MAX];	/* "" for the system store */
 };
@@ -130,6 +136,9 @@ struct smtpd_conf {
  * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
  * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
  * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL, QUEUE_SPACE, MSG_FULL
+ * parent -> child:   PING (u32 sequence number, exactly 4 bytes, no fd)
+ * child -> parent:   PONG (the u32 of the ping outstanding, exactly 4
+ *                    bytes, no fd; any other is a lie and kills the child)
  */
 enum imsg_type {
 	IMSG_NONE,
@@ -171,6 +180,8 @@ enum imsg_type {
 	IMSG_SLOT_FREE,		/* peerid session id: its session ended */
 	IMSG_MSG_FULL,		/* peerid session id: no MSG_OPEN now, too
 				 * much mail is being received */
+	IMSG_PING,		/* u32 seq: are you alive? (every child) */
+	IMSG_PONG,		/* u32 seq: the same, back to the parent */
 	IMSG_MAX,
 };
 

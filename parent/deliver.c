@@ -1,7 +1,9 @@
 /*
  * deliver mode: the parent runs the user's program for a queued message
- * when the relay asks (SPEC section 6).  The program runs as the
- * unprivileged user, never as root, with the message on standard input
+ * when the relay asks (SPEC section 6).  The program runs as
+ * deliver-user, never as root and never as the queue's owner (it may
+ * not read other envelopes or write into the queue), in the directory
+ * /, with the message on standard input
  * and the envelope in its environment only: it is executed directly
  * with execve(2), never through a shell, and no envelope value ever
  * reaches its argument vector.
@@ -125,6 +127,9 @@ deliver_exec(struct parent *p, int spoolfd, int errfd, char **argv,
 		    p->deliver_uid) == -1 || setuid(0) != -1)
 			_exit(127);
 	}
+	/* Not the parent's directory: nothing relative leads anywhere. */
+	if (chdir("/") == -1)
+		_exit(127);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);

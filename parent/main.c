@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
@@ -126,13 +127,37 @@ parent_load_conf(struct parent *p, struct conf_file *cf, FILE *errs)
 	return errors;
 }
 
-/* Privilege separation settings: the user and the chroot directory. */
+/*
+ * One of the unprivileged users of keyword kw (SPEC section 10): it
+ * must exist and be neither root nor in root's group.
+ */
+static void
+parent_lookup_user(const char *kw, const char *name, uid_t *uid, gid_t *gid)
+{
+	struct passwd	*pw;
+
+	if ((pw = getpwnam(name)) == NULL)
+		die_kw(kw, "%s %s does not exist: create it (useradd --system "
+		    "--user-group --shell /usr/sbin/nologin %s, or make "
+		    "user) or use -n", kw, name, name);
+	if (pw->pw_uid == 0 || pw->pw_gid == 0)
+		die_kw(kw, "%s %s must not have uid or gid 0", kw, name);
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+}
+
+/*
+ * Privilege separation settings: the users and the chroot directory.
+ * The workers' user and the relay's must differ, or a worker could
+ * signal, trace or read the relay.
+ */
 static void
 parent_check_privsep(struct parent *p)
 {
 	struct smtpd_conf	*c = &p->conf;
-	struct passwd		*pw;
 	struct stat		 st;
+	uid_t			 uid;
+	gid_t			 gid;
 
 	c->drop_privs = 0;
 	if (p->cmdline->no_drop)
@@ -143,15 +168,15 @@ parent_check_privsep(struct parent *p)
 		return;
 	}
 	c->drop_privs = 1;
-	if ((pw = getpwnam(c->user)) == NULL)
-		die_kw("user", "user %s does not exist: create it (useradd --system "
-		    "--shell /usr/sbin/nologin %s) or use -n", c->user,
-		    c->user);
-	if (pw->pw_uid == 0 || pw->pw_gid == 0)
-		die_kw("user", "user %s must not have uid or gid 0",
-		    c->user);
-	c->uid = pw->pw_uid;
-	c->gid = pw->pw_gid;
+	parent_lookup_user("user", c->user, &uid, &gid);
+	c->uid = uid;
+	c->gid = gid;
+	parent_lookup_user("queue-user", c->queue_user, &uid, &gid);
+	c->queue_uid = uid;
+	c->queue_gid = gid;
+	if (c->queue_uid == c->uid)
+		die_kw("queue-user", "queue-user %s and user %s must be "
+		    "different users", c->queue_user, c->user);
 	if (stat(c->chroot, &st) == -1)
 		die_kw("chroot", "chroot directory %s: %s", c->chroot,
 		    strerror(errno));
@@ -176,8 +201,34 @@ mode_name(uint32_t mode)
 }
 
 /*
- * The queue directory: created if missing, owned by the unprivileged
- * user, and by nobody else (the relay chroots into it).
+ * A queue directory that belonged to another user (the workers' user,
+ * before queue-user existed): its files become the relay's too, or the
+ * relay could not read what an earlier run queued.
+ */
+static void
+parent_queue_migrate(const struct smtpd_conf *c, const char *path)
+{
+	struct dirent	*de;
+	DIR		*dir;
+	int		 dfd;
+
+	if ((dfd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 || (dir = fdopendir(dfd)) == NULL)
+		die("queue directory %s: %s", path, strerror(errno));
+	while ((de = readdir(dir)) != NULL) {
+		if (de->d_type == DT_DIR)
+			continue;
+		if (fchownat(dfd, de->d_name, c->queue_uid, c->queue_gid,
+		    AT_SYMLINK_NOFOLLOW) == -1 && errno != ENOENT)
+			die("queue file %s/%s: %s", path, de->d_name,
+			    strerror(errno));
+	}
+	closedir(dir);
+}
+
+/*
+ * The queue directory: created if missing, owned by queue-user, and by
+ * nobody else (the relay chroots into it).
  */
 static void
 parent_check_queue(struct parent *p)
@@ -200,7 +251,9 @@ parent_check_queue(struct parent *p)
 		if (!S_ISDIR(st.st_mode))
 			die("queue directory %s is not a directory", path);
 		if (c->drop_privs) {
-			if (chown(path, c->uid, c->gid) == -1 ||
+			if (st.st_uid != c->queue_uid)
+				parent_queue_migrate(c, path);
+			if (chown(path, c->queue_uid, c->queue_gid) == -1 ||
 			    chmod(path, 0700) == -1)
 				die("queue directory %s: %s", path,
 				    strerror(errno));
@@ -217,7 +270,6 @@ static void
 parent_check_deliver(struct parent *p)
 {
 	char		 buf[CONF_DELIVER_MAX], *argv[CONF_DELIVER_ARGS];
-	struct passwd	*pw;
 
 	if (cmd_split(p->deliver, buf, sizeof(buf), argv,
 	    CONF_DELIVER_ARGS) < 1)
@@ -233,15 +285,14 @@ parent_check_deliver(struct parent *p)
 	p->deliver_gid = getegid();
 	if (geteuid() != 0)
 		return;
-	if ((pw = getpwnam(p->conf.user)) == NULL)
-		die_kw("user", "user %s does not exist: the deliver program "
-		    "never runs "
-		    "as root", p->conf.user);
-	if (pw->pw_uid == 0 || pw->pw_gid == 0)
-		die_kw("user", "user %s must not have uid or gid 0",
-		    p->conf.user);
-	p->deliver_uid = pw->pw_uid;
-	p->deliver_gid = pw->pw_gid;
+	/* Even under -n: the program never runs as root. */
+	parent_lookup_user("deliver-user", p->conf.deliver_user,
+	    &p->deliver_uid, &p->deliver_gid);
+	if (p->conf.drop_privs && (p->deliver_uid == p->conf.queue_uid ||
+	    p->deliver_uid == p->conf.uid))
+		die_kw("deliver-user", "deliver-user %s must be a user of its "
+		    "own, not user %s or queue-user %s", p->conf.deliver_user,
+		    p->conf.user, p->conf.queue_user);
 }
 
 /*
@@ -388,8 +439,14 @@ parent_signal(int fd, int events, void *arg)
 			parent_stats(p);
 			break;
 		case SIGCHLD:
-			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-				parent_child_exited(p, pid, status);
+			/* A stopped child is as bad as a dead one, later. */
+			while ((pid = waitpid(-1, &status, WNOHANG | WUNTRACED |
+			    WCONTINUED)) > 0) {
+				if (WIFSTOPPED(status) || WIFCONTINUED(status))
+					parent_watch_stopped(p, pid, status);
+				else
+					parent_child_exited(p, pid, status);
+			}
 			break;
 		}
 	}
@@ -492,6 +549,7 @@ parent_main(struct cmdline *cl)
 	ev_init();
 	parent_signals(p);
 	parent_spawn_all(p);
+	parent_watch_init(p);
 	ev_loop();
 	return 0;
 }

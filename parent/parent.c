@@ -25,8 +25,8 @@
 
 static void	parent_child_io(int, int, void *);
 
-static const char *
-role_name(enum proc_role role)
+const char *
+parent_role_name(enum proc_role role)
 {
 	switch (role) {
 	case ROLE_SESSION:
@@ -60,7 +60,8 @@ void
 parent_child_send(struct child *c, struct imsg_out *out)
 {
 	if (proc_send(&c->ib, out) == -1)
-		log_warn("message to %s %d", role_name(c->role), (int)c->pid);
+		log_warn("message to %s %d", parent_role_name(c->role),
+		    (int)c->pid);
 }
 
 static void
@@ -138,11 +139,34 @@ parent_startup(struct parent *p, struct child *c)
 	child_send_empty(c, IMSG_CONF_END);
 }
 
+/*
+ * The environment of a child: nothing of the parent's (SPEC section
+ * 10), but for the sanitizers' options in a sanitizer build, with leak
+ * detection off (see sandbox_sanitized()).
+ */
+static void
+parent_child_env(char **envp, size_t n)
+{
+	const char	*v;
+	size_t		 i = 0;
+
+	memset(envp, 0, n * sizeof(*envp));
+	if (!sandbox_sanitized())
+		return;
+	v = getenv("ASAN_OPTIONS");
+	if (asprintf(&envp[i++], "ASAN_OPTIONS=%s%sdetect_leaks=0",
+	    v != NULL ? v : "", v != NULL && *v != '\0' ? ":" : "") == -1)
+		_exit(1);
+	if ((v = getenv("UBSAN_OPTIONS")) != NULL && i + 1 < n &&
+	    asprintf(&envp[i++], "UBSAN_OPTIONS=%s", v) == -1)
+		_exit(1);
+}
+
 /* In the child: become role by exec of our own binary. */
 static void __attribute__((noreturn))
 parent_exec_child(struct parent *p, enum proc_role role, int fd)
 {
-	char		*argv[8];
+	char		*argv[8], *envp[4];
 	int		 argc = 0;
 	sigset_t	 none;
 
@@ -156,17 +180,16 @@ parent_exec_child(struct parent *p, enum proc_role role, int fd)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
-	if (sandbox_sanitized())
-		setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
+	parent_child_env(envp, sizeof(envp) / sizeof(envp[0]));
 	argv[argc++] = "smtpd";
 	if (p->argv_foreground)
 		argv[argc++] = "-d";
 	if (p->argv_verbose)
 		argv[argc++] = "-v";
 	argv[argc++] = "-X";
-	argv[argc++] = (char *)role_name(role);
+	argv[argc++] = (char *)parent_role_name(role);
 	argv[argc] = NULL;
-	execv(p->self, argv);
+	execve(p->self, argv, envp);
 	fprintf(stderr, "smtpd: exec %s: %s\n", p->self, strerror(errno));
 	_exit(1);
 }
@@ -204,7 +227,7 @@ parent_spawn(struct parent *p, struct slot *s)
 	s->child = c;
 	if (ev_add(sp[0], EV_READ, parent_child_io, p) == -1)
 		fatal("ev_add child");
-	log_info("event=spawn role=%s pid=%d", role_name(role), (int)pid);
+	log_info("event=spawn role=%s pid=%d", parent_role_name(role), (int)pid);
 	parent_startup(p, c);
 }
 
@@ -222,6 +245,7 @@ parent_child_free(struct parent *p, struct child *c)
 		p->slots[c->slot].child = NULL;
 	ev_timer_del(&c->retire_timer);
 	parent_slots_release(c);
+	parent_watch_forget(c);
 	ev_del(c->ib.fd);
 	close(c->ib.fd);
 	imsgbuf_clear(&c->ib);
@@ -229,11 +253,11 @@ parent_child_free(struct parent *p, struct child *c)
 }
 
 /* Kill a child that misbehaved; SIGCHLD does the rest. */
-static void
-parent_kill(struct child *c, const char *why)
+void
+parent_kill_child(struct child *c, const char *why)
 {
 	log_warnx("event=kill role=%s pid=%d reason=\"%s\"",
-	    role_name(c->role), (int)c->pid, why);
+	    parent_role_name(c->role), (int)c->pid, why);
 	kill(c->pid, SIGKILL);
 }
 
@@ -294,6 +318,10 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)
 			break;
 		return 0;
+	case IMSG_PONG:
+		if (parent_watch_pong(c, imsg) == -1)
+			break;
+		return 0;
 	case IMSG_AUTH_REQUEST:
 		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||
 		    parent_auth_request(p, c, imsg) == -1)
@@ -311,11 +339,11 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION &&
 			    w->channel == imsg->hdr.peerid)
-				parent_kill(w, "protocol violation on the "
+				parent_kill_child(w, "protocol violation on the "
 				    "relay channel");
 		return 0;
 	}
-	parent_kill(c, "bad message to the parent");
+	parent_kill_child(c, "bad message to the parent");
 	return -1;
 }
 
@@ -335,7 +363,7 @@ parent_child_io(int fd, int events, void *arg)
 	}
 	if (events & EV_WRITE) {
 		if (imsgbuf_write(&c->ib) == -1)
-			log_warn("write to %s", role_name(c->role));
+			log_warn("write to %s", parent_role_name(c->role));
 		if (!imsgbuf_pending(&c->ib))
 			ev_mod(fd, EV_READ);
 	}
@@ -343,7 +371,7 @@ parent_child_io(int fd, int events, void *arg)
 		return;
 	n = imsgbuf_read(&c->ib);
 	if (n == -1 && errno == EBADMSG) {
-		parent_kill(c, "malformed message");
+		parent_kill_child(c, "malformed message");
 		ev_mod(fd, 0);
 		return;
 	}
@@ -354,7 +382,7 @@ parent_child_io(int fd, int events, void *arg)
 	}
 	for (;;) {
 		if ((n = imsgbuf_get(&c->ib, &imsg)) == -1) {
-			parent_kill(c, "malformed message");
+			parent_kill_child(c, "malformed message");
 			ev_mod(fd, 0);
 			return;
 		}
@@ -425,11 +453,11 @@ parent_child_exited(struct parent *p, pid_t pid, int status)
 	s = &p->slots[c->slot];
 	lived = ev_now() - c->started;
 	if (p->stopping || c->retiring || c->stop_sent)
-		log_info("event=exit role=%s pid=%d %s", role_name(c->role),
+		log_info("event=exit role=%s pid=%d %s", parent_role_name(c->role),
 		    (int)pid, how);
 	else
 		log_warnx("event=child-died role=%s pid=%d %s uptime_ms=%llu",
-		    role_name(c->role), (int)pid, how,
+		    parent_role_name(c->role), (int)pid, how,
 		    (unsigned long long)lived);
 	if (s->child != c || p->stopping) {
 		parent_child_free(p, c);
@@ -459,7 +487,7 @@ parent_stop_deadline(void *arg)
 
 	for (c = p->children; c != NULL; c = c->next) {
 		log_warnx("event=kill role=%s pid=%d reason=stop-deadline",
-		    role_name(c->role), (int)c->pid);
+		    parent_role_name(c->role), (int)c->pid);
 		kill(c->pid, SIGKILL);
 	}
 }
@@ -491,7 +519,7 @@ parent_retire_deadline(void *arg)
 {
 	struct child	*c = arg;
 
-	parent_kill(c, "retire-deadline");
+	parent_kill_child(c, "retire-deadline");
 }
 
 /*
@@ -557,7 +585,13 @@ parent_reload(struct parent *p)
 	cf.conf.drop_privs = p->conf.drop_privs;
 	cf.conf.uid = p->conf.uid;
 	cf.conf.gid = p->conf.gid;
+	cf.conf.queue_uid = p->conf.queue_uid;
+	cf.conf.queue_gid = p->conf.queue_gid;
 	strlcpy(cf.conf.user, p->conf.user, sizeof(cf.conf.user));
+	strlcpy(cf.conf.queue_user, p->conf.queue_user,
+	    sizeof(cf.conf.queue_user));
+	strlcpy(cf.conf.deliver_user, p->conf.deliver_user,
+	    sizeof(cf.conf.deliver_user));
 	strlcpy(cf.conf.chroot, p->conf.chroot, sizeof(cf.conf.chroot));
 	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
 	cf.conf.deliver_max = p->conf.deliver_max;
@@ -605,7 +639,7 @@ parent_stats(struct parent *p)
 
 	for (c = p->children; c != NULL; c = c->next)
 		log_info("event=stats role=%s pid=%d sessions=%u%s",
-		    role_name(c->role), (int)c->pid, c->load,
+		    parent_role_name(c->role), (int)c->pid, c->load,
 		    c->retiring ? " retiring=yes" : "");
 }
 

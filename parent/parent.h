@@ -27,6 +27,11 @@
 
 struct slot_held;
 
+#define PING_INTERVAL_MS	5000	/* a ping to every child this often */
+#define PING_DEADLINE_MIN_MS	1000	/* unanswered this long: killed */
+#define PING_STARTUP_MS		120000	/* the same before the first answer */
+#define STOP_GRACE_MS		2000	/* stopped this long: killed */
+
 struct child {
 	struct child	*next;
 	enum proc_role	 role;
@@ -42,6 +47,12 @@ struct child {
 	struct slot_held **slots;	/* worker: max-sessions-per-ip slots */
 	uint32_t	 nslots;
 	struct imsgbuf	 ib;
+	uint32_t	 ping_seq;	/* of the last ping sent */
+	uint64_t	 ping_sent;	/* when, if unanswered; else 0 */
+	int		 ping_ok;	/* it answered one: it is up */
+	int		 stopped;	/* by a signal (WUNTRACED) */
+	int		 killed;	/* SIGKILL sent: reaping pending */
+	struct ev_timer	 stop_timer;
 };
 
 struct parent;
@@ -114,6 +125,13 @@ int	parent_lock_queue(const char *, char *, size_t);
 int	parent_open_pid(const char *, int, char *, size_t);
 void	parent_write_pid(void);
 void	parent_remove_pid(void);
+
+const char *parent_role_name(enum proc_role);
+void	parent_kill_child(struct child *, const char *);
+void	parent_watch_init(struct parent *);
+int	parent_watch_pong(struct child *, struct imsg *);
+int	parent_watch_stopped(struct parent *, pid_t, int);
+void	parent_watch_forget(struct child *);
 void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
 
 #endif

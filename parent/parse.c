@@ -424,12 +424,35 @@ kw_trusted_networks(struct parse_ctx *ctx, char **w, int n)
 }
 
 static void
+parse_user(struct parse_ctx *ctx, const char *kw, const char *name,
+    char *dst, size_t dstsize)
+{
+	if (strlcpy(dst, name, dstsize) >= dstsize)
+		perr(ctx, "%s: name too long", kw);
+}
+
+static void
 kw_user(struct parse_ctx *ctx, char **w, int n)
 {
 	(void)n;
-	if (strlcpy(ctx->cf->conf.user, w[0], sizeof(ctx->cf->conf.user)) >=
-	    sizeof(ctx->cf->conf.user))
-		perr(ctx, "user: name too long");
+	parse_user(ctx, "user", w[0], ctx->cf->conf.user,
+	    sizeof(ctx->cf->conf.user));
+}
+
+static void
+kw_queue_user(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_user(ctx, "queue-user", w[0], ctx->cf->conf.queue_user,
+	    sizeof(ctx->cf->conf.queue_user));
+}
+
+static void
+kw_deliver_user(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	parse_user(ctx, "deliver-user", w[0], ctx->cf->conf.deliver_user,
+	    sizeof(ctx->cf->conf.deliver_user));
 }
 
 static void
@@ -518,6 +541,8 @@ static const struct keyword keywords[] = {
 	    0 },
 	KW("users", KW_PATH, users, 0, 0),
 	{ "user", 1, 1, 0, kw_user, KW_FUNC, 0, 0, 0 },
+	{ "queue-user", 1, 1, 0, kw_queue_user, KW_FUNC, 0, 0, 0 },
+	{ "deliver-user", 1, 1, 0, kw_deliver_user, KW_FUNC, 0, 0, 0 },
 	KW("chroot", KW_PATH, conf.chroot, 0, 0),
 	KW("queue", KW_PATH, conf.queue, 0, 0),
 	KW("workers", KW_NUMBER, conf.workers, 1, 256),

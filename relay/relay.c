@@ -734,6 +734,10 @@ relay_parent_io(int fd, int events, void *arg)
 					relay.old_channels = c->id;
 			log_info("event=policy-reloaded");
 			break;
+		case IMSG_PING:
+			if (proc_pong(&relay.parent, &imsg) == -1)
+				fatalx("bad PING");
+			break;
 		case IMSG_STOP:
 			/* Workers are gone; every commit was answered. */
 			log_debug("event=stop");

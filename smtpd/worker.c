@@ -499,6 +499,10 @@ worker_parent_io(int fd, int events, void *arg)
 				fatalx("bad RETIRE");
 			worker_retire(w);
 			break;
+		case IMSG_PING:
+			if (proc_pong(&w->parent, &imsg) == -1)
+				fatalx("bad PING");
+			break;
 		case IMSG_SLOT_ANSWER: {
 			struct session	*s;
 			uint32_t	 ok;

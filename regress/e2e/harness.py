@@ -28,6 +28,29 @@ VALGRIND = bool(os.environ.get("SMTPD_VALGRIND"))
 # Deadlines stretch under valgrind (or when asked to).
 SCALE = float(os.environ.get("SMTPD_TIMEOUT_SCALE", "10" if VALGRIND else "1"))
 
+
+
+def _sanitized(path):
+    """Whether the daemon binary was built with ASan or UBSan."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return b"__asan_init" in data or b"__ubsan_handle" in data
+
+
+SANITIZED = _sanitized(SMTPD_BIN)
+
+
+def sandbox_env_ok(env):
+    """Whether env (a child's environment, a list of b"NAME=value") holds
+    nothing of the parent's: empty, but for the sanitizers' options in a
+    sanitizer build."""
+    allowed = (b"ASAN_OPTIONS=", b"UBSAN_OPTIONS=") if SANITIZED else ()
+    return all(e.startswith(allowed) for e in env) if allowed else not env
+
+
 HOSTNAME = socket.gethostname()
 SYSTEM_CONF = "/etc/smtpd/smtpd.conf"
 CRLF = b"\r\n"

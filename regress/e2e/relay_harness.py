@@ -41,12 +41,15 @@ PROCESS_MESSAGE = os.path.join(ROOT, "examples", "process_message.py")
 PYTHON = sys.executable
 IS_ROOT = os.geteuid() == 0
 SMTPD_USER = "_smtpd"
+QUEUE_USER = "_smtpq"
+DELIVER_USER = "_smtpdeliver"
 
 
-def smtpd_pw():
-    """The passwd entry of the unprivileged user, or None."""
+def smtpd_pw(name=SMTPD_USER):
+    """The passwd entry of an unprivileged user (the workers' by
+    default), or None."""
     try:
-        return pwd.getpwnam(SMTPD_USER)
+        return pwd.getpwnam(name)
     except KeyError:
         return None
 

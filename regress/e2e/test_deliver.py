@@ -15,7 +15,8 @@ import subprocess
 import pytest
 
 from harness import alive, check, group_members, scaled, wait_for
-from relay_harness import (IS_ROOT, PROCESS_MESSAGE, PYTHON,  # noqa
+from relay_harness import (DELIVER_USER, IS_ROOT,  # noqa
+                           PROCESS_MESSAGE, PYTHON, QUEUE_USER,
                            SEND_CLASSIC, classic_message, make_message,
                            queue_files, relay_conf, relay_factory,
                            smtp_send, smtpd_pw, upstream_factory, world)
@@ -127,8 +128,8 @@ def reachable_by_smtpd(path):
 
 def expected_uid():
     if IS_ROOT:
-        pw = smtpd_pw()
-        assert pw is not None, "no user _smtpd (make user)"
+        pw = smtpd_pw(DELIVER_USER)
+        assert pw is not None, "no user %s (make user)" % DELIVER_USER
         return pw.pw_uid, pw.pw_gid
     return os.getuid(), os.getgid()
 
@@ -173,7 +174,7 @@ def test_process_message_example(world, relay_factory):
 @pytest.mark.parametrize("args", [("-d",), ("-d", "-n")],
                          ids=["privsep", "no-drop"])
 def test_hook_user_environment_and_input(world, relay_factory, args):
-    """The hook runs as _smtpd (never uid 0, even with -n), in its own
+    """The hook runs as _smtpdeliver (never uid 0, even with -n), in its own
     session, with argv as configured, only the envelope and PATH in its
     environment, and the message as received on standard input."""
     hook = Hook(world)
@@ -215,6 +216,88 @@ def test_hook_user_environment_and_input(world, relay_factory, args):
     assert run["sid"] == run["pid"] == run["pgid"]
     d.wait_log(r"relay: event=removed queue_id=%s$" % qid)
     assert queue_files(queue) == []
+
+
+# A hook that tries what the hook of issue 9 did: read the envelopes of
+# the queue and write into it, from a path and from its own directory.
+PROBE = r'''#!/usr/bin/env python3
+import json, os, sys
+state, queue = sys.argv[1], sys.argv[2]
+sys.stdin.buffer.read()
+res = {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(),
+       "groups": os.getgroups(), "cwd": os.getcwd()}
+
+
+def attempt(name, fn):
+    try:
+        res[name] = ["ok", repr(fn())[:200]]
+    except OSError as e:
+        res[name] = ["error", e.errno]
+
+
+def read_one():
+    names = [n for n in os.listdir(os.path.join(queue, "queue"))]
+    with open(os.path.join(queue, "queue", names[0]), "rb") as f:
+        return f.read()
+
+
+attempt("list_queue", lambda: os.listdir(queue))
+attempt("list_queue_queue", lambda: os.listdir(os.path.join(queue, "queue")))
+attempt("read_envelope", read_one)
+attempt("create", lambda: open(os.path.join(queue, "queue", "planted"),
+                               "w").close())
+attempt("create_tmp", lambda: open(os.path.join(queue, "tmp", "planted"),
+                                   "w").close())
+attempt("create_top", lambda: open(os.path.join(queue, "planted"),
+                                   "w").close())
+attempt("create_cwd", lambda: open("planted-in-cwd", "w").close())
+with open(os.path.join(state, "probe.json"), "w") as f:
+    json.dump(res, f)
+sys.exit(0)
+'''
+
+
+def test_hook_cannot_touch_the_queue(world, relay_factory):
+    """The deliver program runs as deliver-user in /: it can neither list
+    nor read the queue, nor create a file in it (it once ran as the
+    queue's owner and could do all of that)."""
+    if not IS_ROOT:
+        pytest.skip("needs root: without it the hook is the caller")
+    deliver_pw, queue_pw = smtpd_pw(DELIVER_USER), smtpd_pw(QUEUE_USER)
+    if deliver_pw is None or queue_pw is None:
+        pytest.skip("no users %s, %s (make user)" % (DELIVER_USER,
+                                                    QUEUE_USER))
+    state = world.sub("probe", 0o777)
+    probe = world.file("probe.py", PROBE, 0o755)
+    queue = os.path.join(world.path, "queue")
+    conf, queue = relay_conf(world, queue, lines=[
+        "mode deliver", 'deliver "%s %s %s"' % (probe, state, queue)])
+    d = relay_factory("-f", conf, args=("-d",))
+    # A second message waits in the queue while the first is delivered.
+    c = d.client()
+    c.ehlo()
+    c.expect("MAIL FROM:<a@example.com>", 250, "2.1.0")
+    c.expect("RCPT TO:<b@example.net>", 250, "2.1.5")
+    c.expect("DATA", 354)
+    c.send(b"Subject: probe\r\n\r\nbody\r\n.\r\n")
+    check(c.reply(), 250, "2.0.0")
+    path = os.path.join(state, "probe.json")
+    wait_for(lambda: os.path.exists(path), scaled(15), "the probe's report")
+    with open(path) as f:
+        res = json.load(f)
+    assert res["uid"] == res["euid"] == deliver_pw.pw_uid, res
+    assert res["gid"] == deliver_pw.pw_gid, res
+    assert queue_pw.pw_gid not in res["groups"], res
+    assert res["cwd"] == "/", res
+    for what in ("list_queue", "list_queue_queue", "read_envelope",
+                 "create", "create_tmp", "create_top", "create_cwd"):
+        assert res[what][0] == "error", (what, res[what])
+    assert res["list_queue"][1] == 13, res    # EACCES, the queue's own
+    st = os.stat(queue)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (queue_pw.pw_uid, 0o700)
+    for sub in ("", "queue", "tmp"):
+        assert not os.path.exists(os.path.join(queue, sub, "planted"))
+    assert not os.path.exists("/planted-in-cwd")
 
 
 def test_no_shell_sees_the_envelope(world, relay_factory):

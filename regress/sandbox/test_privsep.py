@@ -23,11 +23,17 @@ needs_root = pytest.mark.skipif(
     "as root)")
 
 
-def smtpd_user():
+def smtpd_user(name="_smtpd"):
     try:
-        return pwd.getpwnam("_smtpd")
+        return pwd.getpwnam(name)
     except KeyError:
-        pytest.skip("user _smtpd does not exist (make user creates it)")
+        pytest.skip("user %s does not exist (make user creates it)" % name)
+
+
+def role_user(role):
+    """The user of a role: the workers' _smtpd, the relay's _smtpq."""
+    return smtpd_user("_smtpq" if role in ("relay", "smtpd: relay")
+                      else "_smtpd")
 
 
 @pytest.fixture
@@ -37,6 +43,7 @@ def privsep(smtpd_factory):
         pytest.skip("privilege separation tests need root (make check "
                     "runs them as root)")
     smtpd_user()
+    smtpd_user("_smtpq")
     return smtpd_factory(args=("-d",), workers=3)
 
 
@@ -84,7 +91,6 @@ def limits(pid):
 
 def test_processes_and_credentials(privsep):
     d = privsep
-    user = smtpd_user()
     assert cmdline(d.pid) == "smtpd: parent"
     # The parent alone keeps root.
     assert ids(proc_status(d.pid)["Uid"])[0] == 0
@@ -96,7 +102,7 @@ def test_processes_and_credentials(privsep):
     assert len(roles["smtpd: session"]) == 3
     assert len(roles["smtpd: relay"]) == 1
     for pid in d.children():
-        assert_sandboxed(pid, chrooted=True, user=user)
+        assert_sandboxed(pid, chrooted=True, user=role_user(cmdline(pid)))
         lim = limits(pid)
         assert lim["Max core file size"] == ("0", "0"), lim
         assert lim["Max processes"] == ("0", "0"), lim
@@ -128,11 +134,11 @@ FORBIDDEN = {"x86_64": (57, "fork"), "aarch64": (40, "mount")}
 
 
 def gdb_syscall(pid, nr):
-    """Make pid call syscall(nr) under gdb; returns gdb's output."""
+    """Make pid call syscall(nr) under gdb (nr: a number, or "NR, ARGS..."); returns gdb's output."""
     gdb = need_tool("gdb")
     try:
         p = subprocess.run([gdb, "-nx", "-batch", "-p", str(pid), "-ex",
-                            "call (long)syscall(%d)" % nr],
+                            "call (long)syscall(%s)" % nr],
                            stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=scaled(60))
     except subprocess.TimeoutExpired:
@@ -200,7 +206,7 @@ def forbidden_syscall_kills(d, role, user):
 
 @pytest.mark.parametrize("role", ["session", "relay"])
 def test_forbidden_syscall_kills_child(privsep, role):
-    forbidden_syscall_kills(privsep, role, smtpd_user())
+    forbidden_syscall_kills(privsep, role, role_user(role))
 
 
 # -- with -n: the sandbox that needs no root --------------------------------

@@ -31,6 +31,8 @@ sample(struct smtpd_conf *c)
 	c->drop_privs = 1;
 	c->uid = 101;
 	c->gid = 102;
+	c->queue_uid = 103;
+	c->queue_gid = 104;
 	c->workers = 3;
 	c->max_rcpt = 7;
 	c->max_sessions = 8;
@@ -42,10 +44,14 @@ sample(struct smtpd_conf *c)
 	memset(c->chroot, 0, sizeof(c->chroot));
 	memset(c->queue, 0, sizeof(c->queue));
 	memset(c->user, 0, sizeof(c->user));
+	memset(c->queue_user, 0, sizeof(c->queue_user));
+	memset(c->deliver_user, 0, sizeof(c->deliver_user));
 	strcpy(c->hostname, "mx.example.org");
 	strcpy(c->chroot, "/var/empty");
 	strcpy(c->queue, "/var/spool/smtpd");
 	strcpy(c->user, "_smtpd");
+	strcpy(c->queue_user, "_smtpq");
+	strcpy(c->deliver_user, "_smtpdeliver");
 }
 
 static void
@@ -58,6 +64,8 @@ assert_conf_equal(const struct smtpd_conf *a, const struct smtpd_conf *b)
 	assert_int_equal(a->drop_privs, b->drop_privs);
 	assert_int_equal(a->uid, b->uid);
 	assert_int_equal(a->gid, b->gid);
+	assert_int_equal(a->queue_uid, b->queue_uid);
+	assert_int_equal(a->queue_gid, b->queue_gid);
 	assert_int_equal(a->workers, b->workers);
 	assert_int_equal(a->max_rcpt, b->max_rcpt);
 	assert_int_equal(a->max_sessions, b->max_sessions);
@@ -140,6 +148,10 @@ test_defaults(void **state)
 	assert_string_equal(c.chroot, SMTPD_CHROOT);
 	assert_string_equal(c.queue, SMTPD_QUEUE);
 	assert_string_equal(c.user, SMTPD_USER);
+	assert_string_equal(c.queue_user, SMTPD_QUEUE_USER);
+	assert_string_equal(c.queue_user, "_smtpq");
+	assert_string_equal(c.deliver_user, SMTPD_DELIVER_USER);
+	assert_string_equal(c.deliver_user, "_smtpdeliver");
 }
 
 static void
@@ -162,6 +174,8 @@ test_roundtrip(void **state)
 	memset(c.chroot, 'c', sizeof(c.chroot) - 1);
 	memset(c.queue, 'q', sizeof(c.queue) - 1);
 	memset(c.user, 'u', sizeof(c.user) - 1);
+	memset(c.queue_user, 'q', sizeof(c.queue_user) - 1);
+	memset(c.deliver_user, 'd', sizeof(c.deliver_user) - 1);
 	send_recv(&c, imsg);
 	assert_int_equal(conf_recv(&imsg[0], &d), 0);
 	assert_conf_equal(&c, &d);
@@ -294,6 +308,18 @@ test_bad_values(void **state)
 	sample(&c);
 	c.gid = 0;
 	assert_int_equal(recv_conf(&c, &d), -1);
+	/* Nor to root for the relay, nor to the workers' user. */
+	sample(&c);
+	c.queue_uid = 0;
+	assert_int_equal(recv_conf(&c, &d), -1);
+	sample(&c);
+	c.queue_gid = 0;
+	assert_int_equal(recv_conf(&c, &d), -1);
+	sample(&c);
+	c.queue_uid = c.uid;
+	assert_int_equal(recv_conf(&c, &d), -1);
+	c.drop_privs = 0;
+	assert_int_equal(recv_conf(&c, &d), 0);
 
 	/* Strings: too long for the field, or with a NUL inside. */
 	sample(&c);
