@@ -32,7 +32,8 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2
-HARDEN	 = -fstack-protector-strong -fPIE -D_FORTIFY_SOURCE=2 \
+# -U first: a distribution's compiler may define _FORTIFY_SOURCE itself.
+HARDEN	 = -fstack-protector-strong -fPIE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 \
 	   -fstack-clash-protection
 CFLAGS	?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Ilib -Iparent -Ismtpd -Irelay \
@@ -77,14 +78,18 @@ all: $(BUILD)/smtpd
 $(BUILD)/smtpd: $(OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lcrypt
 
-$(BUILD)/obj/%.o: %.c $(wildcard lib/*.h smtpd/*.h relay/*.h parent/*.h)
+# Each object depends on the headers it includes (-MMD), and a removed
+# header breaks no build (-MP).
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(BUILD)/regress/test_%: regress/unit/test_%.c $(TEST_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Ismtpd -Irelay -Iparent -o $@ $< $(TEST_OBJS) \
+	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(TEST_OBJS) \
 	    $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt $(CMOCKA_LIBS)
+
+-include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
 
 # Install what a fresh Debian 12 lacks (as root); say what is missing
 # otherwise.
