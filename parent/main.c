@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/stdlib.h>
@@ -24,6 +25,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "notify.h"
 #include "parent.h"
 #include "relay.h"
 #include "tls.h"
@@ -415,6 +417,27 @@ parent_daemonize(void)
 	}
 }
 
+/* CLOCK_MONOTONIC in microseconds, as sd_notify's reload wants it. */
+static unsigned long long
+parent_monotonic_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000000ULL +
+	    (unsigned long long)ts.tv_nsec / 1000;
+}
+
+/* Tell a service manager that we serve, and what. */
+static void
+parent_notify_ready(struct parent *p)
+{
+	notify_send("READY=1\nSTATUS=%s mode, %u listener%s, %u worker%s"
+	    "\nMAINPID=%d", mode_name(p->conf.mode), p->nlisteners,
+	    p->nlisteners == 1 ? "" : "s", p->conf.workers,
+	    p->conf.workers == 1 ? "" : "s", (int)getpid());
+}
+
 /* Signals arrive as reads on a signalfd: no handler runs at all. */
 static void
 parent_signal(int fd, int events, void *arg)
@@ -429,11 +452,16 @@ parent_signal(int fd, int events, void *arg)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
+			notify_send("STOPPING=1");
 			parent_stop(p);
 			break;
 		case SIGHUP:
-			if (!p->stopping)
-				parent_reload(p);
+			if (p->stopping)
+				break;
+			notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+			    parent_monotonic_usec());
+			parent_reload(p);
+			parent_notify_ready(p);
 			break;
 		case SIGUSR1:
 			parent_stats(p);
@@ -482,7 +510,7 @@ parent_main(struct cmdline *cl)
 
 	struct conf_file	 cf;
 	unsigned int		 i;
-	int			 errors;
+	int			 errors, managed;
 
 	p->cmdline = cl;
 	if (cl->conffile != NULL)
@@ -536,7 +564,9 @@ parent_main(struct cmdline *cl)
 	if (parent_open_pid(cf.pid_file[0] != '\0' ? cf.pid_file :
 	    SMTPD_PIDFILE, cl->foreground, err, sizeof(err)) == -1)
 		die_kw("pid-file", "%s", err);
-	if (!cl->foreground)
+	/* Under a service manager it supervises us: no fork, no -d. */
+	managed = notify_init();
+	if (!cl->foreground && managed != 1)
 		parent_daemonize();
 	log_init(cl->foreground, cl->verbose, "parent");
 	parent_write_pid();
@@ -546,10 +576,19 @@ parent_main(struct cmdline *cl)
 	    p->listeners[0].name,
 	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
 
+	if (managed == -1)
+		log_warnx("event=notify result=failed reason=\"NOTIFY_SOCKET "
+		    "names no usable socket\"");
+
 	ev_init();
 	parent_signals(p);
 	parent_spawn_all(p);
 	parent_watch_init(p);
+	/*
+	 * Ready: the listeners are bound, so connections wait in their
+	 * backlogs for the workers that are starting.
+	 */
+	parent_notify_ready(p);
 	ev_loop();
 	return 0;
 }
