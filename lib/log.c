@@ -158,21 +158,72 @@ log_pid(void)
 	return (int)(log_state.pid != 0 ? log_state.pid : getpid());
 }
 
+/* The name of a syslog priority, as -d prints it. */
+static const char *
+log_severity(int pri)
+{
+	switch (pri) {
+	case LOG_DEBUG:
+		return "debug";
+	case LOG_INFO:
+		return "info";
+	case LOG_NOTICE:
+		return "notice";
+	case LOG_WARNING:
+		return "warning";
+	case LOG_ERR:
+		return "error";
+	default:
+		return "crit";
+	}
+}
+
+/*
+ * An RFC 3339 time stamp of now, UTC, in milliseconds, into buf: what
+ * syslog would have added, for a log on standard error.
+ */
+static void
+log_timestamp(char *buf, size_t len)
+{
+	struct timespec	 ts;
+	long long	 days, secs, era, doe, yoe, doy, mp, y;
+	unsigned int	 m, d;
+
+	/*
+	 * The civil date by arithmetic (H. Hinnant's days_from_civil,
+	 * inverted): gmtime(3) may read /etc/localtime the first time,
+	 * which a sandboxed child must not.
+	 */
+	clock_gettime(CLOCK_REALTIME, &ts);
+	days = (long long)ts.tv_sec / 86400;
+	secs = (long long)ts.tv_sec % 86400;
+	days += 719468;
+	era = days / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;
+	d = (unsigned int)(doy - (153 * mp + 2) / 5 + 1);
+	m = (unsigned int)(mp < 10 ? mp + 3 : mp - 9);
+	y = yoe + era * 400 + (m <= 2);
+	snprintf(buf, len, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03ldZ", y,
+	    m, d, secs / 3600, secs / 60 % 60, secs % 60,
+	    ts.tv_nsec / 1000000);
+}
+
 /* Format one line and send it to its destination. */
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 {
-	char	 msg[2048];
+	char	 msg[2048], when[48];
 	int	 saved_errno = errno;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_state.foreground) {
-		if (errstr != NULL)
-			fprintf(stderr, "smtpd[%d]: %s: %s: %s\n", log_pid(),
-			    log_state.procname, msg, errstr);
-		else
-			fprintf(stderr, "smtpd[%d]: %s: %s\n", log_pid(),
-			    log_state.procname, msg);
+		log_timestamp(when, sizeof(when));
+		fprintf(stderr, "%s %s smtpd[%d]: %s: %s%s%s\n", when,
+		    log_severity(pri), log_pid(), log_state.procname, msg,
+		    errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
 		fflush(stderr);
 	} else if (log_state.child) {
 		char	 line[2304];

@@ -505,7 +505,7 @@ int
 parent_main(struct cmdline *cl)
 {
 	struct parent	*p = &parent;
-	char		 err[512];
+	char		 err[512], names[1024];
 	ssize_t		 n;
 
 	struct conf_file	 cf;
@@ -571,9 +571,13 @@ parent_main(struct cmdline *cl)
 	log_init(cl->foreground, cl->verbose, "parent");
 	parent_write_pid();
 	setproctitle("parent");
+	for (i = 0, names[0] = '\0'; i < p->nlisteners; i++) {
+		if (i > 0)
+			strlcat(names, ",", sizeof(names));
+		strlcat(names, p->listeners[i].name, sizeof(names));
+	}
 	log_info("event=start version=%s mode=%s listen=%s workers=%u "
-	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode),
-	    p->listeners[0].name,
+	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,
 	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
 
 	if (managed == -1)

@@ -482,6 +482,11 @@ def message(subject, body_lines=("hello",), extra_headers=()):
 # --------------------------------------------------------------------------
 # the daemon
 
+# What -d puts before each line: an RFC 3339 time (UTC, milliseconds)
+# and the severity.
+LOG_STAMP_RE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+    r"(?:debug|info|notice|warning|error|crit) (?=smtpd\[)")
 LOG_CONNECT_RE = re.compile(
     r"^smtpd\[(\d+)\]: session: event=connect session=([0-9a-f]+) "
     r"client=(\S+) port=(\d+)$")
@@ -666,11 +671,15 @@ class Daemon:
         with open(self.err_path, "rb") as f:
             return f.read().decode("utf-8", "replace")
 
-    def log_lines(self):
-        """Complete lines of the log (a partial last line is left out)."""
+    def log_lines(self, stamped=False):
+        """Complete lines of the log (a partial last line is left out),
+        without the time stamp and severity that start each line under
+        -d (SPEC 9) unless stamped: patterns match from "smtpd[pid]:"."""
         text = self.stderr()
-        lines = text.split("\n")
-        return lines[:-1]
+        lines = text.split("\n")[:-1]
+        if stamped:
+            return lines
+        return [LOG_STAMP_RE.sub("", l, count=1) for l in lines]
 
     def log_grep(self, pattern):
         rx = re.compile(pattern)

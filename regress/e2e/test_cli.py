@@ -246,3 +246,42 @@ def test_unprivileged_warning_or_root(tmp_path):
         finally:
             problems = d.teardown()
         assert problems == []
+
+
+def test_foreground_log_lines_are_stamped(smtpd_factory, tmp_path):
+    """Under -d each line starts with an RFC 3339 time (UTC) and its
+    severity (SPEC 9), from every process; the start line names every
+    listener."""
+    import datetime
+    p1, p2 = free_port(), free_port()
+    conf = str(tmp_path / "smtpd.conf")
+    with open(conf, "w") as f:
+        f.write("listen on 127.0.0.1 port %d\nlisten on 127.0.0.1 port %d\n"
+                % (p1, p2))
+    d = smtpd_factory("-f", conf, listen="", wait=False)
+    d.port = p1
+    d.start()
+    c = d.client()
+    c.ehlo()
+    c.send_message(b"Subject: stamps\r\n\r\nx\r\n")
+    c.expect("QUIT", 221, "2.0.0")
+    d.wait_blocks(1)
+    wait_for(lambda: d.log_grep(r"session: event=disconnect") and
+             d.log_grep(r"relay: event="), scaled(5), "the log lines")
+    lines = d.log_lines(stamped=True)
+    assert lines
+    rx = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3})Z "
+                    r"(debug|info|notice|warning|error|crit) "
+                    r"smtpd\[\d+\]: (parent|session|relay): event=")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    roles = set()
+    for l in lines:
+        m = rx.match(l)
+        assert m, l
+        when = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S.%f")
+        when = when.replace(tzinfo=datetime.timezone.utc)
+        assert abs((now - when).total_seconds()) < scaled(60), l
+        roles.add(m.group(3))
+    assert roles == {"parent", "session", "relay"}
+    [start] = d.log_grep(r"parent: event=start .*listen=(\S+) ")
+    assert start.group(1) == "127.0.0.1:%d,127.0.0.1:%d" % (p1, p2)

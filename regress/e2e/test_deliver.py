@@ -251,8 +251,11 @@ attempt("create_tmp", lambda: open(os.path.join(queue, "tmp", "planted"),
 attempt("create_top", lambda: open(os.path.join(queue, "planted"),
                                    "w").close())
 attempt("create_cwd", lambda: open("planted-in-cwd", "w").close())
-with open(os.path.join(state, "probe.json"), "w") as f:
+# Whole or not at all: the test reads it as soon as it is there.
+with open(os.path.join(state, "probe.json.tmp"), "w") as f:
     json.dump(res, f)
+os.rename(os.path.join(state, "probe.json.tmp"),
+          os.path.join(state, "probe.json"))
 sys.exit(0)
 '''
 
