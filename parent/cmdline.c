@@ -170,6 +170,9 @@ hostport_sockaddr(const struct hostport *hp, struct sockaddr_storage *ss,
 	return -1;
 }
 
+static int	cmdline_positional(int, char **, struct cmdline *, char *,
+		    size_t);
+
 /* Parse argv into cl; on error, a message in err and -1. */
 int
 cmdline_parse(int argc, char **argv, struct cmdline *cl, char *err,
@@ -235,8 +238,18 @@ cmdline_parse(int argc, char **argv, struct cmdline *cl, char *err,
 			return -1;
 		}
 	}
-	argc -= optind;
-	argv += optind;
+	return cmdline_positional(argc - optind, argv + optind, cl, err,
+	    errlen);
+}
+
+/*
+ * The operands: where to listen, then the upstream (or, in deliver
+ * mode, the program).
+ */
+static int
+cmdline_positional(int argc, char **argv, struct cmdline *cl, char *err,
+    size_t errlen)
+{
 	if (argc > 2) {
 		snprintf(err, errlen, "too many arguments");
 		return -1;

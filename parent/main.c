@@ -500,16 +500,48 @@ parent_signals(struct parent *p)
 		fatal("ev_add signalfd");
 }
 
+/* Bind every listener of cf, or die naming it. */
+static void
+parent_open_listeners(struct parent *p, struct conf_file *cf)
+{
+	char		 err[512];
+	unsigned int	 i;
+
+	for (i = 0; i < cf->nlisten; i++) {
+		if (listener_open(&p->listeners[i], &cf->listen[i].hp, err,
+		    sizeof(err)) == -1)
+			die("listen on %s", err);
+		p->listeners[i].flags = cf->listen[i].flags;
+	}
+	p->nlisteners = cf->nlisten;
+}
+
+/* The start line: version, mode, every listener (SPEC 9). */
+static void
+parent_log_start(struct parent *p)
+{
+	char		 names[1024];
+	unsigned int	 i;
+
+	for (i = 0, names[0] = '\0'; i < p->nlisteners; i++) {
+		if (i > 0)
+			strlcat(names, ",", sizeof(names));
+		strlcat(names, p->listeners[i].name, sizeof(names));
+	}
+	log_info("event=start version=%s mode=%s listen=%s workers=%u "
+	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,
+	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
+}
+
 /* The parent's main(). */
 int
 parent_main(struct cmdline *cl)
 {
 	struct parent	*p = &parent;
-	char		 err[512], names[1024];
+	char		 err[512];
 	ssize_t		 n;
 
 	struct conf_file	 cf;
-	unsigned int		 i;
 	int			 errors, managed;
 
 	p->cmdline = cl;
@@ -553,13 +585,7 @@ parent_main(struct cmdline *cl)
 	p->argv_foreground = cl->foreground;
 	p->argv_verbose = cl->verbose > 0;
 
-	for (i = 0; i < cf.nlisten; i++) {
-		if (listener_open(&p->listeners[i], &cf.listen[i].hp, err,
-		    sizeof(err)) == -1)
-			die("listen on %s", err);
-		p->listeners[i].flags = cf.listen[i].flags;
-	}
-	p->nlisteners = cf.nlisten;
+	parent_open_listeners(p, &cf);
 
 	if (parent_open_pid(cf.pid_file[0] != '\0' ? cf.pid_file :
 	    SMTPD_PIDFILE, cl->foreground, err, sizeof(err)) == -1)
@@ -571,15 +597,7 @@ parent_main(struct cmdline *cl)
 	log_init(cl->foreground, cl->verbose, "parent");
 	parent_write_pid();
 	setproctitle("parent");
-	for (i = 0, names[0] = '\0'; i < p->nlisteners; i++) {
-		if (i > 0)
-			strlcat(names, ",", sizeof(names));
-		strlcat(names, p->listeners[i].name, sizeof(names));
-	}
-	log_info("event=start version=%s mode=%s listen=%s workers=%u "
-	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,
-	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
-
+	parent_log_start(p);
 	if (managed == -1)
 		log_warnx("event=notify result=failed reason=\"NOTIFY_SOCKET "
 		    "names no usable socket\"");
