@@ -51,7 +51,7 @@ LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/smtpd/smtp_auth.o \
 	      $(BUILD)/obj/relay/debug.o \
-	      $(BUILD)/obj/relay/envelope.o $(BUILD)/obj/relay/client.o \
+	      $(BUILD)/obj/relay/client.o \
 	      $(BUILD)/obj/relay/client_body.o $(BUILD)/obj/relay/client_io.o \
 	      $(BUILD)/obj/relay/client_auth.o \
 	      $(BUILD)/obj/relay/reply.o $(BUILD)/obj/relay/queue.o \

@@ -1,157 +1,225 @@
 /*
- * Configuration defaults and its imsg encoding.  Every field is read
- * with a checked helper; a child refuses a configuration it cannot fully
- * parse.
+ * Configuration defaults and its imsg encoding, both driven by the list
+ * of settings.h.  Every field is read with a checked helper, every
+ * number against its bounds; a child refuses a configuration it cannot
+ * fully parse.
  */
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <bsd/string.h>
+
 #include "conf.h"
+
+#define SETTING_DEF_U32(d)	.def = (d)
+#define SETTING_DEF_U64(d)	.def = (d)
+#define SETTING_DEF_DURATION(d)	.def = (d)
+#define SETTING_DEF_SIZE(d)	.def = (d)
+#define SETTING_DEF_RATE(d)	.def = (d)
+#define SETTING_DEF_BOOL(d)	.def = (d)
+#define SETTING_DEF_STR(d)	.sdef = (d)
+#define SETTING_DEF_PATH(d)	.sdef = (d)
+
+#define SETTING_ROW(n, f, t, h, d, lo, hi, rl) {			\
+	.name = (n), .type = SET_##t, .how = SET_##h,			\
+	.reload = SET_##rl, .off = offsetof(struct smtpd_conf, f),	\
+	.size = sizeof(((struct smtpd_conf *)0)->f),			\
+	.min = (lo), .max = (hi), SETTING_DEF_##t(d) },
+
+const struct setting settings[] = {
+	SMTPD_SETTINGS(SETTING_ROW)
+};
+const size_t nsettings = sizeof(settings) / sizeof(settings[0]);
+
+int
+setting_is_str(const struct setting *s)
+{
+	return s->type == SET_STR || s->type == SET_PATH;
+}
+
+/* A number setting's value, whatever its width. */
+uint64_t
+setting_get(const struct smtpd_conf *c, const struct setting *s)
+{
+	const char	*p = (const char *)c + s->off;
+	uint64_t	 v64;
+	uint32_t	 v32;
+
+	if (s->size == sizeof(v64)) {
+		memcpy(&v64, p, sizeof(v64));
+		return v64;
+	}
+	memcpy(&v32, p, sizeof(v32));
+	return v32;
+}
+
+/* Set a number setting; v must fit it (setting_in_bounds()). */
+void
+setting_set(struct smtpd_conf *c, const struct setting *s, uint64_t v)
+{
+	char		*p = (char *)c + s->off;
+	uint32_t	 v32 = (uint32_t)v;
+
+	if (s->size == sizeof(v))
+		memcpy(p, &v, sizeof(v));
+	else
+		memcpy(p, &v32, sizeof(v32));
+}
+
+/* The default is always valid (workers' 0: one per CPU). */
+int
+setting_in_bounds(const struct setting *s, uint64_t v)
+{
+	return v == s->def || (v >= s->min && v <= s->max);
+}
 
 /* Defaults of SPEC sections 3 and 4. */
 void
 conf_defaults(struct smtpd_conf *c)
 {
+	const struct setting	*s;
+	size_t			 i;
+
 	memset(c, 0, sizeof(*c));
-	c->mode = MODE_DEBUG;
-	c->workers = 0;
-	c->max_rcpt = DEFAULT_MAX_RCPT;
-	c->max_sessions = DEFAULT_MAX_SESSIONS;
-	c->max_per_ip = DEFAULT_MAX_PER_IP;
-	c->max_bad = DEFAULT_MAX_BAD;
-	c->timeout = DEFAULT_TIMEOUT;
-	c->max_size = DEFAULT_MAX_SIZE;
-	c->max_spool_pending = DEFAULT_SPOOL_PENDING;
-	c->session_lifetime = DEFAULT_SESSION_LIFE;
-	c->data_rate_min = DEFAULT_DATA_RATE;
-	c->data_rate_grace = DEFAULT_DATA_GRACE;
-	c->queue_lifetime = DEFAULT_QUEUE_LIFETIME;
-	c->queue_retry = DEFAULT_QUEUE_RETRY;
-	c->x_peer = 1;
-	c->upstream_port = 25;
-	c->upstream_tls = UPSTREAM_OPPORTUNISTIC;
-	c->upstream_verify = 1;
-	c->deliver_timeout = DEFAULT_DELIVER_TIMEOUT;
-	c->deliver_max = DEFAULT_DELIVER_MAX;
-	strcpy(c->upstream_host, "localhost");
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (setting_is_str(s))
+			strlcpy((char *)c + s->off, s->sdef, s->size);
+		else
+			setting_set(c, s, s->def);
+	}
 	if (gethostname(c->hostname, sizeof(c->hostname)) == -1 ||
 	    c->hostname[0] == '\0')
-		strcpy(c->hostname, "localhost");
+		strlcpy(c->hostname, "localhost", sizeof(c->hostname));
 	c->hostname[sizeof(c->hostname) - 1] = '\0';
-	strcpy(c->chroot, SMTPD_CHROOT);
-	strcpy(c->queue, SMTPD_QUEUE);
-	strcpy(c->user, SMTPD_USER);
-	strcpy(c->queue_user, SMTPD_QUEUE_USER);
-	strcpy(c->deliver_user, SMTPD_DELIVER_USER);
 }
 
 int
 conf_send(struct imsgbuf *ib, const struct smtpd_conf *c)
 {
-	struct imsg_out	 out;
+	const struct setting	*s;
+	struct imsg_out		 out;
+	size_t			 i;
 
 	imsg_out_init(&out, IMSG_CONF, 0, -1);
-	imsg_add_u32(&out, c->mode);
-	imsg_add_u32(&out, c->verbose);
-	imsg_add_u32(&out, c->foreground);
-	imsg_add_u32(&out, c->smtputf8);
-	imsg_add_u32(&out, c->drop_privs);
-	imsg_add_u32(&out, c->uid);
-	imsg_add_u32(&out, c->gid);
-	imsg_add_u32(&out, c->queue_uid);
-	imsg_add_u32(&out, c->queue_gid);
-	imsg_add_u32(&out, c->workers);
-	imsg_add_u32(&out, c->max_rcpt);
-	imsg_add_u32(&out, c->max_sessions);
-	imsg_add_u32(&out, c->max_per_ip);
-	imsg_add_u32(&out, c->max_bad);
-	imsg_add_u32(&out, c->timeout);
-	imsg_add_u64(&out, c->max_size);
-	imsg_add_u64(&out, c->max_spool_pending);
-	imsg_add_u32(&out, c->session_lifetime);
-	imsg_add_u32(&out, c->data_rate_min);
-	imsg_add_u32(&out, c->data_rate_grace);
-	imsg_add_u32(&out, c->queue_lifetime);
-	imsg_add_u32(&out, c->queue_retry);
-	imsg_add_u32(&out, c->x_peer);
-	imsg_add_u32(&out, c->debug_format);
-	imsg_add_u32(&out, c->upstream_port);
-	imsg_add_u32(&out, c->upstream_tls);
-	imsg_add_u32(&out, c->upstream_verify);
-	imsg_add_u32(&out, c->deliver_timeout);
-	imsg_add_u32(&out, c->deliver_max);
-	imsg_add_u32(&out, c->auth_enabled);
-	imsg_add_u64(&out, c->queue_min_free);
-	imsg_add_u32(&out, c->queue_min_free_pct);
-	imsg_add_str(&out, c->hostname);
-	imsg_add_str(&out, c->chroot);
-	imsg_add_str(&out, c->queue);
-	imsg_add_str(&out, c->user);
-	imsg_add_str(&out, c->queue_user);
-	imsg_add_str(&out, c->deliver_user);
-	imsg_add_str(&out, c->upstream_host);
-	imsg_add_str(&out, c->upstream_ca);
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (setting_is_str(s))
+			imsg_add_str(&out, (const char *)c + s->off);
+		else if (s->size == sizeof(uint64_t))
+			imsg_add_u64(&out, setting_get(c, s));
+		else
+			imsg_add_u32(&out, (uint32_t)setting_get(c, s));
+	}
 	return imsgbuf_queue(ib, &out);
+}
+
+/*
+ * Every number within its bounds; -1 with the setting named in why if
+ * one is not.  Strings are bounded by their fields.
+ */
+int
+conf_check(const struct smtpd_conf *c, char *why, size_t whylen)
+{
+	const struct setting	*s;
+	size_t			 i;
+	uint64_t		 v;
+
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (setting_is_str(s))
+			continue;
+		if (!setting_in_bounds(s, v = setting_get(c, s))) {
+			snprintf(why, whylen, "%s: %llu is out of bounds "
+			    "(%llu to %llu)", s->name, (unsigned long long)v,
+			    (unsigned long long)s->min,
+			    (unsigned long long)s->max);
+			return -1;
+		}
+	}
+	return 0;
 }
 
 /* Fill c from an IMSG_CONF; -1 if anything is short, long or absurd. */
 int
 conf_recv(struct imsg *imsg, struct smtpd_conf *c)
 {
+	const struct setting	*s;
+	char			 why[128];
+	size_t			 i;
+	uint64_t		 v64;
+	uint32_t		 v32;
+
 	memset(c, 0, sizeof(*c));
-	if (imsg_get_u32(imsg, &c->mode) == -1 ||
-	    imsg_get_u32(imsg, &c->verbose) == -1 ||
-	    imsg_get_u32(imsg, &c->foreground) == -1 ||
-	    imsg_get_u32(imsg, &c->smtputf8) == -1 ||
-	    imsg_get_u32(imsg, &c->drop_privs) == -1 ||
-	    imsg_get_u32(imsg, &c->uid) == -1 ||
-	    imsg_get_u32(imsg, &c->gid) == -1 ||
-	    imsg_get_u32(imsg, &c->queue_uid) == -1 ||
-	    imsg_get_u32(imsg, &c->queue_gid) == -1 ||
-	    imsg_get_u32(imsg, &c->workers) == -1 ||
-	    imsg_get_u32(imsg, &c->max_rcpt) == -1 ||
-	    imsg_get_u32(imsg, &c->max_sessions) == -1 ||
-	    imsg_get_u32(imsg, &c->max_per_ip) == -1 ||
-	    imsg_get_u32(imsg, &c->max_bad) == -1 ||
-	    imsg_get_u32(imsg, &c->timeout) == -1 ||
-	    imsg_get_u64(imsg, &c->max_size) == -1 ||
-	    imsg_get_u64(imsg, &c->max_spool_pending) == -1 ||
-	    imsg_get_u32(imsg, &c->session_lifetime) == -1 ||
-	    imsg_get_u32(imsg, &c->data_rate_min) == -1 ||
-	    imsg_get_u32(imsg, &c->data_rate_grace) == -1 ||
-	    imsg_get_u32(imsg, &c->queue_lifetime) == -1 ||
-	    imsg_get_u32(imsg, &c->queue_retry) == -1 ||
-	    imsg_get_u32(imsg, &c->x_peer) == -1 ||
-	    imsg_get_u32(imsg, &c->debug_format) == -1 ||
-	    imsg_get_u32(imsg, &c->upstream_port) == -1 ||
-	    imsg_get_u32(imsg, &c->upstream_tls) == -1 ||
-	    imsg_get_u32(imsg, &c->upstream_verify) == -1 ||
-	    imsg_get_u32(imsg, &c->deliver_timeout) == -1 ||
-	    imsg_get_u32(imsg, &c->deliver_max) == -1 ||
-	    imsg_get_u32(imsg, &c->auth_enabled) == -1 ||
-	    imsg_get_u64(imsg, &c->queue_min_free) == -1 ||
-	    imsg_get_u32(imsg, &c->queue_min_free_pct) == -1 ||
-	    imsg_get_str(imsg, c->hostname, sizeof(c->hostname)) == -1 ||
-	    imsg_get_str(imsg, c->chroot, sizeof(c->chroot)) == -1 ||
-	    imsg_get_str(imsg, c->queue, sizeof(c->queue)) == -1 ||
-	    imsg_get_str(imsg, c->user, sizeof(c->user)) == -1 ||
-	    imsg_get_str(imsg, c->queue_user, sizeof(c->queue_user)) == -1 ||
-	    imsg_get_str(imsg, c->deliver_user, sizeof(c->deliver_user)) ==
-	    -1 ||
-	    imsg_get_str(imsg, c->upstream_host, sizeof(c->upstream_host)) ==
-	    -1 ||
-	    imsg_get_str(imsg, c->upstream_ca, sizeof(c->upstream_ca)) == -1 ||
-	    imsg_get_end(imsg) == -1)
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (setting_is_str(s)) {
+			/* NUL-terminated, within its field, no NUL inside. */
+			if (imsg_get_str(imsg, (char *)c + s->off, s->size) ==
+			    -1)
+				return -1;
+		} else if (s->size == sizeof(v64)) {
+			if (imsg_get_u64(imsg, &v64) == -1)
+				return -1;
+			setting_set(c, s, v64);
+		} else {
+			if (imsg_get_u32(imsg, &v32) == -1)
+				return -1;
+			setting_set(c, s, v32);
+		}
+	}
+	if (imsg_get_end(imsg) == -1 || conf_check(c, why, sizeof(why)) == -1)
 		return -1;
-	if (c->mode < MODE_DEBUG || c->mode > MODE_DELIVER ||
-	    c->max_sessions == 0 || c->max_rcpt == 0 || c->timeout == 0 ||
-	    c->upstream_port == 0 || c->upstream_port > 65535 ||
-	    c->upstream_tls > UPSTREAM_OPPORTUNISTIC || c->queue_retry == 0 ||
-	    c->debug_format > DEBUG_FORMAT_BYTES ||
-	    c->deliver_max == 0 || c->deliver_timeout == 0 ||
-	    c->queue_min_free_pct > 100 ||
-	    (c->drop_privs && (c->uid == 0 || c->gid == 0 ||
-	    c->queue_uid == 0 || c->queue_gid == 0 || c->uid == c->queue_uid)))
+	/* Dropping privileges to root, or to the relay's user, is none. */
+	if (c->drop_privs && (c->uid == 0 || c->gid == 0 ||
+	    c->queue_uid == 0 || c->queue_gid == 0 || c->uid == c->queue_uid))
 		return -1;
 	return 0;
+}
+
+/* Whether word is one of the blank-separated words of list. */
+static int
+has_word(const char *list, const char *word)
+{
+	size_t		 n = strlen(word);
+	const char	*p;
+
+	for (p = list; (p = strstr(p, word)) != NULL; p += n)
+		if ((p == list || p[-1] == ' ') && (p[n] == ' ' ||
+		    p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+/*
+ * A reload: the settings that need a restart keep their values in c
+ * from old.  The names of the file's settings whose new value is not
+ * applied go to kept ("workers mode"); returns their number.
+ */
+size_t
+conf_keep(struct smtpd_conf *c, const struct smtpd_conf *old, char *kept,
+    size_t keptlen)
+{
+	const struct setting	*s;
+	const char		*p, *o;
+	size_t			 i, n = 0;
+
+	kept[0] = '\0';
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (s->reload != SET_KEEP)
+			continue;
+		p = (const char *)c + s->off;
+		o = (const char *)old + s->off;
+		if (s->how != SET_IN && (setting_is_str(s) ? strcmp(p, o) != 0 :
+		    setting_get(c, s) != setting_get(old, s)) &&
+		    !has_word(kept, s->name)) {
+			if (n++ > 0)
+				strlcat(kept, " ", keptlen);
+			strlcat(kept, s->name, keptlen);
+		}
+		memcpy((char *)c + s->off, o, s->size);
+	}
+	return n;
 }

@@ -11,27 +11,13 @@
 #include <stdint.h>
 
 #include "addr.h"
+#include "settings.h"
 
 #define SMTPD_VERSION		"0.1.0"
-#define SMTPD_USER		"_smtpd"		/* session workers */
-#define SMTPD_QUEUE_USER	"_smtpq"		/* the relay and its queue */
-#define SMTPD_DELIVER_USER	"_smtpdeliver"	/* the deliver program */
-#define SMTPD_CHROOT		"/var/empty"
-#define SMTPD_QUEUE		"/var/spool/smtpd"
 #define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
 #define SMTPD_PIDFILE		"/run/smtpd.pid"
 
-/* Tunables, each with its default in one place (SPEC sections 3, 4, 8). */
-#define DEFAULT_MAX_SIZE	33554432
-#define DEFAULT_MAX_RCPT	100
-#define DEFAULT_MAX_SESSIONS	4096
-#define DEFAULT_MAX_PER_IP	50
-#define DEFAULT_TIMEOUT		300
-#define DEFAULT_MAX_BAD		20
-#define DEFAULT_SPOOL_PENDING	(1024ULL * 1024 * 1024)	/* bytes, daemon */
-#define DEFAULT_SESSION_LIFE	3600	/* seconds */
-#define DEFAULT_DATA_RATE	1024	/* bytes/s a DATA must average... */
-#define DEFAULT_DATA_GRACE	60	/* ...after this many seconds */
+/* The tunables and their defaults are in settings.h. */
 #define STOP_DEADLINE_MS	10000
 #define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
@@ -61,50 +47,12 @@ enum proc_role {
 #define LISTEN_AUTH		0x04
 
 /*
- * Run-time settings sent by the parent to every child (IMSG_CONF).
- * Strings are bounded; the receiver checks every one.
+ * Run-time settings sent by the parent to every child (IMSG_CONF), one
+ * field for each line of SMTPD_SETTINGS.  Strings are bounded; the
+ * receiver checks every one.
  */
 struct smtpd_conf {
-	uint32_t	mode;
-	uint32_t	verbose;
-	uint32_t	foreground;
-	uint32_t	smtputf8;
-	uint32_t	drop_privs;		/* 0 under -n or without root */
-	uint32_t	uid;			/* user: session workers */
-	uint32_t	gid;
-	uint32_t	queue_uid;		/* queue-user: the relay */
-	uint32_t	queue_gid;
-	uint32_t	workers;
-	uint32_t	max_rcpt;
-	uint32_t	max_sessions;
-	uint32_t	max_per_ip;
-	uint32_t	max_bad;
-	uint32_t	timeout;		/* seconds */
-	uint64_t	max_size;
-	uint64_t	max_spool_pending;	/* bytes; 0: no limit */
-	uint32_t	session_lifetime;	/* seconds; 0: no limit */
-	uint32_t	data_rate_min;		/* bytes/s; 0: no floor */
-	uint32_t	data_rate_grace;	/* seconds */
-	uint32_t	queue_lifetime;		/* seconds */
-	uint32_t	queue_retry;		/* seconds, first retry */
-	uint32_t	x_peer;			/* add X-Peer: when relaying */
-	uint32_t	debug_format;		/* DEBUG_FORMAT_TEXT ... */
-	uint32_t	upstream_port;
-	uint32_t	upstream_tls;		/* UPSTREAM_PLAIN ... */
-	uint32_t	upstream_verify;
-	uint32_t	deliver_timeout;	/* seconds */
-	uint32_t	deliver_max;		/* programs at once */
-	uint32_t	auth_enabled;		/* a users file is configured */
-	uint64_t	queue_min_free;		/* bytes; 0: the default */
-	uint32_t	queue_min_free_pct;	/* per cent; 0: the default */
-	char		hostname[256];
-	char		chroot[PATH_MAX];
-	char		queue[PATH_MAX];
-	char		user[64];
-	char		queue_user[64];
-	char		deliver_user[64];	/* used by the parent alone */
-	char		upstream_host[256];
-	char		upstream_ca[PATH_MAX];	/* "" for the system store */
+	SMTPD_SETTINGS(SETTING_DECL)
 };
 
 #define UPSTREAM_PLAIN		0
@@ -112,11 +60,7 @@ struct smtpd_conf {
 #define UPSTREAM_TLS		2
 #define UPSTREAM_OPPORTUNISTIC	3	/* default: STARTTLS when offered */
 
-#define DEFAULT_QUEUE_LIFETIME	(4 * 86400)
-#define DEFAULT_QUEUE_RETRY	30
 #define QUEUE_RETRY_MAX		3600
-#define DEFAULT_DELIVER_TIMEOUT	300
-#define DEFAULT_DELIVER_MAX	4
 
 /*
  * imsg types.  Each has one sender and one receiver:
@@ -206,10 +150,5 @@ enum imsg_type {
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000
 #define ENV_OPTS_MAX		SMTP_CMD_MAX	/* MAIL or RCPT parameters */
-/*
- * max-recipients: at most this many, so that a commit carrying that
- * many of the longest addresses still fits one imsg.
- */
-#define CONF_RCPT_MAX		200
 
 #endif

@@ -22,6 +22,7 @@
 
 #include <bsd/string.h>
 
+#include "envelope.h"
 #include "log.h"
 #include "parent.h"
 #include "proc.h"
@@ -157,43 +158,27 @@ env_entry(const char *name, const char *value)
 int
 parent_deliver_run(struct parent *p, struct child *relay, struct imsg *imsg)
 {
-	char		 peer[64], helo[ENV_HELO_MAX + 1];
-	char		 from[ADDR_PATH_MAX + 1], rcpt[ADDR_PATH_MAX + 1];
-	char		*rcpts = NULL, *envp[RUN_ENV_MAX];
-	char		 argbuf[CONF_DELIVER_MAX], *argv[CONF_DELIVER_ARGS];
-	struct stat	 st;
-	struct run	*r;
-	uint32_t	 i, nrcpt;
-	size_t		 len = 0;
-	int		 errpipe[2], n = 0, rc = -1;
+	struct deliver_env	 d;
+	char			*envp[RUN_ENV_MAX];
+	char			 argbuf[CONF_DELIVER_MAX];
+	char			*argv[CONF_DELIVER_ARGS];
+	struct stat		 st;
+	struct run		*r;
+	uint32_t		 i;
+	int			 errpipe[2], n = 0, rc = -1;
 
 	memset(envp, 0, sizeof(envp));
+	memset(&d, 0, sizeof(d));
 	if ((r = calloc(1, sizeof(*r))) == NULL)
 		fatal("deliver run");
 	r->id = imsg->hdr.peerid;
 	r->relay_pid = relay->pid;
 	r->errfd = -1;
 	if (imsg->fd == -1 || fstat(imsg->fd, &st) == -1 ||
-	    !S_ISREG(st.st_mode) ||
-	    imsg_get_str(imsg, r->qid, sizeof(r->qid)) == -1 ||
-	    imsg_get_str(imsg, peer, sizeof(peer)) == -1 ||
-	    imsg_get_str(imsg, helo, sizeof(helo)) == -1 ||
-	    imsg_get_str(imsg, from, sizeof(from)) == -1 ||
-	    imsg_get_u32(imsg, &nrcpt) == -1 || nrcpt == 0 ||
-	    nrcpt > ENV_RCPT_MAX)
+	    !S_ISREG(st.st_mode) || deliver_env_decode(imsg, &d) == -1)
 		goto done;
-	for (i = 0; i < nrcpt; i++) {
-		char *more;
-
-		if (imsg_get_str(imsg, rcpt, sizeof(rcpt)) == -1 ||
-		    (more = realloc(rcpts, len + strlen(rcpt) + 2)) == NULL)
-			goto done;
-		rcpts = more;
-		len += snprintf(rcpts + len, strlen(rcpt) + 2, "%s%s",
-		    i ? "," : "", rcpt);
-	}
-	if (imsg_get_end(imsg) == -1)
-		goto done;
+	_Static_assert(sizeof(r->qid) == sizeof(d.qid), "queue id");
+	memcpy(r->qid, d.qid, sizeof(r->qid));
 	rc = 0;
 	if (nruns >= p->conf.deliver_max) {
 		deliver_reply(p, r, DELIVER_TEMPFAIL, "too many deliver "
@@ -207,10 +192,10 @@ parent_deliver_run(struct parent *p, struct child *relay, struct imsg *imsg)
 		goto done;
 	}
 	envp[n++] = env_entry("PATH", "/usr/local/bin:/usr/bin:/bin");
-	envp[n++] = env_entry("SMTPD_PEER", peer);
-	envp[n++] = env_entry("SMTPD_MAIL_FROM", from);
-	envp[n++] = env_entry("SMTPD_RCPT_TO", rcpts);
-	envp[n++] = env_entry("SMTPD_HELO", helo);
+	envp[n++] = env_entry("SMTPD_PEER", d.peer);
+	envp[n++] = env_entry("SMTPD_MAIL_FROM", d.from);
+	envp[n++] = env_entry("SMTPD_RCPT_TO", d.rcpts);
+	envp[n++] = env_entry("SMTPD_HELO", d.helo);
 	envp[n++] = env_entry("SMTPD_QUEUE_ID", r->qid);
 	for (i = 0; i < (uint32_t)n; i++)
 		if (envp[i] == NULL)
@@ -239,7 +224,7 @@ parent_deliver_run(struct parent *p, struct child *relay, struct imsg *imsg)
 done:
 	for (i = 0; i < RUN_ENV_MAX; i++)
 		free(envp[i]);
-	free(rcpts);
+	deliver_env_free(&d);
 	free(r);
 	return rc;
 }

@@ -74,6 +74,7 @@ parent_load_conf(struct parent *p, struct conf_file *cf, FILE *errs)
 {
 	const struct cmdline	*cl = p->cmdline;
 	struct smtpd_conf	*c = &cf->conf;
+	char			 why[128];
 	long			 ncpu;
 	int			 errors = 0;
 
@@ -124,6 +125,11 @@ parent_load_conf(struct parent *p, struct conf_file *cf, FILE *errs)
 		fprintf(errs, "deliver mode needs a program: -c deliver "
 		    "ADDRESS:PORT /path/to/program, or deliver in the "
 		    "configuration file\n");
+		errors++;
+	}
+	/* What every child will check (conf_recv()), checked first here. */
+	if (conf_check(c, why, sizeof(why)) == -1) {
+		fprintf(errs, "%s\n", why);
 		errors++;
 	}
 	return errors;

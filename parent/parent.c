@@ -548,8 +548,9 @@ parent_reload(struct parent *p)
 	struct conf_file	 cf;
 	struct child		*c, *relay;
 	struct imsg_out		 out;
-	uint32_t		 i, oldworkers = p->conf.workers;
+	uint32_t		 i;
 	char			*errtext = NULL, *line, *last;
+	char			 kept[512];
 	size_t			 errlen = 0;
 	FILE			*errs;
 	int			 failed;
@@ -574,39 +575,15 @@ parent_reload(struct parent *p)
 		conf_file_free(&cf);
 		return;
 	}
-	cf.conf.auth_enabled = p->conf.auth_enabled;
 	/*
 	 * What the relay, the slots and the privilege separation were set
-	 * up for stays as it is until a restart: above all, the workers'
-	 * user and chroot (never root after a reload).
+	 * up for stays as it is until a restart (settings.h says which):
+	 * above all, the workers' user and chroot (never root after a
+	 * reload), and what the relay checks commits against.
 	 */
-	cf.conf.workers = oldworkers;
-	cf.conf.mode = p->conf.mode;
-	cf.conf.drop_privs = p->conf.drop_privs;
-	cf.conf.uid = p->conf.uid;
-	cf.conf.gid = p->conf.gid;
-	cf.conf.queue_uid = p->conf.queue_uid;
-	cf.conf.queue_gid = p->conf.queue_gid;
-	strlcpy(cf.conf.user, p->conf.user, sizeof(cf.conf.user));
-	strlcpy(cf.conf.queue_user, p->conf.queue_user,
-	    sizeof(cf.conf.queue_user));
-	strlcpy(cf.conf.deliver_user, p->conf.deliver_user,
-	    sizeof(cf.conf.deliver_user));
-	strlcpy(cf.conf.chroot, p->conf.chroot, sizeof(cf.conf.chroot));
-	strlcpy(cf.conf.queue, p->conf.queue, sizeof(cf.conf.queue));
-	cf.conf.deliver_max = p->conf.deliver_max;
-	cf.conf.deliver_timeout = p->conf.deliver_timeout;
-	/* The relay checks commits against these: they change together. */
-	cf.conf.max_size = p->conf.max_size;
-	cf.conf.max_spool_pending = p->conf.max_spool_pending;
-	cf.conf.smtputf8 = p->conf.smtputf8;
-	cf.conf.upstream_port = p->conf.upstream_port;
-	cf.conf.upstream_tls = p->conf.upstream_tls;
-	cf.conf.upstream_verify = p->conf.upstream_verify;
-	strlcpy(cf.conf.upstream_host, p->conf.upstream_host,
-	    sizeof(cf.conf.upstream_host));
-	strlcpy(cf.conf.upstream_ca, p->conf.upstream_ca,
-	    sizeof(cf.conf.upstream_ca));
+	if (conf_keep(&cf.conf, &p->conf, kept, sizeof(kept)) > 0)
+		log_warnx("event=reload kept=\"%s\" reason=\"needs a "
+		    "restart\"", kept);
 	p->conf = cf.conf;
 	policy_free(&p->policy);
 	p->policy = cf.policy;

@@ -31,12 +31,9 @@ struct parse_ctx {
 	FILE			*errs;
 };
 
-/* How a keyword's one value is read, when no function of its own does. */
+/* How a keyword of keywords[] is read. */
 enum kw_type {
 	KW_FUNC,		/* parse() does it all */
-	KW_NUMBER,		/* u32 in [lo, hi] */
-	KW_DURATION,		/* u32 seconds: 30s, 5m, 1h, 4d */
-	KW_YESNO,		/* u32: 1 or 0 */
 	KW_PATH,		/* an absolute path, char[PATH_MAX] */
 };
 
@@ -46,13 +43,11 @@ struct keyword {
 	int		 repeatable;
 	void		(*parse)(struct parse_ctx *, char **, int);
 	enum kw_type	 type;
-	size_t		 off;		/* of the value in struct conf_file */
-	long long	 lo, hi;	/* KW_NUMBER bounds */
+	size_t		 off;		/* of a KW_PATH in struct conf_file */
 };
 
-#define CF(field)	offsetof(struct conf_file, field)
-#define KW(name, type, field, lo, hi) \
-	{ name, 1, 1, 0, NULL, type, CF(field), lo, hi }
+#define KW_FILE(name, field) \
+	{ name, 1, 1, 0, NULL, KW_PATH, offsetof(struct conf_file, field) }
 
 static void __attribute__((format(printf, 2, 3)))
 perr(struct parse_ctx *ctx, const char *fmt, ...)
@@ -163,14 +158,6 @@ valid_hostname(const char *s)
 		    s[i] != '.')
 			return 0;
 	return 1;
-}
-
-static void
-kw_duration(struct parse_ctx *ctx, const char *kw, const char *s,
-    uint32_t *out)
-{
-	if (parse_duration(s, out) == -1)
-		perr(ctx, "%s: %s is not a duration (30s, 5m, 1h, 4d)", kw, s);
 }
 
 static void
@@ -423,47 +410,6 @@ kw_trusted_networks(struct parse_ctx *ctx, char **w, int n)
 	}
 }
 
-static void
-parse_user(struct parse_ctx *ctx, const char *kw, const char *name,
-    char *dst, size_t dstsize)
-{
-	if (strlcpy(dst, name, dstsize) >= dstsize)
-		perr(ctx, "%s: name too long", kw);
-}
-
-static void
-kw_user(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_user(ctx, "user", w[0], ctx->cf->conf.user,
-	    sizeof(ctx->cf->conf.user));
-}
-
-static void
-kw_queue_user(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_user(ctx, "queue-user", w[0], ctx->cf->conf.queue_user,
-	    sizeof(ctx->cf->conf.queue_user));
-}
-
-static void
-kw_deliver_user(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	parse_user(ctx, "deliver-user", w[0], ctx->cf->conf.deliver_user,
-	    sizeof(ctx->cf->conf.deliver_user));
-}
-
-static void
-kw_max_size(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	if (parse_size(w[0], &ctx->cf->conf.max_size) == -1)
-		perr(ctx, "max-message-size: %s is not a size (bytes, or "
-		    "with K, M or G)", w[0]);
-}
-
 /* queue-min-free: a size (K, M, G) or a share of the file system. */
 static void
 kw_queue_min_free(struct parse_ctx *ctx, char **w, int n)
@@ -494,90 +440,62 @@ kw_queue_min_free(struct parse_ctx *ctx, char **w, int n)
 	ctx->cf->conf.queue_min_free_pct = 0;
 }
 
-/* max-spool-pending SIZE: 0 is no bound. */
-static void
-kw_spool_pending(struct parse_ctx *ctx, char **w, int n)
-{
-	(void)n;
-	if (strcmp(w[0], "0") == 0)
-		ctx->cf->conf.max_spool_pending = 0;
-	else if (parse_size(w[0], &ctx->cf->conf.max_spool_pending) == -1)
-		perr(ctx, "max-spool-pending: %s is not a size (bytes, or "
-		    "with K, M or G)", w[0]);
-}
-
-/* data-rate-min SIZE: bytes per second, K or M allowed; 0 is no floor. */
-static void
-kw_data_rate(struct parse_ctx *ctx, char **w, int n)
-{
-	uint64_t	 v;
-
-	(void)n;
-	if (strcmp(w[0], "0") == 0)
-		ctx->cf->conf.data_rate_min = 0;
-	else if (parse_size(w[0], &v) == -1 || v > UINT32_MAX)
-		perr(ctx, "data-rate-min: %s is not a size per second "
-		    "(bytes, or with K or M)", w[0]);
-	else
-		ctx->cf->conf.data_rate_min = (uint32_t)v;
-}
-
+/*
+ * The keywords with a function of their own, and the files of struct
+ * conf_file; the simple settings of struct smtpd_conf are settings[]
+ * (settings.h), read by their type.
+ */
 static const struct keyword keywords[] = {
-	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0, 0, 0 },
-	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0, 0, 0 },
-	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0, 0, 0 },
-	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0, 0, 0 },
-	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0, 0, 0 },
-	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0, 0, 0 },
-	KW("upstream-auth", KW_PATH, upstream_auth, 0, 0),
-	KW("upstream-ca", KW_PATH, conf.upstream_ca, 0, 0),
-	{ "deliver", 1, 1, 0, kw_deliver, KW_FUNC, 0, 0, 0 },
-	KW("deliver-timeout", KW_DURATION, conf.deliver_timeout, 0, 0),
-	KW("deliver-max", KW_NUMBER, conf.deliver_max, 1, 256),
-	{ "relay-domains", 1, -1, 1, kw_relay_domains, KW_FUNC, 0, 0, 0 },
-	{ "relay-recipients", 1, 1, 0, kw_relay_recipients, KW_FUNC, 0, 0,
-	    0 },
-	{ "trusted-networks", 1, -1, 1, kw_trusted_networks, KW_FUNC, 0, 0,
-	    0 },
-	KW("users", KW_PATH, users, 0, 0),
-	{ "user", 1, 1, 0, kw_user, KW_FUNC, 0, 0, 0 },
-	{ "queue-user", 1, 1, 0, kw_queue_user, KW_FUNC, 0, 0, 0 },
-	{ "deliver-user", 1, 1, 0, kw_deliver_user, KW_FUNC, 0, 0, 0 },
-	KW("chroot", KW_PATH, conf.chroot, 0, 0),
-	KW("queue", KW_PATH, conf.queue, 0, 0),
-	KW("workers", KW_NUMBER, conf.workers, 1, 256),
-	KW("max-sessions", KW_NUMBER, conf.max_sessions, 1, 100000),
-	KW("max-sessions-per-ip", KW_NUMBER, conf.max_per_ip, 0, 100000),
-	{ "max-message-size", 1, 1, 0, kw_max_size, KW_FUNC, 0, 0, 0 },
-	KW("max-recipients", KW_NUMBER, conf.max_rcpt, 1, CONF_RCPT_MAX),
-	KW("timeout", KW_DURATION, conf.timeout, 0, 0),
-	{ "max-spool-pending", 1, 1, 0, kw_spool_pending, KW_FUNC, 0, 0, 0 },
-	KW("session-lifetime", KW_DURATION, conf.session_lifetime, 0, 0),
-	{ "data-rate-min", 1, 1, 0, kw_data_rate, KW_FUNC, 0, 0, 0 },
-	KW("data-rate-grace", KW_DURATION, conf.data_rate_grace, 0, 0),
-	KW("queue-lifetime", KW_DURATION, conf.queue_lifetime, 0, 0),
-	KW("queue-retry", KW_DURATION, conf.queue_retry, 0, 0),
-	{ "queue-min-free", 1, 1, 0, kw_queue_min_free, KW_FUNC, 0, 0, 0 },
-	KW("pid-file", KW_PATH, pid_file, 0, 0),
-	KW("x-peer-header", KW_YESNO, conf.x_peer, 0, 0),
-	KW("smtputf8", KW_YESNO, conf.smtputf8, 0, 0),
+	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0 },
+	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0 },
+	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0 },
+	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0 },
+	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0 },
+	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0 },
+	KW_FILE("upstream-auth", upstream_auth),
+	{ "deliver", 1, 1, 0, kw_deliver, KW_FUNC, 0 },
+	{ "relay-domains", 1, -1, 1, kw_relay_domains, KW_FUNC, 0 },
+	{ "relay-recipients", 1, 1, 0, kw_relay_recipients, KW_FUNC, 0 },
+	{ "trusted-networks", 1, -1, 1, kw_trusted_networks, KW_FUNC, 0 },
+	KW_FILE("users", users),
+	{ "queue-min-free", 1, 1, 0, kw_queue_min_free, KW_FUNC, 0 },
+	KW_FILE("pid-file", pid_file),
 };
+#define NKEYWORDS	(sizeof(keywords) / sizeof(keywords[0]))
+_Static_assert(NKEYWORDS <= CONF_FUNC_KEYWORDS,
+    "more keywords than kwline[] holds");
 
 _Static_assert(CONF_RCPT_MAX * (ADDR_PATH_MAX + 5) + 4096 < IMSG_MAX_SIZE,
     "a commit with max-recipients of the longest addresses fits an imsg");
-_Static_assert(sizeof(keywords) / sizeof(keywords[0]) <= CONF_KEYWORDS_MAX,
-    "more keywords than kwline[] holds");
+
+/*
+ * The index in kwline[] of keyword name: keywords[] first, then the
+ * settings read by their type; -1 if there is none.
+ */
+static int
+keyword_index(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < NKEYWORDS; i++)
+		if (strcmp(keywords[i].name, name) == 0)
+			return (int)i;
+	for (i = 0; i < nsettings; i++)
+		if (settings[i].how == SET_KW &&
+		    strcmp(settings[i].name, name) == 0)
+			return (int)(NKEYWORDS + i);
+	return -1;
+}
 
 /* The line where keyword kw was last given, 0 if it was not. */
 unsigned int
 conf_keyword_line(const struct conf_file *cf, const char *kw)
 {
-	size_t	 i;
+	int	 i;
 
-	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
-		if (strcmp(keywords[i].name, kw) == 0)
-			return cf->kwline[i];
-	return 0;
+	if ((i = keyword_index(kw)) == -1 || i >= CONF_KEYWORDS_MAX)
+		return 0;
+	return cf->kwline[i];
 }
 
 /*
@@ -635,30 +553,65 @@ split_words(struct parse_ctx *ctx, char *line, char **words)
 	}
 }
 
-/* The one value of a table-driven keyword. */
-static void
-parse_typed(struct parse_ctx *ctx, const struct keyword *kw, const char *v)
+/* A size, or "0" when the setting's bounds allow it. */
+static int
+parse_setting_size(const struct setting *st, const char *v, uint64_t *out)
 {
-	char		*base = (char *)ctx->cf;
-	uint32_t	*u32 = (uint32_t *)(void *)(base + kw->off);
+	if (st->min == 0 && strcmp(v, "0") == 0) {
+		*out = 0;
+		return 0;
+	}
+	if (parse_size(v, out) == -1 || *out < st->min || *out > st->max)
+		return -1;
+	return 0;
+}
 
-	switch (kw->type) {
-	case KW_NUMBER:
-		parse_num(ctx, kw->name, v, kw->lo, kw->hi, u32);
+/* The one value of a setting read by its type (settings.h). */
+static void
+parse_setting(struct parse_ctx *ctx, const struct setting *st,
+    const char *v)
+{
+	char		*field = (char *)&ctx->cf->conf + st->off;
+	uint64_t	 v64;
+	uint32_t	 v32;
+
+	switch (st->type) {
+	case SET_U32:
+	case SET_U64:
+		if (parse_num(ctx, st->name, v, st->min, st->max, &v32) == 0)
+			setting_set(&ctx->cf->conf, st, v32);
 		break;
-	case KW_DURATION:
-		kw_duration(ctx, kw->name, v, u32);
-		break;
-	case KW_YESNO:
-		if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0)
-			*u32 = strcmp(v, "yes") == 0;
+	case SET_DURATION:
+		if (parse_duration(v, &v32) == -1 || v32 < st->min ||
+		    v32 > st->max)
+			perr(ctx, "%s: %s is not a duration (30s, 5m, 1h, 4d)",
+			    st->name, v);
 		else
-			perr(ctx, "%s: expected yes or no", kw->name);
+			setting_set(&ctx->cf->conf, st, v32);
 		break;
-	case KW_PATH:
-		parse_path(ctx, kw->name, v, base + kw->off, PATH_MAX);
+	case SET_SIZE:
+	case SET_RATE:
+		if (parse_setting_size(st, v, &v64) == 0)
+			setting_set(&ctx->cf->conf, st, v64);
+		else if (st->type == SET_SIZE)
+			perr(ctx, "%s: %s is not a size (bytes, or with K, M "
+			    "or G)", st->name, v);
+		else
+			perr(ctx, "%s: %s is not a size per second (bytes, or "
+			    "with K or M)", st->name, v);
 		break;
-	case KW_FUNC:
+	case SET_BOOL:
+		if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0)
+			setting_set(&ctx->cf->conf, st, strcmp(v, "yes") == 0);
+		else
+			perr(ctx, "%s: expected yes or no", st->name);
+		break;
+	case SET_STR:
+		if (strlcpy(field, v, st->size) >= st->size)
+			perr(ctx, "%s: name too long", st->name);
+		break;
+	case SET_PATH:
+		parse_path(ctx, st->name, v, field, st->size);
 		break;
 	}
 }
@@ -667,34 +620,41 @@ static void
 parse_line(struct parse_ctx *ctx, char *line)
 {
 	char			*words[CONF_WORDS_MAX];
-	const struct keyword	*kw;
-	size_t			 i;
-	int			 n;
+	const struct keyword	*kw = NULL;
+	const struct setting	*st = NULL;
+	const char		*name;
+	int			 i, n, min = 1, max = 1;
 
 	if ((n = split_words(ctx, line, words)) <= 0)
 		return;
-	for (i = 0; i < sizeof(keywords) / sizeof(keywords[0]); i++)
-		if (strcmp(words[0], keywords[i].name) == 0)
-			break;
-	if (i == sizeof(keywords) / sizeof(keywords[0])) {
+	if ((i = keyword_index(words[0])) == -1) {
 		perr(ctx, "unknown keyword %s", words[0]);
 		return;
 	}
-	kw = &keywords[i];
+	if ((size_t)i < NKEYWORDS) {
+		kw = &keywords[i];
+		name = kw->name;
+		min = kw->min;
+		max = kw->max;
+	} else
+		name = (st = &settings[i - NKEYWORDS])->name;
 	/* Lines count from 1: a keyword not given yet has 0. */
-	if (!kw->repeatable && ctx->cf->kwline[i] != 0) {
-		perr(ctx, "%s given twice", kw->name);
+	if ((kw == NULL || !kw->repeatable) && ctx->cf->kwline[i] != 0) {
+		perr(ctx, "%s given twice", name);
 		return;
 	}
 	ctx->cf->kwline[i] = ctx->line;
-	if (n - 1 < kw->min || (kw->max != -1 && n - 1 > kw->max)) {
-		perr(ctx, "%s: wrong number of arguments", kw->name);
+	if (n - 1 < min || (max != -1 && n - 1 > max)) {
+		perr(ctx, "%s: wrong number of arguments", name);
 		return;
 	}
-	if (kw->type == KW_FUNC)
+	if (st != NULL)
+		parse_setting(ctx, st, words[1]);
+	else if (kw->type == KW_FUNC)
 		kw->parse(ctx, words + 1, n - 1);
 	else
-		parse_typed(ctx, kw, words[1]);
+		parse_path(ctx, name, words[1], (char *)ctx->cf + kw->off,
+		    PATH_MAX);
 }
 
 /* Cross-keyword checks, once the whole file is read. */

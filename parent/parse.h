@@ -18,7 +18,8 @@
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
 #define CONF_DELIVER_ARGS	64
-#define CONF_KEYWORDS_MAX	48
+#define CONF_FUNC_KEYWORDS	16	/* keywords[] of parse.c, at most */
+#define CONF_KEYWORDS_MAX	(CONF_FUNC_KEYWORDS + SETTINGS_N)
 
 struct listen_conf {
 	struct hostport	 hp;

@@ -11,6 +11,7 @@
 #include <bsd/string.h>
 
 #include "deliver.h"
+#include "envelope.h"
 #include "log.h"
 #include "queue.h"
 #include "scheduler.h"
@@ -29,6 +30,14 @@ static struct {
 	uint32_t		 next_id;
 } dlv;
 
+static const char *
+deliver_rcpt(const void *arg, uint32_t i)
+{
+	const struct qmsg	*m = arg;
+
+	return m->rcpts[i].addr;
+}
+
 /*
  * Hand a message to the parent to run the program on: 0, or -1 to try
  * it again later, or 1 when m was dealt with otherwise.
@@ -36,11 +45,10 @@ static struct {
 static int
 deliver_start(struct qmsg *m)
 {
-	struct imsg_out	*out;
-	struct drun	*r;
-	char		 peer[64];
-	uint32_t	 i;
-	int		 fd;
+	struct envelope_ref	 e;
+	struct imsg_out		*out;
+	struct drun		*r;
+	int			 fd;
 
 	/* Not there now, or set aside: sched_open() has seen to m. */
 	if ((fd = sched_open(m)) == -1)
@@ -51,17 +59,18 @@ deliver_start(struct qmsg *m)
 		close(fd);
 		return -1;
 	}
-	snprintf(peer, sizeof(peer), "%s:%u", m->peer_ip, m->peer_port);
 	r->id = ++dlv.next_id;
 	r->msg = m;
+	memset(&e, 0, sizeof(e));
+	e.peer_ip = m->peer_ip;
+	e.peer_port = m->peer_port;
+	e.helo = m->helo;
+	e.mail_from = m->from;
+	e.nrcpt = m->nrcpt;
+	e.rcpt = deliver_rcpt;
+	e.arg = m;
 	imsg_out_init(out, IMSG_DELIVER_RUN, r->id, fd);
-	imsg_add_str(out, m->id);
-	imsg_add_str(out, peer);
-	imsg_add_str(out, m->helo);
-	imsg_add_str(out, m->from);
-	imsg_add_u32(out, m->nrcpt);
-	for (i = 0; i < m->nrcpt; i++)
-		imsg_add_str(out, m->rcpts[i].addr);
+	deliver_env_encode(out, m->id, &e);
 	if (out->overflow) {
 		log_warnx("event=deliver-error queue_id=%s reason=\"envelope "
 		    "too large\"", m->id);

@@ -260,7 +260,7 @@ relay_log_message(const char *qid, const struct envelope *env)
 	rcpts[0] = '\0';
 	for (i = 0; i < env->nrcpt && off < sizeof(rcpts); i++) {
 		n = snprintf(rcpts + off, sizeof(rcpts) - off, "%s<%s>",
-		    i ? "," : "", env->rcpts[i]);
+		    i ? "," : "", env->rcpts[i].path);
 		if (n < 0)
 			break;
 		off += n;
@@ -339,34 +339,30 @@ relay_auth_grant(struct imsg *imsg)
 /*
  * Every recipient must pass the relay guard here too: a worker lies.
  * A worker from before the last reload drains sessions that began
- * under the policy of then: either policy will do for it.
+ * under the policy of then: either policy will do for it.  The
+ * addresses were parsed by envelope_decode().
  */
 static int
 relay_recheck(const struct channel *ch, const struct envelope *env,
     int authenticated)
 {
-	struct mailaddr	 a;
-	char		 path[ADDR_PATH_MAX + 3];
-	size_t		 used;
-	uint32_t	 i;
-	int		 n;
+	const struct env_rcpt	*r;
+	uint32_t		 i;
 
 	if (relay.conf.mode != MODE_RELAY)
 		return 0;
 	for (i = 0; i < env->nrcpt; i++) {
+		r = &env->rcpts[i];
 		/* The reserved postmaster is always accepted (SPEC 7.1). */
-		if (addr_is_postmaster(env->rcpts[i], relay.conf.hostname))
+		if (r->postmaster ||
+		    addr_is_postmaster(r->path, relay.conf.hostname))
 			continue;
-		n = snprintf(path, sizeof(path), "<%s>", env->rcpts[i]);
-		if (n < 0 || (size_t)n >= sizeof(path) ||
-		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK)
-			return -1;
-		if (policy_check_rcpt(&relay.policy, &a, env->peer_ip,
+		if (policy_check_rcpt(&relay.policy, &r->addr, env->peer_ip,
 		    authenticated) == POLICY_ACCEPT)
 			continue;
 		if (ch->id > relay.old_channels ||
-		    policy_check_rcpt(&relay.old_policy, &a, env->peer_ip,
-		    authenticated) != POLICY_ACCEPT)
+		    policy_check_rcpt(&relay.old_policy, &r->addr,
+		    env->peer_ip, authenticated) != POLICY_ACCEPT)
 			return -1;
 	}
 	return 0;
@@ -394,7 +390,7 @@ relay_qmsg(const struct spool *sp, const struct envelope *env)
 	m->created = m->next_try = (int64_t)time(NULL);
 	m->nrcpt = env->nrcpt;
 	for (i = 0; i < env->nrcpt; i++) {
-		strlcpy(m->rcpts[i].addr, env->rcpts[i],
+		strlcpy(m->rcpts[i].addr, env->rcpts[i].path,
 		    sizeof(m->rcpts[i].addr));
 		m->rcpts[i].state = RCPT_PENDING;
 	}

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <stdint.h>
 
+#include "envelope.h"
 #include "imsg.h"
 #include "proto.h"
 #include "queue.h"
@@ -40,22 +41,6 @@ struct channel {
 
 #define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */
 
-/* A committed envelope, checked. */
-struct envelope {
-	char		 peer_ip[INET6_ADDRSTRLEN];
-	uint32_t	 peer_port;
-	char		 helo[ENV_HELO_MAX + 1];
-	char		 mail_from[ADDR_PATH_MAX + 1];
-	uint32_t	 nrcpt;
-	char		 (*rcpts)[ADDR_PATH_MAX + 1];
-	uint64_t	 size;
-	uint32_t	 flags;
-	char		 mail_opts[ENV_OPTS_MAX + 1];	/* see envelope.c */
-	char		 rcpt_opts[ENV_OPTS_MAX + 1];
-};
-
 int	relay_main(void);
-int	envelope_decode(struct imsg *, struct envelope *, int smtputf8);
-void	envelope_free(struct envelope *);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include <bsd/string.h>
 
+#include "envelope.h"
 #include "log.h"
 #include "tls.h"
 #include "worker.h"
@@ -629,14 +630,23 @@ session_commit_failed(struct smtp_session *smtp, const char *why)
 	smtp_commit_done(smtp, 0, why);
 }
 
+static const char *
+session_rcpt(const void *arg, uint32_t i)
+{
+	const struct smtp_session	*smtp = arg;
+
+	return smtp->rcpts[i];
+}
+
 /* The final dot: send the envelope for the relay to check and commit. */
 static void
 session_msg_commit(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = session_worker;
-	struct imsg_out	*out;
-	uint32_t	 i, flags = 0;
+	struct envelope_ref	 e;
+	struct imsg_out		*out;
+	uint32_t		 flags = 0;
 
 	if (w->relay == NULL || s->relay_gen != w->relay_gen) {
 		smtp_commit_done(smtp, 0, "queue unavailable, try again later");
@@ -654,18 +664,20 @@ session_msg_commit(struct smtp_session *smtp)
 		flags |= ENV_F_ESMTP;
 	if (smtp->authenticated)
 		flags |= ENV_F_AUTH;
+	memset(&e, 0, sizeof(e));
+	e.peer_ip = smtp->peer_ip;
+	e.peer_port = smtp->peer_port;
+	e.helo = smtp->helo;
+	e.mail_from = smtp->mail_from;
+	e.nrcpt = smtp->nrcpt;
+	e.rcpt = session_rcpt;
+	e.arg = smtp;
+	e.size = smtp->datalen;
+	e.flags = flags;
+	e.mail_opts = smtp->mail_opts;
+	e.rcpt_opts = smtp->rcpt_opts;
 	imsg_out_init(out, IMSG_MSG_COMMIT, s->id, -1);
-	imsg_add_str(out, smtp->peer_ip);
-	imsg_add_u32(out, smtp->peer_port);
-	imsg_add_str(out, smtp->helo);
-	imsg_add_str(out, smtp->mail_from);
-	imsg_add_u32(out, smtp->nrcpt);
-	for (i = 0; i < smtp->nrcpt; i++)
-		imsg_add_str(out, smtp->rcpts[i]);
-	imsg_add_u64(out, smtp->datalen);
-	imsg_add_u32(out, flags);
-	imsg_add_str(out, smtp->mail_opts != NULL ? smtp->mail_opts : "");
-	imsg_add_str(out, smtp->rcpt_opts != NULL ? smtp->rcpt_opts : "");
+	envelope_encode(out, &e);
 	if (out->overflow) {
 		free(out);
 		session_commit_failed(smtp, "envelope too large");

@@ -18,6 +18,7 @@
 #include <bsd/string.h>
 #include <limits.h>
 
+#include "envelope.h"
 #include "log.h"
 #include "smtp.h"
 
@@ -220,25 +221,15 @@ smtp_reset(struct smtp_session *s)
 static int
 smtp_check_helo(struct smtp_session *s, const char *verb, char *arg)
 {
-	size_t	 i, len = strlen(arg);
-
-	if (len == 0 || len > ENV_HELO_MAX) {
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
-		return -1;
-	}
-	for (i = 0; i < len; i++) {
-		unsigned char c = arg[i];
-
-		if (c <= ' ' || c == 127 || (c >= 0x80 && !s->conf->smtputf8)) {
-			smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname",
-			    verb);
-			return -1;
-		}
-	}
-	/* Under SMTPUTF8: well-formed, and no bidi controls (SPEC 9). */
-	if (addr_utf8_check(arg) == -1) {
+	switch (helo_valid(arg, s->conf->smtputf8)) {
+	case HELO_OK:
+		break;
+	case HELO_UTF8:
 		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname (invalid "
 		    "UTF-8 or bidirectional control)", verb);
+		return -1;
+	default:
+		smtp_reply(s, 501, "5.5.4", "Syntax: %s hostname", verb);
 		return -1;
 	}
 	strlcpy(s->helo, arg, sizeof(s->helo));

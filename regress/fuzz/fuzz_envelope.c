@@ -2,10 +2,11 @@
  * libFuzzer harness for the relay's check of a worker's commit.  The
  * first byte is the relay's smtputf8 setting (its low bit); the rest is
  * the IMSG_MSG_COMMIT payload a lying worker sends.  What is accepted
- * must be bounded and checked field by field, and must encode back, as
- * session_msg_commit() encodes it, to exactly the payload.
+ * must be bounded and checked field by field, keep its addresses as they
+ * parse, and must encode back, with the one encoder the worker uses
+ * (envelope_encode()), to exactly the payload.
  *
- * FUZZ_SRCS: relay/envelope.c lib/addr.c lib/imsg.c
+ * FUZZ_SRCS: lib/envelope.c lib/addr.c lib/imsg.c
  */
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -15,28 +16,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "addr.h"
 #include "imsg.h"
-#include "relay.h"
+#include "envelope.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define HDRSZ	sizeof(struct imsg_hdr)
 
 static void
-check_addr(const char *s, int allow_null, int utf8)
+check_addr(const char *s, int allow_null, int utf8, struct mailaddr *a)
 {
 	char		 path[ADDR_PATH_MAX + 3];
-	struct mailaddr	 a;
 	size_t		 used;
 	int		 n;
 
+	memset(a, 0, sizeof(*a));
 	if (strnlen(s, ADDR_PATH_MAX + 1) > ADDR_PATH_MAX)
 		abort();
 	n = snprintf(path, sizeof(path), "<%s>", s);
 	if (n < 0 || (size_t)n >= sizeof(path) ||
-	    addr_parse_path(path, n, allow_null, utf8, &a, &used) != ADDR_OK ||
+	    addr_parse_path(path, n, allow_null, utf8, a, &used) != ADDR_OK ||
 	    used != (size_t)n)
 		abort();
 }
@@ -45,7 +47,9 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct imsg_out	 out;
+	struct envelope_ref	 ref;
 	struct envelope		 env;
+	struct mailaddr		 a;
 	struct imsg		 imsg;
 	unsigned char		 bin[16];
 	const unsigned char	*p;
@@ -97,23 +101,26 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (p = (const unsigned char *)env.helo; *p != '\0'; p++)
 		if (*p <= ' ' || *p == 127 || (*p >= 0x80 && !utf8))
 			abort();
-	check_addr(env.mail_from, 1, utf8);
-	for (i = 0; i < env.nrcpt; i++)
-		check_addr(env.rcpts[i], 0, utf8);
+	if (helo_valid(env.helo, utf8) != HELO_OK)
+		abort();
+	check_addr(env.mail_from, 1, utf8, &a);
+	if (memcmp(&a, &env.from, sizeof(a)) != 0)
+		abort();
+	for (i = 0; i < env.nrcpt; i++) {
+		if (env.rcpts[i].postmaster) {
+			if (strcasecmp(env.rcpts[i].path, "postmaster") != 0)
+				abort();
+			continue;
+		}
+		check_addr(env.rcpts[i].path, 0, utf8, &a);
+		if (memcmp(&a, &env.rcpts[i].addr, sizeof(a)) != 0)
+			abort();
+	}
 
 	/* One encoding: the worker's. */
 	imsg_out_init(&out, IMSG_MSG_COMMIT, 0, -1);
-	imsg_add_str(&out, env.peer_ip);
-	imsg_add_u32(&out, env.peer_port);
-	imsg_add_str(&out, env.helo);
-	imsg_add_str(&out, env.mail_from);
-	imsg_add_u32(&out, env.nrcpt);
-	for (i = 0; i < env.nrcpt; i++)
-		imsg_add_str(&out, env.rcpts[i]);
-	imsg_add_u64(&out, env.size);
-	imsg_add_u32(&out, env.flags);
-	imsg_add_str(&out, env.mail_opts);
-	imsg_add_str(&out, env.rcpt_opts);
+	envelope_ref(&env, &ref);
+	envelope_encode(&out, &ref);
 	if (out.overflow || out.len - HDRSZ != imsg.datalen ||
 	    memcmp(out.buf + HDRSZ, imsg.data, imsg.datalen) != 0)
 		abort();

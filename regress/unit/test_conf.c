@@ -25,7 +25,7 @@ sample(struct smtpd_conf *c)
 {
 	conf_defaults(c);
 	c->mode = MODE_RELAY;
-	c->verbose = 2;
+	c->verbose = 1;
 	c->foreground = 1;
 	c->smtputf8 = 1;
 	c->drop_privs = 1;
@@ -338,6 +338,75 @@ test_bad_values(void **state)
 	assert_string_equal(d.hostname, "");
 }
 
+/* Every number of settings[] is checked against its own bounds. */
+static void
+test_table_bounds(void **state)
+{
+	const struct setting	*st;
+	struct smtpd_conf	 c, d;
+	uint64_t		 top;
+	size_t			 i;
+
+	(void)state;
+	for (i = 0; i < nsettings; i++) {
+		st = &settings[i];
+		if (setting_is_str(st)) {
+			assert_true(st->size == st->max);
+			continue;
+		}
+		top = st->size == sizeof(uint64_t) ? UINT64_MAX : UINT32_MAX;
+		assert_true(st->max <= top);
+		assert_true(setting_in_bounds(st, st->def));
+		sample(&c);
+		c.drop_privs = 0;
+		setting_set(&c, st, st->min);
+		assert_int_equal(recv_conf(&c, &d), 0);
+		setting_set(&c, st, st->max);
+		assert_int_equal(recv_conf(&c, &d), 0);
+		assert_true(setting_get(&d, st) == st->max);
+		if (st->min > 0 && st->min - 1 != st->def) {
+			setting_set(&c, st, st->min - 1);
+			if (recv_conf(&c, &d) != -1)
+				fail_msg("%s below its bounds accepted",
+				    st->name);
+		}
+		if (st->max < top && st->max + 1 != st->def) {
+			setting_set(&c, st, st->max + 1);
+			if (recv_conf(&c, &d) != -1)
+				fail_msg("%s above its bounds accepted",
+				    st->name);
+		}
+	}
+}
+
+/* A reload keeps what needs a restart and names what the file changed. */
+static void
+test_keep(void **state)
+{
+	struct smtpd_conf	 old, c;
+	char			 kept[256];
+
+	(void)state;
+	sample(&old);
+	c = old;
+	assert_int_equal(conf_keep(&c, &old, kept, sizeof(kept)), 0);
+	assert_string_equal(kept, "");
+	c.timeout = 99;
+	c.workers = 5;
+	c.upstream_port = 2525;
+	c.upstream_tls = UPSTREAM_TLS;
+	strcpy(c.queue, "/elsewhere");
+	c.uid = 4242;
+	assert_int_equal(conf_keep(&c, &old, kept, sizeof(kept)), 3);
+	assert_string_equal(kept, "workers upstream queue");
+	assert_int_equal(c.timeout, 99);
+	assert_int_equal(c.workers, old.workers);
+	assert_int_equal(c.upstream_port, old.upstream_port);
+	assert_int_equal(c.upstream_tls, old.upstream_tls);
+	assert_int_equal(c.uid, old.uid);
+	assert_string_equal(c.queue, old.queue);
+}
+
 int
 main(void)
 {
@@ -346,6 +415,8 @@ main(void)
 		cmocka_unit_test(test_roundtrip),
 		cmocka_unit_test(test_truncated_extra),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_table_bounds),
+		cmocka_unit_test(test_keep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

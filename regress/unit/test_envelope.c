@@ -17,7 +17,7 @@
 
 #include "imsg.h"
 #include "proto.h"
-#include "relay.h"
+#include "envelope.h"
 
 #define HDRSZ	sizeof(struct imsg_hdr)
 #define MAXR	(ENV_RCPT_MAX + 2)
@@ -127,8 +127,14 @@ test_valid(void **state)
 	assert_string_equal(env.helo, "client.example");
 	assert_string_equal(env.mail_from, "sender@example.org");
 	assert_int_equal(env.nrcpt, 2);
-	assert_string_equal(env.rcpts[0], "a@example.net");
-	assert_string_equal(env.rcpts[1], "\"b c\"@example.net");
+	assert_string_equal(env.rcpts[0].path, "a@example.net");
+	assert_string_equal(env.rcpts[1].path, "\"b c\"@example.net");
+	/* Parsed once, for the relay's policy. */
+	assert_string_equal(env.rcpts[0].addr.local, "a");
+	assert_string_equal(env.rcpts[0].addr.domain, "example.net");
+	assert_true(env.rcpts[1].addr.flags & ADDR_F_QUOTED);
+	assert_string_equal(env.from.domain, "example.org");
+	assert_false(env.from.null);
 	assert_int_equal(env.size, 1234);
 	assert_int_equal(env.flags, ENV_F_ESMTP | ENV_F_8BIT);
 	envelope_free(&env);
@@ -238,7 +244,7 @@ test_rcpt_count(void **state)
 	c.nrcpt = c.nsent = ENV_RCPT_MAX;
 	assert_int_equal(decode(&c, &env, 0), 0);
 	assert_int_equal(env.nrcpt, ENV_RCPT_MAX);
-	assert_string_equal(env.rcpts[ENV_RCPT_MAX - 1], "a@b.c");
+	assert_string_equal(env.rcpts[ENV_RCPT_MAX - 1].path, "a@b.c");
 	envelope_free(&env);
 	c.nrcpt = c.nsent = ENV_RCPT_MAX + 1;
 	assert_int_equal(decode_ok(&c, 0), -1);
@@ -484,6 +490,140 @@ test_truncated(void **state)
 	free(out);
 }
 
+static const char *
+list_rcpt(const void *arg, uint32_t i)
+{
+	return ((const char *const *)arg)[i];
+}
+
+/* imsg as imsgbuf_get() would hand out what out holds. */
+static void
+as_received(struct imsg_out *out, struct imsg *imsg)
+{
+	assert_false(out->overflow);
+	memset(imsg, 0, sizeof(*imsg));
+	imsg->hdr.type = IMSG_MSG_COMMIT;
+	imsg->hdr.len = (uint32_t)out->len;
+	imsg->fd = -1;
+	imsg->datalen = out->len - HDRSZ;
+	assert_non_null(imsg->data = malloc(imsg->datalen));
+	memcpy(imsg->data, out->buf + HDRSZ, imsg->datalen);
+}
+
+/* The worker's encoder and the relay's decoder agree, both ways. */
+static void
+test_encode_roundtrip(void **state)
+{
+	static const char	*rcpts[] = { "a@example.net", "postmaster" };
+	struct envelope_ref	 e, back;
+	struct envelope		 env;
+	struct imsg_out		*out, *again;
+	struct imsg		 imsg;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.peer_ip = "192.0.2.7";
+	e.peer_port = 25;
+	e.helo = "client.example";
+	e.mail_from = "";
+	e.nrcpt = 2;
+	e.rcpt = list_rcpt;
+	e.arg = rcpts;
+	e.size = 99;
+	e.flags = ENV_F_8BIT;
+	e.mail_opts = "BODY=8BITMIME";
+	assert_non_null(out = malloc(sizeof(*out)));
+	assert_non_null(again = malloc(sizeof(*again)));
+	imsg_out_init(out, IMSG_MSG_COMMIT, 1, -1);
+	envelope_encode(out, &e);
+	as_received(out, &imsg);
+	assert_int_equal(envelope_decode(&imsg, &env, 0), 0);
+	imsg_free(&imsg);
+	assert_true(env.from.null);
+	assert_false(env.rcpts[0].postmaster);
+	assert_true(env.rcpts[1].postmaster);
+	assert_string_equal(env.rcpt_opts, "");
+	envelope_ref(&env, &back);
+	imsg_out_init(again, IMSG_MSG_COMMIT, 1, -1);
+	envelope_encode(again, &back);
+	assert_int_equal(again->len, out->len);
+	assert_memory_equal(again->buf + HDRSZ, out->buf + HDRSZ,
+	    out->len - HDRSZ);
+	envelope_free(&env);
+	free(out);
+	free(again);
+}
+
+/* One HELO check for the session and the relay. */
+static void
+test_helo_valid(void **state)
+{
+	char	 big[ENV_HELO_MAX + 2];
+
+	(void)state;
+	assert_int_equal(helo_valid("mx.example", 0), HELO_OK);
+	assert_int_equal(helo_valid("[192.0.2.1]", 0), HELO_OK);
+	assert_int_equal(helo_valid("", 0), HELO_SYNTAX);
+	assert_int_equal(helo_valid("a b", 0), HELO_SYNTAX);
+	assert_int_equal(helo_valid("a\x7f", 1), HELO_SYNTAX);
+	assert_int_equal(helo_valid("b\xc3\xbc" "cher", 0), HELO_SYNTAX);
+	assert_int_equal(helo_valid("b\xc3\xbc" "cher", 1), HELO_OK);
+	assert_int_equal(helo_valid("b\xc3", 1), HELO_UTF8);
+	assert_int_equal(helo_valid("a\xe2\x80\xae" "b", 1), HELO_UTF8);
+	memset(big, 'h', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(helo_valid(big, 0), HELO_SYNTAX);
+	big[ENV_HELO_MAX] = '\0';
+	assert_int_equal(helo_valid(big, 0), HELO_OK);
+}
+
+/* A deliver run's envelope, from the relay to the parent. */
+static void
+test_deliver_env(void **state)
+{
+	static const char	*rcpts[] = { "a@example.net", "b@example.net" };
+	struct envelope_ref	 e;
+	struct deliver_env	 d;
+	struct imsg_out		*out;
+	struct imsg		 imsg, cut;
+
+	(void)state;
+	memset(&e, 0, sizeof(e));
+	e.peer_ip = "2001:db8::1";
+	e.peer_port = 4567;
+	e.helo = "client.example";
+	e.mail_from = "s@example.org";
+	e.nrcpt = 2;
+	e.rcpt = list_rcpt;
+	e.arg = rcpts;
+	assert_non_null(out = malloc(sizeof(*out)));
+	imsg_out_init(out, IMSG_DELIVER_RUN, 1, -1);
+	deliver_env_encode(out, "0123456789ABCDEF", &e);
+	as_received(out, &imsg);
+	free(out);
+	assert_int_equal(deliver_env_decode(&imsg, &d), 0);
+	assert_string_equal(d.qid, "0123456789ABCDEF");
+	assert_string_equal(d.peer, "2001:db8::1:4567");
+	assert_string_equal(d.helo, "client.example");
+	assert_string_equal(d.from, "s@example.org");
+	assert_int_equal(d.nrcpt, 2);
+	assert_string_equal(d.rcpts, "a@example.net,b@example.net");
+	deliver_env_free(&d);
+	assert_null(d.rcpts);
+	/* Short by a byte, or a byte too long: refused, nothing kept. */
+	cut = imsg;
+	cut.datalen--;
+	assert_int_equal(deliver_env_decode(&cut, &d), -1);
+	assert_null(d.rcpts);
+	cut.datalen += 2;
+	assert_non_null(cut.data = calloc(1, cut.datalen));
+	memcpy(cut.data, imsg.data, imsg.datalen);
+	assert_int_equal(deliver_env_decode(&cut, &d), -1);
+	assert_null(d.rcpts);
+	free(cut.data);
+	imsg_free(&imsg);
+}
+
 int
 main(void)
 {
@@ -496,6 +636,9 @@ main(void)
 		cmocka_unit_test(test_flags_and_tail),
 		cmocka_unit_test(test_options),
 		cmocka_unit_test(test_truncated),
+		cmocka_unit_test(test_encode_roundtrip),
+		cmocka_unit_test(test_helo_valid),
+		cmocka_unit_test(test_deliver_env),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
