@@ -129,7 +129,6 @@ parent_startup(struct parent *p, struct child *c)
 			imsg_add_str(&out, p->upstream_user);
 			imsg_add_str(&out, p->upstream_pass);
 			parent_child_send(c, &out);
-			explicit_bzero(&out, sizeof(out));
 		}
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)

@@ -36,7 +36,7 @@ static struct {
 static int
 deliver_start(struct qmsg *m)
 {
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 	struct drun	*r;
 	char		 peer[64];
 	uint32_t	 i;
@@ -45,34 +45,31 @@ deliver_start(struct qmsg *m)
 	/* Not there now, or set aside: sched_open() has seen to m. */
 	if ((fd = sched_open(m)) == -1)
 		return 1;
-	if ((out = malloc(sizeof(*out))) == NULL ||
-	    (r = calloc(1, sizeof(*r))) == NULL) {
-		free(out);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		close(fd);
 		return -1;
 	}
 	snprintf(peer, sizeof(peer), "%s:%u", m->peer_ip, m->peer_port);
 	r->id = ++dlv.next_id;
 	r->msg = m;
-	imsg_out_init(out, IMSG_DELIVER_RUN, r->id, fd);
-	imsg_add_str(out, m->id);
-	imsg_add_str(out, peer);
-	imsg_add_str(out, m->helo);
-	imsg_add_str(out, m->from);
-	imsg_add_u32(out, m->nrcpt);
+	imsg_out_init(&out, IMSG_DELIVER_RUN, r->id, fd);
+	imsg_add_str(&out, m->id);
+	imsg_add_str(&out, peer);
+	imsg_add_str(&out, m->helo);
+	imsg_add_str(&out, m->from);
+	imsg_add_u32(&out, m->nrcpt);
 	for (i = 0; i < m->nrcpt; i++)
-		imsg_add_str(out, m->rcpts[i].addr);
-	if (out->overflow) {
+		imsg_add_str(&out, m->rcpts[i].addr);
+	if (out.overflow) {
 		log_warnx("event=deliver-error queue_id=%s reason=\"envelope "
 		    "too large\"", m->id);
 		close(fd);
-		free(out);
+		imsg_out_free(&out);
 		free(r);
 		return -1;
 	}
 	m->state = QMSG_SENDING;
-	dlv.send(out);
-	free(out);
+	dlv.send(&out);
 	r->next = dlv.runs;
 	dlv.runs = r;
 	dlv.nruns++;

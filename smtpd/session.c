@@ -571,19 +571,14 @@ session_auth_check(struct smtp_session *smtp, const char *user,
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = session_worker;
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		smtp_auth_done(smtp, 0);
-		return;
-	}
-	imsg_out_init(out, IMSG_AUTH_REQUEST, s->id, -1);
-	imsg_add_str(out, user);
-	imsg_add_str(out, password);
-	imsg_add_str(out, smtp->peer_ip);
-	worker_parent_send(w, out);
-	explicit_bzero(out, sizeof(*out));
-	free(out);
+	/* The buffer is wiped once written (imsgbuf_write). */
+	imsg_out_init(&out, IMSG_AUTH_REQUEST, s->id, -1);
+	imsg_add_str(&out, user);
+	imsg_add_str(&out, password);
+	imsg_add_str(&out, smtp->peer_ip);
+	worker_parent_send(w, &out);
 }
 
 /*
@@ -635,15 +630,11 @@ session_msg_commit(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = session_worker;
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 	uint32_t	 i, flags = 0;
 
 	if (w->relay == NULL || s->relay_gen != w->relay_gen) {
 		smtp_commit_done(smtp, 0, "queue unavailable, try again later");
-		return;
-	}
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		session_commit_failed(smtp, "out of memory");
 		return;
 	}
 	if (smtp->body_8bit)
@@ -654,25 +645,24 @@ session_msg_commit(struct smtp_session *smtp)
 		flags |= ENV_F_ESMTP;
 	if (smtp->authenticated)
 		flags |= ENV_F_AUTH;
-	imsg_out_init(out, IMSG_MSG_COMMIT, s->id, -1);
-	imsg_add_str(out, smtp->peer_ip);
-	imsg_add_u32(out, smtp->peer_port);
-	imsg_add_str(out, smtp->helo);
-	imsg_add_str(out, smtp->mail_from);
-	imsg_add_u32(out, smtp->nrcpt);
+	imsg_out_init(&out, IMSG_MSG_COMMIT, s->id, -1);
+	imsg_add_str(&out, smtp->peer_ip);
+	imsg_add_u32(&out, smtp->peer_port);
+	imsg_add_str(&out, smtp->helo);
+	imsg_add_str(&out, smtp->mail_from);
+	imsg_add_u32(&out, smtp->nrcpt);
 	for (i = 0; i < smtp->nrcpt; i++)
-		imsg_add_str(out, smtp->rcpts[i]);
-	imsg_add_u64(out, smtp->datalen);
-	imsg_add_u32(out, flags);
-	imsg_add_str(out, smtp->mail_opts != NULL ? smtp->mail_opts : "");
-	imsg_add_str(out, smtp->rcpt_opts != NULL ? smtp->rcpt_opts : "");
-	if (out->overflow) {
-		free(out);
+		imsg_add_str(&out, smtp->rcpts[i]);
+	imsg_add_u64(&out, smtp->datalen);
+	imsg_add_u32(&out, flags);
+	imsg_add_str(&out, smtp->mail_opts != NULL ? smtp->mail_opts : "");
+	imsg_add_str(&out, smtp->rcpt_opts != NULL ? smtp->rcpt_opts : "");
+	if (out.overflow) {
+		imsg_out_free(&out);
 		session_commit_failed(smtp, "envelope too large");
 		return;
 	}
-	worker_relay_send(w, out);
-	free(out);
+	worker_relay_send(w, &out);
 }
 
 /* The session dropped its message: the relay may forget the file. */

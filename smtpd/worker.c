@@ -226,7 +226,11 @@ worker_log_sink(int pri, const char *line)
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
 {
-	if (w->relay != NULL && proc_send(w->relay, out) == -1)
+	if (w->relay == NULL) {
+		imsg_out_free(out);
+		return;
+	}
+	if (proc_send(w->relay, out) == -1)
 		log_warn("message to the relay");
 }
 
