@@ -32,9 +32,15 @@ CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wformat=2
+# A flag, if $(CC) takes it without a word of complaint; else nothing.
+cc_flag = $(shell $(CC) -Werror $(1) -x c -c -o /dev/null /dev/null \
+	   >/dev/null 2>&1 && echo $(1))
 # -U first: a distribution's compiler may define _FORTIFY_SOURCE itself.
-HARDEN	 = -fstack-protector-strong -fPIE -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=2 \
-	   -fstack-clash-protection
+HARDEN	:= -fstack-protector-strong -fPIE -U_FORTIFY_SOURCE \
+	   -D_FORTIFY_SOURCE=2 -fstack-clash-protection \
+	   $(call cc_flag,-ftrivial-auto-var-init=zero) \
+	   $(call cc_flag,-fzero-call-used-regs=used) \
+	   $(call cc_flag,-fcf-protection)
 CFLAGS	?= -O2 -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Ilib -Iparent -Ismtpd -Irelay \
 	   $(PKG_CFLAGS) $(SAN)

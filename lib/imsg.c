@@ -18,6 +18,7 @@
 
 #define IMSG_HDR_SIZE	sizeof(struct imsg_hdr)
 #define IMSG_WRITE_IOV	64
+#define IMSG_OUT_MIN	256	/* a new message's first buffer */
 
 /* Make an empty buffer for one end of a socketpair. */
 void
@@ -26,6 +27,17 @@ imsgbuf_init(struct imsgbuf *ib, int fd)
 	memset(ib, 0, sizeof(*ib));
 	ib->fd = fd;
 	ib->pid = getpid();
+}
+
+/* A written or dropped message: wiped, as it may have carried a password. */
+static void
+imsg_wmsg_free(struct imsg_wmsg *wm)
+{
+	if (wm->fd != -1)
+		close(wm->fd);
+	explicit_bzero(wm->buf, wm->len);
+	free(wm->buf);
+	free(wm);
 }
 
 /* Free queued messages and close every descriptor not yet claimed. */
@@ -37,10 +49,7 @@ imsgbuf_clear(struct imsgbuf *ib)
 
 	while ((wm = ib->whead) != NULL) {
 		ib->whead = wm->next;
-		if (wm->fd != -1)
-			close(wm->fd);
-		explicit_bzero(wm->buf, wm->len);
-		free(wm);
+		imsg_wmsg_free(wm);
 	}
 	ib->wtail = NULL;
 	ib->wqueued = 0;
@@ -181,20 +190,67 @@ imsg_free(struct imsg *imsg)
 void
 imsg_out_init(struct imsg_out *out, uint32_t type, uint32_t peerid, int fd)
 {
-	memset(&out->hdr, 0, sizeof(out->hdr));
+	memset(out, 0, sizeof(*out));
 	out->hdr.type = type;
 	out->hdr.peerid = peerid;
 	out->hdr.pid = 0;		/* the buffer's, when queued */
 	out->hdr.flags = fd == -1 ? 0 : IMSG_F_FD;
 	out->fd = fd;
 	out->len = IMSG_HDR_SIZE;
-	out->overflow = 0;
+	out->buf = NULL;
+}
+
+/* Drop a message that will not be queued; its descriptor stays the caller's. */
+void
+imsg_out_free(struct imsg_out *out)
+{
+	if (out->buf != NULL) {
+		explicit_bzero(out->buf, out->len);
+		free(out->buf);
+	}
+	out->buf = NULL;
+	out->cap = 0;
+}
+
+/*
+ * Room for need bytes in all.  The buffer grows by doubling; the old
+ * one is wiped, not left to the allocator with a password in it.
+ */
+static int
+imsg_out_reserve(struct imsg_out *out, size_t need)
+{
+	uint8_t	*nbuf;
+	size_t	 ncap;
+
+	if (out->overflow || need > IMSG_MAX_SIZE) {
+		out->overflow = 1;
+		return -1;
+	}
+	if (out->buf != NULL && need <= out->cap)
+		return 0;
+	for (ncap = out->cap ? out->cap : IMSG_OUT_MIN; ncap < need; ncap *= 2)
+		;
+	if (ncap > IMSG_MAX_SIZE)
+		ncap = IMSG_MAX_SIZE;
+	if ((nbuf = malloc(ncap)) == NULL) {
+		out->overflow = 1;
+		return -1;
+	}
+	if (out->buf != NULL) {
+		memcpy(nbuf, out->buf, out->len);
+		explicit_bzero(out->buf, out->len);
+		free(out->buf);
+	}
+	out->buf = nbuf;
+	out->cap = ncap;
+	return 0;
 }
 
 int
 imsg_add_data(struct imsg_out *out, const void *data, size_t len)
 {
-	if (out->overflow || len > sizeof(out->buf) - out->len) {
+	if (out->overflow || len > IMSG_MAX_SIZE - out->len ||
+	    imsg_out_reserve(out, out->len + len) == -1) {
 		out->overflow = 1;
 		return -1;
 	}
@@ -236,9 +292,10 @@ imsg_add_sa(struct imsg_out *out, const struct sockaddr *sa, socklen_t len)
 }
 
 /*
- * Queue a composed message for writing.  The descriptor, if any, now
- * belongs to the buffer and is closed once sent.  -1 if the message grew
- * past IMSG_MAX_SIZE or memory ran out.
+ * Queue a composed message for writing: its bytes now belong to the
+ * buffer, and so does the descriptor, if any, closed once sent.  -1 if
+ * the message grew past IMSG_MAX_SIZE or memory ran out; either way out
+ * holds nothing more to free (the descriptor stays the caller's on -1).
  */
 int
 imsgbuf_queue(struct imsgbuf *ib, struct imsg_out *out)
@@ -246,19 +303,26 @@ imsgbuf_queue(struct imsgbuf *ib, struct imsg_out *out)
 	struct imsg_wmsg	*wm;
 
 	if (out->overflow) {
+		imsg_out_free(out);
 		errno = EMSGSIZE;
+		return -1;
+	}
+	if (imsg_out_reserve(out, out->len) == -1 ||
+	    (wm = malloc(sizeof(*wm))) == NULL) {
+		imsg_out_free(out);
+		errno = ENOMEM;
 		return -1;
 	}
 	out->hdr.len = (uint32_t)out->len;
 	out->hdr.pid = (uint32_t)ib->pid;
 	memcpy(out->buf, &out->hdr, sizeof(out->hdr));
-	if ((wm = malloc(sizeof(*wm) + out->len)) == NULL)
-		return -1;
 	wm->next = NULL;
 	wm->fd = out->fd;
 	wm->len = out->len;
 	wm->off = 0;
-	memcpy(wm->buf, out->buf, out->len);
+	wm->buf = out->buf;
+	out->buf = NULL;
+	out->cap = 0;
 	if (ib->wtail != NULL)
 		ib->wtail->next = wm;
 	else
@@ -273,17 +337,11 @@ int
 imsg_compose(struct imsgbuf *ib, uint32_t type, uint32_t peerid, int fd,
     const void *data, size_t len)
 {
-	struct imsg_out	*out;
-	int		 rc;
+	struct imsg_out	 out;
 
-	if ((out = malloc(sizeof(*out))) == NULL)
-		return -1;
-	imsg_out_init(out, type, peerid, fd);
-	rc = imsg_add_data(out, data, len);
-	if (rc == 0)
-		rc = imsgbuf_queue(ib, out);
-	free(out);
-	return rc;
+	imsg_out_init(&out, type, peerid, fd);
+	imsg_add_data(&out, data, len);
+	return imsgbuf_queue(ib, &out);
 }
 
 /* Whether messages wait to be written. */
@@ -357,11 +415,7 @@ imsgbuf_write(struct imsgbuf *ib)
 			if (ib->whead == NULL)
 				ib->wtail = NULL;
 			ib->wqueued--;
-			if (wm->fd != -1)
-				close(wm->fd);
-			/* It may have carried a password (AUTH). */
-			explicit_bzero(wm->buf, wm->len);
-			free(wm);
+			imsg_wmsg_free(wm);
 		}
 	}
 	errno = 0;

@@ -37,7 +37,7 @@ struct imsg_wmsg {
 	int			 fd;
 	size_t			 len;
 	size_t			 off;
-	uint8_t			 buf[];
+	uint8_t			*buf;		/* the imsg_out's, handed over */
 };
 
 struct imsgbuf {
@@ -52,13 +52,19 @@ struct imsgbuf {
 	size_t			 wqueued;	/* messages waiting */
 };
 
-/* A message being composed. */
+/*
+ * A message being composed.  Its bytes (header included) are on the
+ * heap and grow as needed up to IMSG_MAX_SIZE; imsgbuf_queue() takes
+ * them, or frees them if it fails.  One never queued is freed with
+ * imsg_out_free().
+ */
 struct imsg_out {
 	struct imsg_hdr	 hdr;
 	int		 fd;
-	size_t		 len;
-	int		 overflow;
-	uint8_t		 buf[IMSG_MAX_SIZE];
+	size_t		 len;		/* header included */
+	size_t		 cap;
+	int		 overflow;	/* too long, or out of memory */
+	uint8_t		*buf;
 };
 
 void	imsgbuf_init(struct imsgbuf *, int fd);
@@ -71,6 +77,7 @@ void	imsg_free(struct imsg *);
 
 void	imsg_out_init(struct imsg_out *, uint32_t type, uint32_t peerid,
 	    int fd);
+void	imsg_out_free(struct imsg_out *);
 int	imsg_add_data(struct imsg_out *, const void *, size_t);
 int	imsg_add_u32(struct imsg_out *, uint32_t);
 int	imsg_add_u64(struct imsg_out *, uint64_t);

@@ -63,26 +63,9 @@ struct smtpd_conf {
 #define QUEUE_RETRY_MAX		3600
 
 /*
- * imsg types.  Each has one sender and one receiver:
- *
- * parent -> child:   CONF, CONF_LISTENER (session), CONF_DOMAIN, CONF_RCPT,
- *                    CONF_NET, CONF_END, RELAY_CHANNEL, STOP
- * parent -> session: RETIRE (on SIGHUP)
- * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
- *                    POLICY_END (on SIGHUP)
- * session -> parent: LOAD
- * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
- *                    AUTH_GRANT
- * parent -> session: CONF_TLS_CERT, CONF_TLS_KEY, AUTH_RESULT
- * session -> parent: AUTH_REQUEST, LOG, SLOT_ASK, SLOT_FREE
- * parent -> session: SLOT_ANSWER
- * relay -> parent:   LOG
- * relay -> parent:   WORKER_BAD, RESOLVE, DELIVER_RUN
- * session -> relay:  MSG_OPEN, MSG_COMMIT, MSG_ABORT
- * relay -> session:  MSG_FD, MSG_OK, MSG_TEMPFAIL, QUEUE_SPACE, MSG_FULL
- * parent -> child:   PING (u32 sequence number, exactly 4 bytes, no fd)
- * child -> parent:   PONG (the u32 of the ping outstanding, exactly 4
- *                    bytes, no fd; any other is a lie and kills the child)
+ * imsg types.  Who may send each to whom, with a descriptor or not, how
+ * long its payload is and when it may come: the rows of imsg_rules[]
+ * (lib/imsg_rules.c), which proc_recv() checks before any handler runs.
  */
 enum imsg_type {
 	IMSG_NONE,
@@ -128,6 +111,46 @@ enum imsg_type {
 	IMSG_PONG,		/* u32 seq: the same, back to the parent */
 	IMSG_MAX,
 };
+
+/* When a message may come, as its receiver sees the channel. */
+#define PHASE_STARTUP		0x1	/* a child, before IMSG_CONF_END */
+#define PHASE_RUNNING		0x2	/* after it; every other channel */
+#define PHASE_ANY		(PHASE_STARTUP | PHASE_RUNNING)
+
+enum imsg_fd_rule {
+	IMSG_FD_NEVER,
+	IMSG_FD_ALWAYS,
+	IMSG_FD_OPTIONAL,
+};
+
+/*
+ * One row per (type, sender, receiver).  The payload is min..max bytes
+ * (min == max: exactly that); by_handler says the handler parses it
+ * further with the imsg_get_* helpers, within those bounds.
+ */
+struct imsg_rule {
+	uint32_t		 type;
+	const char		*name;
+	enum proc_role		 from;
+	enum proc_role		 to;
+	enum imsg_fd_rule	 fd;
+	uint32_t		 phase;		/* PHASE_* bits */
+	uint32_t		 min;
+	uint32_t		 max;
+	int			 by_handler;
+};
+
+struct imsg;
+
+extern const struct imsg_rule	imsg_rules[];
+extern const size_t		imsg_nrules;
+
+const char	*imsg_name(uint32_t);
+const char	*role_name(enum proc_role);
+const struct imsg_rule *imsg_rule_find(uint32_t, enum proc_role,
+		    enum proc_role);
+const char	*imsg_rule_check(const struct imsg *, enum proc_role,
+		    enum proc_role, uint32_t);
 
 /* The parent's verdict on an AUTH (IMSG_AUTH_RESULT). */
 #define AUTH_RESULT_FAILED	0	/* 535 */

@@ -192,5 +192,4 @@ parent_send_pem(struct child *c, uint32_t type, const char *pem, size_t len)
 		imsg_add_data(&out, pem + off, n);
 		parent_child_send(c, &out);
 	}
-	explicit_bzero(&out, sizeof(out));
 }

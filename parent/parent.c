@@ -28,14 +28,7 @@ static void	parent_child_io(int, int, void *);
 const char *
 parent_role_name(enum proc_role role)
 {
-	switch (role) {
-	case ROLE_SESSION:
-		return "session";
-	case ROLE_RELAY:
-		return "relay";
-	default:
-		return "parent";
-	}
+	return role_name(role);
 }
 
 struct child *
@@ -129,7 +122,6 @@ parent_startup(struct parent *p, struct child *c)
 			imsg_add_str(&out, p->upstream_user);
 			imsg_add_str(&out, p->upstream_pass);
 			parent_child_send(c, &out);
-			explicit_bzero(&out, sizeof(out));
 		}
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
@@ -215,6 +207,7 @@ parent_spawn(struct parent *p, struct slot *s)
 	close(sp[1]);
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		fatal("child");
+	c->parent = p;
 	c->role = role;
 	c->pid = pid;
 	c->slot = s->index;
@@ -281,79 +274,116 @@ parent_child_log(struct child *c, struct imsg *imsg)
 }
 
 /*
- * A message from a child, checked against what its role may send; -1
- * when the child was killed for it.
+ * What a child may ask of the parent.  imsg_rules[] has checked the
+ * sender's role, the descriptor and the size; these check the rest.
  */
 static int
-parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
+parent_on_load(struct proc_chan *ch, struct imsg *imsg)
 {
-	struct child	*w;
+	struct child	*c = ch->arg;
 	uint32_t	 load;
 
-	switch (imsg->hdr.type) {
-	case IMSG_LOAD:
-		if (c->role != ROLE_SESSION || imsg->fd != -1 ||
-		    imsg_get_u32(imsg, &load) == -1 ||
-		    imsg_get_end(imsg) == -1 || load > p->conf.max_sessions)
-			break;
-		c->load = load;
-		return 0;
-	case IMSG_SLOT_ASK:
-		if (c->role != ROLE_SESSION ||
-		    parent_slot_ask(p, c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_SLOT_FREE:
-		if (c->role != ROLE_SESSION || parent_slot_free(c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_RESOLVE:
-		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
-		    imsg->datalen != 0)
-			break;
-		if (p->conf.mode == MODE_RELAY)
-			parent_send_upstream(p, c);
-		return 0;
-	case IMSG_LOG:
-		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_PONG:
-		if (parent_watch_pong(c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_AUTH_REQUEST:
-		if (c->role != ROLE_SESSION || !p->conf.auth_enabled ||
-		    parent_auth_request(p, c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_DELIVER_RUN:
-		if (c->role != ROLE_RELAY || p->conf.mode != MODE_DELIVER ||
-		    parent_deliver_run(p, c, imsg) == -1)
-			break;
-		return 0;
-	case IMSG_WORKER_BAD:
-		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
-		    imsg->datalen != 0)
-			break;
-		for (w = p->children; w != NULL; w = w->next)
-			if (w->role == ROLE_SESSION &&
-			    w->channel == imsg->hdr.peerid)
-				parent_kill_child(w, "protocol violation on the "
-				    "relay channel");
-		return 0;
-	}
-	parent_kill_child(c, "bad message to the parent");
-	return -1;
+	if (imsg_get_u32(imsg, &load) == -1 ||
+	    load > c->parent->conf.max_sessions)
+		return -1;
+	c->load = load;
+	return 0;
 }
 
+static int
+parent_on_slot_ask(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	return parent_slot_ask(c->parent, c, imsg);
+}
+
+static int
+parent_on_slot_free(struct proc_chan *ch, struct imsg *imsg)
+{
+	return parent_slot_free(ch->arg, imsg);
+}
+
+static int
+parent_on_resolve(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	(void)imsg;
+	if (c->parent->conf.mode == MODE_RELAY)
+		parent_send_upstream(c->parent, c);
+	return 0;
+}
+
+static int
+parent_on_log(struct proc_chan *ch, struct imsg *imsg)
+{
+	return parent_child_log(ch->arg, imsg);
+}
+
+static int
+parent_on_pong(struct proc_chan *ch, struct imsg *imsg)
+{
+	return parent_watch_pong(ch->arg, imsg);
+}
+
+static int
+parent_on_auth_request(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	if (!c->parent->conf.auth_enabled)
+		return -1;
+	return parent_auth_request(c->parent, c, imsg);
+}
+
+static int
+parent_on_deliver_run(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	if (c->parent->conf.mode != MODE_DELIVER)
+		return -1;
+	return parent_deliver_run(c->parent, c, imsg);
+}
+
+/* The relay says a worker lied on its channel: the worker is killed. */
+static int
+parent_on_worker_bad(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg, *w;
+
+	for (w = c->parent->children; w != NULL; w = w->next)
+		if (w->role == ROLE_SESSION && w->channel == imsg->hdr.peerid)
+			parent_kill_child(w, "protocol violation on the "
+			    "relay channel");
+	return 0;
+}
+
+static const struct proc_handler parent_handlers[] = {
+	{ IMSG_LOAD,		parent_on_load },
+	{ IMSG_SLOT_ASK,	parent_on_slot_ask },
+	{ IMSG_SLOT_FREE,	parent_on_slot_free },
+	{ IMSG_RESOLVE,		parent_on_resolve },
+	{ IMSG_LOG,		parent_on_log },
+	{ IMSG_PONG,		parent_on_pong },
+	{ IMSG_AUTH_REQUEST,	parent_on_auth_request },
+	{ IMSG_DELIVER_RUN,	parent_on_deliver_run },
+	{ IMSG_WORKER_BAD,	parent_on_worker_bad },
+	{ IMSG_NONE,		NULL },
+};
+
+/*
+ * A child's channel.  A child that sends anything outside its role or
+ * malformed is killed, and nothing more from it is worth reading.
+ */
 static void
 parent_child_io(int fd, int events, void *arg)
 {
-	struct parent	*p = arg;
-	struct child	*c;
-	struct imsg	 imsg;
-	ssize_t		 n;
+	struct parent		*p = arg;
+	struct child		*c;
+	struct proc_chan	 ch;
+	char			 why[PROC_WHY_MAX + 32];
 
 	for (c = p->children; c != NULL && c->ib.fd != fd; c = c->next)
 		;
@@ -369,33 +399,24 @@ parent_child_io(int fd, int events, void *arg)
 	}
 	if (!(events & EV_READ))
 		return;
-	n = imsgbuf_read(&c->ib);
-	if (n == -1 && errno == EBADMSG) {
-		parent_kill_child(c, "malformed message");
-		ev_mod(fd, 0);
+	proc_chan_init(&ch, &c->ib, ROLE_PARENT, c->role, parent_handlers, c);
+	switch (proc_recv(&ch)) {
+	case PROC_OK:
 		return;
-	}
-	if (n == 0 || (n == -1 && errno != EAGAIN)) {
-		/* It is dying; SIGCHLD reaps it. */
-		ev_mod(fd, 0);
-		return;
-	}
-	for (;;) {
-		if ((n = imsgbuf_get(&c->ib, &imsg)) == -1) {
+	case PROC_ERROR:
+		if (errno == EBADMSG)
 			parent_kill_child(c, "malformed message");
-			ev_mod(fd, 0);
-			return;
-		}
-		if (n == 0)
-			return;
-		if (parent_child_dispatch(p, c, &imsg) == -1) {
-			/* Nothing more from it is worth reading. */
-			imsg_free(&imsg);
-			ev_mod(fd, 0);
-			return;
-		}
-		imsg_free(&imsg);
+		/* Otherwise it is dying; SIGCHLD reaps it. */
+		break;
+	case PROC_EOF:
+		break;
+	case PROC_BAD:
+		snprintf(why, sizeof(why), "bad message to the parent: %s",
+		    ch.why);
+		parent_kill_child(c, why);
+		break;
 	}
+	ev_mod(fd, 0);
 }
 
 static void

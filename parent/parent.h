@@ -32,8 +32,11 @@ struct slot_held;
 #define PING_STARTUP_MS		120000	/* the same before the first answer */
 #define STOP_GRACE_MS		2000	/* stopped this long: killed */
 
+struct parent;
+
 struct child {
 	struct child	*next;
+	struct parent	*parent;
 	enum proc_role	 role;
 	pid_t		 pid;
 	uint32_t	 slot;		/* worker slot */
@@ -54,8 +57,6 @@ struct child {
 	int		 killed;	/* SIGKILL sent: reaping pending */
 	struct ev_timer	 stop_timer;
 };
-
-struct parent;
 
 struct slot {
 	struct parent	*parent;

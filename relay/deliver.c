@@ -46,16 +46,14 @@ static int
 deliver_start(struct qmsg *m)
 {
 	struct envelope_ref	 e;
-	struct imsg_out		*out;
+	struct imsg_out		 out;
 	struct drun		*r;
 	int			 fd;
 
 	/* Not there now, or set aside: sched_open() has seen to m. */
 	if ((fd = sched_open(m)) == -1)
 		return 1;
-	if ((out = malloc(sizeof(*out))) == NULL ||
-	    (r = calloc(1, sizeof(*r))) == NULL) {
-		free(out);
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		close(fd);
 		return -1;
 	}
@@ -69,19 +67,18 @@ deliver_start(struct qmsg *m)
 	e.nrcpt = m->nrcpt;
 	e.rcpt = deliver_rcpt;
 	e.arg = m;
-	imsg_out_init(out, IMSG_DELIVER_RUN, r->id, fd);
-	deliver_env_encode(out, m->id, &e);
-	if (out->overflow) {
+	imsg_out_init(&out, IMSG_DELIVER_RUN, r->id, fd);
+	deliver_env_encode(&out, m->id, &e);
+	if (out.overflow) {
 		log_warnx("event=deliver-error queue_id=%s reason=\"envelope "
 		    "too large\"", m->id);
 		close(fd);
-		free(out);
+		imsg_out_free(&out);
 		free(r);
 		return -1;
 	}
 	m->state = QMSG_SENDING;
-	dlv.send(out);
-	free(out);
+	dlv.send(&out);
 	r->next = dlv.runs;
 	dlv.runs = r;
 	dlv.nruns++;

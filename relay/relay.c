@@ -39,6 +39,7 @@ static struct relay {
 	uint32_t		 old_channels;	/* channels older hold to it */
 	int			 policy_loading;
 	struct imsgbuf		 parent;
+	struct proc_chan	 parent_chan;
 	struct channel		*channels;
 	uint64_t		 qid_base;
 	uint64_t		 qid_next;
@@ -181,16 +182,15 @@ channel_full(struct channel *ch, uint32_t session)
 
 /* MSG_OPEN: a fresh spool file for a session. */
 static int
-relay_open(struct channel *ch, struct imsg *imsg)
+relay_open(struct proc_chan *pc, struct imsg *imsg)
 {
+	struct channel	*ch = pc->arg;
 	struct spool	*sp;
 	struct imsg_out	 out;
 	char		 id[QUEUE_ID_LEN + 1];
 	uint64_t	 pending;
 	int		 fd, dupfd;
 
-	if (imsg->datalen != 0 || imsg->fd != -1)
-		return -1;
 	if (spool_find(ch, imsg->hdr.peerid) != NULL)
 		return -1;
 	/* A worker that asks and never reads holds our descriptors. */
@@ -311,19 +311,20 @@ channel_authenticated(const struct channel *ch, uint32_t session)
 }
 
 /* IMSG_AUTH_GRANT from the parent. */
-static void
-relay_auth_grant(struct imsg *imsg)
+static int
+relay_auth_grant(struct proc_chan *pc, struct imsg *imsg)
 {
 	struct channel	*ch;
 	uint32_t	 session, *more;
 
-	if (imsg_get_u32(imsg, &session) == -1 || imsg_get_end(imsg) == -1)
-		fatalx("bad AUTH_GRANT");
+	(void)pc;
+	if (imsg_get_u32(imsg, &session) == -1)
+		return -1;
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		if (ch->id == imsg->hdr.peerid)
 			break;
 	if (ch == NULL)
-		return;
+		return 0;
 	if (ch->nauth == CHANNEL_AUTH_MAX) {
 		memmove(ch->auth, ch->auth + 1, (ch->nauth - 1) *
 		    sizeof(*ch->auth));
@@ -334,6 +335,7 @@ relay_auth_grant(struct imsg *imsg)
 		fatal("auth grant");
 	ch->auth = more;
 	ch->auth[ch->nauth++] = session;
+	return 0;
 }
 
 /*
@@ -507,15 +509,15 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 
 /* MSG_COMMIT: check the envelope against the file, then deliver or queue. */
 static int
-relay_commit(struct channel *ch, struct imsg *imsg)
+relay_commit(struct proc_chan *pc, struct imsg *imsg)
 {
+	struct channel	*ch = pc->arg;
 	struct envelope	 env;
 	struct spool	*sp;
 	struct stat	 st;
 	int		 rc = 0;
 
-	if (imsg->fd != -1 ||
-	    (sp = spool_find(ch, imsg->hdr.peerid)) == NULL)
+	if ((sp = spool_find(ch, imsg->hdr.peerid)) == NULL)
 		return -1;
 	if (envelope_decode(imsg, &env, relay.conf.smtputf8) == -1)
 		return -1;
@@ -534,62 +536,48 @@ relay_commit(struct channel *ch, struct imsg *imsg)
 
 /* MSG_ABORT: the session dropped its message. */
 static int
-relay_abort(struct channel *ch, struct imsg *imsg)
+relay_abort(struct proc_chan *pc, struct imsg *imsg)
 {
+	struct channel	*ch = pc->arg;
 	struct spool	*sp;
 
-	if (imsg->datalen != 0 || imsg->fd != -1)
-		return -1;
 	if ((sp = spool_find(ch, imsg->hdr.peerid)) != NULL)
 		spool_drop(ch, sp);
 	return 0;
 }
 
+static const struct proc_handler relay_channel_handlers[] = {
+	{ IMSG_MSG_OPEN,	relay_open },
+	{ IMSG_MSG_COMMIT,	relay_commit },
+	{ IMSG_MSG_ABORT,	relay_abort },
+	{ IMSG_NONE,		NULL },
+};
+
+/* A worker's channel: a worker that breaks the rules is reported. */
 static void
 relay_channel_io(int fd, int events, void *arg)
 {
-	struct channel	*ch = arg;
-	struct imsg	 imsg;
-	ssize_t		 n;
-	int		 rc;
+	struct channel		*ch = arg;
+	struct proc_chan	 pc;
 
 	(void)fd;
 	if (events & EV_WRITE)
 		channel_write(ch);
 	if (!(events & EV_READ))
 		return;
-	n = imsgbuf_read(&ch->ib);
-	if (n == 0 || (n == -1 && errno != EAGAIN)) {
+	proc_chan_init(&pc, &ch->ib, ROLE_RELAY, ROLE_SESSION,
+	    relay_channel_handlers, ch);
+	switch (proc_recv(&pc)) {
+	case PROC_OK:
+		return;
+	case PROC_EOF:
+	case PROC_ERROR:
 		log_debug("event=channel-closed channel=%u", ch->id);
 		channel_close(ch);
 		return;
-	}
-	for (;;) {
-		if ((n = imsgbuf_get(&ch->ib, &imsg)) == -1) {
-			channel_violation(ch, "malformed message");
-			return;
-		}
-		if (n == 0)
-			break;
-		switch (imsg.hdr.type) {
-		case IMSG_MSG_OPEN:
-			rc = relay_open(ch, &imsg);
-			break;
-		case IMSG_MSG_COMMIT:
-			rc = relay_commit(ch, &imsg);
-			break;
-		case IMSG_MSG_ABORT:
-			rc = relay_abort(ch, &imsg);
-			break;
-		default:
-			rc = -1;
-			break;
-		}
-		imsg_free(&imsg);
-		if (rc == -1) {
-			channel_violation(ch, "bad or unexpected message");
-			return;
-		}
+	case PROC_BAD:
+		channel_violation(ch, pc.why);
+		return;
 	}
 }
 
@@ -614,21 +602,23 @@ relay_channel_add(uint32_t id, int fd)
 }
 
 /* The upstream's addresses, as the parent resolved them. */
-static void
-relay_upstream_addrs(struct imsg *imsg)
+static int
+relay_upstream_addrs(struct proc_chan *pc, struct imsg *imsg)
 {
 	struct sockaddr_storage	 ss[FWD_MAX_ADDRS];
 	socklen_t		 lens[FWD_MAX_ADDRS];
 	uint32_t		 i, n;
 
+	(void)pc;
 	if (imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
-		fatalx("bad UPSTREAM_ADDRS");
+		return -1;
 	for (i = 0; i < n; i++)
 		if (imsg_get_sa(imsg, &ss[i], &lens[i]) == -1)
-			fatalx("bad UPSTREAM_ADDRS");
+			return -1;
 	if (imsg_get_end(imsg) == -1)
-		fatalx("bad UPSTREAM_ADDRS");
+		return -1;
 	forward_set_addrs(ss, lens, n);
+	return 0;
 }
 
 /* Queue a message to the parent and write what the socket takes. */
@@ -661,132 +651,127 @@ relay_resolve(void)
 	relay_parent_send(&out);
 }
 
-static void
-relay_parent_io(int fd, int events, void *arg)
+/*
+ * The parent's messages: at start-up the configuration, the policy and
+ * the upstream, then orders.  imsg_rules[] has checked the phase,
+ * descriptor and size of each; a bad one is fatal.
+ */
+static int
+relay_on_conf(struct proc_chan *pc, struct imsg *imsg)
 {
-	struct imsg	 imsg;
-	ssize_t		 n;
-
-	(void)fd;
-	(void)arg;
-	if (events & EV_WRITE) {
-		if (imsgbuf_write(&relay.parent) == -1)
-			fatal("write to parent");
-		if (!imsgbuf_pending(&relay.parent))
-			ev_mod(relay.parent.fd, EV_READ);
-	}
-	if (!(events & EV_READ))
-		return;
-	n = imsgbuf_read(&relay.parent);
-	if (n == 0)
-		fatalx("parent went away");
-	if (n == -1 && errno != EAGAIN)
-		fatal("read from parent");
-	while ((n = imsgbuf_get(&relay.parent, &imsg)) > 0) {
-		switch (imsg.hdr.type) {
-		case IMSG_RELAY_CHANNEL:
-			if (imsg.fd == -1 || imsg.datalen != 0)
-				fatalx("bad RELAY_CHANNEL");
-			relay_channel_add(imsg.hdr.peerid, imsg.fd);
-			imsg.fd = -1;
-			break;
-		case IMSG_UPSTREAM_ADDRS:
-			relay_upstream_addrs(&imsg);
-			break;
-		case IMSG_AUTH_GRANT:
-			relay_auth_grant(&imsg);
-			break;
-		case IMSG_DELIVER_DONE:
-			if (relay.conf.mode != MODE_DELIVER ||
-			    deliver_done(&imsg) == -1)
-				fatalx("bad DELIVER_DONE");
-			break;
-		case IMSG_POLICY_BEGIN:
-			if (imsg.datalen != 0 || relay.policy_loading)
-				fatalx("bad POLICY_BEGIN");
-			policy_init(&relay.next_policy);
-			relay.policy_loading = 1;
-			break;
-		case IMSG_CONF_DOMAIN:
-		case IMSG_CONF_RCPT:
-		case IMSG_CONF_NET:
-			if (!relay.policy_loading ||
-			    policy_recv(&relay.next_policy, &imsg) == -1)
-				fatalx("bad relay policy from the parent");
-			break;
-		case IMSG_POLICY_END:
-			if (imsg.datalen != 0 || !relay.policy_loading)
-				fatalx("bad POLICY_END");
-			policy_finish(&relay.next_policy);
-			policy_free(&relay.old_policy);
-			relay.old_policy = relay.policy;
-			relay.policy = relay.next_policy;
-			relay.policy_loading = 0;
-			/* The workers of before have the channels up to now. */
-			relay.old_channels = 0;
-			for (struct channel *c = relay.channels; c != NULL;
-			    c = c->next)
-				if (c->id > relay.old_channels)
-					relay.old_channels = c->id;
-			log_info("event=policy-reloaded");
-			break;
-		case IMSG_PING:
-			if (proc_pong(&relay.parent, &imsg) == -1)
-				fatalx("bad PING");
-			break;
-		case IMSG_STOP:
-			/* Workers are gone; every commit was answered. */
-			log_debug("event=stop");
-			fflush(stdout);
-			exit(0);
-		default:
-			fatalx("parent sent message type %u", imsg.hdr.type);
-		}
-		imsg_free(&imsg);
-	}
-	if (n == -1)
-		fatal("parent channel");
+	(void)pc;
+	return conf_recv(imsg, &relay.conf);
 }
 
-static void
-relay_startup(struct imsg *imsg, void *arg)
+static int
+relay_on_channel(struct proc_chan *pc, struct imsg *imsg)
 {
-	(void)arg;
-	switch (imsg->hdr.type) {
-	case IMSG_CONF:
-		if (conf_recv(imsg, &relay.conf) == -1)
-			fatalx("bad configuration from the parent");
-		break;
-	case IMSG_RELAY_CHANNEL:
-		if (imsg->fd == -1 || imsg->datalen != 0)
-			fatalx("bad RELAY_CHANNEL");
-		relay_channel_add(imsg->hdr.peerid, imsg->fd);
-		imsg->fd = -1;
-		break;
-	case IMSG_CONF_DOMAIN:
-	case IMSG_CONF_RCPT:
-	case IMSG_CONF_NET:
-		if (policy_recv(&relay.policy, imsg) == -1)
-			fatalx("bad relay policy from the parent");
-		break;
-	case IMSG_UPSTREAM_ADDRS:
-		relay_upstream_addrs(imsg);
-		break;
-	case IMSG_CONF_UPSTREAM_AUTH: {
-		char user[FWD_AUTH_MAX], pass[FWD_AUTH_MAX];
+	(void)pc;
+	relay_channel_add(imsg->hdr.peerid, imsg->fd);
+	imsg->fd = -1;
+	return 0;
+}
 
-		if (imsg_get_str(imsg, user, sizeof(user)) == -1 ||
-		    imsg_get_str(imsg, pass, sizeof(pass)) == -1 ||
-		    imsg_get_end(imsg) == -1)
-			fatalx("bad CONF_UPSTREAM_AUTH");
+/* The policy at start-up, or the next one after a POLICY_BEGIN. */
+static int
+relay_on_policy(struct proc_chan *pc, struct imsg *imsg)
+{
+	if (pc->phase == PHASE_STARTUP)
+		return policy_recv(&relay.policy, imsg);
+	if (!relay.policy_loading)
+		return -1;
+	return policy_recv(&relay.next_policy, imsg);
+}
+
+static int
+relay_on_policy_begin(struct proc_chan *pc, struct imsg *imsg)
+{
+	(void)pc;
+	(void)imsg;
+	if (relay.policy_loading)
+		return -1;
+	policy_init(&relay.next_policy);
+	relay.policy_loading = 1;
+	return 0;
+}
+
+static int
+relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
+{
+	struct channel	*c;
+
+	(void)pc;
+	(void)imsg;
+	if (!relay.policy_loading)
+		return -1;
+	policy_finish(&relay.next_policy);
+	policy_free(&relay.old_policy);
+	relay.old_policy = relay.policy;
+	relay.policy = relay.next_policy;
+	relay.policy_loading = 0;
+	/* The workers of before have the channels up to now. */
+	relay.old_channels = 0;
+	for (c = relay.channels; c != NULL; c = c->next)
+		if (c->id > relay.old_channels)
+			relay.old_channels = c->id;
+	log_info("event=policy-reloaded");
+	return 0;
+}
+
+static int
+relay_on_upstream_auth(struct proc_chan *pc, struct imsg *imsg)
+{
+	char	 user[FWD_AUTH_MAX], pass[FWD_AUTH_MAX];
+	int	 rc = -1;
+
+	(void)pc;
+	if (imsg_get_str(imsg, user, sizeof(user)) == 0 &&
+	    imsg_get_str(imsg, pass, sizeof(pass)) == 0 &&
+	    imsg_get_end(imsg) == 0) {
 		forward_set_auth(user, pass);
-		explicit_bzero(pass, sizeof(pass));
-		break;
+		rc = 0;
 	}
-	default:
-		fatalx("unexpected start-up message %u", imsg->hdr.type);
-	}
+	explicit_bzero(pass, sizeof(pass));
+	return rc;
 }
+
+static int
+relay_on_deliver_done(struct proc_chan *pc, struct imsg *imsg)
+{
+	(void)pc;
+	if (relay.conf.mode != MODE_DELIVER)
+		return -1;
+	return deliver_done(imsg);
+}
+
+static int
+relay_on_stop(struct proc_chan *pc, struct imsg *imsg)
+{
+	(void)pc;
+	(void)imsg;
+	/* Workers are gone; every commit was answered. */
+	log_debug("event=stop");
+	fflush(stdout);
+	exit(0);
+}
+
+static const struct proc_handler relay_parent_handlers[] = {
+	{ IMSG_CONF,		relay_on_conf },
+	{ IMSG_RELAY_CHANNEL,	relay_on_channel },
+	{ IMSG_CONF_DOMAIN,	relay_on_policy },
+	{ IMSG_CONF_RCPT,	relay_on_policy },
+	{ IMSG_CONF_NET,	relay_on_policy },
+	{ IMSG_UPSTREAM_ADDRS,	relay_upstream_addrs },
+	{ IMSG_CONF_UPSTREAM_AUTH, relay_on_upstream_auth },
+	{ IMSG_CONF_END,	proc_conf_end },
+	{ IMSG_AUTH_GRANT,	relay_auth_grant },
+	{ IMSG_DELIVER_DONE,	relay_on_deliver_done },
+	{ IMSG_POLICY_BEGIN,	relay_on_policy_begin },
+	{ IMSG_POLICY_END,	relay_on_policy_end },
+	{ IMSG_PING,		proc_pong },
+	{ IMSG_STOP,		relay_on_stop },
+	{ IMSG_NONE,		NULL },
+};
 
 /*
  * The client TLS context for the upstream, with its CA certificates
@@ -895,9 +880,11 @@ relay_main(void)
 
 	setproctitle("relay");
 	imsgbuf_init(&relay.parent, PROC_PARENT_FD);
+	proc_chan_init(&relay.parent_chan, &relay.parent, ROLE_RELAY,
+	    ROLE_PARENT, relay_parent_handlers, NULL);
 	ev_init();
 	ev_timer_set(&relay.commit_timer, relay_commit_flush, NULL);
-	proc_read_startup(&relay.parent, relay_startup, NULL);
+	proc_startup(&relay.parent_chan);
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");
 	log_init_child(relay.conf.foreground, relay.conf.verbose, "relay",
@@ -927,10 +914,11 @@ relay_main(void)
 		maxfiles = 65536;
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
 
-	if (ev_add(relay.parent.fd, EV_READ, relay_parent_io, NULL) == -1)
+	if (ev_add(relay.parent.fd, EV_READ, proc_parent_io,
+	    &relay.parent_chan) == -1)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
-	relay_parent_io(relay.parent.fd, EV_READ, NULL);
+	proc_parent_io(relay.parent.fd, EV_READ, &relay.parent_chan);
 	if (relay.conf.mode != MODE_DEBUG) {
 		relay_queue_resume();
 		ev_timer_set(&relay.space_timer, relay_space_timer, NULL);

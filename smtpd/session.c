@@ -572,19 +572,14 @@ session_auth_check(struct smtp_session *smtp, const char *user,
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = session_worker;
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		smtp_auth_done(smtp, 0);
-		return;
-	}
-	imsg_out_init(out, IMSG_AUTH_REQUEST, s->id, -1);
-	imsg_add_str(out, user);
-	imsg_add_str(out, password);
-	imsg_add_str(out, smtp->peer_ip);
-	worker_parent_send(w, out);
-	explicit_bzero(out, sizeof(*out));
-	free(out);
+	/* The buffer is wiped once written (imsgbuf_write). */
+	imsg_out_init(&out, IMSG_AUTH_REQUEST, s->id, -1);
+	imsg_add_str(&out, user);
+	imsg_add_str(&out, password);
+	imsg_add_str(&out, smtp->peer_ip);
+	worker_parent_send(w, &out);
 }
 
 /*
@@ -645,15 +640,11 @@ session_msg_commit(struct smtp_session *smtp)
 	struct session	*s = smtp->owner;
 	struct worker	*w = session_worker;
 	struct envelope_ref	 e;
-	struct imsg_out		*out;
+	struct imsg_out		 out;
 	uint32_t		 flags = 0;
 
 	if (w->relay == NULL || s->relay_gen != w->relay_gen) {
 		smtp_commit_done(smtp, 0, "queue unavailable, try again later");
-		return;
-	}
-	if ((out = malloc(sizeof(*out))) == NULL) {
-		session_commit_failed(smtp, "out of memory");
 		return;
 	}
 	if (smtp->body_8bit)
@@ -676,15 +667,14 @@ session_msg_commit(struct smtp_session *smtp)
 	e.flags = flags;
 	e.mail_opts = smtp->mail_opts;
 	e.rcpt_opts = smtp->rcpt_opts;
-	imsg_out_init(out, IMSG_MSG_COMMIT, s->id, -1);
-	envelope_encode(out, &e);
-	if (out->overflow) {
-		free(out);
+	imsg_out_init(&out, IMSG_MSG_COMMIT, s->id, -1);
+	envelope_encode(&out, &e);
+	if (out.overflow) {
+		imsg_out_free(&out);
 		session_commit_failed(smtp, "envelope too large");
 		return;
 	}
-	worker_relay_send(w, out);
-	free(out);
+	worker_relay_send(w, &out);
 }
 
 /* The session dropped its message: the relay may forget the file. */

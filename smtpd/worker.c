@@ -226,7 +226,11 @@ worker_log_sink(int pri, const char *line)
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
 {
-	if (w->relay != NULL && proc_send(w->relay, out) == -1)
+	if (w->relay == NULL) {
+		imsg_out_free(out);
+		return;
+	}
+	if (proc_send(w->relay, out) == -1)
 		log_warn("message to the relay");
 }
 
@@ -274,73 +278,96 @@ worker_relay_set(struct worker *w, int fd)
 		fatal("ev_add relay");
 }
 
-/* One message from the relay, about one session. */
-static void
-worker_relay_dispatch(struct worker *w, struct imsg *imsg)
+/*
+ * The relay's messages, about one session each.  imsg_rules[] has
+ * checked the sender, descriptor and size; a bad one is fatal (the
+ * relay is not supposed to lie).
+ */
+static int
+worker_on_queue_space(struct proc_chan *ch, struct imsg *imsg)
 {
-	struct session	*s;
-	char		 text[256];
+	uint32_t	 low;
 
-	if (imsg->hdr.type == IMSG_QUEUE_SPACE) {
-		uint32_t low;
+	(void)ch;
+	/* The relay measured it; a client has no say in it. */
+	if (imsg_get_u32(imsg, &low) == -1 || low > 1)
+		return -1;
+	smtp_queue_low = (int)low;
+	return 0;
+}
 
-		/* The relay measured it; a client has no say in it. */
-		if (imsg_get_u32(imsg, &low) == -1 ||
-		    imsg_get_end(imsg) == -1 || low > 1)
-			fatalx("relay sent a bad QUEUE_SPACE");
-		smtp_queue_low = (int)low;
-		return;
-	}
-	s = session_find(w, imsg->hdr.peerid);
-	switch (imsg->hdr.type) {
-	case IMSG_MSG_FD:
-		if (imsg->fd == -1 || imsg->datalen != 0)
-			fatalx("relay sent a bad MSG_FD");
-		if (s == NULL || s->smtp.wait != SMTP_WAIT_OPEN) {
-			struct imsg_out out;
-
-			/* The session left while the file was made. */
-			imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid,
-			    -1);
-			worker_relay_send(w, &out);
-			return;
-		}
-		smtp_open_done(&s->smtp, imsg->fd);
-		imsg->fd = -1;
-		break;
-	case IMSG_MSG_FULL:
-		if (imsg->fd != -1 || imsg->datalen != 0)
-			fatalx("relay sent a bad MSG_FULL");
-		if (s == NULL)
-			return;
-		smtp_open_full(&s->smtp);
-		break;
-	case IMSG_MSG_OK:
-	case IMSG_MSG_TEMPFAIL:
-		if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
-		    imsg_get_end(imsg) == -1)
-			fatalx("relay sent a bad reply");
-		if (s == NULL)
-			return;
-		if (s->smtp.wait == SMTP_WAIT_OPEN)
-			smtp_open_done(&s->smtp, -1);
-		else
-			smtp_commit_done(&s->smtp,
-			    imsg->hdr.type == IMSG_MSG_OK, text);
-		break;
-	default:
-		fatalx("relay sent message type %u", imsg->hdr.type);
-	}
+static void
+worker_session_run(struct session *s)
+{
 	smtp_process(&s->smtp);
 	session_update(s);
 }
 
+static int
+worker_on_msg_fd(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+	struct session	*s = session_find(w, imsg->hdr.peerid);
+	struct imsg_out	 out;
+
+	if (s == NULL || s->smtp.wait != SMTP_WAIT_OPEN) {
+		/* The session left while the file was made. */
+		imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid, -1);
+		worker_relay_send(w, &out);
+		return 0;
+	}
+	smtp_open_done(&s->smtp, imsg->fd);
+	imsg->fd = -1;
+	worker_session_run(s);
+	return 0;
+}
+
+static int
+worker_on_msg_full(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct session	*s = session_find(ch->arg, imsg->hdr.peerid);
+
+	if (s == NULL)
+		return 0;
+	smtp_open_full(&s->smtp);
+	worker_session_run(s);
+	return 0;
+}
+
+/* IMSG_MSG_OK or IMSG_MSG_TEMPFAIL: the answer to an open or a commit. */
+static int
+worker_on_msg_reply(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct session	*s;
+	char		 text[256];
+
+	if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	if ((s = session_find(ch->arg, imsg->hdr.peerid)) == NULL)
+		return 0;
+	if (s->smtp.wait == SMTP_WAIT_OPEN)
+		smtp_open_done(&s->smtp, -1);
+	else
+		smtp_commit_done(&s->smtp, imsg->hdr.type == IMSG_MSG_OK, text);
+	worker_session_run(s);
+	return 0;
+}
+
+static const struct proc_handler worker_relay_handlers[] = {
+	{ IMSG_QUEUE_SPACE,	worker_on_queue_space },
+	{ IMSG_MSG_FD,		worker_on_msg_fd },
+	{ IMSG_MSG_FULL,	worker_on_msg_full },
+	{ IMSG_MSG_OK,		worker_on_msg_reply },
+	{ IMSG_MSG_TEMPFAIL,	worker_on_msg_reply },
+	{ IMSG_NONE,		NULL },
+};
+
 static void
 worker_relay_io(int fd, int events, void *arg)
 {
-	struct worker	*w = arg;
-	struct imsg	 imsg;
-	ssize_t		 n;
+	struct worker		*w = arg;
+	struct proc_chan	 ch;
 
 	(void)fd;
 	if (events & EV_WRITE) {
@@ -353,20 +380,17 @@ worker_relay_io(int fd, int events, void *arg)
 	}
 	if (!(events & EV_READ))
 		return;
-	n = imsgbuf_read(w->relay);
-	if (n == 0 || (n == -1 && errno != EAGAIN)) {
+	proc_chan_init(&ch, w->relay, ROLE_SESSION, ROLE_RELAY,
+	    worker_relay_handlers, w);
+	switch (proc_recv(&ch)) {
+	case PROC_OK:
+		return;
+	case PROC_EOF:
+	case PROC_ERROR:
 		worker_relay_lost(w);
 		return;
-	}
-	for (;;) {
-		if ((n = imsgbuf_get(w->relay, &imsg)) == -1)
-			fatal("relay channel");
-		if (n == 0)
-			break;
-		worker_relay_dispatch(w, &imsg);
-		imsg_free(&imsg);
-		if (w->relay == NULL)
-			return;
+	case PROC_BAD:
+		fatalx("bad message from the relay: %s", ch.why);
 	}
 }
 
@@ -460,94 +484,20 @@ worker_stop(struct worker *w)
 	worker_session_gone(w);
 }
 
-static void
-worker_parent_io(int fd, int events, void *arg)
-{
-	struct worker	*w = arg;
-	struct imsg	 imsg;
-	ssize_t		 n;
-
-	(void)fd;
-	if (events & EV_WRITE) {
-		if (imsgbuf_write(&w->parent) == -1)
-			fatal("write to parent");
-		if (!imsgbuf_pending(&w->parent))
-			ev_mod(w->parent.fd, EV_READ);
-	}
-	if (!(events & EV_READ))
-		return;
-	n = imsgbuf_read(&w->parent);
-	if (n == 0)
-		fatalx("parent went away");
-	if (n == -1 && errno != EAGAIN)
-		fatal("read from parent");
-	while ((n = imsgbuf_get(&w->parent, &imsg)) > 0) {
-		switch (imsg.hdr.type) {
-		case IMSG_RELAY_CHANNEL:
-			if (imsg.fd == -1 || imsg.datalen != 0)
-				fatalx("bad RELAY_CHANNEL");
-			worker_relay_set(w, imsg.fd);
-			imsg.fd = -1;
-			break;
-		case IMSG_STOP:
-			if (imsg.datalen != 0)
-				fatalx("bad STOP");
-			worker_stop(w);
-			break;
-		case IMSG_RETIRE:
-			if (imsg.datalen != 0)
-				fatalx("bad RETIRE");
-			worker_retire(w);
-			break;
-		case IMSG_PING:
-			if (proc_pong(&w->parent, &imsg) == -1)
-				fatalx("bad PING");
-			break;
-		case IMSG_SLOT_ANSWER: {
-			struct session	*s;
-			uint32_t	 ok;
-
-			if (imsg_get_u32(&imsg, &ok) == -1 || ok > 1 ||
-			    imsg_get_end(&imsg) == -1)
-				fatalx("bad SLOT_ANSWER");
-			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)
-				session_slot_answer(s, ok);
-			break;
-		}
-		case IMSG_AUTH_RESULT: {
-			struct session	*s;
-			uint32_t	 ok;
-
-			if (imsg_get_u32(&imsg, &ok) == -1 ||
-			    ok > AUTH_RESULT_TEMPFAIL ||
-			    imsg_get_end(&imsg) == -1)
-				fatalx("bad AUTH_RESULT");
-			if ((s = session_find(w, imsg.hdr.peerid)) != NULL)
-				session_auth_result(s, ok);
-			break;
-		}
-		default:
-			fatalx("parent sent message type %u", imsg.hdr.type);
-		}
-		imsg_free(&imsg);
-	}
-	if (n == -1)
-		fatal("parent channel");
-}
-
-/* Append a chunk of PEM text from the parent. */
-static void
+/* Append a chunk of PEM text from the parent; -1 if too much. */
+static int
 worker_tls_chunk(char **buf, size_t *len, struct imsg *imsg)
 {
 	char	*p;
 
-	if (imsg->datalen == 0 || *len + imsg->datalen > WORKER_TLS_MAX ||
+	if (*len + imsg->datalen > WORKER_TLS_MAX ||
 	    (p = realloc(*buf, *len + imsg->datalen)) == NULL)
-		fatalx("bad TLS material from the parent");
+		return -1;
 	memcpy(p + *len, imsg->data, imsg->datalen);
 	*buf = p;
 	*len += imsg->datalen;
 	explicit_bzero(imsg->data, imsg->datalen);
+	return 0;
 }
 
 /*
@@ -575,50 +525,107 @@ worker_tls_init(struct worker *w)
 		fatalx("TLS: %s", err);
 }
 
-/* A start-up message: configuration, listeners, the relay channel. */
-static void
-worker_startup(struct imsg *imsg, void *arg)
+/*
+ * The parent's messages: at start-up the configuration, listeners and
+ * TLS material, then orders.  imsg_rules[] has checked the phase,
+ * descriptor and size of each.
+ */
+static int
+worker_on_conf(struct proc_chan *ch, struct imsg *imsg)
 {
-	struct worker	*w = arg;
+	struct worker	*w = ch->arg;
+
+	return conf_recv(imsg, &w->conf);
+}
+
+static int
+worker_on_listener(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
 	uint32_t	 flags;
 
-	switch (imsg->hdr.type) {
-	case IMSG_CONF:
-		if (conf_recv(imsg, &w->conf) == -1)
-			fatalx("bad configuration from the parent");
-		break;
-	case IMSG_CONF_LISTENER:
-		if (imsg->fd == -1 || imsg_get_u32(imsg, &flags) == -1 ||
-		    imsg_get_end(imsg) == -1 ||
-		    w->nlisteners == WORKER_MAX_LISTENERS)
-			fatalx("bad listener from the parent");
-		proc_nonblock(imsg->fd);
-		w->listen_flags[w->nlisteners] = flags;
-		w->listeners[w->nlisteners++] = imsg->fd;
-		imsg->fd = -1;
-		break;
-	case IMSG_CONF_TLS_CERT:
-		worker_tls_chunk(&w->tls_cert, &w->tls_certlen, imsg);
-		break;
-	case IMSG_CONF_TLS_KEY:
-		worker_tls_chunk(&w->tls_key, &w->tls_keylen, imsg);
-		break;
-	case IMSG_RELAY_CHANNEL:
-		if (imsg->fd == -1 || imsg->datalen != 0)
-			fatalx("bad RELAY_CHANNEL");
-		worker_relay_set(w, imsg->fd);
-		imsg->fd = -1;
-		break;
-	case IMSG_CONF_DOMAIN:
-	case IMSG_CONF_RCPT:
-	case IMSG_CONF_NET:
-		if (policy_recv(&w->policy, imsg) == -1)
-			fatalx("bad relay policy from the parent");
-		break;
-	default:
-		fatalx("unexpected start-up message %u", imsg->hdr.type);
-	}
+	if (imsg_get_u32(imsg, &flags) == -1 ||
+	    w->nlisteners == WORKER_MAX_LISTENERS)
+		return -1;
+	proc_nonblock(imsg->fd);
+	w->listen_flags[w->nlisteners] = flags;
+	w->listeners[w->nlisteners++] = imsg->fd;
+	imsg->fd = -1;
+	return 0;
 }
+
+static int
+worker_on_tls(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+
+	if (imsg->hdr.type == IMSG_CONF_TLS_CERT)
+		return worker_tls_chunk(&w->tls_cert, &w->tls_certlen, imsg);
+	return worker_tls_chunk(&w->tls_key, &w->tls_keylen, imsg);
+}
+
+static int
+worker_on_policy(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+
+	return policy_recv(&w->policy, imsg);
+}
+
+static int
+worker_on_relay_channel(struct proc_chan *ch, struct imsg *imsg)
+{
+	worker_relay_set(ch->arg, imsg->fd);
+	imsg->fd = -1;
+	return 0;
+}
+
+static int
+worker_on_stop(struct proc_chan *ch, struct imsg *imsg)
+{
+	if (imsg->hdr.type == IMSG_STOP)
+		worker_stop(ch->arg);
+	else
+		worker_retire(ch->arg);
+	return 0;
+}
+
+/* IMSG_SLOT_ANSWER or IMSG_AUTH_RESULT, about one session. */
+static int
+worker_on_answer(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct session	*s;
+	uint32_t	 v;
+
+	if (imsg_get_u32(imsg, &v) == -1 || v > (imsg->hdr.type ==
+	    IMSG_SLOT_ANSWER ? 1 : AUTH_RESULT_TEMPFAIL))
+		return -1;
+	if ((s = session_find(ch->arg, imsg->hdr.peerid)) == NULL)
+		return 0;
+	if (imsg->hdr.type == IMSG_SLOT_ANSWER)
+		session_slot_answer(s, v);
+	else
+		session_auth_result(s, v);
+	return 0;
+}
+
+static const struct proc_handler worker_parent_handlers[] = {
+	{ IMSG_CONF,		worker_on_conf },
+	{ IMSG_CONF_LISTENER,	worker_on_listener },
+	{ IMSG_CONF_TLS_CERT,	worker_on_tls },
+	{ IMSG_CONF_TLS_KEY,	worker_on_tls },
+	{ IMSG_CONF_DOMAIN,	worker_on_policy },
+	{ IMSG_CONF_RCPT,	worker_on_policy },
+	{ IMSG_CONF_NET,	worker_on_policy },
+	{ IMSG_CONF_END,	proc_conf_end },
+	{ IMSG_RELAY_CHANNEL,	worker_on_relay_channel },
+	{ IMSG_STOP,		worker_on_stop },
+	{ IMSG_RETIRE,		worker_on_stop },
+	{ IMSG_PING,		proc_pong },
+	{ IMSG_SLOT_ANSWER,	worker_on_answer },
+	{ IMSG_AUTH_RESULT,	worker_on_answer },
+	{ IMSG_NONE,		NULL },
+};
 
 /* The session worker's main(): never returns. */
 int
@@ -629,8 +636,10 @@ worker_main(void)
 
 	setproctitle("session");
 	imsgbuf_init(&w->parent, PROC_PARENT_FD);
+	proc_chan_init(&w->parent_chan, &w->parent, ROLE_SESSION, ROLE_PARENT,
+	    worker_parent_handlers, w);
 	ev_init();
-	proc_read_startup(&w->parent, worker_startup, w);
+	proc_startup(&w->parent_chan);
 	if (w->conf.mode == 0)
 		fatalx("no configuration from the parent");
 	log_init_child(w->conf.foreground, w->conf.verbose, "session",
@@ -646,10 +655,11 @@ worker_main(void)
 	ev_timer_set(&w->load_timer, worker_report_load, w);
 	ev_timer_set(&w->stop_timer, worker_stop_deadline, w);
 	ev_timer_set(&w->retire_timer, worker_retire_deadline, w);
-	if (ev_add(w->parent.fd, EV_READ, worker_parent_io, w) == -1)
+	if (ev_add(w->parent.fd, EV_READ, proc_parent_io, &w->parent_chan) ==
+	    -1)
 		fatal("ev_add parent");
 	/* Messages that came with the start-up ones are already read. */
-	worker_parent_io(w->parent.fd, EV_READ, w);
+	proc_parent_io(w->parent.fd, EV_READ, &w->parent_chan);
 	worker_listen(w);
 	ev_timer_add(&w->load_timer, 1000);
 	log_debug("event=ready listeners=%u", w->nlisteners);

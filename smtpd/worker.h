@@ -9,6 +9,7 @@
 
 #include "event.h"
 #include "imsg.h"
+#include "proc.h"
 #include "smtp.h"
 #include "tls.h"
 
@@ -42,6 +43,7 @@ struct worker {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
 	struct imsgbuf		 parent;
+	struct proc_chan	 parent_chan;
 	struct imsgbuf		*relay;		/* NULL while there is none */
 	uint32_t		 relay_gen;
 	int			 listeners[WORKER_MAX_LISTENERS];

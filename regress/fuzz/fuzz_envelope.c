@@ -46,7 +46,7 @@ check_addr(const char *s, int allow_null, int utf8, struct mailaddr *a)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct imsg_out	 out;
+	struct imsg_out		 out;
 	struct envelope_ref	 ref;
 	struct envelope		 env;
 	struct mailaddr		 a;
@@ -124,6 +124,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (out.overflow || out.len - HDRSZ != imsg.datalen ||
 	    memcmp(out.buf + HDRSZ, imsg.data, imsg.datalen) != 0)
 		abort();
+	imsg_out_free(&out);
 
 	envelope_free(&env);
 	if (env.rcpts != NULL)

@@ -5,6 +5,7 @@
  * same message and writes out again byte for byte the same.
  *
  * FUZZ_SRCS: relay/queue.c lib/log.c lib/proc.c lib/imsg.c lib/event.c
+ * FUZZ_SRCS: lib/imsg_rules.c
  */
 #include <sys/mman.h>
 #include <sys/stat.h>

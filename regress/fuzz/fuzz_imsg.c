@@ -43,7 +43,7 @@ take_apart(struct imsg *imsg)
 {
 	struct smtpd_conf	 conf;
 	struct sockaddr_storage	 ss;
-	struct imsg_out		*out;
+	struct imsg_out		 out;
 	const uint8_t		*p;
 	socklen_t		 slen;
 	uint64_t		 u64;
@@ -61,28 +61,26 @@ take_apart(struct imsg *imsg)
 
 	/* The peer id picks the getters, two bits each. */
 	prog = imsg->hdr.peerid;
-	if ((out = malloc(sizeof(*out))) == NULL)
-		return;
-	imsg_out_init(out, imsg->hdr.type, imsg->hdr.peerid, -1);
+	imsg_out_init(&out, imsg->hdr.type, imsg->hdr.peerid, -1);
 	for (i = 0; i < 16; i++, prog >>= 2) {
 		save = imsg->rpos;
 		switch (prog & 3) {
 		case 0:
 			rc = imsg_get_u32(imsg, &u32);
 			if (rc == 0)
-				imsg_add_u32(out, u32);
+				imsg_add_u32(&out, u32);
 			break;
 		case 1:
 			rc = imsg_get_u64(imsg, &u64);
 			if (rc == 0)
-				imsg_add_u64(out, u64);
+				imsg_add_u64(&out, u64);
 			break;
 		case 2:
 			rc = imsg_get_str(imsg, str, sizeof(str));
 			if (rc == 0) {
 				if (strlen(str) >= sizeof(str))
 					abort();
-				imsg_add_str(out, str);
+				imsg_add_str(&out, str);
 			}
 			break;
 		default:
@@ -92,7 +90,7 @@ take_apart(struct imsg *imsg)
 				    (ss.ss_family != AF_INET &&
 				    ss.ss_family != AF_INET6))
 					abort();
-				imsg_add_sa(out, (struct sockaddr *)&ss, slen);
+				imsg_add_sa(&out, (struct sockaddr *)&ss, slen);
 			}
 			break;
 		}
@@ -106,11 +104,11 @@ take_apart(struct imsg *imsg)
 		}
 	}
 	/* What was read encodes back to the same bytes. */
-	if (out->overflow || out->len - HDRSZ != imsg->rpos ||
+	if (out.overflow || out.len - HDRSZ != imsg->rpos ||
 	    (imsg->rpos > 0 &&
-	    memcmp(out->buf + HDRSZ, imsg->data, imsg->rpos) != 0))
+	    memcmp(out.buf + HDRSZ, imsg->data, imsg->rpos) != 0))
 		abort();
-	free(out);
+	imsg_out_free(&out);
 	if ((imsg_get_end(imsg) == 0) != (imsg->rpos == imsg->datalen))
 		abort();
 

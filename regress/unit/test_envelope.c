@@ -59,42 +59,40 @@ commit_init(struct commit *c)
 static int
 decode(const struct commit *c, struct envelope *env, int smtputf8)
 {
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 	struct imsg	 imsg;
 	uint32_t	 i;
 	int		 rc;
 
-	out = malloc(sizeof(*out));
-	assert_non_null(out);
-	imsg_out_init(out, IMSG_MSG_COMMIT, 7, -1);
-	imsg_add_str(out, c->peer_ip);
-	imsg_add_u32(out, c->peer_port);
-	imsg_add_str(out, c->helo);
-	imsg_add_str(out, c->from);
-	imsg_add_u32(out, c->nrcpt);
+	imsg_out_init(&out, IMSG_MSG_COMMIT, 7, -1);
+	imsg_add_str(&out, c->peer_ip);
+	imsg_add_u32(&out, c->peer_port);
+	imsg_add_str(&out, c->helo);
+	imsg_add_str(&out, c->from);
+	imsg_add_u32(&out, c->nrcpt);
 	for (i = 0; i < c->nsent; i++)
-		imsg_add_str(out, c->rcpts[i]);
+		imsg_add_str(&out, c->rcpts[i]);
 	if (!c->no_tail) {
-		imsg_add_u64(out, c->size);
-		imsg_add_u32(out, c->flags);
-		imsg_add_str(out, c->mail_opts ? c->mail_opts : "");
-		imsg_add_str(out, c->rcpt_opts ? c->rcpt_opts : "");
+		imsg_add_u64(&out, c->size);
+		imsg_add_u32(&out, c->flags);
+		imsg_add_str(&out, c->mail_opts ? c->mail_opts : "");
+		imsg_add_str(&out, c->rcpt_opts ? c->rcpt_opts : "");
 	}
 	if (c->extralen > 0)
-		imsg_add_data(out, c->extra, c->extralen);
-	assert_false(out->overflow);
+		imsg_add_data(&out, c->extra, c->extralen);
+	assert_false(out.overflow);
 
 	/* The message as imsgbuf_get() would hand it over. */
 	memset(&imsg, 0, sizeof(imsg));
 	imsg.hdr.type = IMSG_MSG_COMMIT;
-	imsg.hdr.len = (uint32_t)out->len;
+	imsg.hdr.len = (uint32_t)out.len;
 	imsg.hdr.peerid = 7;
 	imsg.fd = -1;
-	imsg.datalen = out->len - HDRSZ;
+	imsg.datalen = out.len - HDRSZ;
 	imsg.data = malloc(imsg.datalen);
 	assert_non_null(imsg.data);
-	memcpy(imsg.data, out->buf + HDRSZ, imsg.datalen);
-	free(out);
+	memcpy(imsg.data, out.buf + HDRSZ, imsg.datalen);
+	imsg_out_free(&out);
 	rc = envelope_decode(&imsg, env, smtputf8);
 	imsg_free(&imsg);
 	if (rc == -1)
@@ -454,40 +452,38 @@ test_options(void **state)
 static void
 test_truncated(void **state)
 {
-	struct imsg_out	*out;
+	struct imsg_out	 out;
 	struct imsg	 imsg;
 	struct envelope	 env;
 	size_t		 len, i;
 
 	(void)state;
-	out = malloc(sizeof(*out));
-	assert_non_null(out);
-	imsg_out_init(out, IMSG_MSG_COMMIT, 7, -1);
-	imsg_add_str(out, "192.0.2.1");
-	imsg_add_u32(out, 25);
-	imsg_add_str(out, "client.example");
-	imsg_add_str(out, "s@example.org");
-	imsg_add_u32(out, 2);
-	imsg_add_str(out, "a@example.net");
-	imsg_add_str(out, "b@example.net");
-	imsg_add_u64(out, 99);
-	imsg_add_u32(out, 0);
-	imsg_add_str(out, "SIZE=99");
-	imsg_add_str(out, "X");
-	len = out->len - HDRSZ;
+	imsg_out_init(&out, IMSG_MSG_COMMIT, 7, -1);
+	imsg_add_str(&out, "192.0.2.1");
+	imsg_add_u32(&out, 25);
+	imsg_add_str(&out, "client.example");
+	imsg_add_str(&out, "s@example.org");
+	imsg_add_u32(&out, 2);
+	imsg_add_str(&out, "a@example.net");
+	imsg_add_str(&out, "b@example.net");
+	imsg_add_u64(&out, 99);
+	imsg_add_u32(&out, 0);
+	imsg_add_str(&out, "SIZE=99");
+	imsg_add_str(&out, "X");
+	len = out.len - HDRSZ;
 	for (i = 0; i <= len; i++) {
 		memset(&imsg, 0, sizeof(imsg));
 		imsg.fd = -1;
 		imsg.datalen = i;
 		imsg.data = malloc(i > 0 ? i : 1);
 		assert_non_null(imsg.data);
-		memcpy(imsg.data, out->buf + HDRSZ, i);
+		memcpy(imsg.data, out.buf + HDRSZ, i);
 		assert_int_equal(envelope_decode(&imsg, &env, 0),
 		    i == len ? 0 : -1);
 		envelope_free(&env);
 		imsg_free(&imsg);
 	}
-	free(out);
+	imsg_out_free(&out);
 }
 
 static const char *

@@ -620,10 +620,12 @@ test_compose_overflow(void **state)
 	assert_int_equal(imsg_add_data(&out, big, IMSG_MAX_SIZE - HDRSZ - 3),
 	    0);
 	assert_int_equal(imsg_add_u32(&out, 1), -1);
+	imsg_out_free(&out);
 	imsg_out_init(&out, 1, 0, -1);
 	assert_int_equal(imsg_add_data(&out, big, IMSG_MAX_SIZE - HDRSZ - 7),
 	    0);
 	assert_int_equal(imsg_add_u64(&out, 1), -1);
+	imsg_out_free(&out);
 
 	assert_int_equal(imsg_compose(&p.w, 1, 0, -1, big,
 	    IMSG_MAX_SIZE - HDRSZ + 1), -1);
