@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from skips import ipv6_only
 from harness import (SMTPD_BIN, Daemon, check, debug_block, free_port,
                      group_members, have_ipv6_loopback, message, scaled,
                      wait_for)
@@ -213,7 +214,7 @@ def test_verbose_keeps_output_clean(smtpd_factory):
     assert d.wait_blocks(1) == [debug_block(lines)]
 
 
-@pytest.mark.skipif(not have_ipv6_loopback(), reason="no ::1 here")
+@ipv6_only
 def test_ipv6_listener(smtpd_factory):
     d = smtpd_factory(host="::1")
     c = d.client()

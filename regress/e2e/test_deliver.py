@@ -15,6 +15,7 @@ import subprocess
 import pytest
 
 from harness import alive, check, group_members, scaled, wait_for
+from skips import need_root, need_user
 from relay_harness import (DELIVER_USER, IS_ROOT,  # noqa
                            PROCESS_MESSAGE, PYTHON, QUEUE_USER,
                            SEND_CLASSIC, classic_message, make_message,
@@ -261,12 +262,9 @@ def test_hook_cannot_touch_the_queue(world, relay_factory):
     """The deliver program runs as deliver-user in /: it can neither list
     nor read the queue, nor create a file in it (it once ran as the
     queue's owner and could do all of that)."""
-    if not IS_ROOT:
-        pytest.skip("needs root: without it the hook is the caller")
-    deliver_pw, queue_pw = smtpd_pw(DELIVER_USER), smtpd_pw(QUEUE_USER)
-    if deliver_pw is None or queue_pw is None:
-        pytest.skip("no users %s, %s (make user)" % (DELIVER_USER,
-                                                    QUEUE_USER))
+    # Without root the hook runs as the caller: nothing to check.
+    need_root()
+    deliver_pw, queue_pw = need_user(DELIVER_USER), need_user(QUEUE_USER)
     state = world.sub("probe", 0o777)
     probe = world.file("probe.py", PROBE, 0o755)
     queue = os.path.join(world.path, "queue")

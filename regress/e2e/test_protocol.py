@@ -653,9 +653,35 @@ def test_too_many_errors_pipelined(c):
 
 # -- time-out and stop ------------------------------------------------------
 
-def test_idle_timeout():
-    pytest.skip("the idle time-out (300 s) cannot be set from the command "
-                "line yet")
+def test_idle_timeout(smtpd_factory, tmp_path):
+    """The idle time-out (SPEC 4: timeout, 300 s by default, which the
+    suite cannot wait for; nothing prints the setting, so the default is
+    checked by the unit test of conf.c) runs from the last command, not
+    from the connection: a command every 1.2 s keeps a session with a
+    2 s time-out alive past 2 s, mid-transaction too; then silence gets
+    the 421 4.4.2 about 2 s after the last command, and the close."""
+    path = str(tmp_path / "idle.conf")
+    with open(path, "w") as f:
+        f.write("timeout 2s\n")
+    d = smtpd_factory("-f", path)
+    cl = d.client()
+    cl.ehlo()
+    t0 = time.monotonic()
+    for cmd, code, enh in (("NOOP", 250, "2.0.0"),
+                           ("MAIL FROM:<a@example.com>", 250, "2.1.0"),
+                           ("RCPT TO:<b@example.com>", 250, "2.1.5")):
+        # A client's pace, not a wait for a condition.
+        time.sleep(1.2)
+        cl.expect(cmd, code, enh)
+    assert time.monotonic() - t0 >= 3.6
+    last = time.monotonic()
+    r = cl.reply(timeout=scaled(6))
+    idle = time.monotonic() - last
+    check(r, 421, "4.4.2")
+    assert r.message.startswith(HOSTNAME + " "), r.raw
+    assert cl.wait_closed()
+    assert 1.8 <= idle <= scaled(4), idle
+    assert d.log_grep(r"event=timeout ")
 
 
 def test_sigterm_idle_session_gets_421(smtpd):
