@@ -75,7 +75,9 @@ def test_bad_option(args, word):
     rc, out, err = run(*args)
     assert rc == 1
     assert out == ""
-    assert word in err.splitlines()[0], err
+    # SPEC 3: one line on standard error saying what (no usage after it).
+    assert one_line(err), err
+    assert err.startswith("smtpd: ") and word in err, err
 
 
 @pytest.mark.parametrize("where", ["127.0.0.1:0", "127.0.0.1:65536",
@@ -85,7 +87,8 @@ def test_bad_option(args, word):
 def test_bad_port(where):
     rc, out, err = run("-d", "-n", where)
     assert rc == 1
-    assert where in err.splitlines()[0], err
+    assert one_line(err), err
+    assert err.startswith("smtpd: ") and where in err, err
 
 
 def test_bad_listen_host():

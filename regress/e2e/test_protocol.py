@@ -336,7 +336,10 @@ def test_empty_message(smtpd, c):
     c.expect("DATA", 354)
     c.send(b".\r\n")
     check(c.reply(), 250, "2.0.0")
-    smtpd.wait_blocks(1)
+    # Python 3.11's DebuggingServer: the two marks, no X-Peer (there is
+    # no empty line to put it before), nothing between.
+    assert smtpd.wait_blocks(1) == [debug_block([])]
+    assert debug_block([]).count("\n") == 2
 
 
 def test_message_without_empty_line(smtpd, c):
@@ -595,13 +598,13 @@ def test_too_many_errors_mixed_codes(smtpd, c):
            ("RCPT TO:<b@example.com>", 503, "5.5.1"),
            ("MAIL FROM:<@r.example:a@example.com>", 553, "5.1.7"),
            ("MAIL FROM:<a@example.com> FOO=1", 555, "5.5.4")]
-    sent = 0
+    # Nineteen errors of six codes: still open, as the NOOP shows ...
     for i in range(19):
         line, code, enh = bad[i % len(bad)]
         c.expect(line, code, enh)
-        sent += 1
-    assert sent == 19
     c.expect("NOOP", 250, "2.0.0")
+    assert not smtpd.log_grep(r"reason=errors")
+    # ... and the twentieth, of a seventh code, ends it.
     c.send(b"AUTH LOGIN\r\n")
     check(c.reply(), 502, "5.5.1")
     check(c.reply(), 421, "4.7.0", "%s Error: too many errors" % HOSTNAME)
