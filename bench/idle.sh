@@ -179,14 +179,14 @@ per_ok=$(awk -v p="$per_pss" 'BEGIN { print (p != "-" && p < 16) ? "✓" : "✗"
 echo "# smtpd bench/idle.sh $(date -Is)"
 echo
 echo "- host: $(uname -sr), $(nproc) CPUs, shared machine; network: $([[ ${IDLE_IN_NETNS:-0} == 1 ]] && echo 'private netns, loopback only' || echo 'host loopback')"
-echo "- smtpd: $SMTPD ($("$WORK/smtpd" -V 2>&1 | head -1), built $SMTPD_BUILT, run from a copy), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)$(git -C "$TOP" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
+echo "- smtpd: ${SMTPD#"$TOP"/} ($("$WORK/smtpd" -V 2>&1 | head -1), built $SMTPD_BUILT, run from a copy), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)$(git -C "$TOP" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
 echo "- debug mode, config: max-sessions $IDLE_MAX_SESSIONS (per worker); workers ${IDLE_WORKERS:-default ($(nproc) CPUs)}; RLIMIT_NOFILE $(ulimit -Sn); no TLS"
 echo
 echo "| sessions | held (220 read) | still open after ${IDLE_HOLD} s | failed / other reply | open time s | sessions per worker | smtpd RSS MiB idle → held | smtpd PSS MiB idle → held | RSS per session KiB | PSS per session KiB | after close: RSS / PSS MiB | still serving |"
 echo "|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---|"
 echo "| $IDLE_SESSIONS | $held | ${alive_n:--} | $failed / $other | $opens | $split | $(kib "$rss0") → $(kib "$rss1") | $(kib "$pss0") → $(kib "$pss1") | $per_rss | $per_pss | $(kib "$rss2") / $(kib "$pss2") | $serving |"
 echo
-echo "| target (/work/shared/BENCH.md) | figure | |"
+echo "| target (../shared/BENCH.md) | figure | |"
 echo "|---|---:|---|"
 echo "| 10,000 concurrent idle sessions all held | $held of $IDLE_SESSIONS held, ${alive_n:--} still open | $([[ $allheld == yes ]] && echo ✓ || echo ✗) |"
 echo "| total RSS ≤ 256 MiB | $(kib "$rss1") MiB | $rss_ok |"

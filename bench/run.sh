@@ -42,7 +42,7 @@ MON="$PYTHON $HERE/procmon.py"
 : "${BENCH_TMPDIR:=/tmp}"          # work dir and relay queue go under it (on disk, like the anchors' Postfix queue)
 
 # ---- anchors ----------------------------------------------------------------
-# Peers' figures, from /work/shared/bench/results/anchors-20261126-090208.md
+# Peers' figures, from ../shared/bench/results/anchors-20261126-090208.md
 # (BENCH_REPEAT=3 medians, same machine type: 2 cores, loopback, private
 # netns).  Keyed by cell SIZE:CONC:CONN:RCPTS.
 declare -A ANCHOR_SINK=(      # smtp-sink msgs/s
@@ -61,7 +61,7 @@ declare -A ANCHOR_PF_PSS=(    # Postfix peak PSS MiB
   [1024:20:new:1]=90.0 [1024:100:new:1]=234.9 [1024:20:keep:1]=90.9
   [1024:100:keep:1]=209.2 [1024:20:new:10]=90.9 [102400:20:new:1]=95.3
   [102400:100:new:1]=208.9)
-# the headline figures quoted in /work/shared/BENCH.md
+# the headline figures quoted in ../shared/BENCH.md
 PF_E2E_C20_NEW=310      # Postfix relay e2e, 1 KiB, c20, new connections
 PF_E2E_C100_NEW=331     # ... c100
 PF_CPU_US=4644          # Postfix CPU µs/msg, 1 KiB, c20 new
@@ -425,7 +425,7 @@ mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
   echo "# smtpd bench/run.sh $(date -Is) (${ELAPSED} s)"
   echo
   echo "- host: $(uname -sr), $(nproc) CPUs ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg); a shared machine: single runs vary by 10-30 %, more while other jobs run (the smtp-sink rows show it)"
-  echo "- smtpd: $SMTPD_ORIG ($("$SMTPD" -V 2>&1 | head -1), built $SMTPD_BUILT, sha256 $(sha256sum "$SMTPD" | cut -c1-12), run from a copy), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)$(git -C "$TOP" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
+  echo "- smtpd: ${SMTPD_ORIG#"$TOP"/} ($("$SMTPD" -V 2>&1 | head -1), built $SMTPD_BUILT, sha256 $(sha256sum "$SMTPD" | cut -c1-12), run from a copy), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)$(git -C "$TOP" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
   echo "- smtp-source/smtp-sink from postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null); network: $([[ ${BENCH_IN_NETNS:-0} == 1 ]] && echo 'private netns, loopback only' || echo 'host loopback')"
   echo "- messages per measured run: $BENCH_MSGS_SMALL (1 KiB), $BENCH_MSGS_LARGE (100 KiB), after a warm-up of a tenth; repeat=$BENCH_REPEAT; relay queue on $(df -T "$WORK" | awk 'NR == 2 { print $2 }') ($WORK)"
   echo
@@ -445,7 +445,7 @@ mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
     echo "| $name | $(sizel "$size") | $conc | $conn | $rcpts | $n | $acc | $e2e | $xs | $xpf | $us | $cpf | $pss | $ppf | $nproc | $ovf | $steal | $status |"
   done <"$ROWS"
   echo
-  echo "accepted: messages smtp-source completed / its wall time. e2e (relay): messages counted by the upstream smtp-sink / time from client start until the last one arrived (* = not all arrived). × smtp-sink: debug accepted, relay e2e, over this run's smtp-sink row of the same cell (the sink row shows itself against the anchors' smtp-sink: how fast this machine is right now). × Postfix e2e, CPU ÷ Postfix, PSS ÷ Postfix: against Postfix 3.7's figures for the same cell in /work/shared/bench/results/anchors-20261126-090208.md. CPU: user+sys of all the server's processes (parent and children, reaped children included) from client start until the last message arrived upstream (relay) or the client finished; µs/msg = that / messages. peak PSS: sampled (every ${BENCH_SAMPLE_INTERVAL} s) maximum of the summed Pss of the server's processes during the measured runs. listen ovf: TcpExt ListenOverflows during the run. steal: hypervisor steal time during the run (the physical host was busy). status: ok, or client errors, messages lost, files left in the queue, unusual smtpd log events."
+  echo "accepted: messages smtp-source completed / its wall time. e2e (relay): messages counted by the upstream smtp-sink / time from client start until the last one arrived (* = not all arrived). × smtp-sink: debug accepted, relay e2e, over this run's smtp-sink row of the same cell (the sink row shows itself against the anchors' smtp-sink: how fast this machine is right now). × Postfix e2e, CPU ÷ Postfix, PSS ÷ Postfix: against Postfix 3.7's figures for the same cell in ../shared/bench/results/anchors-20261126-090208.md. CPU: user+sys of all the server's processes (parent and children, reaped children included) from client start until the last message arrived upstream (relay) or the client finished; µs/msg = that / messages. peak PSS: sampled (every ${BENCH_SAMPLE_INTERVAL} s) maximum of the summed Pss of the server's processes during the measured runs. listen ovf: TcpExt ListenOverflows during the run. steal: hypervisor steal time during the run (the physical host was busy). status: ok, or client errors, messages lost, files left in the queue, unusual smtpd log events."
   echo
   c20=1024:20:new:1 c100=1024:100:new:1
   echo "| figure (1 KiB messages) | smtpd | reference | ratio | target |"
@@ -457,5 +457,5 @@ mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
   echo "| relay CPU µs/msg, c20 new, ÷ Postfix | ${VAL[relay:$c20:us]:--} | $PF_CPU_US | $(mark "$(fdiv "${VAL[relay:$c20:us]:--}" "$PF_CPU_US" "%.2f")" 0.25 le) | ≤ 0.25 |"
   echo "| relay peak PSS MiB, c100 new, ÷ Postfix | ${VAL[relay:$c100:pss]:--} | $PF_PSS_C100_MIB | $(mark "$(fdiv "${VAL[relay:$c100:pss]:--}" "$PF_PSS_C100_MIB" "%.3f")" 0.25 le) | ≤ 0.25 |"
   echo
-  echo "Targets from /work/shared/BENCH.md; references from /work/shared/bench/results/anchors-20261126-090208.md (Postfix 3.7 with fsync; smtp-sink; medians of 3), except the first row (this run)."
+  echo "Targets from ../shared/BENCH.md; references from ../shared/bench/results/anchors-20261126-090208.md (Postfix 3.7 with fsync; smtp-sink; medians of 3), except the first row (this run)."
 }

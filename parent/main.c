@@ -629,8 +629,8 @@ main(int argc, char *argv[], char *envp[])
 
 	setproctitle_init(argc, argv, envp);
 	if (cmdline_parse(argc, argv, &cl, err, sizeof(err)) == -1) {
+		/* SPEC 3: one line saying what; -h prints the usage. */
 		fprintf(stderr, "smtpd: %s\n", err);
-		cmdline_usage();
 		return 1;
 	}
 	if (cl.help) {

@@ -348,6 +348,21 @@ sched_open(struct qmsg *m)
 	return fd;
 }
 
+/*
+ * How often to look for expired mail: every minute, but a quarter of a
+ * short queue-lifetime, so that mail waiting for an unreachable upstream
+ * expires near its time and not up to a minute late.
+ */
+static uint64_t
+sweep_ms(void)
+{
+	uint64_t	 ms = (uint64_t)sched.conf->queue_lifetime * 250;
+
+	if (ms < 1000)
+		return 1000;
+	return ms > SCHED_SWEEP_MS ? SCHED_SWEEP_MS : ms;
+}
+
 /* Expire what waits too long even while the upstream is down. */
 static void
 sweep_timer(void *arg)
@@ -365,7 +380,7 @@ sweep_timer(void *arg)
 		msg_expire(m);
 		sched_done(m);
 	}
-	ev_timer_add(&sched.sweep_timer, SCHED_SWEEP_MS);
+	ev_timer_add(&sched.sweep_timer, sweep_ms());
 }
 
 
@@ -407,5 +422,5 @@ sched_init(const struct smtpd_conf *conf, void (*kick)(void))
 	sched.kick = kick;
 	ev_timer_set(&sched.sweep_timer, sweep_timer, NULL);
 	ev_timer_set(&sched.kick_timer, kick_timer, NULL);
-	ev_timer_add(&sched.sweep_timer, SCHED_SWEEP_MS);
+	ev_timer_add(&sched.sweep_timer, sweep_ms());
 }

@@ -13,6 +13,9 @@ import socket
 import subprocess
 import time
 
+# Every skip condition and its reason: skips.py.
+from skips import IN_CI, have_ipv6_loopback, missing, need_tool  # noqa: F401
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SMTPD_BIN = os.environ.get("SMTPD_BIN", os.path.join(ROOT, "build", "smtpd"))
@@ -20,10 +23,6 @@ SMTPD_BIN = os.environ.get("SMTPD_BIN", os.path.join(ROOT, "build", "smtpd"))
 EXAMPLES = os.environ.get("SMTPD_EXAMPLES",
                           os.path.join(os.path.dirname(ROOT), "shared",
                                        "examples"))
-# Under CI a tool that .ci/run installs is never missing: a test that
-# cannot find one fails rather than skips.
-IN_CI = os.environ.get("CI", "") not in ("", "0", "false")
-
 VALGRIND = bool(os.environ.get("SMTPD_VALGRIND"))
 # Deadlines stretch under valgrind (or when asked to).
 SCALE = float(os.environ.get("SMTPD_TIMEOUT_SCALE", "10" if VALGRIND else "1"))
@@ -56,24 +55,6 @@ SYSTEM_CONF = "/etc/smtpd/smtpd.conf"
 CRLF = b"\r\n"
 QUEUED_RE = re.compile(r"^Ok: queued as ([0-9A-Fa-f]{16})$")
 ENH_RE = re.compile(r"^([245]\.\d{1,3}\.\d{1,3}) ")
-
-
-def missing(why):
-    """Skip the calling test for a missing tool, or fail it under CI,
-    where .ci/run should have installed the tool."""
-    import pytest
-    if IN_CI:
-        pytest.fail("CI=true and %s (.ci/run installs it)" % why)
-    pytest.skip(why)
-
-
-def need_tool(name, package=None):
-    """The path of the program name, or a skip (a failure under CI)."""
-    import shutil
-    path = shutil.which(name)
-    if path is None:
-        missing("no %s (Debian package %s)" % (name, package or name))
-    return path
 
 
 def scaled(seconds):
@@ -114,15 +95,6 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def have_ipv6_loopback():
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-        return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------

@@ -34,6 +34,7 @@ import pytest
 
 from harness import (EXAMPLES, ROOT, Client, Daemon, free_port,
                      group_members, need_tool, scaled, wait_for)
+from skips import need_root
 
 UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "upstream.py")
 SEND_CLASSIC = os.path.join(EXAMPLES, "send_classic.py")
@@ -497,9 +498,9 @@ class NetNS:
 
 @pytest.fixture
 def netns():
-    """A fresh namespace + veth pair; skips when that is not possible."""
-    if not IS_ROOT:
-        pytest.skip("network namespaces need root")
+    """A fresh namespace + veth pair; skips only when not root (then it
+    cannot apply); as root, any failure to make it fails the test."""
+    need_root()
     need_tool("ip", "iproute2")
     ns = NetNS()
     try:

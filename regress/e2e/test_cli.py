@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from skips import ipv6_only
 from harness import (SMTPD_BIN, Daemon, check, debug_block, free_port,
                      group_members, have_ipv6_loopback, message, scaled,
                      wait_for)
@@ -74,7 +75,9 @@ def test_bad_option(args, word):
     rc, out, err = run(*args)
     assert rc == 1
     assert out == ""
-    assert word in err.splitlines()[0], err
+    # SPEC 3: one line on standard error saying what (no usage after it).
+    assert one_line(err), err
+    assert err.startswith("smtpd: ") and word in err, err
 
 
 @pytest.mark.parametrize("where", ["127.0.0.1:0", "127.0.0.1:65536",
@@ -84,7 +87,8 @@ def test_bad_option(args, word):
 def test_bad_port(where):
     rc, out, err = run("-d", "-n", where)
     assert rc == 1
-    assert where in err.splitlines()[0], err
+    assert one_line(err), err
+    assert err.startswith("smtpd: ") and where in err, err
 
 
 def test_bad_listen_host():
@@ -213,7 +217,7 @@ def test_verbose_keeps_output_clean(smtpd_factory):
     assert d.wait_blocks(1) == [debug_block(lines)]
 
 
-@pytest.mark.skipif(not have_ipv6_loopback(), reason="no ::1 here")
+@ipv6_only
 def test_ipv6_listener(smtpd_factory):
     d = smtpd_factory(host="::1")
     c = d.client()

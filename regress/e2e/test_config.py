@@ -2,11 +2,14 @@
 0 for a good file; for a bad one every error as "file:line: what", a
 count, and exit 1.  Nothing is started either way."""
 import os
+import signal
+import socket
 import subprocess
 
 import pytest
 
-from harness import SMTPD_BIN, need_tool, scaled
+from harness import (SMTPD_BIN, free_port, group_members, need_tool, scaled,
+                     wait_for)
 
 
 def check_conf(path, *extra):
@@ -241,20 +244,45 @@ def test_missing_file(tmp_path):
     rc, out, err = check_conf(path)
     assert rc == 1
     assert out == ""
-    assert err.splitlines()[0] == "%s: No such file or directory" % path
+    assert err.splitlines() == ["%s: No such file or directory" % path,
+                                "smtpd: 1 error in the configuration"], err
 
 
 def test_bad_file_does_not_start(tmp_path):
     """Without -t a bad file stops the start: exit 1, the errors said,
     nothing listening."""
     path = write(tmp_path, "bad.conf", ["workers 0"])
-    p = subprocess.run([SMTPD_BIN, "-d", "-n", "-f", path,
-                        "127.0.0.1:1"], stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=scaled(10))
+    port = free_port()
+    p = subprocess.Popen([SMTPD_BIN, "-d", "-n", "-f", path,
+                          "127.0.0.1:%d" % port], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True)
+    accepted = []
+
+    def probe():
+        # Until it exits, the port it was given must refuse connections.
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.2):
+                accepted.append(True)
+        except OSError:
+            pass
+        return p.poll() is not None
+    try:
+        wait_for(probe, scaled(10), "the refused start to exit",
+                 interval=0.005)
+        out, err = p.communicate(timeout=scaled(5))
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     assert p.returncode == 1
-    assert "%s:1: workers: 0 is too small (1 to 256)" % path in \
-        p.stderr.decode()
-    assert os.path.exists(path)
+    assert err.decode().splitlines() == [
+        "%s:1: workers: 0 is too small (1 to 256)" % path], err
+    assert out == b""
+    assert not accepted, "a connection to port %d was accepted" % port
+    assert group_members(p.pid) == [], "a process of it is left"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), scaled(1)).close()
 
 
 @pytest.mark.parametrize("lines,lineno,words", [

@@ -15,6 +15,7 @@ import time
 import pytest
 
 from harness import SMTPD_BIN, free_port, scaled, wait_for
+from skips import missing
 
 PYTHON311 = "/usr/bin/python3.11"
 HEAD = b"---------- MESSAGE FOLLOWS ----------\n"
@@ -40,10 +41,8 @@ def python_has_smtpd():
 def need_python311():
     if python_has_smtpd():
         return
-    what = "%s with the smtpd module (Debian 12's python3.11)" % PYTHON311
-    if os.environ.get("CI") == "true":
-        pytest.fail("CI: %s is missing" % what)
-    pytest.skip("no " + what)
+    missing("no %s with the smtpd module (Debian 12's python3.11)"
+            % PYTHON311)
 
 
 class PythonServer:

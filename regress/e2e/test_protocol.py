@@ -336,7 +336,10 @@ def test_empty_message(smtpd, c):
     c.expect("DATA", 354)
     c.send(b".\r\n")
     check(c.reply(), 250, "2.0.0")
-    smtpd.wait_blocks(1)
+    # Python 3.11's DebuggingServer: the two marks, no X-Peer (there is
+    # no empty line to put it before), nothing between.
+    assert smtpd.wait_blocks(1) == [debug_block([])]
+    assert debug_block([]).count("\n") == 2
 
 
 def test_message_without_empty_line(smtpd, c):
@@ -595,13 +598,13 @@ def test_too_many_errors_mixed_codes(smtpd, c):
            ("RCPT TO:<b@example.com>", 503, "5.5.1"),
            ("MAIL FROM:<@r.example:a@example.com>", 553, "5.1.7"),
            ("MAIL FROM:<a@example.com> FOO=1", 555, "5.5.4")]
-    sent = 0
+    # Nineteen errors of six codes: still open, as the NOOP shows ...
     for i in range(19):
         line, code, enh = bad[i % len(bad)]
         c.expect(line, code, enh)
-        sent += 1
-    assert sent == 19
     c.expect("NOOP", 250, "2.0.0")
+    assert not smtpd.log_grep(r"reason=errors")
+    # ... and the twentieth, of a seventh code, ends it.
     c.send(b"AUTH LOGIN\r\n")
     check(c.reply(), 502, "5.5.1")
     check(c.reply(), 421, "4.7.0", "%s Error: too many errors" % HOSTNAME)
@@ -653,9 +656,35 @@ def test_too_many_errors_pipelined(c):
 
 # -- time-out and stop ------------------------------------------------------
 
-def test_idle_timeout():
-    pytest.skip("the idle time-out (300 s) cannot be set from the command "
-                "line yet")
+def test_idle_timeout(smtpd_factory, tmp_path):
+    """The idle time-out (SPEC 4: timeout, 300 s by default, which the
+    suite cannot wait for; nothing prints the setting, so the default is
+    checked by the unit test of conf.c) runs from the last command, not
+    from the connection: a command every 1.2 s keeps a session with a
+    2 s time-out alive past 2 s, mid-transaction too; then silence gets
+    the 421 4.4.2 about 2 s after the last command, and the close."""
+    path = str(tmp_path / "idle.conf")
+    with open(path, "w") as f:
+        f.write("timeout 2s\n")
+    d = smtpd_factory("-f", path)
+    cl = d.client()
+    cl.ehlo()
+    t0 = time.monotonic()
+    for cmd, code, enh in (("NOOP", 250, "2.0.0"),
+                           ("MAIL FROM:<a@example.com>", 250, "2.1.0"),
+                           ("RCPT TO:<b@example.com>", 250, "2.1.5")):
+        # A client's pace, not a wait for a condition.
+        time.sleep(1.2)
+        cl.expect(cmd, code, enh)
+    assert time.monotonic() - t0 >= 3.6
+    last = time.monotonic()
+    r = cl.reply(timeout=scaled(6))
+    idle = time.monotonic() - last
+    check(r, 421, "4.4.2")
+    assert r.message.startswith(HOSTNAME + " "), r.raw
+    assert cl.wait_closed()
+    assert 1.8 <= idle <= scaled(4), idle
+    assert d.log_grep(r"event=timeout ")
 
 
 def test_sigterm_idle_session_gets_421(smtpd):

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from harness import SMTPD_BIN, alive, free_port, scaled, wait_for
+from skips import root_only
 from relay_harness import (IS_ROOT, make_message, message_id,  # noqa
                            queue_files, relay_conf, relay_factory,
                            smtp_send, split_received, upstream_factory,
@@ -200,7 +201,7 @@ def test_queue_min_free_refuses_at_mail(world, upstream_factory,
     assert up.messages() == []
 
 
-needs_root = pytest.mark.skipif(not IS_ROOT, reason="mounts a tmpfs (root)")
+needs_root = root_only     # it mounts a tmpfs
 
 
 class SmallFS:

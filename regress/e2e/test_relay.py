@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from harness import HOSTNAME, check, have_ipv6_loopback, scaled, wait_for
+from harness import HOSTNAME, check, scaled, wait_for
+from skips import ipv6_only
 from relay_harness import (PYTHON, SEND_CLASSIC, classic_message,  # noqa
                            make_message, message_id, netns, queue_files,
                            relay_conf, relay_factory, smtp_send,
@@ -488,7 +489,7 @@ def test_upstream_4xx_until_lifetime_then_dsn(world, upstream_factory,
     assert queue_files(queue) == []
 
 
-@pytest.mark.skipif(not have_ipv6_loopback(), reason="no IPv6 loopback")
+@ipv6_only
 def test_ipv6_loopback_relays(world, upstream_factory, relay_factory):
     """::1 is loopback: with no policy it may relay.  X-Peer carries the
     address as Python's PureProxy did; Received: carries it as an RFC

@@ -33,6 +33,7 @@ from harness import Reply, check, children_of, free_port, need_tool, \
     proc_status, scaled, wait_for
 from relay_harness import (IS_ROOT, netns, relay_conf,  # noqa: F401
                            relay_factory, smtpd_pw, upstream_factory, world)
+from skips import missing, need_root, need_tls11, need_user
 from tls_certs import ServerCerts, users_file
 
 # The fixtures above (netns, relay_factory, upstream_factory, world) are
@@ -634,10 +635,10 @@ def test_no_secret_open_in_children(world, upstream_factory, relay_factory,
     authenticated TLS session is open, no child of the parent (session
     workers, relay) has the key, the certificate or the users file
     open, and none runs as root."""
-    if not IS_ROOT:
-        pytest.skip("privilege separation needs root")
-    if smtpd_pw() is None or not os.path.isdir("/var/empty"):
-        pytest.skip("no _smtpd user or /var/empty (make user)")
+    need_root()
+    need_user("_smtpd")
+    if not os.path.isdir("/var/empty"):
+        missing("no /var/empty (make user creates it)")
     up = upstream_factory()
     d, [port] = start(relay_factory, world, up, secrets,
                       [("127.0.0.1", "auth")], args=("-d",))
@@ -768,8 +769,7 @@ def test_tls_minimum_is_1_2(world, upstream_factory, relay_factory,
     """A client that offers only TLS 1.1 fails the handshake, on the
     implicit TLS port and after STARTTLS; one limited to TLS 1.2
     succeeds."""
-    if not local_tls11_works(secrets):
-        pytest.skip("the local OpenSSL does not do TLS 1.1 at all")
+    need_tls11(local_tls11_works(secrets))
     up = upstream_factory()
     d, [port, tls_port] = start(relay_factory, world, up, secrets,
                                 [("127.0.0.1", "auth"),

@@ -10,13 +10,21 @@ the last file there.
 
 Replies can be forced with --rcpt-code ADDR=CODE (repeatable),
 --mail-code CODE, --data-code CODE; --no-ehlo answers EHLO with 502 so
-the client must fall back to HELO.  The listening port is printed on
-standard output as "port N" once the server accepts connections.
+the client must fall back to HELO; --take-bounces spares mail from <>
+the forced MAIL and DATA replies; --no-8bitmime and --no-smtputf8 leave
+those extensions out of the EHLO reply.  --no-pipelining leaves out
+PIPELINING and reads the commands unbuffered: a command that arrived
+before the reply to the one before it (the client pipelined anyway) is
+counted, per message, in its record's "early" (--offer-pipelining
+advertises it all the same: the detector's control).  The listening port is
+printed on standard output as "port N" once the server accepts
+connections.
 """
 import argparse
 import base64
 import json
 import os
+import select
 import socket
 import socketserver
 import sys
@@ -39,7 +47,18 @@ def path_arg(arg):
 class Handler(socketserver.StreamRequestHandler):
     timeout = 60
 
+    def setup(self):
+        super().setup()
+        self.early = 0
+        if self.server.opts.no_pipelining:
+            # Unbuffered: what the client sent ahead stays in the socket.
+            self.rfile = self.connection.makefile("rb", 0)
+
     def reply(self, text):
+        if self.server.opts.no_pipelining:
+            r, _, _ = select.select([self.connection], [], [], 0.02)
+            if r:
+                self.early += 1
         self.wfile.write(text.encode() + b"\r\n")
         self.wfile.flush()
 
@@ -69,9 +88,12 @@ class Handler(socketserver.StreamRequestHandler):
                         continue
                     helo = line[5:].decode("latin-1")
                     esmtp = True
-                    caps = ["250-upstream.test", "250-8BITMIME",
-                            "250-SIZE 100000000", "250-SMTPUTF8"]
-                    if not opts.no_pipelining:
+                    caps = ["250-upstream.test", "250-SIZE 100000000"]
+                    if not opts.no_8bitmime:
+                        caps.append("250-8BITMIME")
+                    if not opts.no_smtputf8:
+                        caps.append("250-SMTPUTF8")
+                    if not opts.no_pipelining or opts.offer_pipelining:
                         caps.append("250-PIPELINING")
                     caps.append("250 ENHANCEDSTATUSCODES")
                     self.reply("\r\n".join(caps))
@@ -80,14 +102,20 @@ class Handler(socketserver.StreamRequestHandler):
                     esmtp = False
                     self.reply("250 upstream.test")
                 elif verb == b"MAIL":
-                    if opts.mail_code:
-                        self.reply("%d mail refused" % opts.mail_code)
-                        continue
                     mail = line[10:].decode("latin-1")
                     sender = path_arg(mail)
+                    if opts.mail_code and not (opts.take_bounces and
+                                               sender == ""):
+                        self.reply("%d mail refused" % opts.mail_code)
+                        mail = sender = None
+                        rcpts = []
+                        continue
                     rcpts = []
                     self.reply("250 2.1.0 ok")
                 elif verb == b"RCPT":
+                    if mail is None:
+                        self.reply("503 5.5.1 MAIL first")
+                        continue
                     addr = path_arg(line[8:].decode("latin-1"))
                     code = self.server.rcpt_codes.get(addr)
                     if code:
@@ -110,7 +138,8 @@ class Handler(socketserver.StreamRequestHandler):
                         if l.startswith(b"."):
                             l = l[1:]
                         data += l + b"\r\n"
-                    if opts.data_code:
+                    if opts.data_code and not (opts.take_bounces and
+                                               sender == ""):
                         self.reply("%d data refused" % opts.data_code)
                         continue
                     with lock:
@@ -119,11 +148,13 @@ class Handler(socketserver.StreamRequestHandler):
                     rec = {"peer": self.client_address[0], "helo": helo,
                            "mail_from": mail, "sender": sender,
                            "esmtp": esmtp, "rcpts": rcpts,
+                           "early": self.early,
                            "data": base64.b64encode(bytes(data)).decode()}
                     tmp = os.path.join(opts.dir, ".%06d.tmp" % n)
                     with open(tmp, "w") as f:
                         json.dump(rec, f)
                     os.rename(tmp, os.path.join(opts.dir, "%06d.json" % n))
+                    self.early = 0
                     self.reply("250 2.0.0 ok stored %d" % n)
                 elif verb == b"RSET":
                     mail, rcpts = None, []
@@ -154,6 +185,12 @@ def main():
     ap.add_argument("--data-code", type=int, default=0)
     ap.add_argument("--no-ehlo", action="store_true")
     ap.add_argument("--no-pipelining", action="store_true")
+    # The control of --no-pipelining: the detector, and PIPELINING.
+    ap.add_argument("--offer-pipelining", action="store_true")
+    ap.add_argument("--no-8bitmime", action="store_true")
+    # --mail-code and --data-code spare mail from <>: bounces arrive.
+    ap.add_argument("--take-bounces", action="store_true")
+    ap.add_argument("--no-smtputf8", action="store_true")
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):

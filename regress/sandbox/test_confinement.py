@@ -11,7 +11,6 @@ set and an empty environment, and the parent replaces a child that is
 stopped or stops answering its pings.  Root only, like test_privsep."""
 import os
 import platform
-import pwd
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from harness import (SANITIZED, check, debug_block, message, proc_status,
                      sandbox_env_ok, scaled, wait_for)
 from test_daemon import listener_inode
 from test_privsep import gdb_syscall
+from skips import need_arch, need_root, need_tool, need_user
 
 # x86_64 and aarch64 share these values (asm-generic).
 F_GETFL, F_SETFL, F_SETOWN, F_SETSIG, F_SETOWN_EX = 3, 4, 8, 10, 15
@@ -34,22 +34,15 @@ NR = {"x86_64": {"fcntl": 72, "mmap": 9, "mprotect": 10},
 
 
 def user(name):
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pytest.skip("user %s does not exist (make user creates it)" % name)
+    return need_user(name)
 
 
 @pytest.fixture
 def privsep(smtpd_factory):
-    if os.geteuid() != 0:
-        pytest.skip("privilege separation tests need root (make check "
-                    "runs them as root)")
+    need_root()
     for name in ("_smtpd", "_smtpq"):
         user(name)
-    if platform.machine() not in NR:
-        pytest.skip("no system call numbers known for %s"
-                    % platform.machine())
+    need_arch(NR)
     d = smtpd_factory(args=("-d",), workers=2,
                       env={"SMTPD_E2E_CANARY": "must-not-leak"})
     d.relay = wait_for(d.relays, scaled(5), "the relay")[0]
@@ -230,9 +223,7 @@ printf "ENV-END\\n"
 
 def environment(pid):
     """The environment of process pid: a list of b"NAME=value"."""
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        pytest.skip("gdb is not installed")
+    gdb = need_tool("gdb")
     script = "/tmp/smtpd-env-%d.gdb" % os.getpid()
     with open(script, "w") as f:
         f.write(ENV_GDB)
@@ -316,12 +307,9 @@ def test_stopped_relay_is_replaced_and_data_answered(privsep):
 def test_stuck_child_is_killed(smtpd_factory):
     """A child held under ptrace (not stopped as its parent sees it,
     but answering nothing) misses its pings and is replaced."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
+    need_root()
     user("_smtpq")
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        pytest.skip("gdb is not installed")
+    gdb = need_tool("gdb")
     d = smtpd_factory(args=("-d", "-v"), workers=2,
                       env={"SMTPD_PING_INTERVAL": "200"})
     d.allow_child_death = True
@@ -357,8 +345,7 @@ def test_stuck_child_is_killed(smtpd_factory):
 def test_ping_answered(smtpd_factory):
     """With pings every 50 ms, idle and busy children all answer: none
     is killed for it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
+    need_root()
     user("_smtpq")
     d = smtpd_factory(args=("-d",), workers=2,
                       env={"SMTPD_PING_INTERVAL": "50"})

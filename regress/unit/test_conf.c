@@ -141,6 +141,7 @@ test_defaults(void **state)
 	assert_int_equal(c.max_per_ip, DEFAULT_MAX_PER_IP);
 	assert_int_equal(c.max_bad, DEFAULT_MAX_BAD);
 	assert_int_equal(c.timeout, DEFAULT_TIMEOUT);
+	assert_int_equal(c.timeout, 300);	/* SPEC 4: idle time-out */
 	assert_true(c.max_size == DEFAULT_MAX_SIZE);
 	assert_true(c.max_size == 33554432);
 	assert_true(c.hostname[0] != '\0');
