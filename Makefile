@@ -142,6 +142,7 @@ MANPAGES    = smtpd.8 smtpd.conf.5
 
 lint:
 	sh regress/man.sh $(MANPAGES)
+	sh regress/style.sh $(SRCS)
 
 asan: test-deps user
 	$(MAKE) BUILD=build/asan CC=clang \

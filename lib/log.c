@@ -127,6 +127,13 @@ log_qpath(const char *addr)
 	return log_quote(path, 0);
 }
 
+/* A user name for a user= field: "-" for none, else as log_q(). */
+const char *
+log_quser(const char *user)
+{
+	return *user == '\0' ? "-" : log_quote(user, 0);
+}
+
 /* The same, always quoted: for fields logged as key="...". */
 const char *
 log_qq(const char *s)

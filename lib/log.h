@@ -16,6 +16,7 @@ void	log_init_child(int foreground, int verbose, const char *procname,
 void	log_from_child(int pri, pid_t pid, const char *line);
 void	log_procname(const char *procname);
 const char *log_q(const char *);
+const char *log_quser(const char *);
 const char *log_qq(const char *);
 const char *log_qpath(const char *);
 int	log_verbose(void);

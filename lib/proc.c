@@ -144,12 +144,8 @@ proc_parent_io(int fd, int events, void *arg)
 	struct proc_chan	*ch = arg;
 
 	(void)fd;
-	if (events & EV_WRITE) {
-		if (imsgbuf_write(ch->ib) == -1)
-			fatal("write to parent");
-		if (!imsgbuf_pending(ch->ib))
-			ev_mod(ch->ib->fd, EV_READ);
-	}
+	if ((events & EV_WRITE) && proc_flush(ch->ib) == -1)
+		fatal("write to parent");
 	if (!(events & EV_READ))
 		return;
 	switch (proc_recv(ch)) {
@@ -210,6 +206,20 @@ proc_write_full(int fd, const void *buf, size_t len)
 		len -= n;
 	}
 	return 0;
+}
+
+/*
+ * Write what ib has queued, asking for EV_WRITE while some is left and
+ * dropping it once none is; -1 if the write failed.
+ */
+int
+proc_flush(struct imsgbuf *ib)
+{
+	int	 rc;
+
+	rc = imsgbuf_write(ib);
+	ev_mod(ib->fd, imsgbuf_pending(ib) ? EV_READ | EV_WRITE : EV_READ);
+	return rc;
 }
 
 /*

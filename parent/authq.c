@@ -40,7 +40,7 @@
 #define AUTH_KEY_MAX		(INET6_ADDRSTRLEN + 4)
 
 struct auth_req {
-	struct auth_req	*next;
+	STAILQ_ENTRY(auth_req)	 entry;
 	pid_t		 worker;
 	uint32_t	 session;
 	char		 user[256];
@@ -58,7 +58,7 @@ struct auth_addr {
 	uint64_t		 last_failure;
 	uint64_t		 locked_until;
 	uint64_t		 ready_at;	/* no check before */
-	struct auth_req		*head, *tail;
+	STAILQ_HEAD(, auth_req)	 reqs;		/* waiting, oldest first */
 	unsigned int		 n;
 };
 
@@ -170,26 +170,11 @@ authq_addr(const char *key, uint64_t now)
 	    (a = calloc(1, sizeof(*a))) == NULL)
 		return NULL;
 	strlcpy(a->key, key, sizeof(a->key));
+	STAILQ_INIT(&a->reqs);
 	a->hnext = authq.hash[h];
 	authq.hash[h] = a;
 	authq.naddrs++;
 	return a;
-}
-
-/* A user name as it may appear in a log line: printable, no blank. */
-static const char *
-authq_logname(const char *user, char *buf, size_t len)
-{
-	size_t	 i;
-
-	if (*user == '\0')
-		return "-";
-	for (i = 0; user[i] != '\0' && i + 1 < len; i++)
-		buf[i] = ((unsigned char)user[i] > ' ' &&
-		    (unsigned char)user[i] < 127 && user[i] != '"' &&
-		    user[i] != '=') ? user[i] : '?';
-	buf[i] = '\0';
-	return buf;
 }
 
 /* The verdict to the worker if it is still there; r is freed. */
@@ -220,11 +205,8 @@ authq_send(struct auth_req *r, uint32_t verdict)
 static void
 authq_answer(struct auth_req *r, int ok)
 {
-	char	 name[256];
-
 	log_info("event=auth client=%s user=%s result=%s session=%08x",
-	    r->client, authq_logname(r->user, name, sizeof(name)),
-	    ok ? "ok" : "failed", r->session);
+	    r->client, log_quser(r->user), ok ? "ok" : "failed", r->session);
 	authq_send(r, ok ? AUTH_RESULT_OK : AUTH_RESULT_FAILED);
 }
 
@@ -251,10 +233,9 @@ authq_refuse(struct auth_req *r, const char *why)
 static struct auth_req *
 authq_pop(struct auth_addr *a)
 {
-	struct auth_req	*r = a->head;
+	struct auth_req	*r = STAILQ_FIRST(&a->reqs);
 
-	if ((a->head = r->next) == NULL)
-		a->tail = NULL;
+	STAILQ_REMOVE_HEAD(&a->reqs, entry);
 	a->n--;
 	authq.n--;
 	return r;
@@ -271,7 +252,7 @@ authq_check(struct auth_addr *a, uint64_t now)
 	authq_age(a, now);
 	if (a->locked_until != 0) {
 		/* Locked while these waited: none of them is checked. */
-		while (a->head != NULL)
+		while (!STAILQ_EMPTY(&a->reqs))
 			authq_refuse(authq_pop(a), "locked");
 		return;
 	}
@@ -372,11 +353,7 @@ authq_enqueue(struct auth_req *r, const char *key)
 		authq_refuse(r, "locked");
 		return;
 	}
-	if (a->tail != NULL)
-		a->tail->next = r;
-	else
-		a->head = r;
-	a->tail = r;
+	STAILQ_INSERT_TAIL(&a->reqs, r, entry);
 	a->n++;
 	authq.n++;
 	if (!a->active) {

@@ -391,12 +391,8 @@ parent_child_io(int fd, int events, void *arg)
 		ev_del(fd);
 		return;
 	}
-	if (events & EV_WRITE) {
-		if (imsgbuf_write(&c->ib) == -1)
-			log_warn("write to %s", parent_role_name(c->role));
-		if (!imsgbuf_pending(&c->ib))
-			ev_mod(fd, EV_READ);
-	}
+	if ((events & EV_WRITE) && proc_flush(&c->ib) == -1)
+		log_warn("write to %s", parent_role_name(c->role));
 	if (!(events & EV_READ))
 		return;
 	proc_chan_init(&ch, &c->ib, ROLE_PARENT, c->role, parent_handlers, c);

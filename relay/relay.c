@@ -96,10 +96,8 @@ spool_drop(struct channel *ch, struct spool *sp)
 static void
 channel_write(struct channel *ch)
 {
-	if (imsgbuf_write(&ch->ib) == -1)
+	if (proc_flush(&ch->ib) == -1)
 		log_warn("write to worker channel %u", ch->id);
-	ev_mod(ch->ib.fd, imsgbuf_pending(&ch->ib) ? EV_READ | EV_WRITE :
-	    EV_READ);
 }
 
 static void

@@ -24,7 +24,6 @@ smtp_auth_offered(const struct smtp_session *s)
 	    !s->authenticated && (s->tls_active || s->loopback);
 }
 
-static const char *smtp_auth_logname(const char *, char *, size_t);
 
 /*
  * Credentials refused here, unchecked (no password of anyone's could
@@ -33,11 +32,8 @@ static const char *smtp_auth_logname(const char *, char *, size_t);
 static void
 smtp_auth_refuse(struct smtp_session *s, const char *user)
 {
-	char	 name[SMTP_AUTH_MAX + 1];
-
 	log_info("event=auth client=%s user=%s result=failed "
-	    "reason=malformed", s->peer_ip,
-	    smtp_auth_logname(user, name, sizeof(name)));
+	    "reason=malformed", s->peer_ip, log_quser(user));
 	smtp_auth_done(s, AUTH_RESULT_FAILED);
 }
 
@@ -202,21 +198,6 @@ smtp_auth_line(struct smtp_session *s, char *line)
 	case AUTH_NONE:
 		break;
 	}
-}
-
-/* The user name as it may appear in a log line: printable, no blank. */
-static const char *
-smtp_auth_logname(const char *user, char *buf, size_t len)
-{
-	size_t	 i;
-
-	if (*user == '\0')
-		return "-";
-	for (i = 0; user[i] != '\0' && i + 1 < len; i++)
-		buf[i] = ((unsigned char)user[i] > ' ' && user[i] != 127 &&
-		    user[i] != '"') ? user[i] : '?';
-	buf[i] = '\0';
-	return buf;
 }
 
 /*

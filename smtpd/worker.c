@@ -370,13 +370,9 @@ worker_relay_io(int fd, int events, void *arg)
 	struct proc_chan	 ch;
 
 	(void)fd;
-	if (events & EV_WRITE) {
-		if (imsgbuf_write(w->relay) == -1) {
-			worker_relay_lost(w);
-			return;
-		}
-		if (!imsgbuf_pending(w->relay))
-			ev_mod(w->relay->fd, EV_READ);
+	if ((events & EV_WRITE) && proc_flush(w->relay) == -1) {
+		worker_relay_lost(w);
+		return;
 	}
 	if (!(events & EV_READ))
 		return;
