@@ -42,7 +42,7 @@ HARDEN	:= -fstack-protector-strong -fPIE -U_FORTIFY_SOURCE \
 	   $(call cc_flag,-fzero-call-used-regs=used) \
 	   $(call cc_flag,-fcf-protection)
 CFLAGS	?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -Ilib -Iparent -Ismtpd -Irelay \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(HARDEN) $(CFLAGS) -I. -Ilib \
 	   $(PKG_CFLAGS) $(SAN)
 ALL_LDFLAGS = -pie -Wl,-z,relro,-z,now $(LDFLAGS) $(SAN)
 

@@ -222,7 +222,7 @@ log_timestamp(char *buf, size_t len)
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 {
-	char	 msg[2048], when[48];
+	char	 msg[LOG_LINE_MAX], when[48];
 	int	 saved_errno = errno;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -233,7 +233,7 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 		    errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
 		fflush(stderr);
 	} else if (log_state.child) {
-		char	 line[2304];
+		char	 line[LOG_WIRE_MAX];
 
 		snprintf(line, sizeof(line), "%s: %s%s%s", log_state.procname,
 		    msg, errstr != NULL ? ": " : "", errstr != NULL ? errstr :

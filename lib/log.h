@@ -8,6 +8,10 @@
 #include <sys/types.h>
 #include <stdarg.h>
 
+/* A child's line crosses to the parent: both bound it by these. */
+#define LOG_LINE_MAX	2048			/* one formatted event */
+#define LOG_WIRE_MAX	(LOG_LINE_MAX + 256)	/* with role and error */
+
 typedef void (*log_sink_cb)(int pri, const char *line);
 
 void	log_init(int foreground, int verbose, const char *procname);

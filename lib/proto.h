@@ -169,6 +169,13 @@ const char	*imsg_rule_check(const struct imsg *, enum proc_role,
 #define ENV_F_AUTH		0x8	/* the session authenticated */
 #define ENV_F_MASK		0xf
 
+/*
+ * Limits that cross a process boundary, named once: what one side
+ * makes, the other bounds its buffer by.
+ */
+#define REPLY_TEXT_MAX		256	/* a reply's text kept for logs, DSNs */
+#define AUTH_FIELD_MAX		255	/* a user name or a password */
+
 /* Bounds the relay enforces on a committed envelope. */
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000

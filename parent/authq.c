@@ -43,8 +43,8 @@ struct auth_req {
 	STAILQ_ENTRY(auth_req)	 entry;
 	pid_t		 worker;
 	uint32_t	 session;
-	char		 user[256];
-	char		 password[256];
+	char		 user[AUTH_FIELD_MAX + 1];
+	char		 password[AUTH_FIELD_MAX + 1];
 	char		 client[INET6_ADDRSTRLEN];
 };
 

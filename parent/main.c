@@ -27,9 +27,9 @@
 #include "log.h"
 #include "notify.h"
 #include "parent.h"
-#include "relay.h"
+#include "relay/relay.h"
 #include "tls.h"
-#include "worker.h"
+#include "smtpd/worker.h"
 
 static struct parent	parent;		/* the parent process's state */
 

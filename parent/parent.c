@@ -258,7 +258,7 @@ parent_kill_child(struct child *c, const char *why)
 static int
 parent_child_log(struct child *c, struct imsg *imsg)
 {
-	char		 line[2400];
+	char		 line[LOG_WIRE_MAX];
 	uint32_t	 pri;
 	size_t		 i;
 

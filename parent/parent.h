@@ -90,8 +90,8 @@ struct parent {
 	size_t			 tls_certlen;
 	char			*tls_key;
 	size_t			 tls_keylen;
-	char			 upstream_user[256];	/* "": no AUTH */
-	char			 upstream_pass[256];
+	char			 upstream_user[AUTH_FIELD_MAX + 1]; /* "": none */
+	char			 upstream_pass[AUTH_FIELD_MAX + 1];
 	uid_t			 deliver_uid;
 	gid_t			 deliver_gid;
 	int			 stopping;

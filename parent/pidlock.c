@@ -120,6 +120,11 @@ parent_write_pid(void)
 		log_warn("event=pid-file path=%s", pl.pid_file);
 	close(pl.pidfd);
 	pl.pidfd = -1;
+	/*
+	 * fatal() exits too: no pid file may outlive the daemon.  Only the
+	 * parent gets here; its children exec or _exit.
+	 */
+	atexit(parent_remove_pid);
 }
 
 /* A clean stop: the pid file goes; the lock goes with the process. */

@@ -229,7 +229,7 @@ client_finish(struct client *c, int broken)
 void
 client_fail(struct client *c, const char *fmt, ...)
 {
-	char			 text[CLIENT_TEXT_MAX];
+	char			 text[REPLY_TEXT_MAX];
 	enum client_state	 prev = c->state;
 	client_ready_cb		 ready = c->ready_cb;
 	va_list			 ap;

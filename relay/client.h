@@ -19,10 +19,10 @@
 #include "buf.h"
 #include "linebuf.h"
 #include "event.h"
+#include "proto.h"
 
 #define CLIENT_REPLY_LINE_MAX	512	/* octets before CRLF */
 #define CLIENT_REPLY_LINES_MAX	100	/* lines in one reply */
-#define CLIENT_TEXT_MAX		256	/* reply text kept for logs/DSN */
 #define CLIENT_TIMEOUT_MS	300000	/* any one wait (RFC 5321 4.5.3.2) */
 
 /* Capabilities from the EHLO reply. */
@@ -41,12 +41,11 @@
 #define CLIENT_TLS_IMPLICIT	2	/* handshake before the greeting */
 #define CLIENT_TLS_OPPORTUNISTIC 3	/* STARTTLS when offered, else plain */
 
-#define CLIENT_AUTH_MAX		255	/* octets of user or password */
 
 /* A parsed reply (RFC 5321 4.2). */
 struct smtp_reply {
 	int	code;			/* 200..599 */
-	char	text[CLIENT_TEXT_MAX];	/* first line's text, printable */
+	char	text[REPLY_TEXT_MAX];	/* first line's text, printable */
 	int	nlines;
 	int	capa;			/* keywords seen, for EHLO replies */
 	int	auth;			/* CAPA_AUTH_* of the AUTH keyword */
@@ -85,7 +84,7 @@ struct client_msg {
 /* Outcome of one recipient, or of the message as a whole. */
 struct client_rcpt_result {
 	int	code;			/* 0: not tried (connection failed) */
-	char	text[CLIENT_TEXT_MAX];
+	char	text[REPLY_TEXT_MAX];
 };
 
 /*
@@ -97,7 +96,7 @@ struct client_rcpt_result {
 struct client_result {
 	int				 status;	/* 2, 4 or 5 */
 	int				 code;		/* reply that decided */
-	char				 text[CLIENT_TEXT_MAX];
+	char				 text[REPLY_TEXT_MAX];
 	struct client_rcpt_result	*rcpt;		/* nrcpt entries */
 	int				 broken;	/* unusable now */
 };

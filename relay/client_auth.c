@@ -50,7 +50,7 @@ client_cmd_b64(struct client *c, const char *prefix, const void *data,
 void
 client_auth_start(struct client *c)
 {
-	char	 plain[2 * CLIENT_AUTH_MAX + 2];
+	char	 plain[2 * AUTH_FIELD_MAX + 2];
 	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
 
 	if (!(c->capa & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN))) {
@@ -124,7 +124,7 @@ client_set_auth(struct client *c, const char *user, const char *password)
 		return 0;
 	ulen = strlen(user);
 	plen = strlen(password);
-	if (ulen > CLIENT_AUTH_MAX || plen > CLIENT_AUTH_MAX || plen == 0) {
+	if (ulen > AUTH_FIELD_MAX || plen > AUTH_FIELD_MAX || plen == 0) {
 		errno = EINVAL;
 		return -1;
 	}

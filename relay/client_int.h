@@ -90,8 +90,8 @@ struct client {
 	int			 write_wants_read;
 
 	/* AUTH: user "" when none. */
-	char			 auth_user[CLIENT_AUTH_MAX + 1];
-	char			 auth_pass[CLIENT_AUTH_MAX + 1];
+	char			 auth_user[AUTH_FIELD_MAX + 1];
+	char			 auth_pass[AUTH_FIELD_MAX + 1];
 	enum client_auth_step	 auth_step;
 	int			 authed;
 

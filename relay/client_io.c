@@ -41,7 +41,7 @@ static ssize_t
 client_recv(struct client *c, void *p, size_t len, char *err,
     size_t errlen)
 {
-	char	 why[CLIENT_TEXT_MAX - 16];
+	char	 why[REPLY_TEXT_MAX - 16];
 	ssize_t	 n;
 
 	if (!c->tls_on) {
@@ -82,7 +82,7 @@ static ssize_t
 client_xmit(struct client *c, const void *p, size_t len, char *err,
     size_t errlen)
 {
-	char	 why[CLIENT_TEXT_MAX - 16];
+	char	 why[REPLY_TEXT_MAX - 16];
 	ssize_t	 n;
 
 	if (!c->tls_on) {
@@ -123,7 +123,7 @@ client_xmit(struct client *c, const void *p, size_t len, char *err,
 static void
 client_read(struct client *c)
 {
-	char	 err[CLIENT_TEXT_MAX];
+	char	 err[REPLY_TEXT_MAX];
 	uint8_t	*p;
 	size_t	 avail;
 	ssize_t	 n;
@@ -160,7 +160,7 @@ client_read(struct client *c)
 static void
 client_write(struct client *c)
 {
-	char	 err[CLIENT_TEXT_MAX];
+	char	 err[REPLY_TEXT_MAX];
 	size_t	 left;
 	ssize_t	 n;
 	int	 i;
@@ -197,7 +197,7 @@ client_write(struct client *c)
 void
 client_tls_step(struct client *c)
 {
-	char		 err[CLIENT_TEXT_MAX];
+	char		 err[REPLY_TEXT_MAX];
 	const char	*verr;
 
 	errno = 0;

@@ -105,7 +105,7 @@ deliver_done(struct imsg *imsg)
 {
 	struct drun	**rp, *r;
 	struct qmsg	*m;
-	char		 text[QUEUE_TEXT_MAX];
+	char		 text[REPLY_TEXT_MAX];
 	uint32_t	 result, i;
 
 	if (imsg_get_u32(imsg, &result) == -1 || result > DELIVER_PERMFAIL ||

@@ -61,8 +61,8 @@ static struct {
 	int			 probe_due;
 	struct ev_timer		 probe_timer;
 	SSL_CTX			*tls_ctx;	/* NULL: plain text upstream */
-	char			 auth_user[FWD_AUTH_MAX];	/* "": no AUTH */
-	char			 auth_pass[FWD_AUTH_MAX];
+	char			 auth_user[AUTH_FIELD_MAX + 1];	/* "": no AUTH */
+	char			 auth_pass[AUTH_FIELD_MAX + 1];
 } fwd;
 
 static void	forward_kick(void);

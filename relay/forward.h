@@ -13,7 +13,6 @@
 
 #define FWD_MAX_CONNS		4
 #define FWD_MAX_ADDRS		8
-#define FWD_AUTH_MAX		256
 #define FWD_IDLE_MS		5000
 #define FWD_CONNECT_MS		30000
 

@@ -735,7 +735,7 @@ queue_load_one(const char *name, char *why, size_t whylen,
 void
 queue_lost_mark(struct qmsg *m, const char *why)
 {
-	char		 text[QUEUE_TEXT_MAX];
+	char		 text[REPLY_TEXT_MAX];
 	uint32_t	 i;
 
 	snprintf(text, sizeof(text), "5.3.0 the message could not be "

@@ -26,7 +26,6 @@
 #include "proto.h"
 
 #define QUEUE_ID_LEN	16
-#define QUEUE_TEXT_MAX	256
 
 /* queue-min-free by default: 5 % of the file system, at most 100 MiB. */
 #define QUEUE_MIN_FREE_DEFAULT	(100ULL * 1024 * 1024)
@@ -49,7 +48,7 @@ struct qrcpt {
 	char		addr[ADDR_PATH_MAX + 1];
 	char		state;
 	int		code;		/* last reply, 0 if none */
-	char		text[QUEUE_TEXT_MAX];
+	char		text[REPLY_TEXT_MAX];
 	int		bounced;	/* a DSN was made for it */
 };
 

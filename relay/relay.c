@@ -719,7 +719,7 @@ relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
 static int
 relay_on_upstream_auth(struct proc_chan *pc, struct imsg *imsg)
 {
-	char	 user[FWD_AUTH_MAX], pass[FWD_AUTH_MAX];
+	char	 user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
 	int	 rc = -1;
 
 	(void)pc;

@@ -158,7 +158,7 @@ sched_count(void)
 static void
 msg_expire(struct qmsg *m)
 {
-	char		 last[QUEUE_TEXT_MAX], text[2 * QUEUE_TEXT_MAX];
+	char		 last[REPLY_TEXT_MAX], text[2 * REPLY_TEXT_MAX];
 	uint32_t	 i;
 
 	for (i = 0; i < m->nrcpt; i++) {

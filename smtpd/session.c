@@ -19,7 +19,6 @@
 #include "tls.h"
 #include "worker.h"
 
-static struct worker *session_worker;	/* the one worker of this process */
 
 static void	session_msg_open(struct smtp_session *);
 static void	session_msg_commit(struct smtp_session *);
@@ -113,7 +112,7 @@ session_flush(struct session *s)
 static int
 session_tls_begin(struct session *s)
 {
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 
 	if (s->smtp.in.buf != NULL)
 		linebuf_discard(&s->smtp.in);
@@ -404,7 +403,7 @@ session_rate_watch(struct session *s)
 static void
 session_start(struct session *s)
 {
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 
 	if (s->smtp.listen_flags & LISTEN_TLS) {
 		if (session_tls_begin(s) == -1 || session_tls_step(s) == -1) {
@@ -423,7 +422,7 @@ session_start(struct session *s)
 static void
 session_slot_ask(struct session *s, const struct sockaddr_storage *ss)
 {
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_SLOT_ASK, s->id, -1);
@@ -467,7 +466,6 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	uint16_t	 port;
 	int		 loopback = worker_is_loopback(ss);
 
-	session_worker = w;
 	if (ss->ss_family == AF_INET) {
 		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
 
@@ -485,6 +483,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 		close(fd);
 		return;
 	}
+	s->w = w;
 	do {
 		s->id = ++w->next_id;
 	} while (s->id == 0 || session_find(w, s->id) != NULL);
@@ -528,7 +527,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 void
 session_close(struct session *s, const char *reason)
 {
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 
 	log_info("event=disconnect session=%08x client=%s reason=%s "
 	    "messages=%u", s->id, s->smtp.peer_ip, reason, s->smtp.nmessages);
@@ -571,7 +570,7 @@ session_auth_check(struct smtp_session *smtp, const char *user,
     const char *password)
 {
 	struct session	*s = smtp->owner;
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 	struct imsg_out	 out;
 
 	/* The buffer is wiped once written (imsgbuf_write). */
@@ -602,7 +601,7 @@ static void
 session_msg_open(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 	struct imsg_out	 out;
 
 	if (w->relay == NULL) {
@@ -638,7 +637,7 @@ static void
 session_msg_commit(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 	struct envelope_ref	 e;
 	struct imsg_out		 out;
 	uint32_t		 flags = 0;
@@ -682,7 +681,7 @@ static void
 session_msg_abort(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
-	struct worker	*w = session_worker;
+	struct worker	*w = s->w;
 	struct imsg_out	 out;
 
 	if (w->relay == NULL || s->relay_gen != w->relay_gen)

@@ -58,7 +58,6 @@ enum smtp_auth_step {
 	AUTH_LOGIN_PASSWORD,	/* 334 Password: */
 };
 
-#define SMTP_AUTH_MAX		255	/* user name or password */
 #define SMTP_AUTH_FAILURES	3	/* then 421 */
 
 struct smtp_ops {
@@ -85,7 +84,7 @@ struct smtp_session {
 	int			 auth_configured; /* a users file exists */
 	enum smtp_auth_step	 auth_step;
 	unsigned int		 auth_failures;
-	char			 auth_user[SMTP_AUTH_MAX + 1];
+	char			 auth_user[AUTH_FIELD_MAX + 1];
 	int			 cmd_bare;	/* bare LF/CR in this command */
 	int			 draining;	/* daemon is stopping */
 	unsigned int		 errors;

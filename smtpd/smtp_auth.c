@@ -14,7 +14,7 @@
 #include "log.h"
 #include "smtp.h"
 
-#define SASL_MAX	(3 * SMTP_AUTH_MAX + 3)
+#define SASL_MAX	(3 * AUTH_FIELD_MAX + 3)
 
 /* Whether AUTH may be offered and used in this session now. */
 int
@@ -86,7 +86,7 @@ smtp_auth_plain(struct smtp_session *s, const char *b64)
 	/* Acting for someone else is not offered. */
 	if ((*authz != '\0' && strcmp(authz, user) != 0) ||
 	    memchr(pass, '\0', (char *)buf + n - pass) != NULL ||
-	    strlen(user) > SMTP_AUTH_MAX || strlen(pass) > SMTP_AUTH_MAX) {
+	    strlen(user) > AUTH_FIELD_MAX || strlen(pass) > AUTH_FIELD_MAX) {
 		explicit_bzero(buf, sizeof(buf));
 		s->auth_step = AUTH_NONE;
 		smtp_auth_refuse(s, user);
@@ -171,7 +171,7 @@ smtp_cmd_auth(struct smtp_session *s, char *arg)
 void
 smtp_auth_line(struct smtp_session *s, char *line)
 {
-	char	 pass[SMTP_AUTH_MAX + 1];
+	char	 pass[AUTH_FIELD_MAX + 1];
 
 	if (strcmp(line, "*") == 0) {
 		s->auth_step = AUTH_NONE;

@@ -19,6 +19,7 @@
 #define WORKER_PAUSE_MS		1000	/* full: let the others take them */
 
 struct session {
+	struct worker		*w;		/* the worker it belongs to */
 	struct session		*hnext;		/* id hash chain */
 	uint32_t		 id;
 	int			 fd;

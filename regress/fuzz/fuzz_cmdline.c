@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cmdline.h"
+#include "parent/cmdline.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "parse.h"
+#include "parent/parse.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "queue.h"
+#include "relay/queue.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "client.h"
+#include "relay/client.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -22,7 +22,7 @@ cd "$top" || exit 1
 CC=${FUZZ_CC:-clang}
 out=build/fuzz
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
-CFLAGS="$CFLAGS -fno-sanitize-recover=all -Ilib -Iparent -Ismtpd -Irelay"
+CFLAGS="$CFLAGS -fno-sanitize-recover=all -I. -Ilib"
 LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
 
 # The sources a harness needs: the "FUZZ_SRCS: file ..." lines in the

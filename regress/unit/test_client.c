@@ -24,7 +24,7 @@
 
 #include <openssl/evp.h>
 
-#include "client.h"
+#include "relay/client.h"
 #include "event.h"
 #include "tls.h"
 
@@ -57,7 +57,7 @@ struct h {
 
 	int			 ready_calls;
 	int			 ready_ok;
-	char			 ready_text[CLIENT_TEXT_MAX];
+	char			 ready_text[REPLY_TEXT_MAX];
 
 	uint32_t		 nrcpt;		/* of the message sent */
 	int			 done_calls;
@@ -1617,7 +1617,7 @@ static void
 test_auth_args(void **state)
 {
 	struct h	*h = *state;
-	char		 big[CLIENT_AUTH_MAX + 2];
+	char		 big[AUTH_FIELD_MAX + 2];
 	unsigned char	 plain[700];
 	SSL_CTX		*ctx;
 	char		 err[256];
@@ -1631,7 +1631,7 @@ test_auth_args(void **state)
 	assert_int_equal(client_set_auth(h->c, "u", ""), -1);
 	assert_int_equal(client_set_auth(h->c, NULL, "p"), -1);
 	assert_int_equal(client_set_auth(h->c, "", ""), 0);	/* none */
-	big[CLIENT_AUTH_MAX] = '\0';
+	big[AUTH_FIELD_MAX] = '\0';
 	assert_int_equal(client_set_auth(h->c, big, big), 0);
 
 	ctx = tls_client_ctx(NULL, 0, err, sizeof(err));
@@ -1659,9 +1659,9 @@ test_auth_args(void **state)
 	assert_int_equal(EVP_DecodeBlock(plain, (unsigned char *)h->got +
 	    h->seen, 684), 512 + 1);	/* 684 / 4 * 3, padding included */
 	assert_int_equal(plain[0], '\0');
-	assert_memory_equal(plain + 1, big, CLIENT_AUTH_MAX);
-	assert_int_equal(plain[1 + CLIENT_AUTH_MAX], '\0');
-	assert_memory_equal(plain + 2 + CLIENT_AUTH_MAX, big, CLIENT_AUTH_MAX);
+	assert_memory_equal(plain + 1, big, AUTH_FIELD_MAX);
+	assert_int_equal(plain[1 + AUTH_FIELD_MAX], '\0');
+	assert_memory_equal(plain + 2 + AUTH_FIELD_MAX, big, AUTH_FIELD_MAX);
 	h->seen = h->len;
 	say(h, "235 ok\r\n");
 	wait_ready(h);

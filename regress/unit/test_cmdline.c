@@ -17,7 +17,7 @@
 
 #include <cmocka.h>
 
-#include "cmdline.h"
+#include "parent/cmdline.h"
 
 #define MAXARGS	16
 

@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "debug.h"
+#include "relay/debug.h"
 #include "proto.h"
 
 #define HEAD	"---------- MESSAGE FOLLOWS ----------\n"

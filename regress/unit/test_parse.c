@@ -22,7 +22,7 @@
 
 #include <cmocka.h>
 
-#include "parse.h"
+#include "parent/parse.h"
 
 static char	 dir[64];
 static char	 conf_path[128];

@@ -27,7 +27,7 @@
 #include <cmocka.h>
 
 #include "log.h"
-#include "queue.h"
+#include "relay/queue.h"
 
 #define ID1	"0123456789ABCDEF"
 #define ID2	"FEDCBA9876543210"
@@ -421,7 +421,7 @@ test_malformed(void **state)
 	    ADDR_PATH_MAX + 1, big);
 	assert_int_equal(parse_text(buf, n), -1);
 	n = snprintf(buf, sizeof(buf), HEAD RCPT "text %.*s\n" END,
-	    QUEUE_TEXT_MAX, big);
+	    REPLY_TEXT_MAX, big);
 	assert_int_equal(parse_text(buf, n), -1);
 	n = snprintf(buf, sizeof(buf), HEAD "client %.*s\n" RCPT END, 46, big);
 	assert_int_equal(parse_text(buf, n), -1);

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "client.h"
+#include "relay/client.h"
 
 #define MAXL	8
 
@@ -148,7 +148,7 @@ test_line_count(void **state)
 	assert_int_equal(r.code, 221);
 }
 
-/* The text is cut at CLIENT_TEXT_MAX - 1; the line at the line limit. */
+/* The text is cut at REPLY_TEXT_MAX - 1; the line at the line limit. */
 static void
 test_lengths(void **state)
 {
@@ -162,7 +162,7 @@ test_lengths(void **state)
 	memcpy(line, "554 ", 4);
 	assert_int_equal(reply_parse_line(&p, line, CLIENT_REPLY_LINE_MAX,
 	    &r), REPLY_DONE);
-	assert_int_equal(strlen(r.text), CLIENT_TEXT_MAX - 1);
+	assert_int_equal(strlen(r.text), REPLY_TEXT_MAX - 1);
 	assert_int_equal(r.text[0], 'a');
 	assert_int_equal(reply_parse_line(&p, line, CLIENT_REPLY_LINE_MAX + 1,
 	    &r), REPLY_BAD);

@@ -17,7 +17,7 @@
 #include <bsd/string.h>
 
 #include "conf.h"
-#include "smtp.h"
+#include "smtpd/smtp.h"
 
 struct harness {
 	struct smtpd_conf	conf;
