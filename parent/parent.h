@@ -97,6 +97,8 @@ int	parent_deliver_exited(struct parent *, pid_t, int);
 void	parent_deliver_kill_all(void);
 int	parent_users_load(const char *, FILE *);
 int	parent_auth_request(struct parent *, struct child *, struct imsg *);
+int	upstream_auth_read(const char *, char *, size_t, char *, size_t,
+	    char *, size_t);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
 void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
 

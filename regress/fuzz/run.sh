@@ -2,16 +2,18 @@
 # Build every libFuzzer harness of regress/fuzz into build/fuzz and run
 # each for SECONDS seconds on a copy of its seed corpus (the tree stays
 # clean).  Exits non-zero if a harness fails to build or finds a crash;
-# the reproducer is left in build/fuzz/artifacts/.
+# the reproducer is left in build/fuzz/artifacts/.  Names (as in
+# fuzz_NAME.c) choose some harnesses only.
 #
-#	sh regress/fuzz/run.sh [SECONDS]
+#	sh regress/fuzz/run.sh [SECONDS [NAME ...]]
 
 set -u
 
 secs=${1:-20}
+[ $# -gt 0 ] && shift
 case $secs in
 ''|*[!0-9]*)
-	echo "usage: $0 [seconds]" >&2
+	echo "usage: $0 [seconds [name ...]]" >&2
 	exit 2
 	;;
 esac
@@ -20,7 +22,7 @@ top=$(cd "$(dirname "$0")/../.." && pwd) || exit 1
 cd "$top" || exit 1
 
 CC=${FUZZ_CC:-clang}
-out=build/fuzz
+out=${FUZZ_OUT:-build/fuzz}
 CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
 CFLAGS="$CFLAGS -fno-sanitize-recover=all -Ilib -Iparent -Ismtpd -Irelay"
 LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
@@ -45,12 +47,27 @@ srcs() {
 	esac
 }
 
+# What else it links with: its "FUZZ_LIBS: -lx ..." lines.
+libs() {
+	sed -n 's/.*FUZZ_LIBS:[[:space:]]*//p' "regress/fuzz/fuzz_$1.c" |
+	    tr '\n' ' '
+}
+
 harnesses=
 for f in regress/fuzz/fuzz_*.c; do
 	[ -f "$f" ] || continue
 	h=${f#regress/fuzz/fuzz_}
 	harnesses="$harnesses ${h%.c}"
 done
+if [ $# -gt 0 ]; then
+	for h in "$@"; do
+		if [ ! -f "regress/fuzz/fuzz_$h.c" ]; then
+			echo "$0: no harness regress/fuzz/fuzz_$h.c" >&2
+			exit 2
+		fi
+	done
+	harnesses=$*
+fi
 failed=
 
 mkdir -p "$out/corpus" "$out/artifacts" || exit 1
@@ -59,7 +76,7 @@ for h in $harnesses; do
 	rm -f "$out/fuzz_$h"
 	# shellcheck disable=SC2046,SC2086
 	if ! $CC $CFLAGS -o "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
-	    $(srcs "$h") $LIBS; then
+	    $(srcs "$h") $LIBS $(libs "$h"); then
 		failed="$failed $h(build)"
 		continue
 	fi
