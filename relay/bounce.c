@@ -76,7 +76,7 @@ int
 bounce_write(int fd, const struct qmsg *m, const char *id,
     const char *hostname, int origfd)
 {
-	char		*text = NULL, date[64], arrival[64], status[32];
+	char		*text = NULL, date[64], arrival[64], status[32], b[71];
 	size_t		 len = 0;
 	FILE		*f;
 	uint32_t	 i;
@@ -84,6 +84,8 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return -1;
+	/* At most 70 characters (RFC 2046 5.1.1), whatever the host name. */
+	snprintf(b, sizeof(b), "%s/%s", id, hostname);
 	rfc5322_date(time(NULL), date, sizeof(date));
 	rfc5322_date(m->created, arrival, sizeof(arrival));
 	fprintf(f, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
@@ -94,16 +96,15 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 	    "Auto-Submitted: auto-replied\r\n"
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	    "\tboundary=\"%s/%s\"\r\n"
+	    "\tboundary=\"%s\"\r\n"
 	    "\r\n"
 	    "This is a MIME-encapsulated message.\r\n\r\n"
-	    "--%s/%s\r\n"
+	    "--%s\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
 	    "This is the mail system at host %s.\r\n\r\n"
 	    "Your message could not be delivered to one or more "
 	    "recipients.\r\n\r\n",
-	    hostname, m->from, date, id, hostname, id, hostname, id,
-	    hostname, hostname);
+	    hostname, m->from, date, id, hostname, b, b, hostname);
 	for (i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -111,11 +112,11 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 			fprintf(f, "<%s>: %d %s\r\n", r->addr, r->code,
 			    r->text);
 	}
-	fprintf(f, "\r\n--%s/%s\r\n"
+	fprintf(f, "\r\n--%s\r\n"
 	    "Content-Type: message/delivery-status\r\n\r\n"
 	    "Reporting-MTA: dns; %s\r\n"
 	    "X-Smtpd-Queue-ID: %s\r\n"
-	    "Arrival-Date: %s\r\n", id, hostname, hostname, m->id, arrival);
+	    "Arrival-Date: %s\r\n", b, hostname, m->id, arrival);
 	for (i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -128,11 +129,11 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 		    "Diagnostic-Code: smtp; %d %s\r\n", r->addr, status,
 		    r->code, r->text);
 	}
-	fprintf(f, "\r\n--%s/%s\r\n"
-	    "Content-Type: text/rfc822-headers\r\n\r\n", id, hostname);
+	fprintf(f, "\r\n--%s\r\n"
+	    "Content-Type: text/rfc822-headers\r\n\r\n", b);
 	if (origfd != -1)
 		copy_headers(f, origfd);
-	fprintf(f, "\r\n--%s/%s--\r\n", id, hostname);
+	fprintf(f, "\r\n--%s--\r\n", b);
 	if (fclose(f) != 0) {
 		free(text);
 		return -1;
