@@ -31,14 +31,34 @@ rfc5322_date(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+/*
+ * Whether t starts with an enhanced status code (RFC 3463): class 4 or
+ * 5, subject and detail of 1-3 digits (no sign, no blank: sscanf's %d
+ * alone took "5.1.-1"), then a space or the end.
+ */
+static int
+is_enhanced(const char *t)
+{
+	size_t	 a, b;
+
+	if ((t[0] != '4' && t[0] != '5') || t[1] != '.')
+		return 0;
+	a = strspn(t + 2, "0123456789");
+	if (a < 1 || a > 3 || t[2 + a] != '.')
+		return 0;
+	b = strspn(t + 3 + a, "0123456789");
+	return b >= 1 && b <= 3 && (t[3 + a + b] == ' ' ||
+	    t[3 + a + b] == '\0');
+}
+
 /* The enhanced status code in a reply text, or a default for code. */
 static void
 status_of(const struct qrcpt *r, char *buf, size_t len)
 {
-	int	 a, b, c, n = 0;
+	int	 a, b, c;
 
-	if (sscanf(r->text, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && n > 0 &&
-	    (a == 4 || a == 5) && (r->text[n] == ' ' || r->text[n] == '\0')) {
+	if (is_enhanced(r->text) &&
+	    sscanf(r->text, "%1d.%3d.%3d", &a, &b, &c) == 3) {
 		snprintf(buf, len, "5.%d.%d", b, c);
 		return;
 	}

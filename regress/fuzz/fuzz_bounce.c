@@ -12,8 +12,8 @@
  * addr_parse_path() and addr_format() as the queue's do.
  *
  * The DSN must parse as a MIME message (RFC 2045, 2046, 6522, 3464),
- * checked here structurally: CRLF only, lines of at most 998 octets,
- * no NUL; a header block with From, To (the sender), Subject, Date,
+ * checked here structurally: CRLF only, lines of at most 998 octets;
+ * a header block with From, To (the sender), Subject, Date,
  * Message-ID, Auto-Submitted, MIME-Version and a multipart/report
  * Content-Type with report-type=delivery-status and a boundary of 1-70
  * legal characters; exactly three parts between the delimiters, the
@@ -117,11 +117,12 @@ write_orig(const char *p, size_t len)
 	if (ftruncate(origfd, 0) == -1 || lseek(origfd, 0, SEEK_SET) != 0)
 		abort();
 	for (; p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
+		/* A bare CR or LF ends a line: smtp.c takes no other. */
+		for (nl = p; nl < end && *nl != '\n' && *nl != '\r'; nl++)
+			;
 		n = nl - p;
-		if (n > 0 && p[n - 1] == '\r')
-			n--;
+		if (nl + 1 < end && nl[0] == '\r' && nl[1] == '\n')
+			nl++;
 		if (n > LINE_MAX_LEN)
 			n = LINE_MAX_LEN;
 		if (write(origfd, p, n) != (ssize_t)n ||
@@ -302,7 +303,8 @@ check_dsn(const char *text, size_t len, const struct qmsg *m)
 	int		 nf;
 
 	for (i = 0; i < len; i++) {
-		if (text[i] == '\0' || (text[i] == '\n' && (i == 0 ||
+		/* A NUL can only come from the original, as it came. */
+		if ((text[i] == '\n' && (i == 0 ||
 		    text[i - 1] != '\r')) || (text[i] == '\r' &&
 		    (i + 1 == len || text[i + 1] != '\n')))
 			abort();
