@@ -23,8 +23,10 @@ cd "$top" || exit 1
 
 CC=${FUZZ_CC:-clang}
 out=${FUZZ_OUT:-build/fuzz}
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
-CFLAGS="$CFLAGS -fno-sanitize-recover=all -Ilib -Iparent -Ismtpd -Irelay"
+FLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fno-sanitize-recover=all"
+FLAGS="$FLAGS -Ilib -Iparent -Ismtpd -Irelay"
+CFLAGS="$FLAGS -fsanitize=fuzzer,address,undefined"
+OBJFLAGS="$FLAGS -fsanitize=fuzzer-no-link,address,undefined"
 LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
 
 # The sources a harness needs: the "FUZZ_SRCS: file ..." lines in the
@@ -53,6 +55,31 @@ libs() {
 	    tr '\n' ' '
 }
 
+# The object of source file $1, compiled once for every harness (again
+# when it or a header is newer).
+obj() {
+	o="$out/obj/${1%.c}.o"
+	if [ ! -f "$o" ] || [ "$1" -nt "$o" ] || [ -n "$(find lib smtpd relay \
+	    parent -name '*.h' -newer "$o" | head -1)" ]; then
+		mkdir -p "${o%/*}" || return 1
+		# shellcheck disable=SC2086
+		$CC $OBJFLAGS -c -o "$o" "$1" || return 1
+	fi
+	echo "$o"
+}
+
+# Whether file $1 exists and is newer than the others and the headers.
+newest() {
+	t=$1
+	shift
+	[ -f "$t" ] || return 1
+	for f in "$@"; do
+		[ "$f" -nt "$t" ] && return 1
+	done
+	[ -z "$(find lib smtpd relay parent -name '*.h' -newer "$t" |
+	    head -1)" ]
+}
+
 harnesses=
 for f in regress/fuzz/fuzz_*.c; do
 	[ -f "$f" ] || continue
@@ -72,11 +99,21 @@ failed=
 
 mkdir -p "$out/corpus" "$out/artifacts" || exit 1
 for h in $harnesses; do
+	objs=
+	o=
+	for src in $(srcs "$h"); do
+		o=$(obj "$src") || break
+		objs="$objs $o"
+	done
+	if [ -n "$o" ] && newest "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
+	    $objs; then
+		continue
+	fi
 	echo "== build fuzz_$h"
 	rm -f "$out/fuzz_$h"
 	# shellcheck disable=SC2046,SC2086
-	if ! $CC $CFLAGS -o "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
-	    $(srcs "$h") $LIBS $(libs "$h"); then
+	if [ -z "${o:-}" ] || ! $CC $CFLAGS -o "$out/fuzz_$h" \
+	    "regress/fuzz/fuzz_$h.c" $objs $LIBS $(libs "$h"); then
 		failed="$failed $h(build)"
 		continue
 	fi
