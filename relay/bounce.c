@@ -96,7 +96,8 @@ int
 bounce_write(int fd, const struct qmsg *m, const char *id,
     const char *hostname, int origfd)
 {
-	char		*text = NULL, date[64], arrival[64], status[32], b[71];
+	char		*text = NULL, date[64], arrival[64], status[32];
+	char		 b[71];
 	size_t		 len = 0;
 	FILE		*f;
 	uint32_t	 i;

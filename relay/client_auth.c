@@ -69,9 +69,9 @@ client_auth_plain(struct client *c, const char *prefix)
 void
 client_auth_start(struct client *c)
 {
-	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
-	int	 fits = sizeof("AUTH PLAIN ") - 1 + (ulen + plen + 4) / 3 * 4 +
-		    2 <= SMTP_CMD_MAX + 2;
+	size_t	 n = strlen(c->auth_user) + strlen(c->auth_pass) + 2;
+	/* "AUTH PLAIN ", the base64 of n octets, CRLF. */
+	int	 fits = 11 + (n + 2) / 3 * 4 + 2 <= SMTP_CMD_MAX + 2;
 
 	if (!(c->capa & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN))) {
 		client_fail(c, "upstream offers no AUTH PLAIN/LOGIN");
