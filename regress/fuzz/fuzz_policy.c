@@ -82,9 +82,12 @@ config(struct policy *p, struct ref *r, const char *l)
 		if (r->nrcpts == ENTRIES_MAX)
 			return;
 		at = strchr(v, '@');
+		/* One @, and no longer than an address can be. */
 		want = at != NULL && strchr(at + 1, '@') == NULL &&
 		    (size_t)(at - v) <= ADDR_LOCAL_MAX && ref_domain(at + 1,
-		    strlen(at + 1), r->rdomains[r->nrcpts]) == 0;
+		    strlen(at + 1), r->rdomains[r->nrcpts]) == 0 &&
+		    (size_t)(at - v) + 1 + strlen(r->rdomains[r->nrcpts]) <=
+		    ADDR_PATH_MAX;
 		ok = policy_add_rcpt(p, v) == 0;
 		if (ok != want)
 			abort();
