@@ -355,13 +355,15 @@ def test_upstream_5xx_bounces_to_the_sender(world, upstream_factory,
     assert not d.log_grep(r"event=bounce queue_id=\S+ original=%s" % qid2)
     # And the failed bounce's own failure neither: the upstream has what it
     # had.  A third, good message is the sentinel that the relay moved on.
-    smtp_send(d.port, "sender@example.com", ["good@example.net"],
-              make_message(3, "sentinel"))
+    qid3 = smtp_send(d.port, "sender@example.com", ["good@example.net"],
+                     make_message(3, "sentinel"))
     msgs = wait_for(lambda: (lambda m: m if any(
         message_id(x["data"]) == "sentinel-3@test.example" for x in m)
         else None)(up.messages()), scaled(15), "the sentinel")
     assert len(msgs) == 3, [(m["sender"], m["rcpts"]) for m in msgs]
     assert [m["sender"] for m in msgs].count("") == 1
+    # The upstream has it before its 250 reaches the relay.
+    d.wait_log(r"relay: event=removed queue_id=%s$" % qid3)
     assert queue_files(queue) == []
 
 
