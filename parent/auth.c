@@ -50,6 +50,28 @@ users_free(struct user *users, size_t n)
 }
 
 /*
+ * One line of f into line (size octets); 0 at the end of the file, -1
+ * if it is longer than line holds (then it is skipped whole: the tail
+ * of a long comment must not be read as an entry of its own).
+ */
+static int
+users_getline(FILE *f, char *line, size_t size)
+{
+	int	 c;
+
+	line[size - 1] = 'x';
+	if (fgets(line, size, f) == NULL)
+		return 0;
+	/* Full without its LF, and more follows: too long. */
+	if (line[size - 1] != '\0' || line[size - 2] == '\n' ||
+	    (c = getc(f)) == EOF)
+		return 1;
+	while (c != '\n' && c != EOF)
+		c = getc(f);
+	return -1;
+}
+
+/*
  * Read the users file; -1 (and a line on errs for each problem) if it
  * cannot be used.  The running list is replaced only on success.
  */
@@ -61,7 +83,7 @@ parent_users_load(const char *path, FILE *errs)
 	char		 line[1024], *name, *hash, *nl;
 	struct stat	 st;
 	FILE		*f;
-	int		 errors = 0;
+	int		 errors = 0, rc;
 
 	if ((f = fopen(path, "re")) == NULL) {
 		fprintf(errs, "%s: %s\n", path, strerror(errno));
@@ -72,8 +94,13 @@ parent_users_load(const char *path, FILE *errs)
 		fclose(f);
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while ((rc = users_getline(f, line, sizeof(line))) != 0) {
 		lineno++;
+		if (rc == -1) {
+			fprintf(errs, "%s:%zu: line too long\n", path, lineno);
+			errors++;
+			continue;
+		}
 		if ((nl = strchr(line, '\n')) != NULL)
 			*nl = '\0';
 		name = line + strspn(line, " \t");

@@ -303,40 +303,16 @@ parent_check_deliver(struct parent *p)
 		    p->conf.user, p->conf.queue_user);
 }
 
-/*
- * upstream-auth: "user password" on one line, in a file that only its
- * owner may read; the parent reads it and hands it to the relay.
- */
-#define die_auth(...)	die_kw("upstream-auth", __VA_ARGS__)
-
+/* upstream-auth (parent/secret.c): a bad file stops the start. */
 static void
 parent_read_upstream_auth(struct parent *p, const char *path)
 {
-	char		 line[600], *sp, *nl;
-	struct stat	 st;
-	FILE		*f;
+	char	 err[PATH_MAX + 128];
 
-	if ((f = fopen(path, "re")) == NULL)
-		die_auth("upstream-auth %s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &st) == -1)
-		die_auth("upstream-auth %s: %s", path, strerror(errno));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		die_auth("upstream-auth %s: readable by others (chmod 600 "
-		    "it)", path);
-	if (fgets(line, sizeof(line), f) == NULL)
-		die_auth("upstream-auth %s: empty", path);
-	fclose(f);
-	if ((nl = strchr(line, '\n')) != NULL)
-		*nl = '\0';
-	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
-		die_auth("upstream-auth %s: expected \"user password\"",
-		    path);
-	*sp++ = '\0';
-	if (strlcpy(p->upstream_user, line, sizeof(p->upstream_user)) >=
-	    sizeof(p->upstream_user) || strlcpy(p->upstream_pass, sp,
-	    sizeof(p->upstream_pass)) >= sizeof(p->upstream_pass))
-		die_auth("upstream-auth %s: user or password too long", path);
-	explicit_bzero(line, sizeof(line));
+	if (upstream_auth_read(path, p->upstream_user,
+	    sizeof(p->upstream_user), p->upstream_pass,
+	    sizeof(p->upstream_pass), err, sizeof(err)) == -1)
+		die_kw("upstream-auth", "%s", err);
 }
 
 /*

@@ -121,6 +121,8 @@ int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 int	parent_slot_ask(struct parent *, struct child *, struct imsg *);
 int	parent_slot_free(struct child *, struct imsg *);
 void	parent_slots_release(struct child *);
+int	upstream_auth_read(const char *, char *, size_t, char *, size_t,
+	    char *, size_t);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
 int	parent_lock_queue(const char *, char *, size_t);
 int	parent_open_pid(const char *, int, char *, size_t);

@@ -31,14 +31,34 @@ rfc5322_date(int64_t t, char *buf, size_t len)
 	strftime(buf, len, "%a, %d %b %Y %H:%M:%S +0000", &tm);
 }
 
+/*
+ * Whether t starts with an enhanced status code (RFC 3463): class 4 or
+ * 5, subject and detail of 1-3 digits (no sign, no blank: sscanf's %d
+ * alone took "5.1.-1"), then a space or the end.
+ */
+static int
+is_enhanced(const char *t)
+{
+	size_t	 a, b;
+
+	if ((t[0] != '4' && t[0] != '5') || t[1] != '.')
+		return 0;
+	a = strspn(t + 2, "0123456789");
+	if (a < 1 || a > 3 || t[2 + a] != '.')
+		return 0;
+	b = strspn(t + 3 + a, "0123456789");
+	return b >= 1 && b <= 3 && (t[3 + a + b] == ' ' ||
+	    t[3 + a + b] == '\0');
+}
+
 /* The enhanced status code in a reply text, or a default for code. */
 static void
 status_of(const struct qrcpt *r, char *buf, size_t len)
 {
-	int	 a, b, c, n = 0;
+	int	 a, b, c;
 
-	if (sscanf(r->text, "%1d.%3d.%3d%n", &a, &b, &c, &n) == 3 && n > 0 &&
-	    (a == 4 || a == 5) && (r->text[n] == ' ' || r->text[n] == '\0')) {
+	if (is_enhanced(r->text) &&
+	    sscanf(r->text, "%1d.%3d.%3d", &a, &b, &c) == 3) {
 		snprintf(buf, len, "5.%d.%d", b, c);
 		return;
 	}
@@ -77,6 +97,7 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
     const char *hostname, int origfd)
 {
 	char		*text = NULL, date[64], arrival[64], status[32];
+	char		 b[71];
 	size_t		 len = 0;
 	FILE		*f;
 	uint32_t	 i;
@@ -84,6 +105,8 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 
 	if ((f = open_memstream(&text, &len)) == NULL)
 		return -1;
+	/* At most 70 characters (RFC 2046 5.1.1), whatever the host name. */
+	snprintf(b, sizeof(b), "%s/%s", id, hostname);
 	rfc5322_date(time(NULL), date, sizeof(date));
 	rfc5322_date(m->created, arrival, sizeof(arrival));
 	fprintf(f, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n"
@@ -94,16 +117,15 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 	    "Auto-Submitted: auto-replied\r\n"
 	    "MIME-Version: 1.0\r\n"
 	    "Content-Type: multipart/report; report-type=delivery-status;\r\n"
-	    "\tboundary=\"%s/%s\"\r\n"
+	    "\tboundary=\"%s\"\r\n"
 	    "\r\n"
 	    "This is a MIME-encapsulated message.\r\n\r\n"
-	    "--%s/%s\r\n"
+	    "--%s\r\n"
 	    "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
 	    "This is the mail system at host %s.\r\n\r\n"
 	    "Your message could not be delivered to one or more "
 	    "recipients.\r\n\r\n",
-	    hostname, m->from, date, id, hostname, id, hostname, id,
-	    hostname, hostname);
+	    hostname, m->from, date, id, hostname, b, b, hostname);
 	for (i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -111,11 +133,11 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 			fprintf(f, "<%s>: %d %s\r\n", r->addr, r->code,
 			    r->text);
 	}
-	fprintf(f, "\r\n--%s/%s\r\n"
+	fprintf(f, "\r\n--%s\r\n"
 	    "Content-Type: message/delivery-status\r\n\r\n"
 	    "Reporting-MTA: dns; %s\r\n"
 	    "X-Smtpd-Queue-ID: %s\r\n"
-	    "Arrival-Date: %s\r\n", id, hostname, hostname, m->id, arrival);
+	    "Arrival-Date: %s\r\n", b, hostname, m->id, arrival);
 	for (i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -128,11 +150,11 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 		    "Diagnostic-Code: smtp; %d %s\r\n", r->addr, status,
 		    r->code, r->text);
 	}
-	fprintf(f, "\r\n--%s/%s\r\n"
-	    "Content-Type: text/rfc822-headers\r\n\r\n", id, hostname);
+	fprintf(f, "\r\n--%s\r\n"
+	    "Content-Type: text/rfc822-headers\r\n\r\n", b);
 	if (origfd != -1)
 		copy_headers(f, origfd);
-	fprintf(f, "\r\n--%s/%s--\r\n", id, hostname);
+	fprintf(f, "\r\n--%s--\r\n", b);
 	if (fclose(f) != 0) {
 		free(text);
 		return -1;

@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "client_int.h"
+#include "proto.h"
 #include "log.h"
 
 /* AUTH in clear text is worth one warning per process, not one a try. */
@@ -42,16 +43,35 @@ client_cmd_b64(struct client *c, const char *prefix, const void *data,
 	return rc;
 }
 
+/* Send the PLAIN response (RFC 4616 2: no authzid, user, password). */
+static void
+client_auth_plain(struct client *c, const char *prefix)
+{
+	char	 plain[2 * AUTH_FIELD_MAX + 2];
+	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
+
+	plain[0] = '\0';
+	memcpy(plain + 1, c->auth_user, ulen);
+	plain[1 + ulen] = '\0';
+	memcpy(plain + 2 + ulen, c->auth_pass, plen);
+	c->auth_step = AUTH_PLAIN;
+	client_cmd_b64(c, prefix, plain, 2 + ulen + plen);
+	explicit_bzero(plain, sizeof(plain));
+}
+
 /*
  * Authenticate (RFC 4954): PLAIN when offered, in one round trip with
- * the initial response (RFC 4616 2: no authzid, user, password), else
- * LOGIN, which asks for the user, then for the password.
+ * the initial response, else LOGIN, which asks for the user, then for
+ * the password.  An initial response that would make the command
+ * longer than 512 octets is not sent (RFC 4954 4): LOGIN then, when
+ * offered, else PLAIN waits for its 334.
  */
 void
 client_auth_start(struct client *c)
 {
-	char	 plain[2 * AUTH_FIELD_MAX + 2];
-	size_t	 ulen = strlen(c->auth_user), plen = strlen(c->auth_pass);
+	size_t	 n = strlen(c->auth_user) + strlen(c->auth_pass) + 2;
+	/* "AUTH PLAIN ", the base64 of n octets, CRLF. */
+	int	 fits = 11 + (n + 2) / 3 * 4 + 2 <= SMTP_CMD_MAX + 2;
 
 	if (!(c->capa & (CAPA_AUTH_PLAIN | CAPA_AUTH_LOGIN))) {
 		client_fail(c, "upstream offers no AUTH PLAIN/LOGIN");
@@ -63,17 +83,14 @@ client_auth_start(struct client *c)
 		    "plain: the password goes in clear text\"");
 	}
 	c->state = CS_AUTH;
-	if (c->capa & CAPA_AUTH_PLAIN) {
-		c->auth_step = AUTH_PLAIN;
-		plain[0] = '\0';
-		memcpy(plain + 1, c->auth_user, ulen);
-		plain[1 + ulen] = '\0';
-		memcpy(plain + 2 + ulen, c->auth_pass, plen);
-		client_cmd_b64(c, "AUTH PLAIN ", plain, 2 + ulen + plen);
-		explicit_bzero(plain, sizeof(plain));
-	} else {
+	if ((c->capa & CAPA_AUTH_PLAIN) && fits)
+		client_auth_plain(c, "AUTH PLAIN ");
+	else if (c->capa & CAPA_AUTH_LOGIN) {
 		c->auth_step = AUTH_LOGIN;
 		client_cmd(c, "AUTH LOGIN\r\n");
+	} else {
+		c->auth_step = AUTH_PLAIN_ASK;
+		client_cmd(c, "AUTH PLAIN\r\n");
 	}
 }
 
@@ -85,7 +102,8 @@ client_auth_start(struct client *c)
 void
 client_auth_reply(struct client *c, const struct smtp_reply *r)
 {
-	const char	*mech = c->auth_step == AUTH_PLAIN ? "PLAIN" : "LOGIN";
+	const char	*mech = c->auth_step == AUTH_PLAIN ||
+			    c->auth_step == AUTH_PLAIN_ASK ? "PLAIN" : "LOGIN";
 	const char	*item;
 
 	if (r->code == 235 && (c->auth_step == AUTH_PLAIN ||
@@ -93,6 +111,10 @@ client_auth_reply(struct client *c, const struct smtp_reply *r)
 		c->authed = 1;
 		log_debug("event=upstream-auth mechanism=%s result=ok", mech);
 		client_session_ready(c, r->text);
+		return;
+	}
+	if (r->code == 334 && c->auth_step == AUTH_PLAIN_ASK) {
+		client_auth_plain(c, "");
 		return;
 	}
 	if (r->code == 334 && (c->auth_step == AUTH_LOGIN ||

@@ -38,7 +38,8 @@ enum client_state {
 
 /* Where an AUTH exchange stands: what the next reply answers. */
 enum client_auth_step {
-	AUTH_PLAIN,		/* AUTH PLAIN with the initial response */
+	AUTH_PLAIN,		/* the PLAIN response sent: 235 or a refusal */
+	AUTH_PLAIN_ASK,		/* AUTH PLAIN alone: 334 asks for it */
 	AUTH_LOGIN,		/* AUTH LOGIN: 334 asks for the user */
 	AUTH_LOGIN_USER,	/* user sent: 334 asks for the password */
 	AUTH_LOGIN_PASS,	/* password sent: 235 or a refusal */

@@ -2,6 +2,7 @@
 classic client to the upstream, closed to everyone but loopback by
 default; the open-relay guard at RCPT TO; bounces (RFC 3464) for
 upstream 5xx, never for a null sender."""
+import email
 import email.utils
 import subprocess
 import time
@@ -355,8 +356,8 @@ def test_upstream_5xx_bounces_to_the_sender(world, upstream_factory,
     assert not d.log_grep(r"event=bounce queue_id=\S+ original=%s" % qid2)
     # And the failed bounce's own failure neither: the upstream has what it
     # had.  A third, good message is the sentinel that the relay moved on.
-    smtp_send(d.port, "sender@example.com", ["good@example.net"],
-              make_message(3, "sentinel"))
+    qid3 = smtp_send(d.port, "sender@example.com", ["good@example.net"],
+                     make_message(3, "sentinel"))
     msgs = wait_for(lambda: (lambda m: m if any(
         message_id(x["data"]) == "sentinel-3@test.example" for x in m)
         else None)(up.messages()), scaled(15), "the sentinel")
@@ -449,6 +450,29 @@ def test_helo_client_multiple_recipients_and_upstream_without_ehlo(
     check_received(received, "old.example", "127.0.0.1", qid, None,
                    proto=b"SMTP")
     assert rest == with_x_peer(data, "127.0.0.1")
+
+
+def test_dsn_boundary_with_a_long_hostname(world, upstream_factory,
+                                           relay_factory):
+    """With a host name of 120 octets the DSN's MIME boundary still has
+    at most 70 characters (RFC 2046 5.1.1) and the DSN parses as a
+    multipart/report of three parts (found by regress/fuzz/fuzz_bounce.c:
+    the boundary was the queue ID and the whole host name)."""
+    host = ".".join(["h" * 59, "l" * 59]) + ".x"
+    up = upstream_factory("--rcpt-code", "bad@example.net=550")
+    conf, _ = relay_conf(world, lines=["hostname " + host])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr,
+                      hostname=host)
+    smtp_send(d.port, "sender@example.com", ["bad@example.net"],
+              make_message(1, "long host"))
+    [dsn] = [m for m in up.wait_messages(1) if m["sender"] == ""]
+    _, body = split_received(dsn["data"])
+    msg = email.message_from_bytes(body)
+    boundary = msg.get_boundary()
+    assert boundary is not None and 1 <= len(boundary) <= 70, boundary
+    assert msg.get_content_type() == "multipart/report"
+    assert [p.get_content_type() for p in msg.get_payload()] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
 
 
 def test_upstream_4xx_until_lifetime_then_dsn(world, upstream_factory,

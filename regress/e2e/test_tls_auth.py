@@ -34,7 +34,7 @@ from harness import Reply, check, children_of, free_port, need_tool, \
 from relay_harness import (IS_ROOT, netns, relay_conf,  # noqa: F401
                            relay_factory, smtpd_pw, upstream_factory, world)
 from skips import missing, need_root, need_tls11, need_user
-from tls_certs import ServerCerts, users_file
+from tls_certs import ServerCerts, crypt_hash, users_file
 
 # The fixtures above (netns, relay_factory, upstream_factory, world) are
 # imported so that pytest finds them in this module.
@@ -700,6 +700,31 @@ def test_users_file_readable_by_others_is_refused(world, upstream_factory,
     err = d.stderr()
     assert loose in err, err
     assert PASSWORD not in err
+
+
+def test_users_file_long_line_is_refused(world, upstream_factory,
+                                         relay_factory, secrets, tmp_path):
+    """A users line longer than 1022 octets stops the start with a line
+    naming the file: read in pieces, the tail of a long comment became
+    an entry of its own (found by regress/fuzz/fuzz_users.c)."""
+    up = upstream_factory()
+    path = users_file(str(tmp_path / "users-long"), {USER: PASSWORD})
+    tail = "mallory " + crypt_hash("guess", str(tmp_path))
+    with open(path, "a") as f:
+        f.write("# " + "x" * 1021 + tail + "\n")
+    port = free_port()
+    conf, _ = relay_conf(world, lines=[
+        "upstream 127.0.0.1 port %d" % up.port,
+        "tls certificate %s key %s" % (secrets.cert, secrets.key),
+        "users %s" % path,
+        "listen on 127.0.0.1 port %d auth" % port])
+    d = relay_factory("-f", conf, "-c", "relay", args=NOPRIV, listen="",
+                      wait=False)
+    d.port = port
+    d.spawn()
+    assert d.wait_exit(scaled(10)) == 1
+    err = d.stderr()
+    assert "%s:3: line too long" % path in err, err
 
 
 # --------------------------------------------------------------------------

@@ -2,16 +2,18 @@
 # Build every libFuzzer harness of regress/fuzz into build/fuzz and run
 # each for SECONDS seconds on a copy of its seed corpus (the tree stays
 # clean).  Exits non-zero if a harness fails to build or finds a crash;
-# the reproducer is left in build/fuzz/artifacts/.
+# the reproducer is left in build/fuzz/artifacts/.  Names (as in
+# fuzz_NAME.c) choose some harnesses only.
 #
-#	sh regress/fuzz/run.sh [SECONDS]
+#	sh regress/fuzz/run.sh [SECONDS [NAME ...]]
 
 set -u
 
 secs=${1:-20}
+[ $# -gt 0 ] && shift
 case $secs in
 ''|*[!0-9]*)
-	echo "usage: $0 [seconds]" >&2
+	echo "usage: $0 [seconds [name ...]]" >&2
 	exit 2
 	;;
 esac
@@ -20,9 +22,11 @@ top=$(cd "$(dirname "$0")/../.." && pwd) || exit 1
 cd "$top" || exit 1
 
 CC=${FUZZ_CC:-clang}
-out=build/fuzz
-CFLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined"
-CFLAGS="$CFLAGS -fno-sanitize-recover=all -I. -Ilib"
+out=${FUZZ_OUT:-build/fuzz}
+FLAGS="-g -O1 -std=c11 -D_GNU_SOURCE -fno-sanitize-recover=all"
+FLAGS="$FLAGS -I. -Ilib"
+CFLAGS="$FLAGS -fsanitize=fuzzer,address,undefined"
+OBJFLAGS="$FLAGS -fsanitize=fuzzer-no-link,address,undefined"
 LIBS=$(pkg-config --libs libbsd libseccomp) || exit 1
 
 # The sources a harness needs: the "FUZZ_SRCS: file ..." lines in the
@@ -45,21 +49,71 @@ srcs() {
 	esac
 }
 
+# What else it links with: its "FUZZ_LIBS: -lx ..." lines.
+libs() {
+	sed -n 's/.*FUZZ_LIBS:[[:space:]]*//p' "regress/fuzz/fuzz_$1.c" |
+	    tr '\n' ' '
+}
+
+# The object of source file $1, compiled once for every harness (again
+# when it or a header is newer).
+obj() {
+	o="$out/obj/${1%.c}.o"
+	if [ ! -f "$o" ] || [ "$1" -nt "$o" ] || [ -n "$(find lib smtpd relay \
+	    parent -name '*.h' -newer "$o" | head -1)" ]; then
+		mkdir -p "${o%/*}" || return 1
+		# shellcheck disable=SC2086
+		$CC $OBJFLAGS -c -o "$o" "$1" || return 1
+	fi
+	echo "$o"
+}
+
+# Whether file $1 exists and is newer than the others and the headers.
+newest() {
+	t=$1
+	shift
+	[ -f "$t" ] || return 1
+	for f in "$@"; do
+		[ "$f" -nt "$t" ] && return 1
+	done
+	[ -z "$(find lib smtpd relay parent -name '*.h' -newer "$t" |
+	    head -1)" ]
+}
+
 harnesses=
 for f in regress/fuzz/fuzz_*.c; do
 	[ -f "$f" ] || continue
 	h=${f#regress/fuzz/fuzz_}
 	harnesses="$harnesses ${h%.c}"
 done
+if [ $# -gt 0 ]; then
+	for h in "$@"; do
+		if [ ! -f "regress/fuzz/fuzz_$h.c" ]; then
+			echo "$0: no harness regress/fuzz/fuzz_$h.c" >&2
+			exit 2
+		fi
+	done
+	harnesses=$*
+fi
 failed=
 
 mkdir -p "$out/corpus" "$out/artifacts" || exit 1
 for h in $harnesses; do
+	objs=
+	o=
+	for src in $(srcs "$h"); do
+		o=$(obj "$src") || break
+		objs="$objs $o"
+	done
+	if [ -n "$o" ] && newest "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
+	    $objs; then
+		continue
+	fi
 	echo "== build fuzz_$h"
 	rm -f "$out/fuzz_$h"
 	# shellcheck disable=SC2046,SC2086
-	if ! $CC $CFLAGS -o "$out/fuzz_$h" "regress/fuzz/fuzz_$h.c" \
-	    $(srcs "$h") $LIBS; then
+	if [ -z "${o:-}" ] || ! $CC $CFLAGS -o "$out/fuzz_$h" \
+	    "regress/fuzz/fuzz_$h.c" $objs $LIBS $(libs "$h"); then
 		failed="$failed $h(build)"
 		continue
 	fi

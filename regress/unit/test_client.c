@@ -1497,6 +1497,67 @@ test_auth_login(void **state)
 	quit(h);
 }
 
+/*
+ * Credentials whose PLAIN initial response would make the AUTH command
+ * longer than 512 octets (RFC 4954 4): LOGIN when offered, else AUTH
+ * PLAIN alone and the response after the 334 (found by
+ * regress/fuzz/fuzz_client_auth.c).
+ */
+static void
+long_auth(struct h *h, const char *ehlo_reply, char *b64)
+{
+	char	 user[251], pass[251], plain[502];
+
+	memset(user, 'u', 250);
+	user[250] = '\0';
+	memset(pass, 'p', 250);
+	pass[250] = '\0';
+	plain[0] = '\0';
+	memcpy(plain + 1, user, 251);
+	memcpy(plain + 252, pass, 250);
+	EVP_EncodeBlock((unsigned char *)b64, (unsigned char *)plain,
+	    sizeof(plain));
+	h->c = client_new(h->cfd, "relay.test", h_ready, h);
+	assert_non_null(h->c);
+	assert_int_equal(client_set_auth(h->c, user, pass), 0);
+	say(h, "220 mx.test ESMTP\r\n");
+	expect(h, "EHLO relay.test\r\n");
+	say(h, ehlo_reply);
+}
+
+static void
+test_auth_long_plain_takes_login(void **state)
+{
+	struct h	*h = *state;
+	char		 b64[1024];
+
+	long_auth(h, "250-mx.test\r\n250 AUTH PLAIN LOGIN\r\n", b64);
+	expect(h, "AUTH LOGIN\r\n");
+	say(h, "334 VXNlcm5hbWU6\r\n");
+	expect(h, "dXV1dXV1dXV1");	/* "uuuuuuuuu" and so on */
+	client_free(h->c);
+	h->c = NULL;
+}
+
+static void
+test_auth_long_plain_waits_for_334(void **state)
+{
+	struct h	*h = *state;
+	char		 b64[1024], line[1100];
+
+	long_auth(h, "250-mx.test\r\n250 AUTH PLAIN\r\n", b64);
+	expect(h, "AUTH PLAIN\r\n");
+	expect_quiet(h);
+	say(h, "334 \r\n");
+	snprintf(line, sizeof(line), "%s\r\n", b64);
+	expect(h, line);
+	say(h, "235 2.7.0 ok\r\n");
+	wait_ready(h);
+	assert_int_equal(h->ready_ok, 1);
+	assert_true(client_authenticated(h->c));
+	quit(h);
+}
+
 /* 535: the connection fails, with the upstream's words only. */
 static void
 test_auth_refused(void **state)
@@ -1643,11 +1704,16 @@ test_auth_args(void **state)
 	    "mx\r\n.test"), -1);
 	assert_int_equal(client_set_tls(h->c, ctx, CLIENT_TLS_NONE, NULL), 0);
 
-	/* PLAIN with both at their longest: one line, no truncation. */
+	/*
+	 * PLAIN with both at their longest: no initial response (the
+	 * command would pass 512 octets, RFC 4954 4), then one line after
+	 * the 334, no truncation.
+	 */
 	say(h, "220 mx.test\r\n");
 	expect(h, "EHLO relay.test\r\n");
 	say(h, "250-mx.test\r\n250 AUTH PLAIN\r\n");
-	expect(h, "AUTH PLAIN ");
+	expect(h, "AUTH PLAIN\r\n");
+	say(h, "334 \r\n");
 	while (memchr(h->got + h->seen, '\n', h->len - h->seen) == NULL) {
 		h->want = h->len + 1;
 		assert_true(run(h, pred_len, GUARD_MS));
@@ -1934,6 +2000,10 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_login, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_auth_long_plain_takes_login,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_long_plain_waits_for_334, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_refused, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_auth_login_refused, setup,

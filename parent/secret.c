@@ -1,0 +1,69 @@
+/*
+ * The upstream-auth file: "user password" on its first line, in a file
+ * that only its owner may read.  The parent reads it (as root) and hands
+ * the pair to the relay.  Kept apart from main.c so that the parser can
+ * be run on its own (regress/fuzz/fuzz_upstream_auth.c).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <bsd/string.h>
+
+#include "parent.h"
+
+/*
+ * Read path into user and pass; -1 and the reason in err (a sentence
+ * that names the file) if it cannot be used.
+ */
+int
+upstream_auth_read(const char *path, char *user, size_t userlen, char *pass,
+    size_t passlen, char *err, size_t errlen)
+{
+	char		 line[600], *sp, *nl;
+	struct stat	 st;
+	FILE		*f;
+	int		 rc = -1;
+
+	if ((f = fopen(path, "re")) == NULL) {
+		snprintf(err, errlen, "upstream-auth %s: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) == -1)
+		snprintf(err, errlen, "upstream-auth %s: %s", path,
+		    strerror(errno));
+	else if (st.st_mode & (S_IRWXG | S_IRWXO))
+		snprintf(err, errlen, "upstream-auth %s: readable by others "
+		    "(chmod 600 it)", path);
+	else if (fgets(line, sizeof(line), f) == NULL)
+		snprintf(err, errlen, "upstream-auth %s: empty", path);
+	else
+		rc = 0;
+	fclose(f);
+	if (rc == -1)
+		return -1;
+	rc = -1;
+	if ((nl = strchr(line, '\n')) != NULL)
+		*nl = '\0';
+	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
+		snprintf(err, errlen, "upstream-auth %s: expected \"user "
+		    "password\"", path);
+	else {
+		*sp++ = '\0';
+		if (strlcpy(user, line, userlen) >= userlen ||
+		    strlcpy(pass, sp, passlen) >= passlen)
+			snprintf(err, errlen, "upstream-auth %s: user or "
+			    "password too long", path);
+		else
+			rc = 0;
+	}
+	explicit_bzero(line, sizeof(line));
+	if (rc == -1) {
+		explicit_bzero(user, userlen);
+		explicit_bzero(pass, passlen);
+	}
+	return rc;
+}
