@@ -9,6 +9,7 @@
 #                   (FUZZ_SECONDS=600 for the long run)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make uninstall  what install put there, but /etc/smtpd/smtpd.conf
+#   make install-sendmail  also /usr/sbin/sendmail and /usr/bin/mailq
 
 PREFIX	?= /usr/local
 SBINDIR	?= $(PREFIX)/sbin
@@ -54,6 +55,8 @@ SMTPD_SRCS  = $(wildcard smtpd/*.c)
 RELAY_SRCS  = $(wildcard relay/*.c)
 SRCS	    = $(LIB_SRCS) $(PARENT_SRCS) $(SMTPD_SRCS) $(RELAY_SRCS)
 OBJS	    = $(SRCS:%.c=$(BUILD)/obj/%.o)
+CTL_SRCS    = $(wildcard ctl/*.c)
+CTL_OBJS    = $(CTL_SRCS:%.c=$(BUILD)/obj/%.o)
 # What the unit tests link: the library and the parsers they drive.
 LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
@@ -79,12 +82,17 @@ TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \
-	valgrind fuzz fuzz-smoke install uninstall unit-check clean user
+	valgrind fuzz fuzz-smoke install install-sendmail uninstall unit-check \
+	clean user
 
-all: $(BUILD)/smtpd
+all: $(BUILD)/smtpd $(BUILD)/smtpctl
 
 $(BUILD)/smtpd: $(OBJS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(OBJS) $(PKG_LIBS) -lcrypt
+
+# smtpctl, and sendmail and mailq by its name: no part of the daemon.
+$(BUILD)/smtpctl: $(CTL_OBJS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(CTL_OBJS) $(shell pkg-config --libs libbsd)
 
 # Each object depends on the headers it includes (-MMD), and a removed
 # header breaks no build (-MP).
@@ -97,7 +105,7 @@ $(BUILD)/regress/test_%: regress/unit/test_%.c $(TEST_OBJS)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -o $@ $< $(TEST_OBJS) \
 	    $(ALL_LDFLAGS) $(PKG_LIBS) -lcrypt $(CMOCKA_LIBS)
 
--include $(OBJS:.o=.d) $(UNIT_BINS:=.d)
+-include $(OBJS:.o=.d) $(CTL_OBJS:.o=.d) $(UNIT_BINS:=.d)
 
 # Install what a fresh Debian 12 lacks (as root); say what is missing
 # otherwise.
@@ -137,15 +145,15 @@ check: test-deps user
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-e2e: $(BUILD)/smtpd
+e2e: $(BUILD)/smtpd $(BUILD)/smtpctl
 	SMTPD_BIN=$(CURDIR)/$(BUILD)/smtpd $(PYTHON) -m pytest -q \
 	    -rfEs -p no:cacheprovider regress/e2e regress/sandbox
 
-MANPAGES    = smtpd.8 smtpd.conf.5
+MANPAGES    = smtpd.8 smtpd.conf.5 smtpctl.8
 
 lint:
 	sh regress/man.sh $(MANPAGES)
-	sh regress/style.sh $(SRCS)
+	sh regress/style.sh $(SRCS) $(CTL_SRCS)
 
 asan: test-deps user
 	$(MAKE) BUILD=build/asan CC=clang \
@@ -181,7 +189,8 @@ $(BUILD)/smtpd.service: etc/smtpd.service.in
 # What install puts in place, each file once: uninstall removes exactly
 # these.  The sample configuration is not among them: it is installed
 # only where none exists, and never removed.
-INSTALLED = $(SBINDIR)/smtpd $(MANDIR)/man8/smtpd.8 \
+INSTALLED = $(SBINDIR)/smtpd $(SBINDIR)/smtpctl $(MANDIR)/man8/smtpd.8 \
+	    $(MANDIR)/man8/smtpctl.8 \
 	    $(MANDIR)/man5/smtpd.conf.5 $(SYSTEMDDIR)/smtpd.service \
 	    $(SYSUSERSDIR)/smtpd.conf $(TMPFILESDIR)/smtpd.conf
 
@@ -191,7 +200,9 @@ install: all $(BUILD)/smtpd.service
 	    $(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) \
 	    $(DESTDIR)$(SYSCONFDIR)/smtpd
 	install -m 0755 $(BUILD)/smtpd $(DESTDIR)$(SBINDIR)/smtpd
+	install -m 0755 $(BUILD)/smtpctl $(DESTDIR)$(SBINDIR)/smtpctl
 	install -m 0644 smtpd.8 $(DESTDIR)$(MANDIR)/man8/smtpd.8
+	install -m 0644 smtpctl.8 $(DESTDIR)$(MANDIR)/man8/smtpctl.8
 	install -m 0644 smtpd.conf.5 $(DESTDIR)$(MANDIR)/man5/smtpd.conf.5
 	install -m 0644 $(BUILD)/smtpd.service \
 	    $(DESTDIR)$(SYSTEMDDIR)/smtpd.service
@@ -203,6 +214,13 @@ install: all $(BUILD)/smtpd.service
 		install -m 0644 smtpd.conf \
 		    $(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf; \
 	fi
+
+# sendmail(8) and mailq(1) as links to smtpctl: only when asked, as
+# they replace what another MTA may have put there.
+install-sendmail: install
+	install -d $(DESTDIR)/usr/sbin $(DESTDIR)/usr/bin
+	ln -sf $(SBINDIR)/smtpctl $(DESTDIR)/usr/sbin/sendmail
+	ln -sf $(SBINDIR)/smtpctl $(DESTDIR)/usr/bin/mailq
 
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)

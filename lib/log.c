@@ -148,6 +148,13 @@ log_procname(const char *procname)
 	log_state.procname = procname;
 }
 
+/* smtpctl log verbose|brief, at run time. */
+void
+log_set_verbose(int verbose)
+{
+	log_state.verbose = verbose;
+}
+
 /* Whether -v was given. */
 int
 log_verbose(void)

@@ -16,6 +16,7 @@
 #define SMTPD_VERSION		"0.1.0"
 #define SMTPD_CONFFILE		"/etc/smtpd/smtpd.conf"
 #define SMTPD_PIDFILE		"/run/smtpd.pid"
+#define SMTPD_CONTROL_SOCKET	"/run/smtpd.sock"
 
 /* The tunables and their defaults are in settings.h. */
 #define STOP_DEADLINE_MS	10000
@@ -109,6 +110,12 @@ enum imsg_type {
 				 * much mail is being received */
 	IMSG_PING,		/* u32 seq: are you alive? (every child) */
 	IMSG_PONG,		/* u32 seq: the same, back to the parent */
+	IMSG_CONF_CONTROL,	/* fd: the listening control socket */
+	IMSG_CTL_PEER,		/* peerid conn, u32 uid, u32 gid: who is it? */
+	IMSG_CTL_PEER_INFO,	/* peerid conn, u32 admin, str user name */
+	IMSG_CTL_REQUEST,	/* peerid conn, u32 CTL_REQ_* */
+	IMSG_CTL_RESULT,	/* peerid conn, u32 ok, str text */
+	IMSG_LOG_LEVEL,		/* u32 verbose (0 or 1) */
 	IMSG_MAX,
 };
 
@@ -156,6 +163,13 @@ const char	*imsg_rule_check(const struct imsg *, enum proc_role,
 #define AUTH_RESULT_FAILED	0	/* 535 */
 #define AUTH_RESULT_OK		1	/* 235 */
 #define AUTH_RESULT_TEMPFAIL	2	/* 454: locked out or too busy */
+
+/* What the relay asks of the parent for a control client. */
+#define CTL_REQ_RELOAD		1	/* as SIGHUP; the result says what */
+#define CTL_REQ_VERBOSE		2	/* smtpctl log verbose */
+#define CTL_REQ_BRIEF		3	/* smtpctl log brief */
+#define CTL_REQ_STATS		4	/* the parent's counters, as text */
+#define CTL_REQ_MAX		4
 
 /* Outcome of a deliver program (IMSG_DELIVER_DONE). */
 #define DELIVER_OK		0

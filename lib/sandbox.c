@@ -75,6 +75,7 @@ static const int sandbox_relay[] = {
 	SCMP_SYS(getdents64), SCMP_SYS(connect), SCMP_SYS(getsockopt),
 	SCMP_SYS(setsockopt), SCMP_SYS(getsockname), SCMP_SYS(getpeername),
 	SCMP_SYS(shutdown), SCMP_SYS(recvfrom), SCMP_SYS(fstatfs),
+	SCMP_SYS(accept4),	/* the control socket */
 };
 
 #ifdef SMTPD_SANITIZE

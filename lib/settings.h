@@ -130,6 +130,10 @@
 	X("upstream", upstream_host, STR, FN, "localhost", 0,		\
 	    CONF_HOST_MAX, KEEP)					\
 	X("upstream-ca", upstream_ca, PATH, KW, "", 0, PATH_MAX, KEEP)	\
+	X("control-socket", control_socket, PATH, KW,			\
+	    SMTPD_CONTROL_SOCKET, 0, PATH_MAX, KEEP)			\
+	X("control-group", control_group, STR, KW, "", 0, CONF_NAME_MAX,\
+	    NEW)			/* "": root only */		\
 	/* "" for the system store */
 
 /* The C type of each setting type, for struct smtpd_conf. */

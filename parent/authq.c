@@ -207,6 +207,10 @@ authq_answer(struct auth_req *r, int ok)
 {
 	log_info("event=auth client=%s user=%s result=%s session=%08x",
 	    r->client, log_quser(r->user), ok ? "ok" : "failed", r->session);
+	if (ok)
+		authq.p->auth_ok++;
+	else
+		authq.p->auth_failed++;
 	authq_send(r, ok ? AUTH_RESULT_OK : AUTH_RESULT_FAILED);
 }
 

@@ -420,6 +420,16 @@ parent_notify_ready(struct parent *p)
 	    p->conf.workers == 1 ? "" : "s", (int)getpid());
 }
 
+/* A reload (SIGHUP or smtpctl reload), told to the service manager. */
+void
+parent_reload_notify(struct parent *p)
+{
+	notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
+	    parent_monotonic_usec());
+	parent_reload(p);
+	parent_notify_ready(p);
+}
+
 /* Signals arrive as reads on a signalfd: no handler runs at all. */
 static void
 parent_signal(int fd, int events, void *arg)
@@ -440,10 +450,7 @@ parent_signal(int fd, int events, void *arg)
 		case SIGHUP:
 			if (p->stopping)
 				break;
-			notify_send("RELOADING=1\nMONOTONIC_USEC=%llu",
-			    parent_monotonic_usec());
-			parent_reload(p);
-			parent_notify_ready(p);
+			parent_reload_notify(p);
 			break;
 		case SIGUSR1:
 			parent_stats(p);
@@ -496,6 +503,25 @@ parent_open_listeners(struct parent *p, struct conf_file *cf)
 		p->listeners[i].flags = cf->listen[i].flags;
 	}
 	p->nlisteners = cf->nlisten;
+}
+
+/*
+ * The control socket.  One named in the file must work; the default
+ * one may be missing (not root, or another smtpd serves it): then this
+ * daemon runs without smtpctl and says so.
+ */
+static void
+parent_open_control(struct parent *p, struct conf_file *cf)
+{
+	char	 err[512];
+
+	if (parent_control_open(p->conf.control_socket, err,
+	    sizeof(err)) == 0)
+		return;
+	if (conf_keyword_line(cf, "control-socket") != 0)
+		die_kw("control-socket", "%s", err);
+	p->control_warning = 1;
+	strlcpy(p->control_error, err, sizeof(p->control_error));
 }
 
 /* The start line: version, mode, every listener (SPEC 9). */
@@ -568,6 +594,7 @@ parent_main(struct cmdline *cl)
 	p->argv_verbose = cl->verbose > 0;
 
 	parent_open_listeners(p, &cf);
+	parent_open_control(p, &cf);
 
 	if (parent_open_pid(cf.pid_file[0] != '\0' ? cf.pid_file :
 	    SMTPD_PIDFILE, cl->foreground, err, sizeof(err)) == -1)
@@ -580,6 +607,8 @@ parent_main(struct cmdline *cl)
 	parent_write_pid();
 	setproctitle("parent");
 	parent_log_start(p);
+	if (p->control_warning)
+		log_warnx("event=control-off reason=\"%s\"", p->control_error);
 	if (managed == -1)
 		log_warnx("event=notify result=failed reason=\"NOTIFY_SOCKET "
 		    "names no usable socket\"");

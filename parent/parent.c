@@ -123,6 +123,7 @@ parent_startup(struct parent *p, struct child *c)
 			imsg_add_str(&out, p->upstream_pass);
 			parent_child_send(c, &out);
 		}
+		parent_control_send(c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)
@@ -360,6 +361,22 @@ parent_on_worker_bad(struct proc_chan *ch, struct imsg *imsg)
 	return 0;
 }
 
+static int
+parent_on_ctl_peer(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	return parent_control_peer(c->parent, c, imsg);
+}
+
+static int
+parent_on_ctl_request(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	return parent_control_request(c->parent, c, imsg);
+}
+
 static const struct proc_handler parent_handlers[] = {
 	{ IMSG_LOAD,		parent_on_load },
 	{ IMSG_SLOT_ASK,	parent_on_slot_ask },
@@ -370,6 +387,8 @@ static const struct proc_handler parent_handlers[] = {
 	{ IMSG_AUTH_REQUEST,	parent_on_auth_request },
 	{ IMSG_DELIVER_RUN,	parent_on_deliver_run },
 	{ IMSG_WORKER_BAD,	parent_on_worker_bad },
+	{ IMSG_CTL_PEER,	parent_on_ctl_peer },
+	{ IMSG_CTL_REQUEST,	parent_on_ctl_request },
 	{ IMSG_NONE,		NULL },
 };
 
@@ -573,6 +592,9 @@ parent_reload(struct parent *p)
 	int			 failed;
 
 	log_info("event=reload");
+	p->reload_ok = 0;
+	strlcpy(p->reload_result, "configuration errors, the running one "
+	    "is kept (see the log)", sizeof(p->reload_result));
 	conf_file_init(&cf);
 	/* Errors go to the log: standard error may be /dev/null. */
 	if ((errs = open_memstream(&errtext, &errlen)) == NULL)
@@ -598,9 +620,14 @@ parent_reload(struct parent *p)
 	 * above all, the workers' user and chroot (never root after a
 	 * reload), and what the relay checks commits against.
 	 */
-	if (conf_keep(&cf.conf, &p->conf, kept, sizeof(kept)) > 0)
+	p->reload_ok = 1;
+	strlcpy(p->reload_result, "applied: everything else", sizeof(p->reload_result));
+	if (conf_keep(&cf.conf, &p->conf, kept, sizeof(kept)) > 0) {
 		log_warnx("event=reload kept=\"%s\" reason=\"needs a "
 		    "restart\"", kept);
+		snprintf(p->reload_result, sizeof(p->reload_result),
+		    "applied: everything else\nneeds a restart: %s", kept);
+	}
 	p->conf = cf.conf;
 	policy_free(&p->policy);
 	p->policy = cf.policy;

@@ -96,6 +96,12 @@ struct parent {
 	gid_t			 deliver_gid;
 	int			 stopping;
 	int			 sigfd;
+	uint64_t		 auth_ok;	/* AUTH verdicts, for metrics */
+	uint64_t		 auth_failed;
+	int			 control_warning; /* no control socket */
+	char			 control_error[256];
+	int			 reload_ok;	/* the last reload's outcome */
+	char			 reload_result[1024];
 	struct ev_timer		 stop_timer;
 };
 
@@ -136,5 +142,10 @@ int	parent_watch_pong(struct child *, struct imsg *);
 int	parent_watch_stopped(struct parent *, pid_t, int);
 void	parent_watch_forget(struct child *);
 void	parent_send_pem(struct child *, uint32_t, const char *, size_t);
+void	parent_reload_notify(struct parent *);
+int	parent_control_open(const char *, char *, size_t);
+void	parent_control_send(struct child *);
+int	parent_control_peer(struct parent *, struct child *, struct imsg *);
+int	parent_control_request(struct parent *, struct child *, struct imsg *);
 
 #endif

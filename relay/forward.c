@@ -140,6 +140,25 @@ upstream_failed(const char *addr, const char *why)
 		fwd.resolve();
 }
 
+int
+forward_is_down(void)
+{
+	return fwd.down;
+}
+
+/* smtpctl flush: an upstream marked down is tried again at once. */
+void
+forward_flush(void)
+{
+	if (fwd.conf == NULL)
+		return;
+	if (fwd.down) {
+		ev_timer_del(&fwd.probe_timer);
+		fwd.probe_due = 1;
+	}
+	forward_kick();
+}
+
 /* The upstream answered: everything that waited for it goes now. */
 static void
 upstream_up(void)

@@ -23,5 +23,7 @@ void	forward_set_tls(SSL_CTX *);
 void	forward_set_auth(const char *user, const char *password);
 void	forward_set_addrs(const struct sockaddr_storage *, const socklen_t *,
 	    unsigned int);
+void	forward_flush(void);
+int	forward_is_down(void);
 
 #endif

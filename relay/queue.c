@@ -183,6 +183,8 @@ envfile_write(int fd, const struct qmsg *m)
 	fprintf(f, "size %" PRIu64 "\n", m->size);
 	fprintf(f, "flags %u\n", m->flags);
 	fprintf(f, "bounce %d\n", m->is_bounce);
+	if (m->held)
+		fputs("held 1\n", f);
 	for (i = 0; i < m->nrcpt; i++) {
 		const struct qrcpt *r = &m->rcpts[i];
 
@@ -352,6 +354,8 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		m->flags = (uint32_t)v;
 	else if (strcmp(key, "bounce") == 0 && v <= 1)
 		m->is_bounce = (int)v;
+	else if (strcmp(key, "held") == 0 && v <= 1)
+		m->held = (int)v;
 	else if (strcmp(key, "code") == 0 && r != NULL && v <= 599)
 		r->code = (int)v;
 	else if (strcmp(key, "bounced") == 0 && r != NULL && v <= 1)

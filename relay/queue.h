@@ -50,6 +50,7 @@ struct qrcpt {
 	int		code;		/* last reply, 0 if none */
 	char		text[REPLY_TEXT_MAX];
 	int		bounced;	/* a DSN was made for it */
+	int		counted;	/* its outcome is in the metrics */
 };
 
 struct qmsg {
@@ -72,6 +73,8 @@ struct qmsg {
 	int		 state;		/* QMSG_* */
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
+	int		 held;		/* smtpctl hold: not delivered */
+	int64_t		 queued_ms;	/* when it was queued, for metrics */
 };
 
 #define QMSG_WAITING	0	/* timer armed */

@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "conf.h"
+#include "control.h"
 #include "debug.h"
 #include "deliver.h"
 #include "event.h"
@@ -768,6 +769,10 @@ static const struct proc_handler relay_parent_handlers[] = {
 	{ IMSG_POLICY_END,	relay_on_policy_end },
 	{ IMSG_PING,		proc_pong },
 	{ IMSG_STOP,		relay_on_stop },
+	{ IMSG_CONF_CONTROL,	control_on_socket },
+	{ IMSG_CTL_PEER_INFO,	control_on_peer_info },
+	{ IMSG_CTL_RESULT,	control_on_result },
+	{ IMSG_LOG_LEVEL,	control_on_log_level },
 	{ IMSG_NONE,		NULL },
 };
 
@@ -911,6 +916,7 @@ relay_main(void)
 	if (maxfiles > 65536)
 		maxfiles = 65536;
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
+	control_init(&relay.conf, relay_parent_send);
 
 	if (ev_add(relay.parent.fd, EV_READ, proc_parent_io,
 	    &relay.parent_chan) == -1)

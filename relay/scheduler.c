@@ -15,6 +15,7 @@
 #include <bsd/string.h>
 
 #include "bounce.h"
+#include "control.h"
 #include "logrep.h"
 #include "log.h"
 #include "scheduler.h"
@@ -28,6 +29,7 @@ static struct {
 	unsigned int		 nmsgs;
 	struct ev_timer		 sweep_timer;
 	struct ev_timer		 kick_timer;
+	int			 paused;	/* smtpctl pause delivery */
 } sched;
 
 int64_t
@@ -55,7 +57,7 @@ sched_pop(void)
 	struct qmsg	*m;
 	uint32_t	 i;
 
-	while ((m = sched.ready_head) != NULL) {
+	while (!sched.paused && (m = sched.ready_head) != NULL) {
 		sched.ready_head = m->rnext;
 		if (sched.ready_head == NULL)
 			sched.ready_tail = NULL;
@@ -99,6 +101,12 @@ sched_later(struct qmsg *m)
 {
 	int64_t	 now = sched_now();
 
+	if (m->held) {
+		/* No timer: only smtpctl release brings it back. */
+		ev_timer_del(&m->timer);
+		m->state = QMSG_WAITING;
+		return;
+	}
 	if (m->next_try <= now) {
 		sched_push(m);
 		return;
@@ -265,6 +273,7 @@ sched_done(struct qmsg *m)
 	uint32_t	 pending;
 	int		 bounce_rc;
 
+	stats_attempt(m);
 	pending = msg_pending(m);
 	if (msg_finished(m)) {
 		queue_remove(m);
@@ -384,6 +393,122 @@ sweep_timer(void *arg)
 }
 
 
+/*
+ * What smtpctl does to the queue (relay/control.c).  A message on a
+ * connection is left alone but for hold, which takes effect when the
+ * attempt ends.
+ */
+struct qmsg *
+sched_list(void)
+{
+	return sched.all;
+}
+
+struct qmsg *
+sched_find(const char *id)
+{
+	struct qmsg	*m;
+
+	for (m = sched.all; m != NULL; m = m->next)
+		if (strcmp(m->id, id) == 0)
+			return m;
+	return NULL;
+}
+
+static void
+sched_kick_soon(void)
+{
+	if (!ev_timer_pending(&sched.kick_timer))
+		ev_timer_add(&sched.kick_timer, 0);
+}
+
+/* Try m now, whatever its back-off; 0 if it was waiting. */
+int
+sched_flush(struct qmsg *m)
+{
+	if (m->held || m->state != QMSG_WAITING)
+		return -1;
+	m->next_try = sched_now();
+	sched_push(m);
+	sched_kick_soon();
+	return 0;
+}
+
+void
+sched_hold(struct qmsg *m, int held)
+{
+	if (m->held == held)
+		return;
+	m->held = held;
+	if (queue_update(m) == -1)
+		log_warn("event=queue-error queue_id=%s op=update", m->id);
+	log_info("event=%s queue_id=%s reason=admin", held ? "held" :
+	    "released", m->id);
+	if (m->state == QMSG_SENDING)
+		return;
+	if (m->state == QMSG_READY)
+		ready_remove(m);
+	sched_later(m);
+	sched_kick_soon();
+}
+
+/* Delete m; -1 while it is on a connection. */
+int
+sched_remove(struct qmsg *m)
+{
+	if (m->state == QMSG_SENDING)
+		return -1;
+	if (m->state == QMSG_READY)
+		ready_remove(m);
+	queue_remove(m);
+	log_info("event=removed queue_id=%s reason=admin", m->id);
+	msg_forget(m);
+	return 0;
+}
+
+/* Give up on m's pending recipients now and send the DSN. */
+int
+sched_bounce(struct qmsg *m)
+{
+	uint32_t	 i;
+
+	if (m->state == QMSG_SENDING)
+		return -1;
+	if (m->state == QMSG_READY)
+		ready_remove(m);
+	for (i = 0; i < m->nrcpt; i++) {
+		struct qrcpt *r = &m->rcpts[i];
+
+		if (r->state != RCPT_PENDING)
+			continue;
+		r->state = RCPT_FAILED;
+		r->code = 550;
+		strlcpy(r->text, "5.0.0 returned by the administrator",
+		    sizeof(r->text));
+		log_info("event=bounced queue_id=%s rcpt=%s reason=admin",
+		    m->id, log_qpath(r->addr));
+	}
+	m->held = 0;
+	sched_done(m);
+	return 0;
+}
+
+void
+sched_pause(int paused)
+{
+	sched.paused = paused;
+	log_info("event=delivery-%s reason=admin", paused ? "paused" :
+	    "resumed");
+	if (!paused)
+		sched_kick_soon();
+}
+
+int
+sched_paused(void)
+{
+	return sched.paused;
+}
+
 /* Every message that waits for a retry goes now (the upstream is back). */
 void
 sched_retry_now(void)
@@ -391,7 +516,7 @@ sched_retry_now(void)
 	struct qmsg	*m;
 
 	for (m = sched.all; m != NULL; m = m->next)
-		if (m->state == QMSG_WAITING && m->attempts > 0) {
+		if (m->state == QMSG_WAITING && m->attempts > 0 && !m->held) {
 			m->next_try = sched_now();
 			sched_push(m);
 		}
@@ -400,7 +525,7 @@ sched_retry_now(void)
 int
 sched_has_ready(void)
 {
-	return sched.ready_head != NULL;
+	return !sched.paused && sched.ready_head != NULL;
 }
 
 /* How many ready messages there are, counting no further than max. */

@@ -24,5 +24,13 @@ int		 sched_has_ready(void);
 unsigned int	 sched_ready_count(unsigned int);
 unsigned int	 sched_count(void);
 int64_t		 sched_now(void);
+struct qmsg	*sched_list(void);
+struct qmsg	*sched_find(const char *);
+int		 sched_flush(struct qmsg *);
+void		 sched_hold(struct qmsg *, int);
+int		 sched_remove(struct qmsg *);
+int		 sched_bounce(struct qmsg *);
+void		 sched_pause(int);
+int		 sched_paused(void);
 
 #endif

@@ -1,0 +1,349 @@
+/*
+ * The control socket, served by the relay: the parent made it and
+ * passed it here (IMSG_CONF_CONTROL).  Each client's uid comes from
+ * the kernel (SO_PEERCRED); the parent says what that uid may do and
+ * what its name is, and nothing of the request is read before that.
+ * See control.h for the protocol.
+ */
+#include <sys/socket.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bsd/string.h>
+
+#include "control.h"
+#include "log.h"
+
+static struct {
+	const struct smtpd_conf	*conf;
+	control_send_cb		 send;
+	int			 fd;		/* listening, -1: none */
+	struct ctl_conn		*conns;
+	unsigned int		 nconns;
+	uint32_t		 next_id;
+} ctl = { .fd = -1 };
+
+static void	control_conn_io(int, int, void *);
+
+const struct smtpd_conf *
+control_conf(void)
+{
+	return ctl.conf;
+}
+
+static struct ctl_conn *
+control_find(uint32_t id)
+{
+	struct ctl_conn	*c;
+
+	for (c = ctl.conns; c != NULL; c = c->next)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+static void
+control_close(struct ctl_conn *c)
+{
+	struct ctl_conn	**cp;
+
+	for (cp = &ctl.conns; *cp != NULL; cp = &(*cp)->next)
+		if (*cp == c) {
+			*cp = c->next;
+			break;
+		}
+	ctl.nconns--;
+	ev_timer_del(&c->timer);
+	ev_del(c->fd);
+	close(c->fd);
+	control_submit_free(c);
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void
+control_timeout(void *arg)
+{
+	control_close(arg);
+}
+
+/* The answer is buf (malloc'd, len bytes); it is written, then closed. */
+void
+control_answer(struct ctl_conn *c, char *buf, size_t len)
+{
+	free(c->out);
+	c->out = buf;
+	c->outlen = len;
+	c->outoff = 0;
+	c->dispatched = 1;
+	if (ev_mod(c->fd, EV_WRITE) == -1)
+		control_close(c);
+}
+
+/* A status line and a text of the command's output after it. */
+void
+control_reply(struct ctl_conn *c, const char *status, const char *fmt, ...)
+{
+	char	*buf = NULL;
+	size_t	 len = 0;
+	FILE	*f;
+	va_list	 ap;
+
+	if ((f = open_memstream(&buf, &len)) == NULL) {
+		control_close(c);
+		return;
+	}
+	fprintf(f, "%s", status);
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	if (fclose(f) != 0) {
+		free(buf);
+		control_close(c);
+		return;
+	}
+	control_answer(c, buf, len);
+}
+
+/* An order only the parent can carry out; its result ends c's answer. */
+void
+control_ask_parent(struct ctl_conn *c, uint32_t req)
+{
+	struct imsg_out	 out;
+
+	c->waiting = req;
+	c->dispatched = 1;
+	ev_mod(c->fd, 0);
+	imsg_out_init(&out, IMSG_CTL_REQUEST, c->id, -1);
+	imsg_add_u32(&out, req);
+	ctl.send(&out);
+}
+
+/* The request's lines are in: split the first one, and act. */
+static void
+control_request(struct ctl_conn *c)
+{
+	char	*words[32], *line, *p;
+	int	 n = 0;
+
+	c->in[c->inlen] = '\0';
+	line = c->in;
+	if ((p = strchr(line, '\n')) != NULL)
+		*p++ = '\0';
+	if (strcmp(line, "submit") == 0) {
+		control_submit_start(c, p);
+		return;
+	}
+	while (n < 32 && (words[n] = strsep(&line, " ")) != NULL)
+		if (*words[n] != '\0')
+			n++;
+	if (n == 0 || n == 32) {
+		control_reply(c, "error bad request\n", "%s", "");
+		return;
+	}
+	control_dispatch(c, words, n);
+}
+
+/* Read what the client sends: the request's lines, then a message. */
+static void
+control_read(struct ctl_conn *c)
+{
+	char	 buf[16384], *end;
+	ssize_t	 n;
+	size_t	 used;
+
+	if ((n = read(c->fd, buf, sizeof(buf))) == -1 && (errno == EAGAIN ||
+	    errno == EINTR))
+		return;
+	if (n <= 0) {
+		control_close(c);
+		return;
+	}
+	if (c->msg != NULL) {
+		control_submit_data(c, buf, (size_t)n);
+		return;
+	}
+	if (c->inlen + (size_t)n > CTL_HEADER_MAX) {
+		control_reply(c, "error request too long\n", "%s", "");
+		return;
+	}
+	memcpy(c->in + c->inlen, buf, (size_t)n);
+	c->inlen += (size_t)n;
+	c->in[c->inlen] = '\0';
+	if ((end = strstr(c->in, "\n\n")) == NULL)
+		return;
+	used = (size_t)(end + 2 - c->in);
+	end[1] = '\0';
+	n = (ssize_t)c->inlen - (ssize_t)used;
+	c->inlen = used - 1;
+	memcpy(buf, c->in + used, (size_t)n);
+	control_request(c);
+	if (n > 0 && c->msg != NULL)
+		control_submit_data(c, buf, (size_t)n);
+}
+
+static void
+control_write(struct ctl_conn *c)
+{
+	ssize_t	 n;
+
+	while (c->outoff < c->outlen) {
+		n = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
+		if (n == -1 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0)
+			break;
+		c->outoff += (size_t)n;
+	}
+	control_close(c);
+}
+
+static void
+control_conn_io(int fd, int events, void *arg)
+{
+	struct ctl_conn	*c = arg;
+
+	(void)fd;
+	if (events & EV_WRITE)
+		control_write(c);
+	else if (events & EV_READ)
+		control_read(c);
+}
+
+/* Ask the parent who the peer is; its request waits for the answer. */
+static void
+control_accept_one(int fd)
+{
+	struct ctl_conn	*c;
+	struct ucred	 cred;
+	socklen_t	 len = sizeof(cred);
+	struct imsg_out	 out;
+
+	if (ctl.nconns >= CTL_CONNS_MAX ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    (c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->in = malloc(CTL_HEADER_MAX + 1)) == NULL) {
+		if (ctl.nconns >= CTL_CONNS_MAX)
+			log_warnx("event=control-busy clients=%u", ctl.nconns);
+		close(fd);
+		return;
+	}
+	c->fd = fd;
+	c->spoolfd = -1;
+	c->uid = cred.uid;
+	c->gid = cred.gid;
+	c->id = ++ctl.next_id;
+	if (ev_add(fd, 0, control_conn_io, c) == -1) {
+		free(c->in);
+		free(c);
+		close(fd);
+		return;
+	}
+	c->next = ctl.conns;
+	ctl.conns = c;
+	ctl.nconns++;
+	ev_timer_set(&c->timer, control_timeout, c);
+	ev_timer_add(&c->timer, CTL_TIMEOUT_MS);
+	imsg_out_init(&out, IMSG_CTL_PEER, c->id, -1);
+	imsg_add_u32(&out, (uint32_t)cred.uid);
+	imsg_add_u32(&out, (uint32_t)cred.gid);
+	ctl.send(&out);
+}
+
+static void
+control_accept(int fd, int events, void *arg)
+{
+	int	 s;
+
+	(void)events;
+	(void)arg;
+	while ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
+	    SOCK_CLOEXEC)) != -1)
+		control_accept_one(s);
+	if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+		log_warn("event=control-accept");
+}
+
+void
+control_init(const struct smtpd_conf *conf, control_send_cb send)
+{
+	ctl.conf = conf;
+	ctl.send = send;
+	if (ctl.fd != -1) {
+		proc_nonblock(ctl.fd);
+		if (ev_add(ctl.fd, EV_READ, control_accept, NULL) == -1)
+			fatal("ev_add control");
+	}
+}
+
+/* IMSG_CONF_CONTROL: the listening socket, at start-up. */
+int
+control_on_socket(struct proc_chan *pc, struct imsg *imsg)
+{
+	(void)pc;
+	if (ctl.fd != -1)
+		close(ctl.fd);
+	ctl.fd = imsg->fd;
+	imsg->fd = -1;
+	return 0;
+}
+
+/* IMSG_CTL_PEER_INFO: who the client is; now its request is read. */
+int
+control_on_peer_info(struct proc_chan *pc, struct imsg *imsg)
+{
+	struct ctl_conn	*c;
+	uint32_t	 admin;
+	char		 user[CTL_USER_MAX];
+
+	(void)pc;
+	if (imsg_get_u32(imsg, &admin) == -1 || admin > 1 ||
+	    imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	if ((c = control_find(imsg->hdr.peerid)) == NULL || c->known)
+		return 0;
+	c->known = 1;
+	c->admin = (int)admin;
+	strlcpy(c->user, user, sizeof(c->user));
+	if (ev_mod(c->fd, EV_READ) == -1)
+		control_close(c);
+	return 0;
+}
+
+/* IMSG_CTL_RESULT: what the parent made of an order. */
+int
+control_on_result(struct proc_chan *pc, struct imsg *imsg)
+{
+	struct ctl_conn	*c;
+	uint32_t	 ok;
+	char		 text[2048];
+
+	(void)pc;
+	if (imsg_get_u32(imsg, &ok) == -1 || ok > 1 ||
+	    imsg_get_str(imsg, text, sizeof(text)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	if ((c = control_find(imsg->hdr.peerid)) == NULL || !c->waiting)
+		return 0;
+	control_parent_result(c, (int)ok, text);
+	return 0;
+}
+
+int
+control_on_log_level(struct proc_chan *pc, struct imsg *imsg)
+{
+	uint32_t	 v;
+
+	(void)pc;
+	if (imsg_get_u32(imsg, &v) == -1 || v > 1)
+		return -1;
+	log_set_verbose((int)v);
+	return 0;
+}

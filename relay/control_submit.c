@@ -1,0 +1,239 @@
+/*
+ * Mail submitted by sendmail over the control socket: any local user
+ * may.  The envelope sender is the user the kernel names (SO_PEERCRED,
+ * by way of the parent) at the configured hostname; only root and
+ * control-group may give another (-f).  The message is written to a
+ * spool file as it comes, its line ends made CRLF (a bare CR is
+ * dropped: nothing smuggled), and queued as a worker's would be.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bsd/stdlib.h>
+#include <bsd/string.h>
+
+#include "addr.h"
+#include "control.h"
+#include "log.h"
+#include "scheduler.h"
+
+/* An address of the request into out: -1 if it is no mailbox. */
+static int
+submit_addr(const char *val, int allow_null, char *out, size_t len)
+{
+	const struct smtpd_conf	*conf = control_conf();
+	struct mailaddr		 a;
+	char			 path[ADDR_PATH_MAX + 8];
+	size_t			 used;
+	int			 bad;
+
+	/* cron writes to "root": a local name is at our hostname. */
+	if (strchr(val, '@') == NULL && val[0] != '\0')
+		snprintf(path, sizeof(path), "<%s@%s>", val, conf->hostname);
+	else
+		snprintf(path, sizeof(path), "<%s>", val);
+	if (addr_parse_path(path, strlen(path), allow_null, 1, &a,
+	    &used) != ADDR_OK || used != strlen(path))
+		return -1;
+	bad = ADDR_F_PERCENT | ADDR_F_BANG | ADDR_F_QUOTED_AT;
+	if (a.flags & bad)
+		return -1;
+	if (a.null) {
+		out[0] = '\0';
+		return 0;
+	}
+	return addr_format(&a, out, len) == -1 ? -1 : 0;
+}
+
+static int
+submit_rcpt(struct qmsg *m, const char *val)
+{
+	struct qrcpt	*r;
+
+	if (m->nrcpt >= ENV_RCPT_MAX)
+		return -1;
+	if ((r = reallocarray(m->rcpts, m->nrcpt + 1, sizeof(*r))) == NULL)
+		return -1;
+	m->rcpts = r;
+	r = &m->rcpts[m->nrcpt];
+	memset(r, 0, sizeof(*r));
+	r->state = RCPT_PENDING;
+	if (submit_addr(val, 0, r->addr, sizeof(r->addr)) == -1)
+		return -1;
+	m->nrcpt++;
+	return 0;
+}
+
+/* The envelope lines of a submission; NULL if good, else why not. */
+static const char *
+submit_header(struct ctl_conn *c, struct qmsg *m, char *lines,
+    const char **denied)
+{
+	const struct smtpd_conf	*conf = control_conf();
+	char			*line, *val, own[ADDR_PATH_MAX + 1];
+	const char		*errstr = NULL;
+	int			 from = 0, size = 0;
+
+	if ((size_t)snprintf(own, sizeof(own), "%.64s@%.190s", c->user,
+	    conf->hostname) >= sizeof(own))
+		return "host name too long";
+	strlcpy(m->from, own, sizeof(m->from));
+	while (lines != NULL && (line = strsep(&lines, "\n")) != NULL) {
+		if (*line == '\0')
+			continue;
+		if ((val = strchr(line, ' ')) == NULL)
+			return "bad request line";
+		*val++ = '\0';
+		if (strcmp(line, "from") == 0 && !from++) {
+			if (submit_addr(val, 1, m->from, sizeof(m->from)) == -1)
+				return "bad sender address";
+		} else if (strcmp(line, "rcpt") == 0) {
+			if (submit_rcpt(m, val) == -1)
+				return "bad recipient address";
+		} else if (strcmp(line, "size") == 0 && !size++) {
+			c->want = strtonum(val, 0, (long long)conf->max_size,
+			    &errstr);
+			if (errstr != NULL)
+				return "message too big";
+		} else
+			return "bad request line";
+	}
+	if (!size || m->nrcpt == 0)
+		return "no recipients";
+	if (!c->admin && strcmp(m->from, own) != 0)
+		*denied = "only root and control-group may set the sender";
+	return NULL;
+}
+
+static struct qmsg *
+submit_msg(void)
+{
+	struct qmsg	*m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	strlcpy(m->peer_ip, "127.0.0.1", sizeof(m->peer_ip));
+	strlcpy(m->helo, "localhost", sizeof(m->helo));
+	m->flags = ENV_F_ESMTP;
+	m->created = m->next_try = (int64_t)time(NULL);
+	return m;
+}
+
+/* "submit": check the envelope, open a spool file for what follows. */
+void
+control_submit_start(struct ctl_conn *c, char *lines)
+{
+	const char	*why, *denied = NULL;
+	struct qmsg	*m;
+
+	if (control_conf()->mode == MODE_DEBUG) {
+		control_reply(c, "error ", "%s\n", "no queue in debug mode");
+		return;
+	}
+	if ((m = submit_msg()) == NULL) {
+		control_reply(c, "tempfail out of memory\n", "%s", "");
+		return;
+	}
+	if ((why = submit_header(c, m, lines, &denied)) != NULL ||
+	    denied != NULL) {
+		qmsg_free(m);
+		control_reply(c, why != NULL ? "error " : "denied ", "%s\n",
+		    why != NULL ? why : denied);
+		return;
+	}
+	do {
+		queue_new_id(m->id);
+	} while ((c->spoolfd = queue_spool_create(m->id)) == -1 &&
+	    errno == EEXIST);
+	if (c->spoolfd == -1) {
+		log_warn("event=queue-error op=spool source=local");
+		qmsg_free(m);
+		control_reply(c, "tempfail queue write error\n", "%s", "");
+		return;
+	}
+	c->msg = m;
+	c->dispatched = 1;
+	if (c->want == 0)
+		control_submit_data(c, "", 0);
+}
+
+/* The message is in the spool: make it durable, then answer. */
+static void
+submit_commit(struct ctl_conn *c)
+{
+	struct qmsg	*m = c->msg;
+
+	m->size = c->written;
+	if (queue_commit(m, c->spoolfd, 1) == -1 || queue_sync(0) == -1) {
+		queue_spool_discard(m->id);
+		control_submit_free(c);
+		control_reply(c, "tempfail queue write error\n", "%s", "");
+		return;
+	}
+	close(c->spoolfd);
+	c->spoolfd = -1;
+	c->msg = NULL;
+	log_info("event=message queue_id=%s source=local uid=%u user=%s "
+	    "from=<%s> rcpts=%u size=%llu", m->id, (unsigned int)c->uid,
+	    log_quser(c->user), log_qpath(m->from), m->nrcpt,
+	    (unsigned long long)m->size);
+	log_info("event=queued queue_id=%s", m->id);
+	stats_received();
+	sched_add(m);
+	control_reply(c, "ok ", "%s\n", m->id);
+}
+
+/* Message bytes: LF becomes CRLF, CR is dropped. */
+void
+control_submit_data(struct ctl_conn *c, const char *data, size_t n)
+{
+	char	 out[2 * 16384 + 2];	/* reads are of 16 KiB at most */
+	size_t	 i, o = 0;
+
+	if (c->msg == NULL || c->spoolfd == -1)
+		return;
+	if (n > c->want)
+		n = (size_t)c->want;
+	if (n > 16384)
+		n = 16384;
+	for (i = 0; i < n; i++) {
+		if (data[i] == '\r')
+			continue;
+		if (data[i] == '\n')
+			out[o++] = '\r';
+		else if ((unsigned char)data[i] >= 0x80)
+			c->msg->flags |= ENV_F_8BIT;
+		out[o++] = data[i];
+	}
+	c->want -= n;
+	if (c->want == 0 && (o == 0 || out[o - 1] != '\n')) {
+		out[o++] = '\r';
+		out[o++] = '\n';
+	}
+	if (o > 0 && proc_write_full(c->spoolfd, out, o) == -1) {
+		log_warn("event=queue-error op=write source=local");
+		queue_spool_discard(c->msg->id);
+		control_submit_free(c);
+		control_reply(c, "tempfail queue write error\n", "%s", "");
+		return;
+	}
+	c->written += o;
+	if (c->want == 0)
+		submit_commit(c);
+}
+
+void
+control_submit_free(struct ctl_conn *c)
+{
+	if (c->spoolfd != -1)
+		close(c->spoolfd);
+	c->spoolfd = -1;
+	if (c->msg != NULL && c->msg->id[0] != '\0' && c->want > 0)
+		queue_spool_discard(c->msg->id);
+	qmsg_free(c->msg);
+	c->msg = NULL;
+}
