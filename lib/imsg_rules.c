@@ -90,8 +90,8 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CTL_PEER_INFO,	P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(CTL_REQUEST,	R, P, NO, RUN, EXACT(4)),
 	ROW(CTL_RESULT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
-	ROW(LOG_LEVEL,		P, S, NO, RUN, EXACT(4)),
-	ROW(LOG_LEVEL,		P, R, NO, RUN, EXACT(4)),
+	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
+	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

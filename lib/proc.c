@@ -179,6 +179,19 @@ proc_pong(struct proc_chan *ch, struct imsg *imsg)
 	return 0;
 }
 
+/* IMSG_LOG_LEVEL: smtpctl log verbose|brief, in every child. */
+int
+proc_log_level(struct proc_chan *ch, struct imsg *imsg)
+{
+	uint32_t	 v;
+
+	(void)ch;
+	if (imsg_get_u32(imsg, &v) == -1 || v > 1)
+		return -1;
+	log_set_verbose((int)v);
+	return 0;
+}
+
 /* Make fd non-blocking, or die. */
 void
 proc_nonblock(int fd)

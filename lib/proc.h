@@ -55,5 +55,6 @@ int	proc_write_full(int, const void *, size_t);
 int	proc_send(struct imsgbuf *, struct imsg_out *);
 int	proc_flush(struct imsgbuf *);
 int	proc_pong(struct proc_chan *, struct imsg *);
+int	proc_log_level(struct proc_chan *, struct imsg *);
 
 #endif

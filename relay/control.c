@@ -335,15 +335,3 @@ control_on_result(struct proc_chan *pc, struct imsg *imsg)
 	control_parent_result(c, (int)ok, text);
 	return 0;
 }
-
-int
-control_on_log_level(struct proc_chan *pc, struct imsg *imsg)
-{
-	uint32_t	 v;
-
-	(void)pc;
-	if (imsg_get_u32(imsg, &v) == -1 || v > 1)
-		return -1;
-	log_set_verbose((int)v);
-	return 0;
-}

@@ -58,7 +58,6 @@ void	control_init(const struct smtpd_conf *, control_send_cb);
 int	control_on_socket(struct proc_chan *, struct imsg *);
 int	control_on_peer_info(struct proc_chan *, struct imsg *);
 int	control_on_result(struct proc_chan *, struct imsg *);
-int	control_on_log_level(struct proc_chan *, struct imsg *);
 
 /* control.c, for the commands */
 void	control_reply(struct ctl_conn *, const char *status, const char *fmt,

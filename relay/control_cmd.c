@@ -206,7 +206,7 @@ qop_one(struct qmsg *m, enum qop op, int all)
 	case QOP_FLUSH:
 		/* "all" passes over what is held or already going. */
 		if (sched_flush(m) == -1 && !all)
-			return m->held ? "held" : "being delivered";
+			return "held: release it first";
 		return NULL;
 	case QOP_HOLD:
 	case QOP_RELEASE:

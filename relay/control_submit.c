@@ -178,7 +178,7 @@ submit_commit(struct ctl_conn *c)
 	c->spoolfd = -1;
 	c->msg = NULL;
 	log_info("event=message queue_id=%s source=local uid=%u user=%s "
-	    "from=<%s> rcpts=%u size=%llu", m->id, (unsigned int)c->uid,
+	    "from=%s rcpts=%u size=%llu", m->id, (unsigned int)c->uid,
 	    log_quser(c->user), log_qpath(m->from), m->nrcpt,
 	    (unsigned long long)m->size);
 	log_info("event=queued queue_id=%s", m->id);

@@ -453,6 +453,7 @@ relay_commit_flush(void *arg)
 			qmsg_free(p->msg);
 		} else {
 			log_info("event=queued queue_id=%s", p->msg->id);
+			stats_received();
 			if (ch != NULL)
 				channel_reply(ch, IMSG_MSG_OK, p->session,
 				    p->msg->id);
@@ -772,7 +773,7 @@ static const struct proc_handler relay_parent_handlers[] = {
 	{ IMSG_CONF_CONTROL,	control_on_socket },
 	{ IMSG_CTL_PEER_INFO,	control_on_peer_info },
 	{ IMSG_CTL_RESULT,	control_on_result },
-	{ IMSG_LOG_LEVEL,	control_on_log_level },
+	{ IMSG_LOG_LEVEL,	proc_log_level },
 	{ IMSG_NONE,		NULL },
 };
 

@@ -422,12 +422,14 @@ sched_kick_soon(void)
 		ev_timer_add(&sched.kick_timer, 0);
 }
 
-/* Try m now, whatever its back-off; 0 if it was waiting. */
+/* Try m now, whatever its back-off; -1 if it is held. */
 int
 sched_flush(struct qmsg *m)
 {
-	if (m->held || m->state != QMSG_WAITING)
+	if (m->held)
 		return -1;
+	if (m->state != QMSG_WAITING)
+		return 0;	/* it is on its way already */
 	m->next_try = sched_now();
 	sched_push(m);
 	sched_kick_soon();

@@ -618,6 +618,7 @@ static const struct proc_handler worker_parent_handlers[] = {
 	{ IMSG_STOP,		worker_on_stop },
 	{ IMSG_RETIRE,		worker_on_stop },
 	{ IMSG_PING,		proc_pong },
+	{ IMSG_LOG_LEVEL,	proc_log_level },
 	{ IMSG_SLOT_ANSWER,	worker_on_answer },
 	{ IMSG_AUTH_RESULT,	worker_on_answer },
 	{ IMSG_NONE,		NULL },
