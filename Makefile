@@ -224,6 +224,9 @@ install-sendmail: install
 
 uninstall:
 	rm -f $(INSTALLED:%=$(DESTDIR)%)
+	@for l in $(DESTDIR)/usr/sbin/sendmail $(DESTDIR)/usr/bin/mailq; do \
+		[ "$$(readlink $$l)" = $(SBINDIR)/smtpctl ] && rm -f $$l; \
+	done; true
 	@echo "$(DESTDIR)$(SYSCONFDIR)/smtpd/smtpd.conf is kept"
 
 # The unit as make install writes it must pass systemd's own check.

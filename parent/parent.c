@@ -621,7 +621,8 @@ parent_reload(struct parent *p)
 	 * reload), and what the relay checks commits against.
 	 */
 	p->reload_ok = 1;
-	strlcpy(p->reload_result, "applied: everything else", sizeof(p->reload_result));
+	strlcpy(p->reload_result, "applied: everything else",
+	    sizeof(p->reload_result));
 	if (conf_keep(&cf.conf, &p->conf, kept, sizeof(kept)) > 0) {
 		log_warnx("event=reload kept=\"%s\" reason=\"needs a "
 		    "restart\"", kept);

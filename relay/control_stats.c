@@ -160,6 +160,13 @@ metrics_delay(FILE *f)
 }
 
 static void
+recipients(FILE *f, const char *up, const char *result, uint64_t n)
+{
+	fprintf(f, "smtpd_recipients_total{upstream=\"%s\",result=\"%s\"} %"
+	    PRIu64 "\n", up, result, n);
+}
+
+static void
 metrics_text(FILE *f, const char *pt)
 {
 	const char	*up = upstream_name();
@@ -178,12 +185,9 @@ metrics_text(FILE *f, const char *pt)
 	fprintf(f, "smtpd_messages_received_total %" PRIu64 "\n", st.received);
 	metric(f, "recipients", "counter",
 	    "Recipient outcomes by upstream: delivered, deferred, bounced.");
-	fprintf(f, "smtpd_recipients_total{upstream=\"%s\",result=\"delivered\"}"
-	    " %" PRIu64 "\n", up, st.delivered);
-	fprintf(f, "smtpd_recipients_total{upstream=\"%s\",result=\"deferred\"}"
-	    " %" PRIu64 "\n", up, st.deferred);
-	fprintf(f, "smtpd_recipients_total{upstream=\"%s\",result=\"bounced\"}"
-	    " %" PRIu64 "\n", up, st.bounced);
+	recipients(f, up, "delivered", st.delivered);
+	recipients(f, up, "deferred", st.deferred);
+	recipients(f, up, "bounced", st.bounced);
 	metric(f, "queue_length", "gauge", "Messages in the queue.");
 	fprintf(f, "smtpd_queue_length %u\n", qlen);
 	metric(f, "queue_oldest_seconds", "gauge",

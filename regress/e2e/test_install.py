@@ -10,7 +10,9 @@ from harness import ROOT, SMTPD_BIN, need_tool, scaled
 EXPECTED = {
     "etc/smtpd/smtpd.conf",
     "usr/local/sbin/smtpd",
+    "usr/local/sbin/smtpctl",
     "usr/local/share/man/man8/smtpd.8",
+    "usr/local/share/man/man8/smtpctl.8",
     "usr/local/share/man/man5/smtpd.conf.5",
     "usr/local/lib/systemd/system/smtpd.service",
     "usr/local/lib/sysusers.d/smtpd.conf",
@@ -62,6 +64,25 @@ def test_install_keeps_a_configuration(tmp_path):
     assert open(conf).read() == "# the operator's own\nmode debug\n"
     make(dest, "uninstall")
     assert open(conf).read() == "# the operator's own\nmode debug\n"
+
+
+def test_install_sendmail(tmp_path):
+    """make install leaves an existing sendmail alone; make
+    install-sendmail links sendmail and mailq to smtpctl; uninstall
+    removes those links with the rest."""
+    dest = str(tmp_path / "root")
+    other = os.path.join(dest, "usr/sbin/sendmail")
+    os.makedirs(os.path.dirname(other))
+    with open(other, "w") as f:
+        f.write("#!/bin/sh\n# another MTA's\n")
+    make(dest, "install")
+    assert open(other).read() == "#!/bin/sh\n# another MTA's\n"
+    make(dest, "install-sendmail")
+    for link in ("usr/sbin/sendmail", "usr/bin/mailq"):
+        assert os.readlink(os.path.join(dest, link)) == \
+            "/usr/local/sbin/smtpctl"
+    make(dest, "uninstall")
+    assert files(dest) == {"etc/smtpd/smtpd.conf"}
 
 
 def test_unit_passes_systemd_analyze(tmp_path):
