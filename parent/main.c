@@ -604,8 +604,15 @@ parent_main(struct cmdline *cl)
 	if (!cl->foreground && managed != 1)
 		parent_daemonize();
 	log_init(cl->foreground, cl->verbose, "parent");
-	parent_write_pid();
+	/*
+	 * SIGTERM is handled, and ps names us, before the pid file does:
+	 * a stop sent as soon as it appears is a clean one, which removes
+	 * the file.
+	 */
+	ev_init();
+	parent_signals(p);
 	setproctitle("parent");
+	parent_write_pid();
 	parent_log_start(p);
 	if (p->control_warning)
 		log_warnx("event=control-off reason=\"%s\"", p->control_error);
@@ -613,8 +620,6 @@ parent_main(struct cmdline *cl)
 		log_warnx("event=notify result=failed reason=\"NOTIFY_SOCKET "
 		    "names no usable socket\"");
 
-	ev_init();
-	parent_signals(p);
 	parent_spawn_all(p);
 	parent_watch_init(p);
 	/*
