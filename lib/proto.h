@@ -125,7 +125,11 @@ struct smtpd_conf {
  *                    CONF_NET, CONF_END, RELAY_CHANNEL, STOP
  * parent -> session: RETIRE (on SIGHUP)
  * parent -> relay:   POLICY_BEGIN, CONF_DOMAIN, CONF_RCPT, CONF_NET,
+ *                    CONF_RULE, CONF_RULE_ITEM, CONF_LOGIN,
  *                    POLICY_END (on SIGHUP)
+ * parent -> child:   CONF_RULE, CONF_RULE_ITEM, CONF_LOGIN (with the
+ *                    policy)
+ * parent -> relay:   CONF_UPSTREAM, CONF_ROUTE (at start-up)
  * session -> parent: LOAD
  * parent -> relay:   UPSTREAM_ADDRS, DELIVER_DONE, CONF_UPSTREAM_AUTH,
  *                    AUTH_GRANT
@@ -170,7 +174,7 @@ enum imsg_type {
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
 				   str client address */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
-	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
+	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id, str user */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
 	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
@@ -182,6 +186,12 @@ enum imsg_type {
 				 * much mail is being received */
 	IMSG_PING,		/* u32 seq: are you alive? (every child) */
 	IMSG_PONG,		/* u32 seq: the same, back to the parent */
+	IMSG_CONF_RULE,		/* u32 line, u32 from, u32 for: an accept rule */
+	IMSG_CONF_RULE_ITEM,	/* u32 RULE_ITEM_*, netaddr or str: of the
+				 * last rule */
+	IMSG_CONF_LOGIN,	/* str user, str address or @domain */
+	IMSG_CONF_UPSTREAM,	/* struct upstream_conf fields: a named one */
+	IMSG_CONF_ROUTE,	/* a route: see lib/routes.c */
 	IMSG_MAX,
 };
 

@@ -423,6 +423,183 @@ kw_trusted_networks(struct parse_ctx *ctx, char **w, int n)
 	}
 }
 
+static int
+is_rule_word(const char *w)
+{
+	return strcmp(w, "from") == 0 || strcmp(w, "sender") == 0 ||
+	    strcmp(w, "for") == 0;
+}
+
+/* The words of a list, up to the next of from, sender, for. */
+static int
+rule_list_end(char **w, int i, int n)
+{
+	while (i < n && !is_rule_word(w[i]))
+		i++;
+	return i;
+}
+
+/* accept's "from ..." part at w[i]; the index after it, or -1. */
+static int
+accept_from(struct parse_ctx *ctx, struct rule *r, char **w, int i, int n)
+{
+	struct netaddr	 na;
+	int		 end;
+
+	if (i >= n) {
+		perr(ctx, "accept: from what? (any, local, src NET, auth)");
+		return -1;
+	}
+	end = rule_list_end(w, i + 1, n);
+	if (strcmp(w[i], "any") == 0 || strcmp(w[i], "local") == 0) {
+		r->from = w[i][0] == 'a' ? RULE_FROM_ANY : RULE_FROM_LOCAL;
+		return i + 1;
+	}
+	if (strcmp(w[i], "src") == 0) {
+		r->from = RULE_FROM_SRC;
+		if (end == i + 1) {
+			perr(ctx, "accept: from src needs a network");
+			return -1;
+		}
+		for (i++; i < end; i++)
+			if (netaddr_parse(w[i], &na) == -1 ||
+			    rule_add_item(r, RULE_ITEM_NET, &na) == -1) {
+				perr(ctx, "accept: %s is not an address or "
+				    "network (host bits must be zero)", w[i]);
+				return -1;
+			}
+		return end;
+	}
+	if (strcmp(w[i], "auth") == 0) {
+		r->from = RULE_FROM_AUTH;
+		for (i++; i < end; i++)
+			if (rule_add_item(r, RULE_ITEM_USER, w[i]) == -1) {
+				perr(ctx, "accept: bad user %s", w[i]);
+				return -1;
+			}
+		return end;
+	}
+	perr(ctx, "accept: from %s: expected any, local, src or auth", w[i]);
+	return -1;
+}
+
+/* Read a file of addresses and @domains, one a line, into r's rcpts. */
+static int
+accept_rcpt_file(struct parse_ctx *ctx, struct rule *r, const char *path)
+{
+	struct policy	 tmp;
+	size_t		 i;
+	int		 rc;
+
+	if (path[0] != '/') {
+		perr(ctx, "accept: rcpt-file %s is not an absolute path", path);
+		return -1;
+	}
+	policy_init(&tmp);
+	rc = conf_recipients_load(&tmp, path, ctx->errs);
+	for (i = 0; rc == 0 && i < tmp.nrcpts; i++)
+		if (rule_add_item(r, RULE_ITEM_RCPT, tmp.rcpts[i]) == -1)
+			rc = -1;
+	policy_free(&tmp);
+	if (rc != 0)
+		perr(ctx, "accept: rcpt-file %s cannot be used", path);
+	return rc == 0 ? 0 : -1;
+}
+
+/* accept's "for ..." part at w[i]; the index after it, or -1. */
+static int
+accept_for(struct parse_ctx *ctx, struct rule *r, char **w, int i, int n)
+{
+	enum rule_item	 kind;
+	int		 end;
+
+	if (i < n && strcmp(w[i], "any") == 0) {
+		r->forwhat = RULE_FOR_ANY;
+		return i + 1;
+	}
+	if (i + 1 < n && strcmp(w[i], "rcpt-file") == 0) {
+		r->forwhat = RULE_FOR_RCPT;
+		return accept_rcpt_file(ctx, r, w[i + 1]) == -1 ? -1 : i + 2;
+	}
+	if (i >= n || (strcmp(w[i], "domain") != 0 &&
+	    strcmp(w[i], "rcpt") != 0)) {
+		perr(ctx, "accept: for what? (any, domain D, rcpt ADDR, "
+		    "rcpt-file FILE)");
+		return -1;
+	}
+	r->forwhat = w[i][0] == 'd' ? RULE_FOR_DOMAIN : RULE_FOR_RCPT;
+	kind = w[i][0] == 'd' ? RULE_ITEM_DOMAIN : RULE_ITEM_RCPT;
+	end = rule_list_end(w, i + 1, n);
+	if (end == i + 1) {
+		perr(ctx, "accept: for %s needs a value", w[i]);
+		return -1;
+	}
+	for (i++; i < end; i++)
+		if (rule_add_item(r, kind, w[i]) == -1) {
+			perr(ctx, "accept: %s is not a %s", w[i], kind ==
+			    RULE_ITEM_DOMAIN ? "domain" : "address or @domain");
+			return -1;
+		}
+	return end;
+}
+
+/* accept [from ...] [sender ...] for ... (SPEC 7.1) */
+static void
+kw_accept(struct parse_ctx *ctx, char **w, int n)
+{
+	struct policy	*p = &ctx->cf->policy;
+	struct rule	*r;
+	int		 i = 0, end, seen_for = 0, seen_from = 0;
+
+	if ((r = rule_new(p, RULE_FROM_ANY, RULE_FOR_ANY, ctx->line)) == NULL) {
+		perr(ctx, "accept: out of memory");
+		return;
+	}
+	while (i >= 0 && i < n) {
+		if (strcmp(w[i], "from") == 0 && !seen_from++)
+			i = accept_from(ctx, r, w, i + 1, n);
+		else if (strcmp(w[i], "for") == 0 && !seen_for++)
+			i = accept_for(ctx, r, w, i + 1, n);
+		else if (strcmp(w[i], "sender") == 0 && r->senders.n == 0) {
+			end = rule_list_end(w, i + 1, n);
+			for (i++; i < end && i >= 0; i++)
+				if (rule_add_item(r, RULE_ITEM_SENDER, w[i]) ==
+				    -1) {
+					perr(ctx, "accept: sender %s is not an "
+					    "address or @domain", w[i]);
+					i = -2;
+				}
+			if (i > 0 && r->senders.n == 0) {
+				perr(ctx, "accept: sender needs a value");
+				i = -1;
+			}
+		} else {
+			perr(ctx, "accept: unexpected %s", w[i]);
+			i = -1;
+		}
+	}
+	if (i >= 0 && !seen_for)
+		perr(ctx, "accept: \"for\" is required");
+	else if (i >= 0 && r->from == RULE_FROM_ANY &&
+	    r->forwhat == RULE_FOR_ANY)
+		perr(ctx, "accept: \"accept from any for any\" is an open "
+		    "relay; refused");
+}
+
+/* sender-login FILE: "user address|@domain ..." a line */
+static void
+kw_sender_login(struct parse_ctx *ctx, char **w, int n)
+{
+	(void)n;
+	if (parse_path(ctx, "sender-login", w[0], ctx->cf->sender_login,
+	    sizeof(ctx->cf->sender_login)) == -1)
+		return;
+	if (conf_logins_load(&ctx->cf->policy, w[0], ctx->errs) != 0) {
+		perr(ctx, "sender-login: %s cannot be used", w[0]);
+		ctx->cf->sender_login[0] = '\0';
+	}
+}
+
 static void
 parse_user(struct parse_ctx *ctx, const char *kw, const char *name,
     char *dst, size_t dstsize)
@@ -540,6 +717,8 @@ static const struct keyword keywords[] = {
 	{ "trusted-networks", 1, -1, 1, kw_trusted_networks, KW_FUNC, 0, 0,
 	    0 },
 	KW("users", KW_PATH, users, 0, 0),
+	{ "accept", 2, -1, 1, kw_accept, KW_FUNC, 0, 0, 0 },
+	{ "sender-login", 1, 1, 0, kw_sender_login, KW_FUNC, 0, 0, 0 },
 	{ "user", 1, 1, 0, kw_user, KW_FUNC, 0, 0, 0 },
 	{ "queue-user", 1, 1, 0, kw_queue_user, KW_FUNC, 0, 0, 0 },
 	{ "deliver-user", 1, 1, 0, kw_deliver_user, KW_FUNC, 0, 0, 0 },
@@ -817,6 +996,48 @@ conf_recipients_load(struct policy *p, const char *path, FILE *errs)
 			perr(&ctx, "one address or @domain a line");
 		else if (policy_add_rcpt(p, words[0]) == -1)
 			perr(&ctx, "%s is not an address or @domain", words[0]);
+	}
+	fclose(f);
+	return (int)ctx.errors;
+}
+
+/*
+ * Read a sender-login file: "user address|@domain ..." a line, '#'
+ * comments.  Returns the number of errors; -1 if it cannot be read.
+ */
+int
+conf_logins_load(struct policy *p, const char *path, FILE *errs)
+{
+	struct parse_ctx	 ctx;
+	struct conf_file	 dummy;
+	char			 line[CONF_LINE_MAX + 1];
+	char			*words[CONF_WORDS_MAX];
+	FILE			*f;
+	int			 i, n, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.cf = &dummy;
+	ctx.file = path;
+	ctx.errs = errs;
+	if ((f = fopen(path, "re")) == NULL) {
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	p->sender_login = 1;
+	while ((rc = conf_read_line(f, line)) != -1) {
+		ctx.line++;
+		if (rc != 0) {
+			perr(&ctx, rc == 1 ? "line too long" : "NUL byte in line");
+			continue;
+		}
+		if ((n = split_words(&ctx, line, words)) <= 0)
+			continue;
+		if (n < 2)
+			perr(&ctx, "expected \"user address|@domain ...\"");
+		for (i = 1; i < n; i++)
+			if (login_add(p, words[0], words[i]) == -1)
+				perr(&ctx, "%s is not an address or @domain",
+				    words[i]);
 	}
 	fclose(f);
 	return (int)ctx.errors;

@@ -36,6 +36,7 @@ struct conf_file {
 	char			 deliver[CONF_DELIVER_MAX];
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];
+	char			 sender_login[PATH_MAX];
 	char			 pid_file[PATH_MAX];	/* "" : the default */
 	unsigned int		 kwline[CONF_KEYWORDS_MAX]; /* last line of each */
 };
@@ -44,6 +45,7 @@ void	conf_file_init(struct conf_file *);
 void	conf_file_free(struct conf_file *);
 int	conf_file_parse(struct conf_file *, const char *path, FILE *errs);
 int	conf_recipients_load(struct policy *, const char *path, FILE *errs);
+int	conf_logins_load(struct policy *, const char *path, FILE *errs);
 int	parse_duration(const char *, uint32_t *);
 int	cmd_split(const char *, char *, size_t, char **, int);
 unsigned int conf_keyword_line(const struct conf_file *, const char *);

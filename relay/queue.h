@@ -61,6 +61,7 @@ struct qmsg {
 	uint32_t	 peer_port;
 	char		 helo[ENV_HELO_MAX + 1];
 	char		 from[ADDR_PATH_MAX + 1];	/* "" for <> */
+	char		 auth_user[256];	/* "": not authenticated */
 	uint64_t	 size;
 	uint32_t	 flags;
 	int		 is_bounce;

@@ -120,6 +120,8 @@ channel_close(struct channel *ch)
 
 	while (ch->spools != NULL)
 		spool_drop(ch, ch->spools);
+	while (ch->nauth > 0)
+		free(ch->auth[--ch->nauth].user);
 	free(ch->auth);
 	for (chp = &relay.channels; *chp != NULL; chp = &(*chp)->next)
 		if (*chp == ch) {
@@ -298,26 +300,30 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	spool_drop(ch, sp);
 }
 
-/* Whether the parent told us that this session authenticated. */
-static int
+/* The user the parent saw this session authenticate as, or NULL. */
+static const char *
 channel_authenticated(const struct channel *ch, uint32_t session)
 {
 	uint32_t	 i;
 
-	for (i = 0; i < ch->nauth; i++)
-		if (ch->auth[i] == session)
-			return 1;
-	return 0;
+	for (i = ch->nauth; i > 0; i--)
+		if (ch->auth[i - 1].session == session)
+			return ch->auth[i - 1].user;
+	return NULL;
 }
 
 /* IMSG_AUTH_GRANT from the parent. */
 static void
 relay_auth_grant(struct imsg *imsg)
 {
-	struct channel	*ch;
-	uint32_t	 session, *more;
+	struct channel		*ch;
+	struct channel_auth	*more;
+	char			 user[256];
+	uint32_t		 session;
 
-	if (imsg_get_u32(imsg, &session) == -1 || imsg_get_end(imsg) == -1)
+	if (imsg_get_u32(imsg, &session) == -1 ||
+	    imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+	    imsg_get_end(imsg) == -1)
 		fatalx("bad AUTH_GRANT");
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		if (ch->id == imsg->hdr.peerid)
@@ -325,6 +331,7 @@ relay_auth_grant(struct imsg *imsg)
 	if (ch == NULL)
 		return;
 	if (ch->nauth == CHANNEL_AUTH_MAX) {
+		free(ch->auth[0].user);
 		memmove(ch->auth, ch->auth + 1, (ch->nauth - 1) *
 		    sizeof(*ch->auth));
 		ch->nauth--;
@@ -333,7 +340,10 @@ relay_auth_grant(struct imsg *imsg)
 	    sizeof(*ch->auth))) == NULL)
 		fatal("auth grant");
 	ch->auth = more;
-	ch->auth[ch->nauth++] = session;
+	ch->auth[ch->nauth].session = session;
+	if ((ch->auth[ch->nauth].user = strdup(user)) == NULL)
+		fatal("auth grant");
+	ch->nauth++;
 }
 
 /*
@@ -343,16 +353,20 @@ relay_auth_grant(struct imsg *imsg)
  */
 static int
 relay_recheck(const struct channel *ch, const struct envelope *env,
-    int authenticated)
+    const char *user)
 {
 	struct mailaddr	 a;
 	char		 path[ADDR_PATH_MAX + 3];
 	size_t		 used;
 	uint32_t	 i;
-	int		 n;
+	int		 n, old = ch->id <= relay.old_channels;
 
 	if (relay.conf.mode != MODE_RELAY)
 		return 0;
+	if (!policy_sender_ok(&relay.policy, user, env->mail_from) &&
+	    (!old || !policy_sender_ok(&relay.old_policy, user,
+	    env->mail_from)))
+		return -1;
 	for (i = 0; i < env->nrcpt; i++) {
 		/* The reserved postmaster is always accepted (SPEC 7.1). */
 		if (addr_is_postmaster(env->rcpts[i], relay.conf.hostname))
@@ -361,12 +375,11 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 		if (n < 0 || (size_t)n >= sizeof(path) ||
 		    addr_parse_path(path, n, 0, 1, &a, &used) != ADDR_OK)
 			return -1;
-		if (policy_check_rcpt(&relay.policy, &a, env->peer_ip,
-		    authenticated) == POLICY_ACCEPT)
+		if (policy_check(&relay.policy, &a, env->peer_ip, user,
+		    env->mail_from) == POLICY_ACCEPT)
 			continue;
-		if (ch->id > relay.old_channels ||
-		    policy_check_rcpt(&relay.old_policy, &a, env->peer_ip,
-		    authenticated) != POLICY_ACCEPT)
+		if (!old || policy_check(&relay.old_policy, &a, env->peer_ip,
+		    user, env->mail_from) != POLICY_ACCEPT)
 			return -1;
 	}
 	return 0;
@@ -374,7 +387,8 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 
 /* A queue entry for a checked envelope. */
 static struct qmsg *
-relay_qmsg(const struct spool *sp, const struct envelope *env)
+relay_qmsg(const struct spool *sp, const struct envelope *env,
+    const char *user)
 {
 	struct qmsg	*m;
 	uint32_t	 i;
@@ -389,6 +403,8 @@ relay_qmsg(const struct spool *sp, const struct envelope *env)
 	m->peer_port = env->peer_port;
 	strlcpy(m->helo, env->helo, sizeof(m->helo));
 	strlcpy(m->from, env->mail_from, sizeof(m->from));
+	if (user != NULL)
+		strlcpy(m->auth_user, user, sizeof(m->auth_user));
 	m->size = env->size;
 	m->flags = env->flags;
 	m->created = m->next_try = (int64_t)time(NULL);
@@ -473,8 +489,10 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	struct pending	*p;
 	struct qmsg	*m;
 
+	const char	*user = NULL;
+
 	if ((env->flags & ENV_F_AUTH) &&
-	    !channel_authenticated(ch, sp->session)) {
+	    (user = channel_authenticated(ch, sp->session)) == NULL) {
 		/* The grant may be lost with a relay restart: no blame. */
 		log_warnx("event=auth-unconfirmed channel=%u session=%08x",
 		    ch->id, sp->session);
@@ -483,9 +501,9 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 		spool_drop(ch, sp);
 		return 0;
 	}
-	if (relay_recheck(ch, env, (env->flags & ENV_F_AUTH) != 0) == -1)
+	if (relay_recheck(ch, env, user) == -1)
 		return -1;
-	if ((m = relay_qmsg(sp, env)) == NULL ||
+	if ((m = relay_qmsg(sp, env, user)) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
 		qmsg_free(m);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
@@ -714,6 +732,9 @@ relay_parent_io(int fd, int events, void *arg)
 		case IMSG_CONF_DOMAIN:
 		case IMSG_CONF_RCPT:
 		case IMSG_CONF_NET:
+		case IMSG_CONF_RULE:
+		case IMSG_CONF_RULE_ITEM:
+		case IMSG_CONF_LOGIN:
 			if (!relay.policy_loading ||
 			    policy_recv(&relay.next_policy, &imsg) == -1)
 				fatalx("bad relay policy from the parent");
@@ -770,6 +791,9 @@ relay_startup(struct imsg *imsg, void *arg)
 	case IMSG_CONF_DOMAIN:
 	case IMSG_CONF_RCPT:
 	case IMSG_CONF_NET:
+	case IMSG_CONF_RULE:
+	case IMSG_CONF_RULE_ITEM:
+	case IMSG_CONF_LOGIN:
 		if (policy_recv(&relay.policy, imsg) == -1)
 			fatalx("bad relay policy from the parent");
 		break;

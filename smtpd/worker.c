@@ -612,6 +612,9 @@ worker_startup(struct imsg *imsg, void *arg)
 	case IMSG_CONF_DOMAIN:
 	case IMSG_CONF_RCPT:
 	case IMSG_CONF_NET:
+	case IMSG_CONF_RULE:
+	case IMSG_CONF_RULE_ITEM:
+	case IMSG_CONF_LOGIN:
 		if (policy_recv(&w->policy, imsg) == -1)
 			fatalx("bad relay policy from the parent");
 		break;
