@@ -53,7 +53,7 @@ TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/relay/debug.o \
 	      $(BUILD)/obj/relay/envelope.o $(BUILD)/obj/relay/client.o \
 	      $(BUILD)/obj/relay/client_body.o $(BUILD)/obj/relay/client_io.o \
-	      $(BUILD)/obj/relay/client_auth.o \
+	      $(BUILD)/obj/relay/client_auth.o $(BUILD)/obj/relay/client_probe.o \
 	      $(BUILD)/obj/relay/reply.o $(BUILD)/obj/relay/queue.o \
 	      $(BUILD)/obj/parent/parse.o
 

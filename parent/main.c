@@ -298,42 +298,6 @@ parent_check_deliver(struct parent *p)
 }
 
 /*
- * upstream-auth: "user password" on one line, in a file that only its
- * owner may read; the parent reads it and hands it to the relay.
- */
-#define die_auth(...)	die_kw("upstream-auth", __VA_ARGS__)
-
-static void
-parent_read_upstream_auth(struct parent *p, const char *path)
-{
-	char		 line[600], *sp, *nl;
-	struct stat	 st;
-	FILE		*f;
-
-	if ((f = fopen(path, "re")) == NULL)
-		die_auth("upstream-auth %s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &st) == -1)
-		die_auth("upstream-auth %s: %s", path, strerror(errno));
-	if (st.st_mode & (S_IRWXG | S_IRWXO))
-		die_auth("upstream-auth %s: readable by others (chmod 600 "
-		    "it)", path);
-	if (fgets(line, sizeof(line), f) == NULL)
-		die_auth("upstream-auth %s: empty", path);
-	fclose(f);
-	if ((nl = strchr(line, '\n')) != NULL)
-		*nl = '\0';
-	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
-		die_auth("upstream-auth %s: expected \"user password\"",
-		    path);
-	*sp++ = '\0';
-	if (strlcpy(p->upstream_user, line, sizeof(p->upstream_user)) >=
-	    sizeof(p->upstream_user) || strlcpy(p->upstream_pass, sp,
-	    sizeof(p->upstream_pass)) >= sizeof(p->upstream_pass))
-		die_auth("upstream-auth %s: user or password too long", path);
-	explicit_bzero(line, sizeof(line));
-}
-
-/*
  * The server certificate and key (checked here, as a context, so that
  * a bad pair stops the start and not a worker) and the users file.
  */
@@ -374,21 +338,6 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 			die_kw("users", "users: %s cannot be used",
 			    cf->users);
 		p->conf.auth_enabled = 1;
-	}
-	/* The relay loads the same CA file later: fail here, not there. */
-	if (p->conf.mode == MODE_RELAY &&
-	    p->conf.upstream_tls != UPSTREAM_PLAIN &&
-	    (p->conf.upstream_tls != UPSTREAM_OPPORTUNISTIC ||
-	    p->conf.upstream_ca[0] != '\0' || p->upstream_user[0] != '\0')) {
-		tls_init();
-		if ((ctx = tls_client_ctx(p->conf.upstream_ca[0] != '\0' ?
-		    p->conf.upstream_ca : NULL, p->conf.upstream_verify, err,
-		    sizeof(err))) == NULL)
-			die_kw(p->conf.upstream_ca[0] != '\0' ? "upstream-ca" :
-			    "upstream", "upstream TLS: %s: %s",
-			    p->conf.upstream_ca[0] !=
-			    '\0' ? p->conf.upstream_ca : "system CA store", err);
-		SSL_CTX_free(ctx);
 	}
 }
 
@@ -531,8 +480,7 @@ parent_main(struct cmdline *cl)
 	p->policy = cf.policy;
 	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
 	/* -t checks all that a start would, short of binding. */
-	if (cf.upstream_auth[0] != '\0' && p->conf.mode == MODE_RELAY)
-		parent_read_upstream_auth(p, cf.upstream_auth);
+	parent_routes_setup(p, &cf);
 	parent_load_secrets(p, &cf);
 	parent_check_privsep(p);
 	if (p->conf.mode == MODE_DELIVER)

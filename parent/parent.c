@@ -123,14 +123,7 @@ parent_startup(struct parent *p, struct child *c)
 		parent_connect(p, c);
 	} else {
 		if (p->conf.mode == MODE_RELAY)
-			parent_send_upstream(p, c);
-		if (p->upstream_user[0] != '\0') {
-			imsg_out_init(&out, IMSG_CONF_UPSTREAM_AUTH, 0, -1);
-			imsg_add_str(&out, p->upstream_user);
-			imsg_add_str(&out, p->upstream_pass);
-			parent_child_send(c, &out);
-			explicit_bzero(&out, sizeof(out));
-		}
+			parent_send_routes(p, c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)
@@ -309,10 +302,8 @@ parent_child_dispatch(struct parent *p, struct child *c, struct imsg *imsg)
 		return 0;
 	case IMSG_RESOLVE:
 		if (c->role != ROLE_RELAY || imsg->fd != -1 ||
-		    imsg->datalen != 0)
+		    parent_resolve_request(p, c, imsg) == -1)
 			break;
-		if (p->conf.mode == MODE_RELAY)
-			parent_send_upstream(p, c);
 		return 0;
 	case IMSG_LOG:
 		if (imsg->fd != -1 || parent_child_log(c, imsg) == -1)

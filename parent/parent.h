@@ -71,6 +71,12 @@ struct listener {
 	char		 name[HOSTPORT_MAX];
 };
 
+/* An upstream's credentials, from its auth file ("": no AUTH). */
+struct upstream_secret {
+	char	 user[256];
+	char	 pass[256];
+};
+
 struct parent {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
@@ -89,8 +95,8 @@ struct parent {
 	size_t			 tls_certlen;
 	char			*tls_key;
 	size_t			 tls_keylen;
-	char			 upstream_user[256];	/* "": no AUTH */
-	char			 upstream_pass[256];
+	struct routes		 routes;	/* fixed until a restart */
+	struct upstream_secret	 secrets[ROUTES_UPSTREAMS_MAX];
 	uid_t			 deliver_uid;
 	gid_t			 deliver_gid;
 	int			 stopping;
@@ -109,7 +115,11 @@ void	parent_stop(struct parent *);
 void	parent_reload(struct parent *);
 void	parent_stats(struct parent *);
 int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
-void	parent_send_upstream(struct parent *, struct child *);
+void	parent_send_upstream(struct parent *, struct child *, uint32_t);
+int	parent_resolve_request(struct parent *, struct child *,
+	    struct imsg *);
+void	parent_routes_setup(struct parent *, struct conf_file *);
+void	parent_send_routes(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);

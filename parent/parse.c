@@ -29,6 +29,7 @@ struct parse_ctx {
 	unsigned int		 mode_line;	/* of the mode keyword */
 	unsigned int		 errors;
 	FILE			*errs;
+	const char		*cur_kw;	/* the keyword being parsed */
 };
 
 /* How a keyword's one value is read, when no function of its own does. */
@@ -73,12 +74,14 @@ conf_file_init(struct conf_file *cf)
 	memset(cf, 0, sizeof(*cf));
 	conf_defaults(&cf->conf);
 	policy_init(&cf->policy);
+	routes_init(&cf->routes);
 }
 
 void
 conf_file_free(struct conf_file *cf)
 {
 	policy_free(&cf->policy);
+	routes_free(&cf->routes);
 }
 
 /* "30", "30s", "5m", "1h", "4d" in seconds; -1 if malformed or 0. */
@@ -280,44 +283,240 @@ kw_debug_format(struct parse_ctx *ctx, char **w, int n)
 		perr(ctx, "debug-format: %s is not text or bytes", w[0]);
 }
 
-/* upstream HOST [port N] [plain|starttls|tls] [no-verify] */
+/* A host name or an IP address literal. */
+static int
+valid_upstream_host(const char *s)
+{
+	unsigned char	 v6[16];
+
+	return strchr(s, ':') != NULL ? inet_pton(AF_INET6, s, v6) == 1 :
+	    valid_hostname(s);
+}
+
+/* "30/min", "5/s", "1000/h" */
+static int
+parse_rate(struct parse_ctx *ctx, const char *s, struct upstream_conf *u)
+{
+	const char	*errstr = NULL, *slash = strchr(s, '/');
+	char		 num[16];
+
+	if (slash == NULL || (size_t)(slash - s) >= sizeof(num)) {
+		perr(ctx, "upstream: rate %s is not N/s, N/min or N/h", s);
+		return -1;
+	}
+	memcpy(num, s, slash - s);
+	num[slash - s] = '\0';
+	u->rate_n = strtonum(num, 1, 100000, &errstr);
+	if (strcmp(slash, "/s") == 0)
+		u->rate_period = 1;
+	else if (strcmp(slash, "/min") == 0)
+		u->rate_period = 60;
+	else if (strcmp(slash, "/h") == 0)
+		u->rate_period = 3600;
+	else
+		u->rate_period = 0;
+	if (errstr != NULL || u->rate_period == 0 || !isdigit((unsigned
+	    char)num[0])) {
+		perr(ctx, "upstream: rate %s is not N/s, N/min or N/h (N from "
+		    "1 to 100000)", s);
+		return -1;
+	}
+	return 0;
+}
+
+/* One option of an upstream line at w[*i]; -1 after an error. */
+static int
+upstream_option(struct parse_ctx *ctx, struct upstream_conf *u, char **w,
+    int *i, int n, int named)
+{
+	const char	*o = w[*i], *v = *i + 1 < n ? w[*i + 1] : NULL;
+
+	if (strcmp(o, "plain") == 0)
+		u->tls = UPSTREAM_PLAIN;
+	else if (strcmp(o, "starttls") == 0)
+		u->tls = UPSTREAM_STARTTLS;
+	else if (strcmp(o, "tls") == 0)
+		u->tls = UPSTREAM_TLS;
+	else if (strcmp(o, "no-verify") == 0)
+		u->verify = 0;
+	else if (v != NULL && strcmp(o, "port") == 0) {
+		(*i)++;
+		return parse_num(ctx, "upstream port", v, 1, 65535, &u->port);
+	} else if (named && v != NULL && strcmp(o, "ca") == 0) {
+		(*i)++;
+		return parse_path(ctx, "upstream ca", v, u->ca, sizeof(u->ca));
+	} else if (named && v != NULL && strcmp(o, "auth") == 0) {
+		(*i)++;
+		return parse_path(ctx, "upstream auth", v, u->auth,
+		    sizeof(u->auth));
+	} else if (named && v != NULL && strcmp(o, "max-connections") == 0) {
+		(*i)++;
+		return parse_num(ctx, "upstream max-connections", v, 1, 1024,
+		    &u->max_conns);
+	} else if (named && v != NULL && strcmp(o, "rate") == 0) {
+		(*i)++;
+		return parse_rate(ctx, v, u);
+	} else {
+		perr(ctx, "upstream: unknown option %s", o);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * upstream NAME host HOST [options]: a named upstream.
+ * upstream HOST [port N] [plain|starttls|tls] [no-verify]: the old
+ * form; each line one more upstream of the default route, the first
+ * named "default".
+ */
 static void
 kw_upstream(struct parse_ctx *ctx, char **w, int n)
 {
+	struct routes		*r = &ctx->cf->routes;
 	struct smtpd_conf	*c = &ctx->cf->conf;
-	uint32_t		 port = 25;
-	unsigned char		 v6[16];
-	int			 i;
+	struct upstream_conf	*u;
+	char			 name[UPSTREAM_NAME_MAX];
+	int			 i, named = n >= 3 && strcmp(w[1], "host") == 0;
 
-	if (strchr(w[0], ':') != NULL ? inet_pton(AF_INET6, w[0], v6) != 1 :
-	    !valid_hostname(w[0])) {
-		perr(ctx, "upstream: %s is not a host name or address", w[0]);
+	if (named)
+		strlcpy(name, w[0], sizeof(name));
+	else if (r->nlegacy == 0)
+		strlcpy(name, "default", sizeof(name));
+	else
+		snprintf(name, sizeof(name), "default-%u", r->nlegacy + 1);
+	if (!valid_upstream_host(w[named ? 2 : 0])) {
+		perr(ctx, "upstream: %s is not a host name or address",
+		    w[named ? 2 : 0]);
 		return;
 	}
-	if (strlcpy(c->upstream_host, w[0], sizeof(c->upstream_host)) >=
-	    sizeof(c->upstream_host)) {
-		perr(ctx, "upstream: host name too long");
+	if ((u = routes_add_upstream(r, name)) == NULL) {
+		perr(ctx, "upstream: %s given twice, badly named or one too "
+		    "many (at most %d)", name, ROUTES_UPSTREAMS_MAX);
 		return;
 	}
-	for (i = 1; i < n; i++) {
-		if (strcmp(w[i], "port") == 0 && i + 1 < n) {
-			if (parse_num(ctx, "upstream port", w[++i], 1, 65535,
-			    &port) == -1)
+	strlcpy(u->host, w[named ? 2 : 0], sizeof(u->host));
+	u->line = ctx->line;
+	u->legacy = !named;
+	for (i = named ? 3 : 1; i < n; i++)
+		if (upstream_option(ctx, u, w, &i, n, named) == -1)
+			return;
+	if (named)
+		return;
+	/* The first old-style line is also the settings of before. */
+	if (r->nlegacy++ == 0) {
+		strlcpy(c->upstream_host, u->host, sizeof(c->upstream_host));
+		c->upstream_port = u->port;
+		c->upstream_tls = u->tls;
+		c->upstream_verify = u->verify;
+	}
+}
+
+/* The words of a route's list, up to the next keyword. */
+static int
+route_list_end(char **w, int i, int n)
+{
+	while (i < n && strcmp(w[i], "sender") != 0 &&
+	    strcmp(w[i], "user") != 0 && strcmp(w[i], "for") != 0 &&
+	    strcmp(w[i], "via") != 0 && strcmp(w[i], "rewrite-sender") != 0)
+		i++;
+	return i;
+}
+
+/* A list of route at w[i] into l: -1 after an error, else its end. */
+static int
+route_list(struct parse_ctx *ctx, struct route_conf *rt, char **w, int i,
+    int n)
+{
+	const char	*what = w[i];
+	char		 e[ADDR_PATH_MAX + 1];
+	int		 end, j, idx;
+
+	if (strcmp(what, "for") == 0) {
+		if (i + 1 >= n || strcmp(w[++i], "domain") != 0) {
+			perr(ctx, "route: expected \"for domain D\"");
+			return -1;
+		}
+	}
+	end = route_list_end(w, i + 1, n);
+	if (end == i + 1) {
+		perr(ctx, "route: %s needs a value", what);
+		return -1;
+	}
+	for (j = i + 1; j < end; j++) {
+		if (strcmp(what, "sender") == 0) {
+			if (rcpt_entry_normalize(w[j], e, sizeof(e)) == -1 ||
+			    strlist_add(&rt->senders, e) == -1)
+				goto bad;
+		} else if (strcmp(what, "user") == 0) {
+			if (strlist_add(&rt->users, w[j]) == -1)
+				goto bad;
+		} else if (strcmp(what, "for") == 0) {
+			if (domain_normalize(w[j], e, sizeof(e)) == -1 ||
+			    strlist_add(&rt->domains, e) == -1)
+				goto bad;
+		} else {
+			idx = routes_find_upstream(&ctx->cf->routes, w[j]);
+			if (idx == -1 || rt->nvia == ROUTE_VIA_MAX) {
+				perr(ctx, "route: via %s: no such upstream "
+				    "(define it before) or more than %d",
+				    w[j], ROUTE_VIA_MAX);
+				return -1;
+			}
+			rt->via[rt->nvia++] = (uint32_t)idx;
+		}
+	}
+	return end;
+bad:
+	perr(ctx, "route: %s %s is not valid", what, w[j]);
+	return -1;
+}
+
+/* route [sender ...] [user ...] [for domain ...] via NAME... [rewrite-sender X] */
+static void
+kw_route(struct parse_ctx *ctx, char **w, int n)
+{
+	struct route_conf	*rt;
+	char			 e[ADDR_PATH_MAX + 1];
+	int			 i = 0;
+
+	if ((rt = routes_add_route(&ctx->cf->routes)) == NULL) {
+		perr(ctx, "route: more than %d routes", ROUTES_MAX);
+		return;
+	}
+	rt->line = ctx->line;
+	while (i >= 0 && i < n) {
+		if (strcmp(w[i], "rewrite-sender") == 0 && i + 1 < n) {
+			if ((w[i + 1][0] != '@' && rcpt_entry_normalize(w[i + 1],
+			    e, sizeof(e)) == -1) || (w[i + 1][0] == '@' &&
+			    rcpt_entry_normalize(w[i + 1], e, sizeof(e)) ==
+			    -1)) {
+				perr(ctx, "route: rewrite-sender %s is not an "
+				    "address or @domain", w[i + 1]);
 				return;
-		} else if (strcmp(w[i], "plain") == 0)
-			c->upstream_tls = UPSTREAM_PLAIN;
-		else if (strcmp(w[i], "starttls") == 0)
-			c->upstream_tls = UPSTREAM_STARTTLS;
-		else if (strcmp(w[i], "tls") == 0)
-			c->upstream_tls = UPSTREAM_TLS;
-		else if (strcmp(w[i], "no-verify") == 0)
-			c->upstream_verify = 0;
+			}
+			strlcpy(rt->rewrite, e, sizeof(rt->rewrite));
+			i += 2;
+		} else if (route_list_end(w, i, n) == i)
+			i = route_list(ctx, rt, w, i, n);
 		else {
-			perr(ctx, "upstream: unknown option %s", w[i]);
+			perr(ctx, "route: unexpected %s", w[i]);
 			return;
 		}
 	}
-	c->upstream_port = port;
+	if (i >= 0 && rt->nvia == 0)
+		perr(ctx, "route: \"via UPSTREAM\" is required");
+}
+
+/* upstream-connect-timeout, upstream-rset-timeout (SPEC 7.2) */
+static void
+kw_upstream_timeout(struct parse_ctx *ctx, char **w, int n)
+{
+	struct routes	*r = &ctx->cf->routes;
+	const char	*kw = ctx->cur_kw;
+
+	(void)n;
+	kw_duration(ctx, kw, w[0], strcmp(kw, "upstream-connect-timeout") ==
+	    0 ? &r->connect_timeout : &r->rset_timeout);
 }
 
 /*
@@ -705,7 +904,12 @@ static const struct keyword keywords[] = {
 	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0, 0, 0 },
 	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0, 0, 0 },
 	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0, 0, 0 },
-	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0, 0, 0 },
+	{ "upstream", 1, 20, 1, kw_upstream, KW_FUNC, 0, 0, 0 },
+	{ "route", 2, -1, 1, kw_route, KW_FUNC, 0, 0, 0 },
+	{ "upstream-connect-timeout", 1, 1, 0, kw_upstream_timeout, KW_FUNC,
+	    0, 0, 0 },
+	{ "upstream-rset-timeout", 1, 1, 0, kw_upstream_timeout, KW_FUNC, 0,
+	    0, 0 },
 	KW("upstream-auth", KW_PATH, upstream_auth, 0, 0),
 	KW("upstream-ca", KW_PATH, conf.upstream_ca, 0, 0),
 	{ "deliver", 1, 1, 0, kw_deliver, KW_FUNC, 0, 0, 0 },
@@ -870,6 +1074,7 @@ parse_line(struct parse_ctx *ctx, char *line)
 		perr(ctx, "%s: wrong number of arguments", kw->name);
 		return;
 	}
+	ctx->cur_kw = kw->name;
 	if (kw->type == KW_FUNC)
 		kw->parse(ctx, words + 1, n - 1);
 	else
@@ -889,6 +1094,8 @@ parse_finish(struct parse_ctx *ctx)
 	}
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0'))
 		perr(ctx, "tls needs both certificate and key");
+	if (routes_finish(&cf->routes, ctx->file, ctx->errs) == -1)
+		ctx->errors++;
 }
 
 /*

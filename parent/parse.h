@@ -11,6 +11,7 @@
 
 #include "cmdline.h"
 #include "policy.h"
+#include "routes.h"
 #include "proto.h"
 
 #define CONF_MAX_LISTEN		32
@@ -30,6 +31,7 @@ struct conf_file {
 	struct listen_conf	 listen[CONF_MAX_LISTEN];
 	unsigned int		 nlisten;
 	struct policy		 policy;
+	struct routes		 routes;	/* upstreams and routes */
 	char			 tls_cert[PATH_MAX];
 	char			 tls_key[PATH_MAX];
 	char			 upstream_auth[PATH_MAX];

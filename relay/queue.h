@@ -74,6 +74,7 @@ struct qmsg {
 	int		 state;		/* QMSG_* */
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
+	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
 #define QMSG_WAITING	0	/* timer armed */

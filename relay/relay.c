@@ -34,6 +34,7 @@
 static struct relay {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
+	struct routes		 routes;	/* upstreams, from the parent */
 	struct policy		 next_policy;	/* being received (SIGHUP) */
 	struct policy		 old_policy;	/* before the last reload */
 	uint32_t		 old_channels;	/* channels older hold to it */
@@ -635,22 +636,23 @@ relay_channel_add(uint32_t id, int fd)
 	log_debug("event=channel-open channel=%u", id);
 }
 
-/* The upstream's addresses, as the parent resolved them. */
+/* An upstream's addresses, as the parent resolved them. */
 static void
 relay_upstream_addrs(struct imsg *imsg)
 {
 	struct sockaddr_storage	 ss[FWD_MAX_ADDRS];
 	socklen_t		 lens[FWD_MAX_ADDRS];
-	uint32_t		 i, n;
+	uint32_t		 i, idx, n;
 
-	if (imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
+	if (imsg_get_u32(imsg, &idx) == -1 || idx >= relay.routes.nups ||
+	    imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
 		fatalx("bad UPSTREAM_ADDRS");
 	for (i = 0; i < n; i++)
 		if (imsg_get_sa(imsg, &ss[i], &lens[i]) == -1)
 			fatalx("bad UPSTREAM_ADDRS");
 	if (imsg_get_end(imsg) == -1)
 		fatalx("bad UPSTREAM_ADDRS");
-	forward_set_addrs(ss, lens, n);
+	up_set_addrs(idx, ss, lens, n);
 }
 
 /* Queue a message to the parent and write what the socket takes. */
@@ -673,13 +675,14 @@ relay_log_sink(int pri, const char *line)
 	(void)proc_send(&relay.parent, &out);
 }
 
-/* Ask the parent to resolve the upstream again (after a failure). */
+/* Ask the parent to resolve an upstream again (after a failure). */
 static void
-relay_resolve(void)
+relay_resolve(uint32_t idx)
 {
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_RESOLVE, 0, -1);
+	imsg_add_u32(&out, idx);
 	relay_parent_send(&out);
 }
 
@@ -800,14 +803,22 @@ relay_startup(struct imsg *imsg, void *arg)
 	case IMSG_UPSTREAM_ADDRS:
 		relay_upstream_addrs(imsg);
 		break;
+	case IMSG_CONF_UPSTREAM:
+	case IMSG_CONF_ROUTE:
+		if (routes_recv(&relay.routes, imsg) == -1)
+			fatalx("bad upstream or route from the parent");
+		break;
 	case IMSG_CONF_UPSTREAM_AUTH: {
 		char user[FWD_AUTH_MAX], pass[FWD_AUTH_MAX];
+		uint32_t idx;
 
-		if (imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+		if (imsg_get_u32(imsg, &idx) == -1 ||
+		    idx >= relay.routes.nups ||
+		    imsg_get_str(imsg, user, sizeof(user)) == -1 ||
 		    imsg_get_str(imsg, pass, sizeof(pass)) == -1 ||
 		    imsg_get_end(imsg) == -1)
 			fatalx("bad CONF_UPSTREAM_AUTH");
-		forward_set_auth(user, pass);
+		up_set_auth(idx, user, pass);
 		explicit_bzero(pass, sizeof(pass));
 		break;
 	}
@@ -823,23 +834,28 @@ relay_startup(struct imsg *imsg, void *arg)
 static void
 relay_tls_init(void)
 {
-	SSL_CTX	*ctx;
-	char	 err[256];
+	const struct upstream_conf	*u;
+	SSL_CTX				*ctx;
+	char				 err[256];
+	uint32_t			 i;
 
-	if (relay.conf.upstream_tls == UPSTREAM_PLAIN)
-		return;
-	tls_init();
-	ctx = tls_client_ctx(relay.conf.upstream_ca[0] != '\0' ?
-	    relay.conf.upstream_ca : NULL, relay.conf.upstream_verify, err,
-	    sizeof(err));
-	if (ctx == NULL && relay.conf.upstream_tls == UPSTREAM_OPPORTUNISTIC &&
-	    relay.conf.upstream_ca[0] == '\0') {
-		log_warnx("event=upstream-tls-off reason=\"%s\"", err);
-		return;
+	for (i = 0; i < relay.routes.nups; i++) {
+		u = &relay.routes.ups[i];
+		if (u->tls == UPSTREAM_PLAIN)
+			continue;
+		tls_init();
+		ctx = tls_client_ctx(u->ca[0] != '\0' ? u->ca : NULL,
+		    u->verify, err, sizeof(err));
+		if (ctx == NULL && u->tls == UPSTREAM_OPPORTUNISTIC &&
+		    u->ca[0] == '\0') {
+			log_warnx("event=upstream-tls-off upstream_name=%s "
+			    "reason=\"%s\"", u->name, err);
+			continue;
+		}
+		if (ctx == NULL)
+			fatalx("upstream %s TLS: %s", u->name, err);
+		up_set_tls(i, ctx);
 	}
-	if (ctx == NULL)
-		fatalx("upstream TLS: %s", err);
-	forward_set_tls(ctx);
 }
 
 /* Load what a previous run left in the queue. */
@@ -944,7 +960,8 @@ relay_main(void)
 		/* The queue is all the relay may see. */
 		root = relay.conf.queue;
 		if (relay.conf.mode == MODE_RELAY) {
-			forward_init(&relay.conf, relay_resolve);
+			forward_init(&relay.conf, &relay.routes,
+			    relay_resolve);
 			relay_tls_init();
 		}
 		else

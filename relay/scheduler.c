@@ -382,6 +382,20 @@ sched_retry_now(void)
 		}
 }
 
+/* The ready list, for a transport that picks (m->rnext goes on). */
+struct qmsg *
+sched_ready_first(void)
+{
+	return sched.ready_head;
+}
+
+/* Take m, on the ready list, off it for an attempt. */
+void
+sched_take(struct qmsg *m)
+{
+	ready_remove(m);
+}
+
 int
 sched_has_ready(void)
 {
