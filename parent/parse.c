@@ -486,10 +486,8 @@ kw_route(struct parse_ctx *ctx, char **w, int n)
 	rt->line = ctx->line;
 	while (i >= 0 && i < n) {
 		if (strcmp(w[i], "rewrite-sender") == 0 && i + 1 < n) {
-			if ((w[i + 1][0] != '@' && rcpt_entry_normalize(w[i + 1],
-			    e, sizeof(e)) == -1) || (w[i + 1][0] == '@' &&
-			    rcpt_entry_normalize(w[i + 1], e, sizeof(e)) ==
-			    -1)) {
+			if (rcpt_entry_normalize(w[i + 1], e, sizeof(e)) ==
+			    -1) {
 				perr(ctx, "route: rewrite-sender %s is not an "
 				    "address or @domain", w[i + 1]);
 				return;

@@ -10,7 +10,11 @@ the last file there.
 
 Replies can be forced with --rcpt-code ADDR=CODE (repeatable),
 --mail-code CODE, --data-code CODE; --no-ehlo answers EHLO with 502 so
-the client must fall back to HELO.  The listening port is printed on
+the client must fall back to HELO.  Misbehaving upstreams: --no-greeting
+accepts connections and never says a word; --hang-first K makes the
+first K connections stop answering at the final dot of their first
+message (the message is not recorded, the socket stays open), while
+later connections are served as usual.  The listening port is printed on
 standard output as "port N" once the server accepts connections.
 """
 import argparse
@@ -24,6 +28,7 @@ import threading
 
 lock = threading.Lock()
 counter = [0]
+conns = [0]
 
 
 def path_arg(arg):
@@ -51,8 +56,25 @@ class Handler(socketserver.StreamRequestHandler):
             raise EOFError("line without CRLF")
         return line[:-2]
 
+    def hang(self):
+        """Stop answering, keep the socket open until the peer closes."""
+        while True:
+            try:
+                if not self.connection.recv(4096):
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
     def handle(self):
         opts = self.server.opts
+        with lock:
+            conns[0] += 1
+            conn_no = conns[0]
+        if opts.no_greeting:
+            self.hang()
+            return
         # Replies to pipelined commands go out at once, not after the
         # peer's delayed ACK (Nagle).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -110,6 +132,9 @@ class Handler(socketserver.StreamRequestHandler):
                         if l.startswith(b"."):
                             l = l[1:]
                         data += l + b"\r\n"
+                    if conn_no <= opts.hang_first:
+                        self.hang()
+                        return
                     if opts.data_code:
                         self.reply("%d data refused" % opts.data_code)
                         continue
@@ -154,6 +179,8 @@ def main():
     ap.add_argument("--data-code", type=int, default=0)
     ap.add_argument("--no-ehlo", action="store_true")
     ap.add_argument("--no-pipelining", action="store_true")
+    ap.add_argument("--no-greeting", action="store_true")
+    ap.add_argument("--hang-first", type=int, default=0)
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):
