@@ -164,11 +164,11 @@ enum imsg_type {
 	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
 	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
 	IMSG_POLICY_END,	/* nothing: the new policy is complete */
-	IMSG_UPSTREAM_ADDRS,	/* u32 n, n sockaddrs: the upstream's */
-	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
+	IMSG_UPSTREAM_ADDRS,	/* u32 upstream, u32 n, n sockaddrs: its */
+	IMSG_RESOLVE,		/* u32 upstream: resolve its name again */
 	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */
 	IMSG_DELIVER_DONE,	/* peerid run id, u32 result, str text */
-	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
+	IMSG_CONF_UPSTREAM_AUTH, /* u32 upstream, str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,

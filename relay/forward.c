@@ -109,7 +109,13 @@ fconn_unassign(struct fconn *c)
 static void
 fconn_fail(struct fconn *c, const char *why)
 {
-	up_failed(c->up, c->addr, why);
+	/* Once down, only its probe says more: one back-off step each. */
+	if (!c->up->down || c->probe)
+		up_failed(c->up, c->addr, why);
+	else
+		log_info("event=upstream-connect-failed upstream=%s reason=%s "
+		    "upstream_name=%s", c->addr, log_qq(why),
+		    c->up->conf->name);
 	fconn_unassign(c);
 	fconn_free(c);
 	forward_kick();
@@ -559,7 +565,7 @@ forward_init(const struct smtpd_conf *conf, const struct routes *r,
 	fwd.rset_ms = (uint64_t)(r->rset_timeout ? r->rset_timeout :
 	    DEFAULT_RSET_TIMEOUT) * 1000;
 	ev_timer_set(&fwd.tick, tick_timer, NULL);
-	route_init(r);
+	route_init(r, conf->hostname);
 	up_init(r, conf, resolve, forward_kick);
 	sched_init(conf, forward_kick);
 }

@@ -6,14 +6,17 @@
  */
 #include <stdio.h>
 
+#include "addr.h"
 #include "route.h"
 
 static const struct routes	*rtab;
+static const char		*hostname;
 
 void
-route_init(const struct routes *r)
+route_init(const struct routes *r, const char *host)
 {
 	rtab = r;
+	hostname = host;
 }
 
 const struct routes *
@@ -27,8 +30,12 @@ route_of_rcpt(const struct qmsg *m, uint32_t i)
 {
 	int	 r;
 
-	r = routes_match(rtab, m->is_bounce ? "" : m->from, m->auth_user,
-	    m->rcpts[i].addr);
+	/* The reserved postmaster goes to the default route (SPEC 7.1). */
+	if (addr_is_postmaster(m->rcpts[i].addr, hostname))
+		r = routes_default(rtab);
+	else
+		r = routes_match(rtab, m->is_bounce ? "" : m->from,
+		    m->auth_user, m->rcpts[i].addr);
 	return r < 0 || r >= 64 ? 0 : r;
 }
 

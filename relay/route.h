@@ -10,7 +10,7 @@
 #include "routes.h"
 #include "upstream.h"
 
-void	route_init(const struct routes *);
+void	route_init(const struct routes *, const char *hostname);
 const struct routes *route_table(void);
 int	route_of_rcpt(const struct qmsg *, uint32_t rcpt);
 int	route_next(const struct qmsg *);
