@@ -448,7 +448,6 @@ fconn_send(struct fconn *c)
 			c->rcpts[n++] = m->rcpts[i].addr;
 		}
 	c->state = FCONN_BUSY;
-	up_rate_take(c->up);
 	routes_rewrite(&r->routes[c->route], m->is_bounce ? "" : m->from,
 	    c->from, sizeof(c->from));
 	forward_received(m, c->prepend, sizeof(c->prepend));
@@ -544,6 +543,8 @@ fconn_next(struct fconn *c)
 	m->state = QMSG_SENDING;
 	c->msg = m;
 	c->route = route;
+	/* Taken now, not at the send: other connections check it too. */
+	up_rate_take(c->up);
 	if (!c->used) {
 		fconn_send(c);
 		return;
