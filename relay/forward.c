@@ -244,16 +244,21 @@ static void
 forward_demand(void)
 {
 	const struct routes	*r = route_table();
-	struct qmsg		*m;
+	struct qmsg		*m, *next;
 	struct upstream		*u;
 	uint32_t		 i;
 	int			 route, up;
 
 	memset(fwd.demand, 0, sizeof(fwd.demand));
 	memset(fwd.probe_wanted, 0, sizeof(fwd.probe_wanted));
-	for (m = sched_ready_first(); m != NULL; m = m->rnext) {
-		if ((route = route_next(m)) == -1)
+	for (m = sched_ready_first(); m != NULL; m = next) {
+		next = m->rnext;
+		if ((route = route_next(m)) == -1) {
+			/* Nothing left to send, only a DSN to make. */
+			sched_take(m);
+			sched_done(m);
 			continue;
+		}
 		if ((up = route_upstream(route)) >= 0) {
 			fwd.demand[up]++;
 			continue;
@@ -403,7 +408,6 @@ fconn_msg_done(struct qmsg *m, int route)
 		sched_push(m);
 		return;
 	}
-	m->routes_tried = 0;
 	sched_done(m);
 }
 
@@ -500,7 +504,6 @@ fconn_pick(struct fconn *c, int *routep)
 		if ((route = route_next(m)) == -1) {
 			/* Nothing left to send, only a DSN to make. */
 			sched_take(m);
-			m->routes_tried = 0;
 			sched_done(m);
 			continue;
 		}

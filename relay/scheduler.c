@@ -265,6 +265,7 @@ sched_done(struct qmsg *m)
 	uint32_t	 pending;
 	int		 bounce_rc;
 
+	m->routes_tried = 0;	/* a new round of its routes next time */
 	pending = msg_pending(m);
 	if (msg_finished(m)) {
 		queue_remove(m);
