@@ -9,6 +9,7 @@ regress/lib/upstream.py (with --no-greeting and --hang-first) and
 regress/lib/tls_upstream.py; every wait is a poll with a deadline.
 """
 import os
+import signal
 import smtplib
 import subprocess
 import time
@@ -106,7 +107,7 @@ def test_sender_login(world, upstream_factory, relay_factory, tmp_path):
         "upstream 127.0.0.1 port %d plain" % up.port,
         "users " + users, "sender-login " + str(logins),
         "listen on 127.0.0.1 port %d auth" % port])
-    start(relay_factory, conf, [port])
+    d = start(relay_factory, conf, [port])
 
     def mail(user, pw, sender):
         s = smtplib.SMTP("127.0.0.1", port, timeout=scaled(20))
@@ -123,6 +124,14 @@ def test_sender_login(world, upstream_factory, relay_factory, tmp_path):
         b"Sender address not owned by user" in text, text
     assert mail("bob", "bob-Pa55", "bob@example.com")[0] == 553
     assert mail("bob", "bob-Pa55", "")[0] == 250
+    # A reload reads the file again: now bob has a line.
+    logins.write_text("alice alice@example.com\nbob bob@example.com\n")
+    old = set(d.wait_workers(2))
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"relay: event=policy-reloaded")
+    d.wait_workers(2, exclude=old)
+    assert mail("bob", "bob-Pa55", "bob@example.com")[0] == 250
+    assert mail("alice", "alice-Pa55", "x@alice.example")[0] == 553
 
 
 # --------------------------------------------------------------------------
