@@ -39,9 +39,32 @@ static struct {
 	const struct conf_file	*cf;
 } die_conf;
 
+/* One line on standard error and exit 1: a start-up error at file:line. */
+static void __attribute__((noreturn, format(printf, 3, 0)))
+vdie_at(const char *file, unsigned int line, const char *fmt, va_list ap)
+{
+	if (line != 0 && file != NULL)
+		fprintf(stderr, "%s:%u: ", file, line);
+	else
+		fputs("smtpd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* A start-up error at file:line, or without a place when line is 0. */
+void
+parent_die_at(const char *file, unsigned int line, const char *fmt, ...)
+{
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vdie_at(file, line, fmt, ap);
+}
+
 /*
- * One line on standard error and exit 1: a start-up error, named by
- * the file and line of keyword kw when it came from the file.
+ * A start-up error named by the file and line of keyword kw when it
+ * came from the file.
  */
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die_kw(const char *kw, const char *fmt, ...)
@@ -51,15 +74,8 @@ die_kw(const char *kw, const char *fmt, ...)
 
 	if (kw != NULL && die_conf.cf != NULL)
 		line = conf_keyword_line(die_conf.cf, kw);
-	if (line != 0)
-		fprintf(stderr, "%s:%u: ", die_conf.file, line);
-	else
-		fputs("smtpd: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	vdie_at(die_conf.file, line, fmt, ap);
 }
 
 #define die(...)	die_kw(NULL, __VA_ARGS__)

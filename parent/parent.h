@@ -120,6 +120,8 @@ void	parent_send_upstream(struct parent *, struct child *, uint32_t);
 int	parent_resolve_request(struct parent *, struct child *,
 	    struct imsg *);
 void	parent_routes_setup(struct parent *, struct conf_file *);
+void	parent_die_at(const char *, unsigned int, const char *, ...)
+	    __attribute__((noreturn, format(printf, 3, 4)));
 void	parent_send_routes(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);

@@ -700,6 +700,26 @@ conf_file_parse(struct conf_file *cf, const char *path, FILE *errs)
 }
 
 /*
+ * Open a file that a keyword names (relay-recipients, sender-login),
+ * with a context of its own for errors at its lines; NULL after saying
+ * why it cannot be read.
+ */
+FILE *
+side_file_open(struct parse_ctx *ctx, struct conf_file *dummy,
+    const char *path, FILE *errs)
+{
+	FILE	*f;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cf = dummy;
+	ctx->file = path;
+	ctx->errs = errs;
+	if ((f = fopen(path, "re")) == NULL)
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+	return f;
+}
+
+/*
  * Read a relay-recipients file: one "user@domain" or "@domain" a line,
  * '#' comments.  Returns the number of errors; -1 if it cannot be read.
  */
@@ -713,14 +733,8 @@ conf_recipients_load(struct policy *p, const char *path, FILE *errs)
 	FILE			*f;
 	int			 n, rc;
 
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.cf = &dummy;
-	ctx.file = path;
-	ctx.errs = errs;
-	if ((f = fopen(path, "re")) == NULL) {
-		fprintf(errs, "%s: %s\n", path, strerror(errno));
+	if ((f = side_file_open(&ctx, &dummy, path, errs)) == NULL)
 		return -1;
-	}
 	while ((rc = conf_read_line(f, line)) != -1) {
 		ctx.line++;
 		if (rc == 1) {

@@ -28,6 +28,8 @@ int	parse_path(struct parse_ctx *, const char *, const char *, char *,
 int	valid_hostname(const char *);
 int	split_words(struct parse_ctx *, char *, char **);
 int	conf_read_line(FILE *, char *);
+FILE	*side_file_open(struct parse_ctx *, struct conf_file *, const char *,
+	    FILE *);
 
 void	kw_upstream(struct parse_ctx *, char **, int);
 void	kw_route(struct parse_ctx *, char **, int);

@@ -6,7 +6,6 @@
 #include <arpa/inet.h>
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,7 +203,10 @@ bad:
 	return -1;
 }
 
-/* route [sender ...] [user ...] [for domain ...] via NAME... [rewrite-sender X] */
+/*
+ * route [sender ...] [user ...] [for domain ...] via NAME...
+ *     [rewrite-sender X]
+ */
 void
 kw_route(struct parse_ctx *ctx, char **w, int n)
 {
@@ -429,14 +431,8 @@ conf_logins_load(struct policy *p, const char *path, FILE *errs)
 	FILE			*f;
 	int			 i, n, rc;
 
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.cf = &dummy;
-	ctx.file = path;
-	ctx.errs = errs;
-	if ((f = fopen(path, "re")) == NULL) {
-		fprintf(errs, "%s: %s\n", path, strerror(errno));
+	if ((f = side_file_open(&ctx, &dummy, path, errs)) == NULL)
 		return -1;
-	}
 	p->sender_login = 1;
 	while ((rc = conf_read_line(f, line)) != -1) {
 		ctx.line++;

@@ -5,9 +5,7 @@
  * start, and all of it sent to the relay when it starts.
  */
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <bsd/string.h>
@@ -24,23 +22,6 @@ struct upsrc {
 	char		 ca_kw[UPSTREAM_NAME_MAX + 32];
 };
 
-/* A start-up error at file:line when there is a line, and exit 1. */
-static void __attribute__((noreturn, format(printf, 3, 4)))
-die_at(const char *file, unsigned int line, const char *fmt, ...)
-{
-	va_list	 ap;
-
-	if (line != 0 && file != NULL)
-		fprintf(stderr, "%s:%u: ", file, line);
-	else
-		fputs("smtpd: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
 /* The credentials of an upstream (parent/secret.c reads the file). */
 static void
 read_auth(const struct upsrc *w, const char *path, struct upstream_secret *s)
@@ -49,7 +30,7 @@ read_auth(const struct upsrc *w, const char *path, struct upstream_secret *s)
 
 	if (upstream_auth_read(w->auth_kw, path, s->user, sizeof(s->user),
 	    s->pass, sizeof(s->pass), err, sizeof(err)) == -1)
-		die_at(w->file, w->auth_line, "%s", err);
+		parent_die_at(w->file, w->auth_line, "%s", err);
 }
 
 /* The relay loads the same CA file later: fail here, not there. */
@@ -65,9 +46,9 @@ check_tls(const struct upsrc *w, const struct upstream_conf *u, int has_auth)
 	tls_init();
 	if ((ctx = tls_client_ctx(u->ca[0] != '\0' ? u->ca : NULL, u->verify,
 	    err, sizeof(err))) == NULL)
-		die_at(w->file, u->ca[0] != '\0' ? w->ca_line : u->line,
-		    "%s TLS: %s: %s", w->ca_kw, u->ca[0] != '\0' ? u->ca :
-		    "system CA store", err);
+		parent_die_at(w->file, u->ca[0] != '\0' ? w->ca_line :
+		    u->line, "%s TLS: %s: %s", w->ca_kw, u->ca[0] != '\0' ?
+		    u->ca : "system CA store", err);
 	SSL_CTX_free(ctx);
 }
 

@@ -239,6 +239,22 @@ fconn_counts(const struct fconn *c)
 	    client_stalled_ms(c->client) > FWD_STALL_MS);
 }
 
+/*
+ * The route a ready message takes next; -1 when it has nothing left to
+ * send and was finished (only a DSN to make).
+ */
+static int
+ready_route(struct qmsg *m)
+{
+	int	 route;
+
+	if ((route = route_next(m)) == -1) {
+		sched_take(m);
+		sched_done(m);
+	}
+	return route;
+}
+
 /* Count the demand of the ready messages, per upstream. */
 static void
 forward_demand(void)
@@ -253,12 +269,8 @@ forward_demand(void)
 	memset(fwd.probe_wanted, 0, sizeof(fwd.probe_wanted));
 	for (m = sched_ready_first(); m != NULL; m = next) {
 		next = m->rnext;
-		if ((route = route_next(m)) == -1) {
-			/* Nothing left to send, only a DSN to make. */
-			sched_take(m);
-			sched_done(m);
+		if ((route = ready_route(m)) == -1)
 			continue;
-		}
 		if ((up = route_upstream(route)) >= 0) {
 			fwd.demand[up]++;
 			continue;
@@ -501,12 +513,8 @@ fconn_pick(struct fconn *c, int *routep)
 
 	for (m = sched_ready_first(); m != NULL; m = next) {
 		next = m->rnext;
-		if ((route = route_next(m)) == -1) {
-			/* Nothing left to send, only a DSN to make. */
-			sched_take(m);
-			sched_done(m);
+		if ((route = ready_route(m)) == -1)
 			continue;
-		}
 		if (route_upstream(route) != (int)c->up->index)
 			continue;
 		sched_take(m);
