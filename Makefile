@@ -64,9 +64,9 @@ TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/relay/debug.o \
 	      $(BUILD)/obj/relay/client.o \
 	      $(BUILD)/obj/relay/client_body.o $(BUILD)/obj/relay/client_io.o \
-	      $(BUILD)/obj/relay/client_auth.o \
+	      $(BUILD)/obj/relay/client_auth.o $(BUILD)/obj/relay/client_probe.o \
 	      $(BUILD)/obj/relay/reply.o $(BUILD)/obj/relay/queue.o \
-	      $(BUILD)/obj/parent/parse.o
+	      $(BUILD)/obj/parent/parse.o $(BUILD)/obj/parent/parse_relay.o
 
 UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
 UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)
@@ -78,7 +78,8 @@ BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
 # groff-base and man-db render the manuals as man(1) does.
 TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
 	      groff-base man-db postfix openssl iproute2 procps gdb clang \
-	      libclang-rt-14-dev systemd python3-prometheus-client
+	      libclang-rt-14-dev systemd haproxy \
+	      python3-prometheus-client
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \

@@ -19,7 +19,7 @@
 #define SMTPD_CONTROL_SOCKET	"/run/smtpd.sock"
 
 /* The tunables and their defaults are in settings.h. */
-#define STOP_DEADLINE_MS	10000
+#define STOP_DEADLINE_MS	10000	/* stop-timeout's default */
 #define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
 #define SMTP_TEXT_MAX		998	/* 1000 with CRLF, RFC 5321 4.5.3.1.6 */
@@ -46,6 +46,8 @@ enum proc_role {
 #define LISTEN_TLS		0x01
 #define LISTEN_STARTTLS_REQ	0x02
 #define LISTEN_AUTH		0x04
+#define LISTEN_PROXY		0x08	/* proxy-from: a PROXY header first */
+#define LISTEN_PROXY_MAX	16	/* proxy-from networks per listener */
 
 /*
  * Run-time settings sent by the parent to every child (IMSG_CONF), one
@@ -71,7 +73,9 @@ struct smtpd_conf {
 enum imsg_type {
 	IMSG_NONE,
 	IMSG_CONF,		/* struct smtpd_conf fields */
-	IMSG_CONF_LISTENER,	/* u32 flags, fd: a listening socket */
+	IMSG_CONF_LISTENER,	/* u32 flags, its proxy-from struct netaddrs
+				   (0 to LISTEN_PROXY_MAX), fd: a listening
+				   socket */
 	IMSG_CONF_END,		/* nothing */
 	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid its id */
 	IMSG_STOP,		/* nothing: drain and exit */
@@ -88,17 +92,17 @@ enum imsg_type {
 	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
 	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
 	IMSG_POLICY_END,	/* nothing: the new policy is complete */
-	IMSG_UPSTREAM_ADDRS,	/* u32 n, n sockaddrs: the upstream's */
-	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
+	IMSG_UPSTREAM_ADDRS,	/* u32 upstream, u32 n, n sockaddrs: its */
+	IMSG_RESOLVE,		/* u32 upstream: resolve its name again */
 	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */
 	IMSG_DELIVER_DONE,	/* peerid run id, u32 result, str text */
-	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
+	IMSG_CONF_UPSTREAM_AUTH, /* u32 upstream, str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
 				   str client address */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
-	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
+	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id, str user */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
 	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
@@ -110,6 +114,12 @@ enum imsg_type {
 				 * much mail is being received */
 	IMSG_PING,		/* u32 seq: are you alive? (every child) */
 	IMSG_PONG,		/* u32 seq: the same, back to the parent */
+	IMSG_CONF_RULE,		/* u32 line, u32 from, u32 for: an accept rule */
+	IMSG_CONF_RULE_ITEM,	/* u32 RULE_ITEM_*, netaddr or str: of the
+				 * last rule */
+	IMSG_CONF_LOGIN,	/* str user, str address or @domain */
+	IMSG_CONF_UPSTREAM,	/* struct upstream_conf fields: a named one */
+	IMSG_CONF_ROUTE,	/* a route: see lib/routes.c */
 	IMSG_CONF_CONTROL,	/* fd: the listening control socket */
 	IMSG_CTL_PEER,		/* peerid conn, u32 uid, u32 gid: who is it? */
 	IMSG_CTL_PEER_INFO,	/* peerid conn, u32 admin, str user name */

@@ -98,16 +98,33 @@ queue_figures(unsigned int *len, int64_t *oldest)
 	}
 }
 
-static const char *
-upstream_name(void)
-{
-	return control_conf()->mode == MODE_DELIVER ? "deliver" : "default";
-}
+static void	metric(FILE *, const char *, const char *, const char *);
 
+/* 1 when every upstream is up (or there is none: debug, deliver). */
 static int
 upstream_up(void)
 {
-	return control_conf()->mode != MODE_RELAY || !forward_is_down();
+	const char	*name;
+	uint32_t	 i;
+	int		 state;
+
+	for (i = 0; (state = forward_upstream(i, &name)) != -1; i++)
+		if (state == 0)
+			return 0;
+	return 1;
+}
+
+static void
+metrics_upstreams(FILE *f)
+{
+	const char	*name;
+	uint32_t	 i;
+	int		 state;
+
+	metric(f, "upstream_up", "gauge", "1 if the upstream is reachable.");
+	for (i = 0; (state = forward_upstream(i, &name)) != -1; i++)
+		fprintf(f, "smtpd_upstream_up{upstream=\"%s\"} %d\n", name,
+		    state);
 }
 
 static void
@@ -169,7 +186,7 @@ recipients(FILE *f, const char *up, const char *result, uint64_t n)
 static void
 metrics_text(FILE *f, const char *pt)
 {
-	const char	*up = upstream_name();
+	const char	*up = "all";
 	unsigned int	 qlen;
 	int64_t		 oldest;
 
@@ -193,9 +210,7 @@ metrics_text(FILE *f, const char *pt)
 	metric(f, "queue_oldest_seconds", "gauge",
 	    "Age of the oldest queued message.");
 	fprintf(f, "smtpd_queue_oldest_seconds %" PRId64 "\n", oldest);
-	metric(f, "upstream_up", "gauge", "1 if the upstream is reachable.");
-	fprintf(f, "smtpd_upstream_up{upstream=\"%s\"} %d\n", up,
-	    upstream_up());
+	metrics_upstreams(f);
 	metrics_delay(f);
 	fputs("# EOF\n", f);
 }

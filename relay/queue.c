@@ -180,6 +180,8 @@ envfile_write(int fd, const struct qmsg *m)
 	fprintf(f, "client-port %u\n", m->peer_port);
 	env_put(f, "helo", m->helo);
 	env_put(f, "from", m->from);
+	if (m->auth_user[0] != '\0')
+		env_put(f, "auth-user", m->auth_user);
 	fprintf(f, "size %" PRIu64 "\n", m->size);
 	fprintf(f, "flags %u\n", m->flags);
 	fprintf(f, "bounce %d\n", m->is_bounce);
@@ -281,6 +283,35 @@ envfile_marks(struct qmsg *m, const char *val)
 	return 0;
 }
 
+/* A "key number" line of an envelope file into m (or its recipient r). */
+static int
+envfile_num(struct qmsg *m, struct qrcpt *r, const char *key, long long v)
+{
+	if (strcmp(key, "created") == 0)
+		m->created = v;
+	else if (strcmp(key, "next-try") == 0)
+		m->next_try = v;
+	else if (strcmp(key, "attempts") == 0 && v <= UINT32_MAX)
+		m->attempts = (uint32_t)v;
+	else if (strcmp(key, "client-port") == 0 && v <= 65535)
+		m->peer_port = (uint32_t)v;
+	else if (strcmp(key, "size") == 0)
+		m->size = (uint64_t)v;
+	else if (strcmp(key, "flags") == 0 && v <= ENV_F_MASK)
+		m->flags = (uint32_t)v;
+	else if (strcmp(key, "bounce") == 0 && v <= 1)
+		m->is_bounce = (int)v;
+	else if (strcmp(key, "held") == 0 && v <= 1)
+		m->held = (int)v;
+	else if (strcmp(key, "code") == 0 && r != NULL && v <= 599)
+		r->code = (int)v;
+	else if (strcmp(key, "bounced") == 0 && r != NULL && v <= 1)
+		r->bounced = (int)v;
+	else
+		return -1;
+	return 0;
+}
+
 /* Parse one "key value" line of an envelope file into m. */
 static int
 envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
@@ -311,6 +342,11 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		return env_unescape(val, m->helo, sizeof(m->helo));
 	if (strcmp(key, "from") == 0)
 		return env_unescape(val, m->from, sizeof(m->from));
+	/* Optional, once, before the recipients: routes by user need it. */
+	if (strcmp(key, "auth-user") == 0)
+		return m->nrcpt > 0 || m->auth_user[0] != '\0' ||
+		    env_unescape(val, m->auth_user, sizeof(m->auth_user)) ==
+		    -1 || m->auth_user[0] == '\0' ? -1 : 0;
 	if (strncmp(key, "rcpt-", 5) == 0) {
 		struct qrcpt *rc;
 
@@ -340,29 +376,7 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 	}
 	if (env_num(val, 0, INT64_MAX, &v) == -1)
 		return -1;
-	if (strcmp(key, "created") == 0)
-		m->created = v;
-	else if (strcmp(key, "next-try") == 0)
-		m->next_try = v;
-	else if (strcmp(key, "attempts") == 0 && v <= UINT32_MAX)
-		m->attempts = (uint32_t)v;
-	else if (strcmp(key, "client-port") == 0 && v <= 65535)
-		m->peer_port = (uint32_t)v;
-	else if (strcmp(key, "size") == 0)
-		m->size = (uint64_t)v;
-	else if (strcmp(key, "flags") == 0 && v <= ENV_F_MASK)
-		m->flags = (uint32_t)v;
-	else if (strcmp(key, "bounce") == 0 && v <= 1)
-		m->is_bounce = (int)v;
-	else if (strcmp(key, "held") == 0 && v <= 1)
-		m->held = (int)v;
-	else if (strcmp(key, "code") == 0 && r != NULL && v <= 599)
-		r->code = (int)v;
-	else if (strcmp(key, "bounced") == 0 && r != NULL && v <= 1)
-		r->bounced = (int)v;
-	else
-		return -1;
-	return 0;
+	return envfile_num(m, r, key, v);
 }
 
 /* Parse an envelope file's text into m (zeroed by the caller). */

@@ -61,6 +61,7 @@ struct qmsg {
 	uint32_t	 peer_port;
 	char		 helo[ENV_HELO_MAX + 1];
 	char		 from[ADDR_PATH_MAX + 1];	/* "" for <> */
+	char		 auth_user[AUTH_FIELD_MAX + 1];	/* "": not authenticated */
 	uint64_t	 size;
 	uint32_t	 flags;
 	int		 is_bounce;
@@ -74,7 +75,7 @@ struct qmsg {
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	int		 held;		/* smtpctl hold: not delivered */
-	int64_t		 queued_ms;	/* when it was queued, for metrics */
+	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
 #define QMSG_WAITING	0	/* timer armed */

@@ -274,6 +274,7 @@ sched_done(struct qmsg *m)
 	int		 bounce_rc;
 
 	stats_attempt(m);
+	m->routes_tried = 0;	/* a new round of its routes next time */
 	pending = msg_pending(m);
 	if (msg_finished(m)) {
 		queue_remove(m);
@@ -522,6 +523,20 @@ sched_retry_now(void)
 			m->next_try = sched_now();
 			sched_push(m);
 		}
+}
+
+/* The ready list, for a transport that picks (m->rnext goes on). */
+struct qmsg *
+sched_ready_first(void)
+{
+	return sched.paused ? NULL : sched.ready_head;
+}
+
+/* Take m, on the ready list, off it for an attempt. */
+void
+sched_take(struct qmsg *m)
+{
+	ready_remove(m);
 }
 
 int
