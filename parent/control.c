@@ -64,14 +64,16 @@ control_bind(int fd, struct sockaddr_un *sun, char *err, size_t errlen)
 	if (errno == EADDRINUSE && control_in_use(sun)) {
 		snprintf(err, errlen, "control socket %s is in use by another "
 		    "smtpd", sun->sun_path);
+		errno = EADDRINUSE;
 		return -1;
 	}
-	/* A stale socket of a daemon that is gone. */
-	if (errno == EADDRINUSE && unlink(sun->sun_path) == 0 &&
+	/* A stale socket of a daemon that is gone (connect set errno). */
+	if (access(sun->sun_path, F_OK) == 0 && unlink(sun->sun_path) == 0 &&
 	    bind(fd, (struct sockaddr *)sun, sizeof(*sun)) == 0)
 		return 0;
 	snprintf(err, errlen, "control socket %s: %s", sun->sun_path,
 	    strerror(errno));
+	errno = 0;
 	return -1;
 }
 

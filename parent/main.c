@@ -512,7 +512,8 @@ parent_open_control(struct parent *p, struct conf_file *cf)
 		return;
 	if (conf_keyword_line(cf, "control-socket") != 0)
 		die_kw("control-socket", "%s", err);
-	p->control_warning = 1;
+	/* Another instance serves the default: no fault of ours. */
+	p->control_warning = errno == EADDRINUSE ? 1 : 2;
 	strlcpy(p->control_error, err, sizeof(p->control_error));
 }
 
@@ -531,7 +532,9 @@ parent_log_start(struct parent *p)
 	log_info("event=start version=%s mode=%s listen=%s workers=%u "
 	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,
 	    p->conf.workers, p->conf.drop_privs ? "yes" : "no");
-	if (p->control_warning)
+	if (p->control_warning == 1)
+		log_info("event=control-off reason=\"%s\"", p->control_error);
+	else if (p->control_warning)
 		log_warnx("event=control-off reason=\"%s\"", p->control_error);
 }
 

@@ -323,3 +323,29 @@ def test_metrics_parse_as_openmetrics(world, upstream_factory,
     assert value("smtpd_upstream_up", "smtpd_upstream_up") == 1
     stats = json.loads(ctl.ok("show", "stats", "--json"))
     assert stats["messages_received"] == 1 and stats["delivered"] == 1
+
+
+def test_stale_socket_replaced_and_one_in_use_refused(world, upstream_factory,
+                                                      relay_factory):
+    """A socket left by a daemon that is gone is replaced; one a live
+    daemon serves is not taken: named in the file, the start fails."""
+    import socket as so
+    need_root()
+    sock = os.path.join(world.path, "ctl.sock")
+    s = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    s.bind(sock)
+    s.close()               # the file stays, nobody listens
+    port = free_port()
+    d, ctl = start(world, relay_factory, port)
+    assert ctl.queue() == []
+    conf2 = world.conf(["hostname " + HOST, "control-socket " + sock,
+                        "queue " + os.path.join(world.path, "queue2")],
+                       name="second.conf")
+    r = subprocess.run([d.binary, "-d", "-f", conf2, "-c", "relay",
+                        "127.0.0.1:%d" % free_port(),
+                        "127.0.0.1:%d" % port], capture_output=True,
+                       timeout=scaled(20), stdin=subprocess.DEVNULL)
+    assert r.returncode == 1
+    assert b"second.conf:2: control socket" in r.stderr and \
+        b"in use by another smtpd" in r.stderr, r.stderr
+    assert ctl.queue() == []
