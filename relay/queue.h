@@ -6,6 +6,7 @@
  *
  *	tmp/QID		message being received
  *	tmp/QID.env	envelope being written
+ *	tmp/OLD		a free file, truncated and reused (the pool, queue.c)
  *	queue/QID	committed message
  *	queue/QID.env	committed envelope (written last: it is the commit)
  *	queue/corrupt/	files that could not be used, set aside
@@ -31,6 +32,11 @@
 #define QUEUE_MIN_FREE_DEFAULT	(100ULL * 1024 * 1024)
 #define QUEUE_MIN_FREE_PCT	5
 #define QUEUE_MIN_FREE_INODES	64
+
+/* Free files kept in tmp/ for reuse; their owners (see queue.c). */
+#define QUEUE_POOL_MAX		4096
+#define QUEUE_OWNER_NONE	0		/* unknown: never reused */
+#define QUEUE_OWNER_RELAY	UINT32_MAX	/* no worker had it open */
 
 
 enum rcpt_state {
@@ -72,6 +78,7 @@ struct qmsg {
 	int		 state;		/* QMSG_* */
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
+	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
 };
 
 #define QMSG_WAITING	0	/* timer armed */
@@ -80,8 +87,9 @@ struct qmsg {
 
 int		 queue_open(const char *path);
 int		 queue_new_id(char *);
-int		 queue_spool_create(const char *id);
-void		 queue_spool_discard(const char *id);
+int		 queue_spool_create(const char *id, uint32_t owner);
+void		 queue_spool_discard(const char *id, uint32_t owner);
+void		 queue_pool_drop(uint32_t owner);
 int		 queue_commit(struct qmsg *, int spoolfd, int sync_files);
 int		 queue_sync(int whole_fs);
 int		 queue_update(struct qmsg *);
