@@ -60,6 +60,7 @@ struct qrcpt {
 
 struct qmsg {
 	struct qmsg	*next;		/* all queued messages */
+	struct qmsg	*prev;		/* (the scheduler's list only) */
 	struct qmsg	*rnext;		/* ready list */
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 peer_ip[INET6_ADDRSTRLEN];
