@@ -75,7 +75,7 @@ BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
 # groff-base and man-db render the manuals as man(1) does.
 TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
 	      groff-base man-db postfix openssl iproute2 procps gdb clang \
-	      libclang-rt-14-dev systemd
+	      libclang-rt-14-dev systemd haproxy
 VALGRIND_DEPS = valgrind
 
 .PHONY: all deps test-deps run check unit e2e sandbox-tests lint asan \

@@ -426,7 +426,8 @@ imsgbuf_write(struct imsgbuf *ib)
 int
 imsg_get_data(struct imsg *imsg, void *dst, size_t len)
 {
-	if (len > imsg->datalen - imsg->rpos)
+	/* A read position past the end is no room at all, never a wrap. */
+	if (imsg->rpos > imsg->datalen || len > imsg->datalen - imsg->rpos)
 		return -1;
 	if (len > 0)
 		memcpy(dst, imsg->data + imsg->rpos, len);

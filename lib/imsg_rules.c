@@ -40,7 +40,8 @@
 const struct imsg_rule imsg_rules[] = {
 	ROW(CONF,		P, S, NO, UP,  PARSED(0)),
 	ROW(CONF,		P, R, NO, UP,  PARSED(0)),
-	ROW(CONF_LISTENER,	P, S, FD, UP,  EXACT(4)),
+	ROW(CONF_LISTENER,	P, S, FD, UP,  RANGE(4, 4 + LISTEN_PROXY_MAX *
+	    (uint32_t)sizeof(struct netaddr))),
 	ROW(CONF_END,		P, S, NO, UP,  EXACT(0)),
 	ROW(CONF_END,		P, R, NO, UP,  EXACT(0)),
 	ROW(RELAY_CHANNEL,	P, S, FD, ANY, EXACT(0)),

@@ -18,7 +18,7 @@
 #define SMTPD_PIDFILE		"/run/smtpd.pid"
 
 /* The tunables and their defaults are in settings.h. */
-#define STOP_DEADLINE_MS	10000
+#define STOP_DEADLINE_MS	10000	/* stop-timeout's default */
 #define RETIRE_DEADLINE_MS	3600000	/* a reload's old worker, at most */
 #define SMTP_CMD_MAX		510	/* 512 with CRLF, RFC 5321 4.5.3.1.4 */
 #define SMTP_TEXT_MAX		998	/* 1000 with CRLF, RFC 5321 4.5.3.1.6 */
@@ -45,6 +45,8 @@ enum proc_role {
 #define LISTEN_TLS		0x01
 #define LISTEN_STARTTLS_REQ	0x02
 #define LISTEN_AUTH		0x04
+#define LISTEN_PROXY		0x08	/* proxy-from: a PROXY header first */
+#define LISTEN_PROXY_MAX	16	/* proxy-from networks per listener */
 
 /*
  * Run-time settings sent by the parent to every child (IMSG_CONF), one
@@ -70,7 +72,9 @@ struct smtpd_conf {
 enum imsg_type {
 	IMSG_NONE,
 	IMSG_CONF,		/* struct smtpd_conf fields */
-	IMSG_CONF_LISTENER,	/* u32 flags, fd: a listening socket */
+	IMSG_CONF_LISTENER,	/* u32 flags, its proxy-from struct netaddrs
+				   (0 to LISTEN_PROXY_MAX), fd: a listening
+				   socket */
 	IMSG_CONF_END,		/* nothing */
 	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid its id */
 	IMSG_STOP,		/* nothing: drain and exit */

@@ -92,6 +92,8 @@
 	    UINT64_MAX, KEEP)						\
 	X("max-spool-pending", max_spool_pending, SIZE, KW,		\
 	    DEFAULT_SPOOL_PENDING, 0, UINT64_MAX, KEEP)	/* 0: none */	\
+	X("stop-timeout", stop_timeout, DURATION, KW,			\
+	    STOP_DEADLINE_MS / 1000, 1, 3600, NEW)			\
 	X("session-lifetime", session_lifetime, DURATION, KW,		\
 	    DEFAULT_SESSION_LIFE, 1, UINT32_MAX, NEW)			\
 	X("data-rate-min", data_rate_min, RATE, KW, DEFAULT_DATA_RATE,	\

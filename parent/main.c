@@ -494,6 +494,9 @@ parent_open_listeners(struct parent *p, struct conf_file *cf)
 		    sizeof(err)) == -1)
 			die("listen on %s", err);
 		p->listeners[i].flags = cf->listen[i].flags;
+		memcpy(p->listeners[i].proxy, cf->listen[i].proxy,
+		    sizeof(p->listeners[i].proxy));
+		p->listeners[i].nproxy = cf->listen[i].nproxy;
 	}
 	p->nlisteners = cf->nlisten;
 }

@@ -105,6 +105,9 @@ parent_startup(struct parent *p, struct child *c)
 				fatal("dup listener");
 			imsg_out_init(&out, IMSG_CONF_LISTENER, 0, fd);
 			imsg_add_u32(&out, p->listeners[i].flags);
+			imsg_add_data(&out, p->listeners[i].proxy,
+			    p->listeners[i].nproxy *
+			    sizeof(p->listeners[i].proxy[0]));
 			parent_child_send(c, &out);
 		}
 		if (p->tls_cert != NULL) {
@@ -514,13 +517,23 @@ void
 parent_stop(struct parent *p)
 {
 	struct child	*c;
+	unsigned int	 i;
 
 	if (p->stopping)
 		return;
 	p->stopping = 1;
 	log_info("event=stop-requested");
+	/*
+	 * The listeners close at once (the workers close theirs on
+	 * IMSG_STOP): a new client is refused, and a balancer sends it to
+	 * another instance, instead of waiting in a backlog no one reads.
+	 */
+	for (i = 0; i < p->nlisteners; i++)
+		close(p->listeners[i].fd);
+	p->nlisteners = 0;
 	ev_timer_set(&p->stop_timer, parent_stop_deadline, p);
-	ev_timer_add(&p->stop_timer, STOP_DEADLINE_MS + 3000);
+	ev_timer_add(&p->stop_timer, (uint64_t)p->conf.stop_timeout * 1000 +
+	    3000);
 	/* Workers a reload retired stop too: their sessions get 421. */
 	for (c = p->children; c != NULL; c = c->next)
 		if (c->role == ROLE_SESSION && !c->stop_sent) {
@@ -551,7 +564,7 @@ parent_retire(struct child *c)
 	child_send_empty(c, IMSG_RETIRE);
 	ev_timer_set(&c->retire_timer, parent_retire_deadline, c);
 	ev_timer_add(&c->retire_timer, RETIRE_DEADLINE_MS +
-	    STOP_DEADLINE_MS + 5000);
+	    (uint64_t)c->parent->conf.stop_timeout * 1000 + 5000);
 }
 
 /*

@@ -69,6 +69,8 @@ struct slot {
 struct listener {
 	int		 fd;
 	uint32_t	 flags;
+	struct netaddr	 proxy[LISTEN_PROXY_MAX];	/* proxy-from */
+	uint32_t	 nproxy;
 	char		 name[HOSTPORT_MAX];
 };
 

@@ -171,7 +171,38 @@ kw_hostname(struct parse_ctx *ctx, char **w, int n)
 		    sizeof(ctx->cf->conf.hostname));
 }
 
-/* listen on ADDR [port N] [tls] [starttls-required] [auth] */
+/*
+ * proxy-from NET[, NET...] at w[*i]: the networks, as many words as
+ * parse as one, at least one.  0, or -1 after an error.
+ */
+static int
+parse_proxy_from(struct parse_ctx *ctx, char **w, int n, int *i,
+    struct listen_conf *l)
+{
+	struct netaddr	 na;
+
+	while (*i + 1 < n && netaddr_parse(w[*i + 1], &na) == 0) {
+		if (l->nproxy == LISTEN_PROXY_MAX) {
+			perr(ctx, "listen: proxy-from: more than %d networks",
+			    LISTEN_PROXY_MAX);
+			return -1;
+		}
+		l->proxy[l->nproxy++] = na;
+		(*i)++;
+	}
+	if (l->nproxy == 0) {
+		perr(ctx, "listen: proxy-from needs an address or network%s%s",
+		    *i + 1 < n ? ", not " : "", *i + 1 < n ? w[*i + 1] : "");
+		return -1;
+	}
+	l->flags |= LISTEN_PROXY;
+	return 0;
+}
+
+/*
+ * listen on ADDR [port N] [tls] [starttls-required] [auth]
+ *     [proxy-from NET[, NET...]]
+ */
 static void
 kw_listen(struct parse_ctx *ctx, char **w, int n)
 {
@@ -202,7 +233,10 @@ kw_listen(struct parse_ctx *ctx, char **w, int n)
 			l.flags |= LISTEN_STARTTLS_REQ;
 		else if (strcmp(w[i], "auth") == 0)
 			l.flags |= LISTEN_AUTH;
-		else {
+		else if (strcmp(w[i], "proxy-from") == 0) {
+			if (parse_proxy_from(ctx, w, n, &i, &l) == -1)
+				return;
+		} else {
 			perr(ctx, "listen: unknown option %s", w[i]);
 			return;
 		}
@@ -447,7 +481,7 @@ kw_queue_min_free(struct parse_ctx *ctx, char **w, int n)
  */
 static const struct keyword keywords[] = {
 	{ "hostname", 1, 1, 0, kw_hostname, KW_FUNC, 0 },
-	{ "listen", 2, 8, 1, kw_listen, KW_FUNC, 0 },
+	{ "listen", 2, 9 + LISTEN_PROXY_MAX, 1, kw_listen, KW_FUNC, 0 },
 	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0 },
 	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0 },
 	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0 },

@@ -24,6 +24,8 @@
 struct listen_conf {
 	struct hostport	 hp;
 	uint32_t	 flags;		/* LISTEN_* */
+	struct netaddr	 proxy[LISTEN_PROXY_MAX];	/* proxy-from */
+	uint32_t	 nproxy;
 };
 
 struct conf_file {

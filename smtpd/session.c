@@ -16,6 +16,7 @@
 
 #include "envelope.h"
 #include "log.h"
+#include "proxy.h"
 #include "tls.h"
 #include "worker.h"
 
@@ -28,6 +29,8 @@ static void	session_auth_check(struct smtp_session *, const char *,
 static void	session_tls_pending(void *);
 static void	session_io(int, int, void *);
 static void	session_rate_watch(struct session *);
+static void	session_proxy_read(struct session *);
+static void	session_proxy_refuse(struct session *, const char *);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
@@ -291,6 +294,10 @@ session_io(int fd, int events, void *arg)
 	int		 read_wants;
 
 	(void)fd;
+	if (s->proxy_wait) {
+		session_proxy_read(s);
+		return;
+	}
 	if (s->tls_handshaking) {
 		if (session_tls_step(s) == -1) {
 			session_close(s, "tls-failed");
@@ -350,6 +357,10 @@ session_timeout(void *arg)
 {
 	struct session	*s = arg;
 
+	if (s->proxy_wait) {
+		session_proxy_refuse(s, "no complete header in time");
+		return;
+	}
 	session_expire(s, "timeout", "Error: timeout exceeded");
 }
 
@@ -452,6 +463,142 @@ session_slot_answer(struct session *s, int ok)
 	session_start(s);
 }
 
+/* The text form of an AF_INET or AF_INET6 address, and its port. */
+static void
+session_ipport(const struct sockaddr_storage *ss, char *ip, size_t len,
+    uint16_t *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+
+		inet_ntop(AF_INET, &sin->sin_addr, ip, len);
+		*port = ntohs(sin->sin_port);
+	} else {
+		const struct sockaddr_in6 *sin6 =
+		    (const struct sockaddr_in6 *)ss;
+
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, len);
+		*port = ntohs(sin6->sin6_port);
+	}
+}
+
+/*
+ * The client is known (from the connection, or from its PROXY
+ * header): the session begins, with the per-address slot first.
+ */
+static void
+session_begin(struct session *s, const struct sockaddr_storage *ss)
+{
+	struct worker	*w = s->w;
+	char		 real[INET6_ADDRSTRLEN];
+	uint16_t	 rport;
+	int		 loopback = worker_is_loopback(ss);
+
+	s->smtp.loopback = loopback;
+	if (s->smtp.listen_flags & LISTEN_PROXY) {
+		session_ipport(&s->real, real, sizeof(real), &rport);
+		log_info("event=connect session=%08x client=%s port=%u "
+		    "proxy=%s", s->id, s->smtp.peer_ip, s->smtp.peer_port,
+		    real);
+	} else
+		log_info("event=connect session=%08x client=%s port=%u",
+		    s->id, s->smtp.peer_ip, s->smtp.peer_port);
+	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
+	if (w->conf.session_lifetime > 0)
+		ev_timer_add(&s->life_timer,
+		    (uint64_t)w->conf.session_lifetime * 1000);
+	/* Loopback clients are the operator's own (Postfix exempts them). */
+	if (w->conf.max_per_ip > 0 && !loopback) {
+		session_slot_ask(s, ss);
+		session_update(s);
+		return;
+	}
+	session_start(s);
+}
+
+/* Close a proxy-from connection before any SMTP, saying why. */
+static void
+session_proxy_refuse(struct session *s, const char *why)
+{
+	log_warnx("event=proxy-refused session=%08x client=%s reason=%s",
+	    s->id, s->smtp.peer_ip, log_qq(why));
+	session_close(s, "proxy-refused");
+}
+
+/*
+ * The PROXY header, read without taking a byte past it: the bytes are
+ * peeked and parsed, and only the header's are read off the socket.
+ * While the header is incomplete every byte that came belongs to it,
+ * so all of them are taken (the event loop is level-triggered: bytes
+ * left in the socket would wake it again at once).
+ */
+static void
+session_proxy_read(struct session *s)
+{
+	struct proxy_hdr	 hdr;
+	const char		*why = "malformed";
+	ssize_t			 n, hlen, take;
+	char			 ip[INET6_ADDRSTRLEN];
+	uint16_t		 port;
+
+	if (s->proxy_buf == NULL &&
+	    (s->proxy_buf = malloc(PROXY_HDR_MAX)) == NULL) {
+		session_proxy_refuse(s, "out of memory");
+		return;
+	}
+	n = recv(s->fd, s->proxy_buf + s->proxy_len,
+	    PROXY_HDR_MAX - s->proxy_len, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		session_proxy_refuse(s, n == 0 ? "closed before the header" :
+		    strerror(errno));
+		return;
+	}
+	hlen = proxy_parse(s->proxy_buf, s->proxy_len + n, &hdr, &why);
+	if (hlen == -1 || (hlen > 0 && (size_t)hlen <= s->proxy_len)) {
+		session_proxy_refuse(s, why);
+		return;
+	}
+	take = hlen == 0 ? n : hlen - (ssize_t)s->proxy_len;
+	if (read(s->fd, s->proxy_buf + s->proxy_len, take) != take) {
+		session_proxy_refuse(s, "read error");
+		return;
+	}
+	s->proxy_len += take;
+	if (hlen == 0) {
+		if (s->proxy_len == PROXY_HDR_MAX)
+			session_proxy_refuse(s, "header too long");
+		return;
+	}
+	free(s->proxy_buf);
+	s->proxy_buf = NULL;
+	s->proxy_wait = 0;
+	ev_timer_del(&s->timer);
+	/* LOCAL or UNKNOWN (the balancer's own check): the real address. */
+	if (hdr.local || (hdr.src.ss_family != AF_INET &&
+	    hdr.src.ss_family != AF_INET6)) {
+		session_begin(s, &s->real);
+		return;
+	}
+	session_ipport(&hdr.src, ip, sizeof(ip), &port);
+	strlcpy(s->smtp.peer_ip, ip, sizeof(s->smtp.peer_ip));
+	s->smtp.peer_port = port;
+	session_begin(s, &hdr.src);
+}
+
+/* A proxy-from listener takes connections from those networks only. */
+static int
+session_proxy_allowed(const struct listen_proxy *lp, const char *ip)
+{
+	uint32_t	 i;
+
+	for (i = 0; i < lp->n; i++)
+		if (netaddr_match(&lp->nets[i], ip))
+			return 1;
+	return 0;
+}
+
 /*
  * Start a session on an accepted connection.  The session owns fd from
  * here on, whatever happens: it may be gone when this returns (a client
@@ -459,24 +606,18 @@ session_slot_answer(struct session *s, int ok)
  */
 void
 session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
-    uint32_t flags)
+    uint32_t flags, const struct listen_proxy *lp)
 {
 	struct session	*s;
 	char		 ip[INET6_ADDRSTRLEN];
 	uint16_t	 port;
-	int		 loopback = worker_is_loopback(ss);
 
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
-
-		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-		port = ntohs(sin->sin_port);
-	} else {
-		const struct sockaddr_in6 *sin6 =
-		    (const struct sockaddr_in6 *)ss;
-
-		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(sin6->sin6_port);
+	session_ipport(ss, ip, sizeof(ip), &port);
+	if ((flags & LISTEN_PROXY) && !session_proxy_allowed(lp, ip)) {
+		log_warnx("event=proxy-refused client=%s port=%u "
+		    "reason=not-in-proxy-from", ip, port);
+		close(fd);
+		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
 		log_warn("session alloc");
@@ -491,7 +632,6 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	smtp_init(&s->smtp, &w->conf, &session_ops, s, ip, port);
 	s->smtp.policy = &w->policy;
 	s->smtp.listen_flags = flags;
-	s->smtp.loopback = loopback;
 	s->smtp.auth_configured = w->conf.auth_enabled;
 	s->smtp.tls_available = w->tls_ctx != NULL && !(flags & LISTEN_TLS);
 	ev_timer_set(&s->tls_timer, session_tls_pending, s);
@@ -508,19 +648,14 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	s->hnext = w->sessions[session_hash(s->id)];
 	w->sessions[session_hash(s->id)] = s;
 	w->nsessions++;
-	log_info("event=connect session=%08x client=%s port=%u", s->id, ip,
-	    port);
-	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
-	if (w->conf.session_lifetime > 0)
-		ev_timer_add(&s->life_timer,
-		    (uint64_t)w->conf.session_lifetime * 1000);
-	/* Loopback clients are the operator's own (Postfix exempts them). */
-	if (w->conf.max_per_ip > 0 && !loopback) {
-		session_slot_ask(s, ss);
-		session_update(s);
+	if (flags & LISTEN_PROXY) {
+		/* Who the client is comes first, before any SMTP. */
+		s->proxy_wait = 1;
+		s->real = *ss;
+		ev_timer_add(&s->timer, PROXY_TIMEOUT * 1000);
 		return;
 	}
-	session_start(s);
+	session_begin(s, ss);
 }
 
 /* End a session; an open message is given back to the relay. */
@@ -538,6 +673,7 @@ session_close(struct session *s, const char *reason)
 		SSL_free(s->ssl);
 	}
 	close(s->fd);
+	free(s->proxy_buf);
 	ev_timer_del(&s->timer);
 	ev_timer_del(&s->tls_timer);
 	ev_timer_del(&s->life_timer);

@@ -62,7 +62,7 @@ worker_refuse(struct worker *w, int fd, const char *enh, const char *text)
  */
 static void
 worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
-    uint32_t flags)
+    uint32_t flags, const struct listen_proxy *lp)
 {
 	char	 ip[INET6_ADDRSTRLEN];
 
@@ -79,7 +79,7 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 		    "try again later");
 		return;
 	}
-	session_accept(w, fd, ss, flags);
+	session_accept(w, fd, ss, flags, lp);
 }
 
 /* Watch the listeners again (or for the first time). */
@@ -133,6 +133,7 @@ worker_accept(int lfd, int events, void *arg)
 	struct sockaddr_storage	 ss;
 	socklen_t		 slen;
 	unsigned int		 l;
+	const struct listen_proxy *lp = NULL;
 	uint32_t		 flags = 0;
 	int			 i, fd;
 
@@ -142,8 +143,10 @@ worker_accept(int lfd, int events, void *arg)
 		return;
 	}
 	for (l = 0; l < w->nlisteners; l++)
-		if (w->listeners[l] == lfd)
+		if (w->listeners[l] == lfd) {
 			flags = w->listen_flags[l];
+			lp = &w->listen_proxy[l];
+		}
 	for (i = 0; i < ACCEPT_BATCH && w->nlisteners > 0; i++) {
 		/* Leave the rest to a worker with room. */
 		if (w->nsessions >= w->conf.max_sessions && !w->full_for_long)
@@ -161,7 +164,7 @@ worker_accept(int lfd, int events, void *arg)
 			close(fd);
 			continue;
 		}
-		worker_take(w, fd, &ss, flags);
+		worker_take(w, fd, &ss, flags, lp);
 	}
 	if (w->nsessions >= w->conf.max_sessions && w->nlisteners > 0) {
 		w->full_for_long = 0;
@@ -401,6 +404,8 @@ worker_stop_deadline(void *arg)
 	log_info("event=stop reason=deadline sessions=%u", w->nsessions);
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = s->hnext) {
+			if (s->proxy_wait)
+				continue;
 			buf_free(&s->smtp.out);
 			smtp_close_reply(&s->smtp, 421, "4.3.2", "Service "
 			    "shutting down");
@@ -470,10 +475,14 @@ worker_stop(struct worker *w)
 	w->stopping = 1;
 	worker_unlisten(w);
 	ev_timer_del(&w->retire_timer);
-	ev_timer_add(&w->stop_timer, STOP_DEADLINE_MS);
+	ev_timer_add(&w->stop_timer, (uint64_t)w->conf.stop_timeout * 1000);
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
 			next = s->hnext;
+			/* Its header comes first; then it is greeted and
+			 * drained (session_start). */
+			if (s->proxy_wait)
+				continue;
 			smtp_drain(&s->smtp);
 			session_update(s);
 		}
@@ -537,11 +546,27 @@ worker_on_conf(struct proc_chan *ch, struct imsg *imsg)
 static int
 worker_on_listener(struct proc_chan *ch, struct imsg *imsg)
 {
-	struct worker	*w = ch->arg;
-	uint32_t	 flags;
+	struct worker		*w = ch->arg;
+	struct listen_proxy	*lp;
+	struct netaddr		*na;
+	uint32_t		 flags;
 
 	if (imsg_get_u32(imsg, &flags) == -1 ||
 	    w->nlisteners == WORKER_MAX_LISTENERS)
+		return -1;
+	lp = &w->listen_proxy[w->nlisteners];
+	memset(lp, 0, sizeof(*lp));
+	/* The rest is the proxy-from networks, whole and valid. */
+	while (imsg_get_end(imsg) == -1) {
+		na = &lp->nets[lp->n];
+		if (lp->n == LISTEN_PROXY_MAX ||
+		    imsg_get_data(imsg, na, sizeof(*na)) == -1 ||
+		    (na->family != AF_INET && na->family != AF_INET6) ||
+		    na->prefix > (na->family == AF_INET ? 32 : 128))
+			return -1;
+		lp->n++;
+	}
+	if (((flags & LISTEN_PROXY) != 0) != (lp->n > 0))
 		return -1;
 	proc_nonblock(imsg->fd);
 	w->listen_flags[w->nlisteners] = flags;

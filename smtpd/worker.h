@@ -18,6 +18,12 @@
 #define WORKER_TLS_MAX		(1024 * 1024)
 #define WORKER_PAUSE_MS		1000	/* full: let the others take them */
 
+/* A listener's proxy-from networks. */
+struct listen_proxy {
+	struct netaddr		 nets[LISTEN_PROXY_MAX];
+	uint32_t		 n;
+};
+
 struct session {
 	struct worker		*w;		/* the worker it belongs to */
 	struct session		*hnext;		/* id hash chain */
@@ -37,6 +43,10 @@ struct session {
 	int			 tls_write_wants;
 	int			 eof;		/* the client sent all it will */
 	int			 timed_out;	/* the 421 went out, or tried */
+	int			 proxy_wait;	/* for the PROXY header */
+	uint8_t			*proxy_buf;	/* what came of it so far */
+	size_t			 proxy_len;
+	struct sockaddr_storage	 real;		/* the balancer, with PROXY */
 	struct smtp_session	 smtp;
 };
 
@@ -49,6 +59,7 @@ struct worker {
 	uint32_t		 relay_gen;
 	int			 listeners[WORKER_MAX_LISTENERS];
 	uint32_t		 listen_flags[WORKER_MAX_LISTENERS];
+	struct listen_proxy	 listen_proxy[WORKER_MAX_LISTENERS];
 	unsigned int		 nlisteners;
 	SSL_CTX			*tls_ctx;	/* NULL: no TLS configured */
 	char			*tls_cert;	/* PEM, until the context is made */
@@ -71,7 +82,7 @@ struct worker {
 
 int	worker_main(void);
 void	session_accept(struct worker *, int, const struct sockaddr_storage *,
-	    uint32_t);
+	    uint32_t, const struct listen_proxy *);
 void	session_slot_answer(struct session *, int);
 void	session_auth_result(struct session *, int);
 void	worker_parent_send(struct worker *, struct imsg_out *);

@@ -546,7 +546,9 @@ test_encode_roundtrip(void **state)
 	assert_memory_equal(again->buf + HDRSZ, out->buf + HDRSZ,
 	    out->len - HDRSZ);
 	envelope_free(&env);
+	imsg_out_free(out);
 	free(out);
+	imsg_out_free(again);
 	free(again);
 }
 
@@ -596,6 +598,7 @@ test_deliver_env(void **state)
 	imsg_out_init(out, IMSG_DELIVER_RUN, 1, -1);
 	deliver_env_encode(out, "0123456789ABCDEF", &e);
 	as_received(out, &imsg);
+	imsg_out_free(out);
 	free(out);
 	assert_int_equal(deliver_env_decode(&imsg, &d), 0);
 	assert_string_equal(d.qid, "0123456789ABCDEF");
@@ -608,10 +611,12 @@ test_deliver_env(void **state)
 	assert_null(d.rcpts);
 	/* Short by a byte, or a byte too long: refused, nothing kept. */
 	cut = imsg;
+	cut.rpos = 0;
 	cut.datalen--;
 	assert_int_equal(deliver_env_decode(&cut, &d), -1);
 	assert_null(d.rcpts);
 	cut.datalen += 2;
+	cut.rpos = 0;
 	assert_non_null(cut.data = calloc(1, cut.datalen));
 	memcpy(cut.data, imsg.data, imsg.datalen);
 	assert_int_equal(deliver_env_decode(&cut, &d), -1);

@@ -848,11 +848,34 @@ test_get_sa(void **state)
 	sa_case(&ss, UINT32_MAX, sizeof(ss), -1);
 }
 
+/* A read position past the end (a copied, cut imsg) reads nothing. */
+static void
+test_get_past_end(void **state)
+{
+	struct imsg	 imsg;
+	uint8_t		 data[4] = { 0 };
+	uint32_t	 v;
+	char		 s[8];
+
+	(void)state;
+	memset(&imsg, 0, sizeof(imsg));
+	imsg.data = data;
+	imsg.datalen = sizeof(data);
+	imsg.rpos = 8;
+	assert_int_equal(imsg_get_u32(&imsg, &v), -1);
+	assert_int_equal(imsg_get_str(&imsg, s, sizeof(s)), -1);
+	assert_int_equal(imsg_get_data(&imsg, &v, 0), -1);
+	imsg.rpos = 4;
+	assert_int_equal(imsg_get_data(&imsg, &v, 0), 0);
+	assert_int_equal(imsg_get_end(&imsg), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_roundtrip),
+		cmocka_unit_test(test_get_past_end),
 		cmocka_unit_test(test_fd_passing),
 		cmocka_unit_test(test_fd_order),
 		cmocka_unit_test(test_many_messages),
