@@ -130,11 +130,12 @@ policy_free(struct policy *p)
 	free(p->domains);
 	free(p->rcpts);
 	free(p->nets);
+	rules_free(p);
 	policy_init(p);
 }
 
 /* Lower-case, without a trailing dot; -1 if it is no domain name. */
-static int
+int
 domain_normalize(const char *in, char *out, size_t len)
 {
 	size_t	 i, n = strlen(in);
@@ -178,18 +179,14 @@ rcpt_entry_normalize(const char *in, char *out, size_t len)
 }
 
 static int
-strlist_add(char ***list, size_t *n, const char *s)
+list_add(char ***list, size_t *n, const char *s)
 {
-	char	**l, *copy;
+	struct strlist	 l = { *list, *n };
 
-	if ((copy = strdup(s)) == NULL)
+	if (strlist_add(&l, s) == -1)
 		return -1;
-	if ((l = reallocarray(*list, *n + 1, sizeof(*l))) == NULL) {
-		free(copy);
-		return -1;
-	}
-	l[(*n)++] = copy;
-	*list = l;
+	*list = l.v;
+	*n = l.n;
 	return 0;
 }
 
@@ -200,7 +197,7 @@ policy_add_domain(struct policy *p, const char *domain)
 
 	if (domain_normalize(domain, d, sizeof(d)) == -1)
 		return -1;
-	return strlist_add(&p->domains, &p->ndomains, d);
+	return list_add(&p->domains, &p->ndomains, d);
 }
 
 int
@@ -210,7 +207,7 @@ policy_add_rcpt(struct policy *p, const char *entry)
 
 	if (rcpt_entry_normalize(entry, e, sizeof(e)) == -1)
 		return -1;
-	return strlist_add(&p->rcpts, &p->nrcpts, e);
+	return list_add(&p->rcpts, &p->nrcpts, e);
 }
 
 int
@@ -238,6 +235,7 @@ policy_finish(struct policy *p)
 {
 	if (p->nrcpts > 1)
 		qsort(p->rcpts, p->nrcpts, sizeof(*p->rcpts), strcmp_ptr);
+	rules_finish(p);
 }
 
 static int
@@ -266,7 +264,8 @@ policy_client_trusted(const struct policy *p, const char *ip)
 {
 	size_t	 i;
 
-	if (p->ndomains == 0 && p->nrcpts == 0 && p->nnets == 0)
+	if (p->ndomains == 0 && p->nrcpts == 0 && p->nnets == 0 &&
+	    p->nrules == 0)
 		return is_loopback_ip(ip);
 	for (i = 0; i < p->nnets; i++)
 		if (netaddr_match(&p->nets[i], ip))
@@ -279,13 +278,25 @@ enum policy_verdict
 policy_check_rcpt(const struct policy *p, const struct mailaddr *a,
     const char *ip, int authenticated)
 {
+	return policy_check(p, a, ip, authenticated ? "" : NULL, NULL);
+}
+
+/*
+ * The shorthands first (AUTH, trusted-networks, relay-domains,
+ * relay-recipients), then the accept rules in order.  user is NULL for
+ * a session that did not authenticate; sender NULL when unknown.
+ */
+enum policy_verdict
+policy_check(const struct policy *p, const struct mailaddr *a,
+    const char *ip, const char *user, const char *sender)
+{
 	char	 key[ADDR_PATH_MAX + 1], dom[ADDR_DOMAIN_MAX + 1];
 	size_t	 i;
 
 	if (a->null || (a->flags & (ADDR_F_PERCENT | ADDR_F_BANG |
 	    ADDR_F_QUOTED_AT)))
 		return POLICY_BAD_ROUTE;
-	if (authenticated || policy_client_trusted(p, ip))
+	if (user != NULL || policy_client_trusted(p, ip))
 		return POLICY_ACCEPT;
 	if (domain_normalize(a->domain, dom, sizeof(dom)) == -1)
 		return POLICY_DENY;
@@ -298,7 +309,22 @@ policy_check_rcpt(const struct policy *p, const struct mailaddr *a,
 	if (snprintf(key, sizeof(key), "%s@%s", a->local, dom) <
 	    (int)sizeof(key) && policy_has_rcpt(p, key))
 		return POLICY_ACCEPT;
+	if (rules_match(p, a, ip, user, sender))
+		return POLICY_ACCEPT;
 	return POLICY_DENY;
+}
+
+/*
+ * sender-login: whether user may send as sender ("" for <>, always
+ * allowed).  Without sender-login, or unauthenticated, anything goes.
+ */
+int
+policy_sender_ok(const struct policy *p, const char *user,
+    const char *sender)
+{
+	if (!p->sender_login || user == NULL || sender[0] == '\0')
+		return 1;
+	return login_check(p, user, sender);
 }
 
 /* Send the policy as IMSG_CONF_DOMAIN, _RCPT and _NET messages. */
@@ -326,7 +352,7 @@ policy_send(struct imsgbuf *ib, const struct policy *p)
 		if (imsgbuf_queue(ib, &out) == -1)
 			return -1;
 	}
-	return 0;
+	return rules_send(ib, p);
 }
 
 /* Take one IMSG_CONF_DOMAIN, _RCPT or _NET; -1 if it is malformed. */
@@ -355,5 +381,5 @@ policy_recv(struct policy *p, struct imsg *imsg)
 			return -1;
 		return policy_add_net(p, &na);
 	}
-	return -1;
+	return rules_recv(p, imsg);
 }

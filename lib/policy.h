@@ -11,6 +11,7 @@
 
 #include "addr.h"
 #include "imsg.h"
+#include "rules.h"
 
 struct netaddr {
 	uint8_t		family;		/* AF_INET or AF_INET6 */
@@ -25,6 +26,11 @@ struct policy {
 	size_t		  nrcpts;
 	struct netaddr	 *nets;
 	size_t		  nnets;
+	struct rule	 *rules;	/* accept rules, after the above */
+	size_t		  nrules;
+	struct login	 *logins;	/* sender-login entries */
+	size_t		  nlogins;
+	int		  sender_login;	/* sender-login is configured */
 };
 
 enum policy_verdict {
@@ -46,6 +52,12 @@ void	policy_finish(struct policy *);
 int	policy_client_trusted(const struct policy *, const char *ip);
 enum policy_verdict policy_check_rcpt(const struct policy *,
 	    const struct mailaddr *, const char *ip, int authenticated);
+enum policy_verdict policy_check(const struct policy *,
+	    const struct mailaddr *, const char *ip, const char *user,
+	    const char *sender);
+int	policy_sender_ok(const struct policy *, const char *user,
+	    const char *sender);
+int	domain_normalize(const char *, char *, size_t);
 int	policy_send(struct imsgbuf *, const struct policy *);
 int	policy_recv(struct policy *, struct imsg *);
 int	rcpt_entry_normalize(const char *, char *, size_t);

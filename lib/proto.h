@@ -91,17 +91,17 @@ enum imsg_type {
 	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
 	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
 	IMSG_POLICY_END,	/* nothing: the new policy is complete */
-	IMSG_UPSTREAM_ADDRS,	/* u32 n, n sockaddrs: the upstream's */
-	IMSG_RESOLVE,		/* nothing: resolve the upstream again */
+	IMSG_UPSTREAM_ADDRS,	/* u32 upstream, u32 n, n sockaddrs: its */
+	IMSG_RESOLVE,		/* u32 upstream: resolve its name again */
 	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */
 	IMSG_DELIVER_DONE,	/* peerid run id, u32 result, str text */
-	IMSG_CONF_UPSTREAM_AUTH, /* str user, str password */
+	IMSG_CONF_UPSTREAM_AUTH, /* u32 upstream, str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
 	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
 				   str client address */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
-	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id */
+	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id, str user */
 	IMSG_LOG,		/* u32 priority, str line: a child's log */
 	IMSG_QUEUE_SPACE,	/* u32 1: below queue-min-free, 0: not */
 	IMSG_RETIRE,		/* nothing: stop accepting, end with the sessions */
@@ -113,6 +113,12 @@ enum imsg_type {
 				 * much mail is being received */
 	IMSG_PING,		/* u32 seq: are you alive? (every child) */
 	IMSG_PONG,		/* u32 seq: the same, back to the parent */
+	IMSG_CONF_RULE,		/* u32 line, u32 from, u32 for: an accept rule */
+	IMSG_CONF_RULE_ITEM,	/* u32 RULE_ITEM_*, netaddr or str: of the
+				 * last rule */
+	IMSG_CONF_LOGIN,	/* str user, str address or @domain */
+	IMSG_CONF_UPSTREAM,	/* struct upstream_conf fields: a named one */
+	IMSG_CONF_ROUTE,	/* a route: see lib/routes.c */
 	IMSG_MAX,
 };
 

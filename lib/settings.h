@@ -51,6 +51,8 @@
 #define DEFAULT_QUEUE_RETRY	30
 #define DEFAULT_DELIVER_TIMEOUT	300
 #define DEFAULT_DELIVER_MAX	4
+#define DEFAULT_CONNECT_TIMEOUT	30	/* an upstream's connect, greeting */
+#define DEFAULT_RSET_TIMEOUT	20	/* the RSET probe of a reused one */
 /*
  * max-recipients: at most this many, so that a commit carrying that
  * many of the longest addresses still fits one imsg.
@@ -111,6 +113,10 @@
 	X("upstream", upstream_tls, U32, FN, UPSTREAM_OPPORTUNISTIC,	\
 	    UPSTREAM_PLAIN, UPSTREAM_OPPORTUNISTIC, KEEP)		\
 	X("upstream", upstream_verify, BOOL, FN, 1, 0, 1, KEEP)		\
+	X("upstream-connect-timeout", upstream_connect_timeout,		\
+	    DURATION, KW, DEFAULT_CONNECT_TIMEOUT, 1, UINT32_MAX, KEEP)	\
+	X("upstream-rset-timeout", upstream_rset_timeout, DURATION, KW,	\
+	    DEFAULT_RSET_TIMEOUT, 1, UINT32_MAX, KEEP)			\
 	X("deliver-timeout", deliver_timeout, DURATION, KW,		\
 	    DEFAULT_DELIVER_TIMEOUT, 1, UINT32_MAX, KEEP)		\
 	X("deliver-max", deliver_max, U32, KW, DEFAULT_DELIVER_MAX, 1,	\

@@ -192,6 +192,7 @@ authq_send(struct auth_req *r, uint32_t verdict)
 		    (relay = p->slots[p->conf.workers].child) != NULL) {
 			imsg_out_init(&out, IMSG_AUTH_GRANT, c->channel, -1);
 			imsg_add_u32(&out, r->session);
+			imsg_add_str(&out, r->user);
 			parent_child_send(relay, &out);
 		}
 		imsg_out_init(&out, IMSG_AUTH_RESULT, r->session, -1);

@@ -39,9 +39,32 @@ static struct {
 	const struct conf_file	*cf;
 } die_conf;
 
+/* One line on standard error and exit 1: a start-up error at file:line. */
+static void __attribute__((noreturn, format(printf, 3, 0)))
+vdie_at(const char *file, unsigned int line, const char *fmt, va_list ap)
+{
+	if (line != 0 && file != NULL)
+		fprintf(stderr, "%s:%u: ", file, line);
+	else
+		fputs("smtpd: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	exit(1);
+}
+
+/* A start-up error at file:line, or without a place when line is 0. */
+void
+parent_die_at(const char *file, unsigned int line, const char *fmt, ...)
+{
+	va_list		 ap;
+
+	va_start(ap, fmt);
+	vdie_at(file, line, fmt, ap);
+}
+
 /*
- * One line on standard error and exit 1: a start-up error, named by
- * the file and line of keyword kw when it came from the file.
+ * A start-up error named by the file and line of keyword kw when it
+ * came from the file.
  */
 static void __attribute__((noreturn, format(printf, 2, 3)))
 die_kw(const char *kw, const char *fmt, ...)
@@ -51,15 +74,8 @@ die_kw(const char *kw, const char *fmt, ...)
 
 	if (kw != NULL && die_conf.cf != NULL)
 		line = conf_keyword_line(die_conf.cf, kw);
-	if (line != 0)
-		fprintf(stderr, "%s:%u: ", die_conf.file, line);
-	else
-		fputs("smtpd: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
+	vdie_at(die_conf.file, line, fmt, ap);
 }
 
 #define die(...)	die_kw(NULL, __VA_ARGS__)
@@ -303,18 +319,6 @@ parent_check_deliver(struct parent *p)
 		    p->conf.user, p->conf.queue_user);
 }
 
-/* upstream-auth (parent/secret.c): a bad file stops the start. */
-static void
-parent_read_upstream_auth(struct parent *p, const char *path)
-{
-	char	 err[PATH_MAX + 128];
-
-	if (upstream_auth_read(path, p->upstream_user,
-	    sizeof(p->upstream_user), p->upstream_pass,
-	    sizeof(p->upstream_pass), err, sizeof(err)) == -1)
-		die_kw("upstream-auth", "%s", err);
-}
-
 /*
  * The server certificate and key (checked here, as a context, so that
  * a bad pair stops the start and not a worker) and the users file.
@@ -356,21 +360,6 @@ parent_load_secrets(struct parent *p, struct conf_file *cf)
 			die_kw("users", "users: %s cannot be used",
 			    cf->users);
 		p->conf.auth_enabled = 1;
-	}
-	/* The relay loads the same CA file later: fail here, not there. */
-	if (p->conf.mode == MODE_RELAY &&
-	    p->conf.upstream_tls != UPSTREAM_PLAIN &&
-	    (p->conf.upstream_tls != UPSTREAM_OPPORTUNISTIC ||
-	    p->conf.upstream_ca[0] != '\0' || p->upstream_user[0] != '\0')) {
-		tls_init();
-		if ((ctx = tls_client_ctx(p->conf.upstream_ca[0] != '\0' ?
-		    p->conf.upstream_ca : NULL, p->conf.upstream_verify, err,
-		    sizeof(err))) == NULL)
-			die_kw(p->conf.upstream_ca[0] != '\0' ? "upstream-ca" :
-			    "upstream", "upstream TLS: %s: %s",
-			    p->conf.upstream_ca[0] !=
-			    '\0' ? p->conf.upstream_ca : "system CA store", err);
-		SSL_CTX_free(ctx);
 	}
 }
 
@@ -548,8 +537,7 @@ parent_main(struct cmdline *cl)
 	p->policy = cf.policy;
 	strlcpy(p->deliver, cf.deliver, sizeof(p->deliver));
 	/* -t checks all that a start would, short of binding. */
-	if (cf.upstream_auth[0] != '\0' && p->conf.mode == MODE_RELAY)
-		parent_read_upstream_auth(p, cf.upstream_auth);
+	parent_routes_setup(p, &cf);
 	parent_load_secrets(p, &cf);
 	parent_check_privsep(p);
 	if (p->conf.mode == MODE_DELIVER)

@@ -119,13 +119,7 @@ parent_startup(struct parent *p, struct child *c)
 		parent_connect(p, c);
 	} else {
 		if (p->conf.mode == MODE_RELAY)
-			parent_send_upstream(p, c);
-		if (p->upstream_user[0] != '\0') {
-			imsg_out_init(&out, IMSG_CONF_UPSTREAM_AUTH, 0, -1);
-			imsg_add_str(&out, p->upstream_user);
-			imsg_add_str(&out, p->upstream_pass);
-			parent_child_send(c, &out);
-		}
+			parent_send_routes(p, c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)
@@ -312,10 +306,7 @@ parent_on_resolve(struct proc_chan *ch, struct imsg *imsg)
 {
 	struct child	*c = ch->arg;
 
-	(void)imsg;
-	if (c->parent->conf.mode == MODE_RELAY)
-		parent_send_upstream(c->parent, c);
-	return 0;
+	return parent_resolve_request(c->parent, c, imsg);
 }
 
 static int

@@ -74,6 +74,12 @@ struct listener {
 	char		 name[HOSTPORT_MAX];
 };
 
+/* An upstream's credentials, from its auth file ("": no AUTH). */
+struct upstream_secret {
+	char	 user[AUTH_FIELD_MAX + 1];
+	char	 pass[AUTH_FIELD_MAX + 1];
+};
+
 struct parent {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
@@ -92,8 +98,8 @@ struct parent {
 	size_t			 tls_certlen;
 	char			*tls_key;
 	size_t			 tls_keylen;
-	char			 upstream_user[AUTH_FIELD_MAX + 1]; /* "": none */
-	char			 upstream_pass[AUTH_FIELD_MAX + 1];
+	struct routes		 routes;	/* fixed until a restart */
+	struct upstream_secret	 secrets[ROUTES_UPSTREAMS_MAX];
 	uid_t			 deliver_uid;
 	gid_t			 deliver_gid;
 	int			 stopping;
@@ -112,7 +118,13 @@ void	parent_stop(struct parent *);
 void	parent_reload(struct parent *);
 void	parent_stats(struct parent *);
 int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
-void	parent_send_upstream(struct parent *, struct child *);
+void	parent_send_upstream(struct parent *, struct child *, uint32_t);
+int	parent_resolve_request(struct parent *, struct child *,
+	    struct imsg *);
+void	parent_routes_setup(struct parent *, struct conf_file *);
+void	parent_die_at(const char *, unsigned int, const char *, ...)
+	    __attribute__((noreturn, format(printf, 3, 4)));
+void	parent_send_routes(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);
@@ -123,8 +135,8 @@ int	parent_auth_request(struct parent *, struct child *, struct imsg *);
 int	parent_slot_ask(struct parent *, struct child *, struct imsg *);
 int	parent_slot_free(struct child *, struct imsg *);
 void	parent_slots_release(struct child *);
-int	upstream_auth_read(const char *, char *, size_t, char *, size_t,
-	    char *, size_t);
+int	upstream_auth_read(const char *, const char *, char *, size_t, char *,
+	    size_t, char *, size_t);
 char	*parent_read_pem(const char *, size_t *, char *, size_t);
 int	parent_lock_queue(const char *, char *, size_t);
 int	parent_open_pid(const char *, int, char *, size_t);

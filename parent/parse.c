@@ -21,15 +21,8 @@
 #include "conf.h"
 #include "imsg.h"
 #include "parse.h"
+#include "parse_int.h"
 
-struct parse_ctx {
-	struct conf_file	*cf;
-	const char		*file;
-	unsigned int		 line;
-	unsigned int		 mode_line;	/* of the mode keyword */
-	unsigned int		 errors;
-	FILE			*errs;
-};
 
 /* How a keyword of keywords[] is read. */
 enum kw_type {
@@ -49,7 +42,7 @@ struct keyword {
 #define KW_FILE(name, field) \
 	{ name, 1, 1, 0, NULL, KW_PATH, offsetof(struct conf_file, field) }
 
-static void __attribute__((format(printf, 2, 3)))
+void __attribute__((format(printf, 2, 3)))
 perr(struct parse_ctx *ctx, const char *fmt, ...)
 {
 	va_list	 ap;
@@ -68,12 +61,14 @@ conf_file_init(struct conf_file *cf)
 	memset(cf, 0, sizeof(*cf));
 	conf_defaults(&cf->conf);
 	policy_init(&cf->policy);
+	routes_init(&cf->routes);
 }
 
 void
 conf_file_free(struct conf_file *cf)
 {
 	policy_free(&cf->policy);
+	routes_free(&cf->routes);
 }
 
 /* "30", "30s", "5m", "1h", "4d" in seconds; -1 if malformed or 0. */
@@ -114,7 +109,7 @@ parse_duration(const char *s, uint32_t *secs)
 }
 
 /* A number in [min, max] or an error naming the keyword. */
-static int
+int
 parse_num(struct parse_ctx *ctx, const char *kw, const char *s,
     long long min, long long max, uint32_t *out)
 {
@@ -131,7 +126,7 @@ parse_num(struct parse_ctx *ctx, const char *kw, const char *s,
 	return 0;
 }
 
-static int
+int
 parse_path(struct parse_ctx *ctx, const char *kw, const char *s, char *out,
     size_t len)
 {
@@ -146,7 +141,7 @@ parse_path(struct parse_ctx *ctx, const char *kw, const char *s, char *out,
 	return 0;
 }
 
-static int
+int
 valid_hostname(const char *s)
 {
 	size_t	 i, n = strlen(s);
@@ -301,46 +296,6 @@ kw_debug_format(struct parse_ctx *ctx, char **w, int n)
 		perr(ctx, "debug-format: %s is not text or bytes", w[0]);
 }
 
-/* upstream HOST [port N] [plain|starttls|tls] [no-verify] */
-static void
-kw_upstream(struct parse_ctx *ctx, char **w, int n)
-{
-	struct smtpd_conf	*c = &ctx->cf->conf;
-	uint32_t		 port = 25;
-	unsigned char		 v6[16];
-	int			 i;
-
-	if (strchr(w[0], ':') != NULL ? inet_pton(AF_INET6, w[0], v6) != 1 :
-	    !valid_hostname(w[0])) {
-		perr(ctx, "upstream: %s is not a host name or address", w[0]);
-		return;
-	}
-	if (strlcpy(c->upstream_host, w[0], sizeof(c->upstream_host)) >=
-	    sizeof(c->upstream_host)) {
-		perr(ctx, "upstream: host name too long");
-		return;
-	}
-	for (i = 1; i < n; i++) {
-		if (strcmp(w[i], "port") == 0 && i + 1 < n) {
-			if (parse_num(ctx, "upstream port", w[++i], 1, 65535,
-			    &port) == -1)
-				return;
-		} else if (strcmp(w[i], "plain") == 0)
-			c->upstream_tls = UPSTREAM_PLAIN;
-		else if (strcmp(w[i], "starttls") == 0)
-			c->upstream_tls = UPSTREAM_STARTTLS;
-		else if (strcmp(w[i], "tls") == 0)
-			c->upstream_tls = UPSTREAM_TLS;
-		else if (strcmp(w[i], "no-verify") == 0)
-			c->upstream_verify = 0;
-		else {
-			perr(ctx, "upstream: unknown option %s", w[i]);
-			return;
-		}
-	}
-	c->upstream_port = port;
-}
-
 /*
  * Split a deliver command into argv words: blanks separate words,
  * 'single' and "double" quotes keep blanks, a backslash takes the next
@@ -485,13 +440,16 @@ static const struct keyword keywords[] = {
 	{ "tls", 4, 4, 0, kw_tls, KW_FUNC, 0 },
 	{ "mode", 1, 1, 0, kw_mode, KW_FUNC, 0 },
 	{ "debug-format", 1, 1, 0, kw_debug_format, KW_FUNC, 0 },
-	{ "upstream", 1, 5, 0, kw_upstream, KW_FUNC, 0 },
+	{ "upstream", 1, 20, 1, kw_upstream, KW_FUNC, 0 },
+	{ "route", 2, -1, 1, kw_route, KW_FUNC, 0 },
 	KW_FILE("upstream-auth", upstream_auth),
 	{ "deliver", 1, 1, 0, kw_deliver, KW_FUNC, 0 },
 	{ "relay-domains", 1, -1, 1, kw_relay_domains, KW_FUNC, 0 },
 	{ "relay-recipients", 1, 1, 0, kw_relay_recipients, KW_FUNC, 0 },
 	{ "trusted-networks", 1, -1, 1, kw_trusted_networks, KW_FUNC, 0 },
 	KW_FILE("users", users),
+	{ "accept", 2, -1, 1, kw_accept, KW_FUNC, 0 },
+	{ "sender-login", 1, 1, 0, kw_sender_login, KW_FUNC, 0 },
 	{ "queue-min-free", 1, 1, 0, kw_queue_min_free, KW_FUNC, 0 },
 	KW_FILE("pid-file", pid_file),
 };
@@ -536,7 +494,7 @@ conf_keyword_line(const struct conf_file *cf, const char *kw)
  * Split a line into words in place.  Returns the number of words, or
  * -1 after reporting an unterminated quote or too many words.
  */
-static int
+int
 split_words(struct parse_ctx *ctx, char *line, char **words)
 {
 	char	*r = line, *wp;
@@ -704,6 +662,8 @@ parse_finish(struct parse_ctx *ctx)
 	}
 	if ((cf->tls_cert[0] == '\0') != (cf->tls_key[0] == '\0'))
 		perr(ctx, "tls needs both certificate and key");
+	if (routes_finish(&cf->routes, ctx->file, ctx->errs) == -1)
+		ctx->errors++;
 }
 
 /*
@@ -712,7 +672,7 @@ parse_finish(struct parse_ctx *ctx)
  * than CONF_LINE_MAX (the rest of it is skipped), 2 if it holds a NUL
  * byte (which fgets() cannot tell from the end of the line).
  */
-static int
+int
 conf_read_line(FILE *f, char *line)
 {
 	size_t	 len = 0;
@@ -774,6 +734,26 @@ conf_file_parse(struct conf_file *cf, const char *path, FILE *errs)
 }
 
 /*
+ * Open a file that a keyword names (relay-recipients, sender-login),
+ * with a context of its own for errors at its lines; NULL after saying
+ * why it cannot be read.
+ */
+FILE *
+side_file_open(struct parse_ctx *ctx, struct conf_file *dummy,
+    const char *path, FILE *errs)
+{
+	FILE	*f;
+
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->cf = dummy;
+	ctx->file = path;
+	ctx->errs = errs;
+	if ((f = fopen(path, "re")) == NULL)
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+	return f;
+}
+
+/*
  * Read a relay-recipients file: one "user@domain" or "@domain" a line,
  * '#' comments.  Returns the number of errors; -1 if it cannot be read.
  */
@@ -787,14 +767,8 @@ conf_recipients_load(struct policy *p, const char *path, FILE *errs)
 	FILE			*f;
 	int			 n, rc;
 
-	memset(&ctx, 0, sizeof(ctx));
-	ctx.cf = &dummy;
-	ctx.file = path;
-	ctx.errs = errs;
-	if ((f = fopen(path, "re")) == NULL) {
-		fprintf(errs, "%s: %s\n", path, strerror(errno));
+	if ((f = side_file_open(&ctx, &dummy, path, errs)) == NULL)
 		return -1;
-	}
 	while ((rc = conf_read_line(f, line)) != -1) {
 		ctx.line++;
 		if (rc == 1) {

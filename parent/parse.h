@@ -11,6 +11,7 @@
 
 #include "cmdline.h"
 #include "policy.h"
+#include "routes.h"
 #include "proto.h"
 
 #define CONF_MAX_LISTEN		32
@@ -18,7 +19,7 @@
 #define CONF_WORDS_MAX		256
 #define CONF_DELIVER_MAX	1024
 #define CONF_DELIVER_ARGS	64
-#define CONF_FUNC_KEYWORDS	16	/* keywords[] of parse.c, at most */
+#define CONF_FUNC_KEYWORDS	20	/* keywords[] of parse.c, at most */
 #define CONF_KEYWORDS_MAX	(CONF_FUNC_KEYWORDS + SETTINGS_N)
 
 struct listen_conf {
@@ -33,12 +34,14 @@ struct conf_file {
 	struct listen_conf	 listen[CONF_MAX_LISTEN];
 	unsigned int		 nlisten;
 	struct policy		 policy;
+	struct routes		 routes;	/* upstreams and routes */
 	char			 tls_cert[PATH_MAX];
 	char			 tls_key[PATH_MAX];
 	char			 upstream_auth[PATH_MAX];
 	char			 deliver[CONF_DELIVER_MAX];
 	char			 recipients[PATH_MAX];
 	char			 users[PATH_MAX];
+	char			 sender_login[PATH_MAX];
 	char			 pid_file[PATH_MAX];	/* "" : the default */
 	unsigned int		 kwline[CONF_KEYWORDS_MAX]; /* last line of each */
 };
@@ -47,6 +50,7 @@ void	conf_file_init(struct conf_file *);
 void	conf_file_free(struct conf_file *);
 int	conf_file_parse(struct conf_file *, const char *path, FILE *errs);
 int	conf_recipients_load(struct policy *, const char *path, FILE *errs);
+int	conf_logins_load(struct policy *, const char *path, FILE *errs);
 int	parse_duration(const char *, uint32_t *);
 int	cmd_split(const char *, char *, size_t, char **, int);
 unsigned int conf_keyword_line(const struct conf_file *, const char *);

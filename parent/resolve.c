@@ -1,7 +1,7 @@
 /*
- * Resolution of the upstream's name, in the parent: the relay is
- * sandboxed and makes no DNS query of its own.  This is the only name
- * smtpd ever looks up (SPEC section 9).
+ * Resolution of the upstreams' names, in the parent: the relay is
+ * sandboxed and makes no DNS query of its own.  These are the only
+ * names smtpd ever looks up (SPEC section 9).
  */
 #include <sys/socket.h>
 #include <netdb.h>
@@ -13,12 +13,13 @@
 #include "parent.h"
 
 /*
- * Send the relay the addresses of the upstream (none if resolution
+ * Send the relay the addresses of upstream idx (none if resolution
  * failed: the relay will ask again).
  */
 void
-parent_send_upstream(struct parent *p, struct child *relay)
+parent_send_upstream(struct parent *p, struct child *relay, uint32_t idx)
 {
+	const struct upstream_conf *u = &p->routes.ups[idx];
 	struct addrinfo	 hints, *res, *ai;
 	struct imsg_out	 out;
 	char		 port[8];
@@ -29,11 +30,11 @@ parent_send_upstream(struct parent *p, struct child *relay)
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", p->conf.upstream_port);
-	rc = getaddrinfo(p->conf.upstream_host, port, &hints, &res);
+	snprintf(port, sizeof(port), "%u", u->port);
+	rc = getaddrinfo(u->host, port, &hints, &res);
 	if (rc != 0) {
-		log_warnx("event=resolve-failed upstream=%s reason=\"%s\"",
-		    p->conf.upstream_host, gai_strerror(rc));
+		log_warnx("event=resolve-failed upstream=%s host=%s "
+		    "reason=\"%s\"", u->name, u->host, gai_strerror(rc));
 		res = NULL;
 	}
 	for (ai = res; ai != NULL && n < PARENT_UPSTREAM_ADDRS;
@@ -41,6 +42,7 @@ parent_send_upstream(struct parent *p, struct child *relay)
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
 			n++;
 	imsg_out_init(&out, IMSG_UPSTREAM_ADDRS, 0, -1);
+	imsg_add_u32(&out, idx);
 	imsg_add_u32(&out, n);
 	for (ai = res; ai != NULL && n > 0; ai = ai->ai_next)
 		if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6) {
@@ -50,4 +52,19 @@ parent_send_upstream(struct parent *p, struct child *relay)
 	if (res != NULL)
 		freeaddrinfo(res);
 	parent_child_send(relay, &out);
+}
+
+/* IMSG_RESOLVE: u32 the upstream's index; -1 if malformed. */
+int
+parent_resolve_request(struct parent *p, struct child *relay,
+    struct imsg *imsg)
+{
+	uint32_t	 idx;
+
+	if (imsg_get_u32(imsg, &idx) == -1 || imsg_get_end(imsg) == -1 ||
+	    idx >= p->routes.nups)
+		return -1;
+	if (p->conf.mode == MODE_RELAY)
+		parent_send_upstream(p, relay, idx);
+	return 0;
 }

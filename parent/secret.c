@@ -16,11 +16,12 @@
 
 /*
  * Read path into user and pass; -1 and the reason in err (a sentence
- * that names the file) if it cannot be used.
+ * that starts with kw, the setting that named the file, and names the
+ * file) if it cannot be used.
  */
 int
-upstream_auth_read(const char *path, char *user, size_t userlen, char *pass,
-    size_t passlen, char *err, size_t errlen)
+upstream_auth_read(const char *kw, const char *path, char *user,
+    size_t userlen, char *pass, size_t passlen, char *err, size_t errlen)
 {
 	char		 line[600], *sp, *nl;
 	struct stat	 st;
@@ -28,18 +29,18 @@ upstream_auth_read(const char *path, char *user, size_t userlen, char *pass,
 	int		 rc = -1;
 
 	if ((f = fopen(path, "re")) == NULL) {
-		snprintf(err, errlen, "upstream-auth %s: %s", path,
+		snprintf(err, errlen, "%s %s: %s", kw, path,
 		    strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(f), &st) == -1)
-		snprintf(err, errlen, "upstream-auth %s: %s", path,
+		snprintf(err, errlen, "%s %s: %s", kw, path,
 		    strerror(errno));
 	else if (st.st_mode & (S_IRWXG | S_IRWXO))
-		snprintf(err, errlen, "upstream-auth %s: readable by others "
-		    "(chmod 600 it)", path);
+		snprintf(err, errlen, "%s %s: readable by others "
+		    "(chmod 600 it)", kw, path);
 	else if (fgets(line, sizeof(line), f) == NULL)
-		snprintf(err, errlen, "upstream-auth %s: empty", path);
+		snprintf(err, errlen, "%s %s: empty", kw, path);
 	else
 		rc = 0;
 	fclose(f);
@@ -49,14 +50,14 @@ upstream_auth_read(const char *path, char *user, size_t userlen, char *pass,
 	if ((nl = strchr(line, '\n')) != NULL)
 		*nl = '\0';
 	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
-		snprintf(err, errlen, "upstream-auth %s: expected \"user "
-		    "password\"", path);
+		snprintf(err, errlen, "%s %s: expected \"user "
+		    "password\"", kw, path);
 	else {
 		*sp++ = '\0';
 		if (strlcpy(user, line, userlen) >= userlen ||
 		    strlcpy(pass, sp, passlen) >= passlen)
-			snprintf(err, errlen, "upstream-auth %s: user or "
-			    "password too long", path);
+			snprintf(err, errlen, "%s %s: user or "
+			    "password too long", kw, path);
 		else
 			rc = 0;
 	}

@@ -46,6 +46,7 @@ const char *const client_state_names[] = {
 	[CS_LOCAL] = "local",		[CS_ENVELOPE] = "envelope",
 	[CS_BODY] = "message",		[CS_DOT] = "end of data",
 	[CS_RSET] = "RSET",		[CS_QUIT] = "QUIT",
+	[CS_PROBE] = "RSET probe",
 	[CS_FAILED] = "failed",
 };
 
@@ -77,6 +78,7 @@ client_rearm(struct client *c)
 {
 	if (client_gone(c))
 		return;
+	c->progress_ms = ev_now();
 	if (c->state == CS_IDLE)
 		ev_timer_del(&c->timer);
 	else
@@ -250,6 +252,7 @@ client_fail(struct client *c, const char *fmt, ...)
 	case CS_STARTTLS:
 	case CS_TLS:
 	case CS_AUTH:
+	case CS_PROBE:
 		c->ready_cb = NULL;
 		if (ready != NULL)
 			ready(c, 0, text, c->ready_arg);
@@ -596,6 +599,9 @@ client_reply(struct client *c, const struct smtp_reply *r)
 			client_fail(c, "RSET: %d %s", r->code, r->text);
 		else
 			client_finish(c, 0);
+		break;
+	case CS_PROBE:
+		client_probe_reply(c, r);
 		break;
 	case CS_QUIT:
 		/* Say goodbye to TLS too (close_notify), as best we can. */

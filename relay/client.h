@@ -156,4 +156,14 @@ int		 client_authenticated(const struct client *);
 int		 client_busy(const struct client *);
 void		 client_set_timeout(struct client *, uint64_t ms);
 
+/*
+ * Probe an idle connection before reuse: RSET, with ms to answer
+ * (Postfix's smtp_rset_timeout); ready() says whether it may take a
+ * message.  client_stalled_ms() is how long a busy client has waited
+ * without progress (0 when idle).
+ */
+int		 client_probe(struct client *, uint64_t ms, client_ready_cb,
+		    void *arg);
+uint64_t	 client_stalled_ms(const struct client *);
+
 #endif

@@ -33,6 +33,7 @@ enum client_state {
 	CS_DOT,			/* waiting for the reply to the final dot */
 	CS_RSET,
 	CS_QUIT,
+	CS_PROBE,		/* RSET on a reused idle connection */
 	CS_FAILED,		/* connection closed, client unusable */
 };
 
@@ -65,6 +66,8 @@ struct client {
 	int			 depth;		/* entry points on the stack */
 	int			 dead;		/* freed while depth > 0 */
 	uint64_t		 timeout_ms;
+	uint64_t		 saved_timeout;	/* of a probe's other waits */
+	uint64_t		 progress_ms;	/* ev_now() of the last progress */
 	char			 helo[CLIENT_HELO_MAX + 1];
 	int			 capa;
 	uint64_t		 size_limit;
@@ -124,6 +127,7 @@ void	client_fail(struct client *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	client_session_ready(struct client *, const char *);
 void	client_auth_start(struct client *);
+void	client_probe_reply(struct client *, const struct smtp_reply *);
 void	client_auth_reply(struct client *, const struct smtp_reply *);
 int	client_cmd(struct client *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));

@@ -1,15 +1,17 @@
 /*
- * The scheduler and the upstream connections of relay mode.  Messages
- * wait on their own timer until their next attempt, then join the ready
- * list; up to FWD_MAX_CONNS connections take them in turn and are reused
- * while there is work.  When the upstream cannot be reached, nothing
- * hammers it: one probe per queue-retry interval, and when a probe gets
- * through every message that waited for it goes at once.
+ * The upstream connections of relay mode (SPEC 7.2).  Ready messages
+ * are taken by route: each goes to the first upstream of its route that
+ * is not down, on an idle connection of that upstream, or on one opened
+ * for it, up to max-connections and as its rate allows.  Connecting and
+ * the greeting have upstream-connect-timeout together; a reused idle
+ * connection is probed with RSET first.  A connection that has waited
+ * FWD_STALL_MS without progress no longer counts against the limit, so
+ * a hung upstream connection holds only its own message, which is not
+ * sent again before its wait is over.
  */
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,15 +24,16 @@
 
 #include "client.h"
 #include "forward.h"
-#include "scheduler.h"
 #include "log.h"
+#include "route.h"
+#include "scheduler.h"
 
 enum fconn_state {
 	FCONN_CONNECTING,
-	FCONN_HANDSHAKE,	/* greeting and EHLO */
+	FCONN_HANDSHAKE,	/* greeting, EHLO, TLS, AUTH */
 	FCONN_IDLE,
+	FCONN_PROBING,		/* RSET before reuse */
 	FCONN_BUSY,
-	FCONN_QUITTING,
 };
 
 struct fconn {
@@ -38,10 +41,15 @@ struct fconn {
 	enum fconn_state	 state;
 	int			 fd;		/* until the client owns it */
 	struct client		*client;
+	struct upstream		*up;
+	int			 used;		/* took a message before */
+	int			 probe;		/* opened to probe a down one */
 	struct qmsg		*msg;
+	int			 route;
 	int			 spoolfd;
 	uint32_t		*tried;		/* rcpt indexes sent */
 	const char		**rcpts;
+	char			 from[ADDR_PATH_MAX + 1];
 	char			 prepend[1024];
 	struct ev_timer		 timer;
 	char			 addr[INET6_ADDRSTRLEN + 8];
@@ -49,43 +57,16 @@ struct fconn {
 
 static struct {
 	const struct smtpd_conf	*conf;
-	forward_resolve_cb	 resolve;
 	struct fconn		*conns;
-	unsigned int		 nconns;
-	struct sockaddr_storage	 addrs[FWD_MAX_ADDRS];
-	socklen_t		 addrlens[FWD_MAX_ADDRS];
-	unsigned int		 naddrs;
-	unsigned int		 next_addr;
-	int			 down;		/* the upstream is unreachable */
-	unsigned int		 failed_in_row;	/* connections that failed */
-	int			 probe_due;
-	struct ev_timer		 probe_timer;
-	SSL_CTX			*tls_ctx;	/* NULL: plain text upstream */
-	char			 auth_user[AUTH_FIELD_MAX + 1];	/* "": no AUTH */
-	char			 auth_pass[AUTH_FIELD_MAX + 1];
+	uint64_t		 connect_ms;
+	uint64_t		 rset_ms;
+	struct ev_timer		 tick;
+	unsigned int		 demand[ROUTES_UPSTREAMS_MAX];
+	int			 probe_wanted[ROUTES_UPSTREAMS_MAX];
 } fwd;
 
 static void	forward_kick(void);
 static void	fconn_next(struct fconn *);
-
-/* New upstream addresses from the parent. */
-void
-forward_set_addrs(const struct sockaddr_storage *ss, const socklen_t *lens,
-    unsigned int n)
-{
-	unsigned int	 i;
-
-	if (n > FWD_MAX_ADDRS)
-		n = FWD_MAX_ADDRS;
-	for (i = 0; i < n; i++) {
-		fwd.addrs[i] = ss[i];
-		fwd.addrlens[i] = lens[i];
-	}
-	fwd.naddrs = n;
-	fwd.next_addr = 0;
-	log_debug("event=upstream-addresses count=%u", n);
-	forward_kick();
-}
 
 static void
 fconn_free(struct fconn *c)
@@ -97,8 +78,9 @@ fconn_free(struct fconn *c)
 			*cp = c->next;
 			break;
 		}
-	fwd.nconns--;
 	ev_timer_del(&c->timer);
+	if (c->client != NULL)
+		client_free(c->client);
 	if (c->fd != -1) {
 		ev_del(c->fd);
 		close(c->fd);
@@ -110,54 +92,31 @@ fconn_free(struct fconn *c)
 	free(c);
 }
 
+/* The message taken for c goes back to the ready list, untried. */
 static void
-probe_timer(void *arg)
+fconn_unassign(struct fconn *c)
 {
-	(void)arg;
-	fwd.probe_due = 1;
-	forward_kick();
-}
-
-/* The upstream could not be reached: wait, then try once. */
-static void
-upstream_failed(const char *addr, const char *why)
-{
-	/* Another address may answer: try them all before giving up. */
-	if (++fwd.failed_in_row < fwd.naddrs && !fwd.down) {
-		log_info("event=upstream-connect-failed upstream=%s "
-		    "reason=%s action=next-address", addr, log_qq(why));
+	if (c->msg == NULL)
 		return;
-	}
-	fwd.failed_in_row = 0;
-	log_warnx("event=upstream-unreachable upstream=%s reason=%s "
-	    "retry_in=%us", addr, log_qq(why), fwd.conf->queue_retry);
-	fwd.down = 1;
-	fwd.probe_due = 0;
-	if (!ev_timer_pending(&fwd.probe_timer))
-		ev_timer_add(&fwd.probe_timer,
-		    (uint64_t)fwd.conf->queue_retry * 1000);
-	if (fwd.resolve != NULL)
-		fwd.resolve();
+	if (c->spoolfd != -1)
+		close(c->spoolfd);
+	c->spoolfd = -1;
+	sched_push(c->msg);
+	c->msg = NULL;
 }
 
-/* The upstream answered: everything that waited for it goes now. */
-static void
-upstream_up(void)
-{
-	fwd.failed_in_row = 0;
-	if (!fwd.down)
-		return;
-	log_info("event=upstream-reachable");
-	fwd.down = 0;
-	fwd.probe_due = 0;
-	ev_timer_del(&fwd.probe_timer);
-	sched_retry_now();
-}
-
+/* Failed before the envelope: the upstream is down or next address. */
 static void
 fconn_fail(struct fconn *c, const char *why)
 {
-	upstream_failed(c->addr, why);
+	/* Once down, only its probe says more: one back-off step each. */
+	if (!c->up->down || c->probe)
+		up_failed(c->up, c->addr, why);
+	else
+		log_info("event=upstream-connect-failed upstream=%s reason=%s "
+		    "upstream_name=%s", c->addr, log_qq(why),
+		    c->up->conf->name);
+	fconn_unassign(c);
 	fconn_free(c);
 	forward_kick();
 }
@@ -168,13 +127,13 @@ fconn_timeout(void *arg)
 	struct fconn	*c = arg;
 
 	if (c->state == FCONN_IDLE) {
-		c->state = FCONN_QUITTING;
 		client_quit(c->client);
 		c->client = NULL;
 		fconn_free(c);
 		return;
 	}
-	fconn_fail(c, "connect timeout");
+	fconn_fail(c, c->state == FCONN_CONNECTING ? "connect timeout" :
+	    "greeting timeout");
 }
 
 static void
@@ -184,49 +143,28 @@ fconn_ready(struct client *cl, int ok, const char *text, void *arg)
 
 	(void)cl;
 	if (!ok) {
-		client_free(c->client);
-		c->client = NULL;
 		fconn_fail(c, text);
 		return;
 	}
-	log_debug("event=upstream-connected upstream=%s tls=%s auth=%s",
-	    c->addr, client_tls(c->client) ? "yes" : "no",
-	    client_authenticated(c->client) ? "yes" : "no");
-	upstream_up();
+	ev_timer_del(&c->timer);
+	log_debug("event=upstream-connected upstream=%s tls=%s auth=%s "
+	    "upstream_name=%s", c->addr, client_tls(c->client) ? "yes" : "no",
+	    client_authenticated(c->client) ? "yes" : "no", c->up->conf->name);
+	up_ok(c->up);
+	c->probe = 0;
 	fconn_next(c);
 	forward_kick();
-}
-
-/* The client's TLS mode for the configured one. */
-static int
-fconn_tls_mode(void)
-{
-	switch (fwd.conf->upstream_tls) {
-	case UPSTREAM_STARTTLS:
-		return CLIENT_TLS_STARTTLS;
-	case UPSTREAM_TLS:
-		return CLIENT_TLS_IMPLICIT;
-	case UPSTREAM_OPPORTUNISTIC:
-		/* A password never goes out in clear text but by request. */
-		if (fwd.auth_user[0] != '\0')
-			return CLIENT_TLS_STARTTLS;
-		/* Without a context (no CA store) the default is plain. */
-		return fwd.tls_ctx != NULL ? CLIENT_TLS_OPPORTUNISTIC :
-		    CLIENT_TLS_NONE;
-	default:
-		return CLIENT_TLS_NONE;
-	}
 }
 
 static void
 fconn_connected(int fd, int events, void *arg)
 {
 	struct fconn	*c = arg;
-	int		 err = 0, on = 1;
+	struct upstream	*u = c->up;
+	int		 err = 0, on = 1, mode = up_tls_mode(u);
 	socklen_t	 len = sizeof(err);
 
 	(void)events;
-	ev_timer_del(&c->timer);
 	ev_del(fd);
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -236,71 +174,52 @@ fconn_connected(int fd, int events, void *arg)
 	}
 	/* Our last write of a message is the dot: never hold it back. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
-	c->fd = -1;
 	c->state = FCONN_HANDSHAKE;
 	if ((c->client = client_new(fd, fwd.conf->hostname, fconn_ready,
 	    c)) == NULL) {
-		close(fd);
 		fconn_fail(c, "out of memory");
 		return;
 	}
+	c->fd = -1;
 	/*
 	 * The name verified is the one configured, not the address.  TLS
 	 * asked for and no context is a failure, never clear text.
 	 */
-	if ((fconn_tls_mode() != CLIENT_TLS_NONE && (fwd.tls_ctx == NULL ||
-	    client_set_tls(c->client, fwd.tls_ctx, fconn_tls_mode(),
-	    fwd.conf->upstream_host) == -1)) ||
-	    client_set_auth(c->client, fwd.auth_user, fwd.auth_pass) == -1) {
-		client_free(c->client);
-		c->client = NULL;
+	if ((mode != CLIENT_TLS_NONE && (u->tls_ctx == NULL ||
+	    client_set_tls(c->client, u->tls_ctx, mode, u->conf->host) ==
+	    -1)) || client_set_auth(c->client, u->auth_user, u->auth_pass) ==
+	    -1)
 		fconn_fail(c, "cannot set up TLS or AUTH");
-	}
 }
 
-/* Open one more connection to the upstream. */
+/* Open one more connection to u; the timer covers the greeting too. */
 static void
-fconn_open(void)
+fconn_open(struct upstream *u, int probe)
 {
 	struct fconn		*c;
 	struct sockaddr_storage	*ss;
 	socklen_t		 len;
-	char			 ip[INET6_ADDRSTRLEN];
-	uint16_t		 port;
 
-	if (fwd.naddrs == 0) {
-		upstream_failed(fwd.conf->upstream_host, "no address");
-		return;
-	}
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return;
 	c->spoolfd = -1;
-	ss = &fwd.addrs[fwd.next_addr];
-	len = fwd.addrlens[fwd.next_addr];
-	fwd.next_addr = (fwd.next_addr + 1) % fwd.naddrs;
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr, ip,
-		    sizeof(ip));
-		port = ntohs(((struct sockaddr_in *)ss)->sin_port);
-		snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
-	} else {
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)ss)->sin6_addr,
-		    ip, sizeof(ip));
-		port = ntohs(((struct sockaddr_in6 *)ss)->sin6_port);
-		snprintf(c->addr, sizeof(c->addr), "[%s]:%u", ip, port);
-	}
+	c->fd = -1;
+	c->up = u;
+	c->probe = probe;
 	c->next = fwd.conns;
 	fwd.conns = c;
-	fwd.nconns++;
 	ev_timer_set(&c->timer, fconn_timeout, c);
-	c->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
-	if (c->fd == -1) {
-		fconn_fail(c, strerror(errno));
+	if (probe)
+		u->probing = 1;
+	if (up_next_addr(u, &ss, &len, c->addr, sizeof(c->addr)) == -1) {
+		strlcpy(c->addr, u->conf->host, sizeof(c->addr));
+		fconn_fail(c, "no address");
 		return;
 	}
-	if (connect(c->fd, (struct sockaddr *)ss, len) == -1 &&
-	    errno != EINPROGRESS) {
+	c->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0);
+	if (c->fd == -1 || (connect(c->fd, (struct sockaddr *)ss, len) == -1 &&
+	    errno != EINPROGRESS)) {
 		fconn_fail(c, strerror(errno));
 		return;
 	}
@@ -309,15 +228,111 @@ fconn_open(void)
 		fconn_fail(c, "ev_add");
 		return;
 	}
-	ev_timer_add(&c->timer, FWD_CONNECT_MS);
+	ev_timer_add(&c->timer, fwd.connect_ms);
 }
 
-/* Give ready messages to idle connections; open more if needed. */
+/* Whether c counts against its upstream's max-connections. */
+static int
+fconn_counts(const struct fconn *c)
+{
+	return !(c->state == FCONN_BUSY && c->client != NULL &&
+	    client_stalled_ms(c->client) > FWD_STALL_MS);
+}
+
+/*
+ * The route a ready message takes next; -1 when it has nothing left to
+ * send and was finished (only a DSN to make).
+ */
+static int
+ready_route(struct qmsg *m)
+{
+	int	 route;
+
+	if ((route = route_next(m)) == -1) {
+		sched_take(m);
+		sched_done(m);
+	}
+	return route;
+}
+
+/* Count the demand of the ready messages, per upstream. */
+static void
+forward_demand(void)
+{
+	const struct routes	*r = route_table();
+	struct qmsg		*m, *next;
+	struct upstream		*u;
+	uint32_t		 i;
+	int			 route, up;
+
+	memset(fwd.demand, 0, sizeof(fwd.demand));
+	memset(fwd.probe_wanted, 0, sizeof(fwd.probe_wanted));
+	for (m = sched_ready_first(); m != NULL; m = next) {
+		next = m->rnext;
+		if ((route = ready_route(m)) == -1)
+			continue;
+		if ((up = route_upstream(route)) >= 0) {
+			fwd.demand[up]++;
+			continue;
+		}
+		/* Every upstream of the route is down: probe them. */
+		for (i = 0; i < r->routes[route].nvia; i++)
+			if ((u = up_get(r->routes[route].via[i])) != NULL &&
+			    up_probe_due(u))
+				fwd.probe_wanted[u->index] = 1;
+	}
+	/* A down upstream listed before the one in use is probed too. */
+	for (i = 0; i < up_count(); i++)
+		if ((u = up_get(i))->down && up_probe_due(u) &&
+		    fwd.demand[i] == 0 && sched_has_ready())
+			fwd.probe_wanted[i] = 1;
+}
+
+/* Open what the demand of upstream u needs, within its limits. */
+static void
+forward_open(struct upstream *u)
+{
+	struct fconn	*c;
+	unsigned int	 counted = 0, waiting = 0, need;
+
+	if (u->down) {
+		if (fwd.probe_wanted[u->index] && up_probe_due(u))
+			fconn_open(u, 1);
+		return;
+	}
+	for (c = fwd.conns; c != NULL; c = c->next) {
+		if (c->up != u)
+			continue;
+		if (fconn_counts(c))
+			counted++;
+		if (c->state == FCONN_CONNECTING ||
+		    c->state == FCONN_HANDSHAKE || c->state == FCONN_IDLE)
+			waiting++;
+	}
+	need = fwd.demand[u->index];
+	/* The rate lets one go at a time: one connection waits for it. */
+	if (up_rate_wait(u) > 0 && need > 1)
+		need = 1;
+	while (need > waiting && counted < u->conf->max_conns && !u->down) {
+		fconn_open(u, 0);
+		counted++;
+		waiting++;
+	}
+}
+
+static void
+tick_timer(void *arg)
+{
+	(void)arg;
+	forward_kick();
+}
+
+/* Give ready messages to idle connections; open more where needed. */
 static void
 forward_kick(void)
 {
 	struct fconn	*c, *next;
-	unsigned int	 connecting = 0;
+	uint32_t	 i;
 
 	for (c = fwd.conns; c != NULL && sched_has_ready(); c = next) {
 		next = c->next;
@@ -326,25 +341,11 @@ forward_kick(void)
 			fconn_next(c);
 		}
 	}
-	for (c = fwd.conns; c != NULL; c = c->next)
-		if (c->state == FCONN_CONNECTING ||
-		    c->state == FCONN_HANDSHAKE)
-			connecting++;
-	while (sched_has_ready() && fwd.nconns < FWD_MAX_CONNS) {
-		if (fwd.down) {
-			/* One probe at a time, when its time has come. */
-			if (!fwd.probe_due || connecting > 0)
-				return;
-			fwd.probe_due = 0;
-			fconn_open();
-			return;
-		}
-		/* Do not open more connections than there are messages. */
-		if (sched_ready_count(connecting + 1) <= connecting)
-			return;
-		fconn_open();
-		connecting++;
-	}
+	forward_demand();
+	for (i = 0; i < up_count(); i++)
+		forward_open(up_get(i));
+	if (sched_has_ready() && !ev_timer_pending(&fwd.tick))
+		ev_timer_add(&fwd.tick, FWD_TICK_MS);
 }
 
 /*
@@ -375,14 +376,13 @@ forward_received(const struct qmsg *m, char *buf, size_t len)
 		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id, date);
 }
 
+/* The results of the recipients tried on c. */
 static void
-fconn_done(struct client *cl, struct client_result *res, void *arg)
+fconn_results(struct fconn *c, const struct client_result *res)
 {
-	struct fconn	*c = arg;
 	struct qmsg	*m = c->msg;
 	uint32_t	 i, n = 0;
 
-	(void)cl;
 	for (i = 0; i < m->nrcpt; i++) {
 		struct qrcpt *r = &m->rcpts[i];
 		struct client_rcpt_result *rr;
@@ -398,59 +398,77 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 		else if (rr->code >= 500)
 			r->state = RCPT_FAILED;
 		log_info("event=attempt queue_id=%s upstream=%s rcpt=%s "
-		    "result=%s code=%d reply=%s", m->id, c->addr,
-		    log_qpath(r->addr), r->state == RCPT_DONE ? "delivered" :
-		    r->state == RCPT_FAILED ? "failed" : "deferred",
-		    rr->code, log_qq(r->text));
+		    "result=%s code=%d reply=%s upstream_name=%s", m->id,
+		    c->addr, log_qpath(r->addr), r->state == RCPT_DONE ?
+		    "delivered" : r->state == RCPT_FAILED ? "failed" :
+		    "deferred", rr->code, log_qq(r->text), c->up->conf->name);
 	}
+}
+
+/*
+ * After one route's attempt: the next route of the message goes now
+ * (what was delivered marked first), or the round is over.
+ */
+static void
+fconn_msg_done(struct qmsg *m, int route)
+{
+	m->routes_tried |= 1ULL << route;
+	if (route_more(m)) {
+		if (queue_mark(m) == -1)
+			log_warn("event=queue-error queue_id=%s op=mark",
+			    m->id);
+		sched_push(m);
+		return;
+	}
+	sched_done(m);
+}
+
+static void
+fconn_done(struct client *cl, struct client_result *res, void *arg)
+{
+	struct fconn	*c = arg;
+	struct qmsg	*m = c->msg;
+
+	(void)cl;
+	fconn_results(c, res);
 	close(c->spoolfd);
 	c->spoolfd = -1;
 	c->msg = NULL;
-	sched_done(m);
+	fconn_msg_done(m, c->route);
 	if (res->broken || (res->status != 2 && res->code == 0)) {
 		/* The connection broke: it cannot be used again. */
-		client_free(c->client);
 		c->client = NULL;
+		client_free(cl);
 		fconn_free(c);
 		forward_kick();
 		return;
 	}
+	c->used = 1;
 	fconn_next(c);
+	forward_kick();
 }
 
-/* Send the next ready message on c, or let c idle. */
+/* Send c's message: its route's recipients, its sender rewritten. */
 static void
-fconn_next(struct fconn *c)
+fconn_send(struct fconn *c)
 {
+	const struct routes	*r = route_table();
 	struct client_msg	 cm;
-	struct qmsg		*m;
+	struct qmsg		*m = c->msg;
 	uint32_t		 i, n;
 
-	while ((m = sched_pop()) != NULL)
-		if ((c->spoolfd = sched_open(m)) != -1)
-			break;
-	if (m == NULL) {
-		c->state = FCONN_IDLE;
-		ev_timer_add(&c->timer, FWD_IDLE_MS);
-		return;
-	}
-	free(c->tried);
-	free(c->rcpts);
-	c->tried = calloc(m->nrcpt, sizeof(*c->tried));
-	c->rcpts = calloc(m->nrcpt, sizeof(*c->rcpts));
-	if (c->tried == NULL || c->rcpts == NULL)
-		fatal("forward rcpts");
 	for (i = 0, n = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == RCPT_PENDING) {
+		if (m->rcpts[i].state == RCPT_PENDING &&
+		    route_of_rcpt(m, i) == c->route) {
 			c->tried[n] = i;
 			c->rcpts[n++] = m->rcpts[i].addr;
 		}
-	m->state = QMSG_SENDING;
-	c->msg = m;
 	c->state = FCONN_BUSY;
+	routes_rewrite(&r->routes[c->route], m->is_bounce ? "" : m->from,
+	    c->from, sizeof(c->from));
 	forward_received(m, c->prepend, sizeof(c->prepend));
 	memset(&cm, 0, sizeof(cm));
-	cm.mail_from = m->from;
+	cm.mail_from = c->from;
 	cm.rcpts = c->rcpts;
 	cm.nrcpt = n;
 	cm.size = m->size;
@@ -461,36 +479,103 @@ fconn_next(struct fconn *c)
 	cm.x_peer_ip = fwd.conf->x_peer && !m->is_bounce ? m->peer_ip : NULL;
 	if (client_send(c->client, &cm, fconn_done, c) == -1) {
 		log_warnx("event=send-failed queue_id=%s", m->id);
-		close(c->spoolfd);
-		c->spoolfd = -1;
-		c->msg = NULL;
-		sched_push(m);
-		client_free(c->client);
-		c->client = NULL;
+		fconn_unassign(c);
 		fconn_free(c);
 	}
 }
 
-/* The client TLS context, made before the sandbox (upstream tls). */
-void
-forward_set_tls(SSL_CTX *ctx)
+/* The RSET probe of a reused connection answered, or failed. */
+static void
+fconn_probed(struct client *cl, int ok, const char *text, void *arg)
 {
-	fwd.tls_ctx = ctx;
+	struct fconn	*c = arg;
+
+	(void)cl;
+	if (!ok) {
+		/* Not the upstream's failure: a new connection may work. */
+		log_info("event=upstream-reuse-failed upstream=%s reason=%s "
+		    "upstream_name=%s", c->addr, log_qq(text),
+		    c->up->conf->name);
+		fconn_unassign(c);
+		fconn_free(c);
+		forward_kick();
+		return;
+	}
+	fconn_send(c);
 }
 
-/* Credentials for AUTH to the upstream, from the parent. */
-void
-forward_set_auth(const char *user, const char *password)
+/* The first ready message that goes to c's upstream now. */
+static struct qmsg *
+fconn_pick(struct fconn *c, int *routep)
 {
-	strlcpy(fwd.auth_user, user, sizeof(fwd.auth_user));
-	strlcpy(fwd.auth_pass, password, sizeof(fwd.auth_pass));
+	struct qmsg	*m, *next;
+	int		 route;
+
+	for (m = sched_ready_first(); m != NULL; m = next) {
+		next = m->rnext;
+		if ((route = ready_route(m)) == -1)
+			continue;
+		if (route_upstream(route) != (int)c->up->index)
+			continue;
+		sched_take(m);
+		*routep = route;
+		return m;
+	}
+	return NULL;
+}
+
+/* Take the next message for c's upstream, or let c idle. */
+static void
+fconn_next(struct fconn *c)
+{
+	struct qmsg	*m;
+	uint64_t	 wait;
+	int		 route = 0;
+
+	if ((wait = up_rate_wait(c->up)) > 0) {
+		if (!ev_timer_pending(&c->up->timer))
+			ev_timer_add(&c->up->timer, wait);
+		m = NULL;
+	} else
+		while ((m = fconn_pick(c, &route)) != NULL)
+			if ((c->spoolfd = sched_open(m)) != -1)
+				break;
+	if (m == NULL) {
+		c->state = FCONN_IDLE;
+		ev_timer_add(&c->timer, FWD_IDLE_MS + wait);
+		return;
+	}
+	free(c->tried);
+	free(c->rcpts);
+	c->tried = calloc(m->nrcpt, sizeof(*c->tried));
+	c->rcpts = calloc(m->nrcpt, sizeof(*c->rcpts));
+	if (c->tried == NULL || c->rcpts == NULL)
+		fatal("forward rcpts");
+	m->state = QMSG_SENDING;
+	c->msg = m;
+	c->route = route;
+	/* Taken now, not at the send: other connections check it too. */
+	up_rate_take(c->up);
+	if (!c->used) {
+		fconn_send(c);
+		return;
+	}
+	c->state = FCONN_PROBING;
+	if (client_probe(c->client, fwd.rset_ms, fconn_probed, c) == -1) {
+		fconn_unassign(c);
+		fconn_free(c);
+	}
 }
 
 void
-forward_init(const struct smtpd_conf *conf, forward_resolve_cb resolve)
+forward_init(const struct smtpd_conf *conf, const struct routes *r,
+    upstream_resolve_cb resolve)
 {
 	fwd.conf = conf;
-	fwd.resolve = resolve;
-	ev_timer_set(&fwd.probe_timer, probe_timer, NULL);
+	fwd.connect_ms = (uint64_t)conf->upstream_connect_timeout * 1000;
+	fwd.rset_ms = (uint64_t)conf->upstream_rset_timeout * 1000;
+	ev_timer_set(&fwd.tick, tick_timer, NULL);
+	route_init(r, conf->hostname);
+	up_init(r, conf, resolve, forward_kick);
 	sched_init(conf, forward_kick);
 }

@@ -1,5 +1,6 @@
 /*
- * relay mode delivery: the scheduler and the upstream connections.
+ * relay mode delivery: the upstream connections, fed from the
+ * scheduler's ready list by route and upstream (SPEC 7.2).
  */
 #ifndef SMTPD_FORWARD_H
 #define SMTPD_FORWARD_H
@@ -10,18 +11,14 @@
 
 #include "proto.h"
 #include "queue.h"
+#include "routes.h"
+#include "upstream.h"
 
-#define FWD_MAX_CONNS		4
-#define FWD_MAX_ADDRS		8
 #define FWD_IDLE_MS		5000
-#define FWD_CONNECT_MS		30000
+#define FWD_STALL_MS		30000	/* then it no longer counts */
+#define FWD_TICK_MS		1000	/* re-check stalls and rates */
 
-typedef void (*forward_resolve_cb)(void);
-
-void	forward_init(const struct smtpd_conf *, forward_resolve_cb);
-void	forward_set_tls(SSL_CTX *);
-void	forward_set_auth(const char *user, const char *password);
-void	forward_set_addrs(const struct sockaddr_storage *, const socklen_t *,
-	    unsigned int);
+void	forward_init(const struct smtpd_conf *, const struct routes *,
+	    upstream_resolve_cb);
 
 #endif

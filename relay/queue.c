@@ -287,6 +287,8 @@ envfile_write(int fd, const struct qmsg *m)
 	fprintf(f, "client-port %u\n", m->peer_port);
 	env_put(f, "helo", m->helo);
 	env_put(f, "from", m->from);
+	if (m->auth_user[0] != '\0')
+		env_put(f, "auth-user", m->auth_user);
 	fprintf(f, "size %" PRIu64 "\n", m->size);
 	fprintf(f, "flags %u\n", m->flags);
 	fprintf(f, "bounce %d\n", m->is_bounce);
@@ -416,6 +418,11 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		return env_unescape(val, m->helo, sizeof(m->helo));
 	if (strcmp(key, "from") == 0)
 		return env_unescape(val, m->from, sizeof(m->from));
+	/* Optional, once, before the recipients: routes by user need it. */
+	if (strcmp(key, "auth-user") == 0)
+		return m->nrcpt > 0 || m->auth_user[0] != '\0' ||
+		    env_unescape(val, m->auth_user, sizeof(m->auth_user)) ==
+		    -1 || m->auth_user[0] == '\0' ? -1 : 0;
 	if (strncmp(key, "rcpt-", 5) == 0) {
 		struct qrcpt *rc;
 

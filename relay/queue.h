@@ -67,6 +67,7 @@ struct qmsg {
 	uint32_t	 peer_port;
 	char		 helo[ENV_HELO_MAX + 1];
 	char		 from[ADDR_PATH_MAX + 1];	/* "" for <> */
+	char		 auth_user[AUTH_FIELD_MAX + 1];	/* "": not authenticated */
 	uint64_t	 size;
 	uint32_t	 flags;
 	int		 is_bounce;
@@ -80,6 +81,7 @@ struct qmsg {
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
+	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
 #define QMSG_WAITING	0	/* timer armed */

@@ -34,6 +34,7 @@
 static struct relay {
 	struct smtpd_conf	 conf;
 	struct policy		 policy;
+	struct routes		 routes;	/* upstreams, from the parent */
 	struct policy		 next_policy;	/* being received (SIGHUP) */
 	struct policy		 old_policy;	/* before the last reload */
 	uint32_t		 old_channels;	/* channels older hold to it */
@@ -122,6 +123,8 @@ channel_close(struct channel *ch)
 	/* Its worker may still hold its files open. */
 	if (relay.conf.mode != MODE_DEBUG)
 		queue_pool_drop(ch->id);
+	while (ch->nauth > 0)
+		free(ch->auth[--ch->nauth].user);
 	free(ch->auth);
 	for (chp = &relay.channels; *chp != NULL; chp = &(*chp)->next)
 		if (*chp == ch) {
@@ -299,27 +302,31 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	spool_drop(ch, sp);
 }
 
-/* Whether the parent told us that this session authenticated. */
-static int
+/* The user the parent saw this session authenticate as, or NULL. */
+static const char *
 channel_authenticated(const struct channel *ch, uint32_t session)
 {
 	uint32_t	 i;
 
-	for (i = 0; i < ch->nauth; i++)
-		if (ch->auth[i] == session)
-			return 1;
-	return 0;
+	for (i = ch->nauth; i > 0; i--)
+		if (ch->auth[i - 1].session == session)
+			return ch->auth[i - 1].user;
+	return NULL;
 }
 
 /* IMSG_AUTH_GRANT from the parent. */
 static int
 relay_auth_grant(struct proc_chan *pc, struct imsg *imsg)
 {
-	struct channel	*ch;
-	uint32_t	 session, *more;
+	struct channel		*ch;
+	struct channel_auth	*more;
+	char			 user[AUTH_FIELD_MAX + 1];
+	uint32_t		 session;
 
 	(void)pc;
-	if (imsg_get_u32(imsg, &session) == -1)
+	if (imsg_get_u32(imsg, &session) == -1 ||
+	    imsg_get_str(imsg, user, sizeof(user)) == -1 ||
+	    imsg_get_end(imsg) == -1)
 		return -1;
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		if (ch->id == imsg->hdr.peerid)
@@ -327,6 +334,7 @@ relay_auth_grant(struct proc_chan *pc, struct imsg *imsg)
 	if (ch == NULL)
 		return 0;
 	if (ch->nauth == CHANNEL_AUTH_MAX) {
+		free(ch->auth[0].user);
 		memmove(ch->auth, ch->auth + 1, (ch->nauth - 1) *
 		    sizeof(*ch->auth));
 		ch->nauth--;
@@ -335,7 +343,10 @@ relay_auth_grant(struct proc_chan *pc, struct imsg *imsg)
 	    sizeof(*ch->auth))) == NULL)
 		fatal("auth grant");
 	ch->auth = more;
-	ch->auth[ch->nauth++] = session;
+	ch->auth[ch->nauth].session = session;
+	if ((ch->auth[ch->nauth].user = strdup(user)) == NULL)
+		fatal("auth grant");
+	ch->nauth++;
 	return 0;
 }
 
@@ -347,25 +358,29 @@ relay_auth_grant(struct proc_chan *pc, struct imsg *imsg)
  */
 static int
 relay_recheck(const struct channel *ch, const struct envelope *env,
-    int authenticated)
+    const char *user)
 {
 	const struct env_rcpt	*r;
 	uint32_t		 i;
+	int			 old = ch->id <= relay.old_channels;
 
 	if (relay.conf.mode != MODE_RELAY)
 		return 0;
+	if (!policy_sender_ok(&relay.policy, user, env->mail_from) &&
+	    (!old || !policy_sender_ok(&relay.old_policy, user,
+	    env->mail_from)))
+		return -1;
 	for (i = 0; i < env->nrcpt; i++) {
 		r = &env->rcpts[i];
 		/* The reserved postmaster is always accepted (SPEC 7.1). */
 		if (r->postmaster ||
 		    addr_is_postmaster(r->path, relay.conf.hostname))
 			continue;
-		if (policy_check_rcpt(&relay.policy, &r->addr, env->peer_ip,
-		    authenticated) == POLICY_ACCEPT)
+		if (policy_check(&relay.policy, &r->addr, env->peer_ip, user,
+		    env->mail_from) == POLICY_ACCEPT)
 			continue;
-		if (ch->id > relay.old_channels ||
-		    policy_check_rcpt(&relay.old_policy, &r->addr,
-		    env->peer_ip, authenticated) != POLICY_ACCEPT)
+		if (!old || policy_check(&relay.old_policy, &r->addr,
+		    env->peer_ip, user, env->mail_from) != POLICY_ACCEPT)
 			return -1;
 	}
 	return 0;
@@ -374,7 +389,7 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 /* A queue entry for a checked envelope. */
 static struct qmsg *
 relay_qmsg(const struct spool *sp, const struct envelope *env,
-    uint32_t ch_id)
+    const char *user, uint32_t ch_id)
 {
 	struct qmsg	*m;
 	uint32_t	 i;
@@ -390,6 +405,8 @@ relay_qmsg(const struct spool *sp, const struct envelope *env,
 	m->peer_port = env->peer_port;
 	strlcpy(m->helo, env->helo, sizeof(m->helo));
 	strlcpy(m->from, env->mail_from, sizeof(m->from));
+	if (user != NULL)
+		strlcpy(m->auth_user, user, sizeof(m->auth_user));
 	m->size = env->size;
 	m->flags = env->flags;
 	m->created = m->next_try = (int64_t)time(NULL);
@@ -474,8 +491,10 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	struct pending	*p;
 	struct qmsg	*m;
 
+	const char	*user = NULL;
+
 	if ((env->flags & ENV_F_AUTH) &&
-	    !channel_authenticated(ch, sp->session)) {
+	    (user = channel_authenticated(ch, sp->session)) == NULL) {
 		/* The grant may be lost with a relay restart: no blame. */
 		log_warnx("event=auth-unconfirmed channel=%u session=%08x",
 		    ch->id, sp->session);
@@ -484,9 +503,9 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 		spool_drop(ch, sp);
 		return 0;
 	}
-	if (relay_recheck(ch, env, (env->flags & ENV_F_AUTH) != 0) == -1)
+	if (relay_recheck(ch, env, user) == -1)
 		return -1;
-	if ((m = relay_qmsg(sp, env, ch->id)) == NULL ||
+	if ((m = relay_qmsg(sp, env, user, ch->id)) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
 		qmsg_free(m);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
@@ -604,23 +623,24 @@ relay_channel_add(uint32_t id, int fd)
 	log_debug("event=channel-open channel=%u", id);
 }
 
-/* The upstream's addresses, as the parent resolved them. */
+/* An upstream's addresses, as the parent resolved them. */
 static int
 relay_upstream_addrs(struct proc_chan *pc, struct imsg *imsg)
 {
 	struct sockaddr_storage	 ss[FWD_MAX_ADDRS];
 	socklen_t		 lens[FWD_MAX_ADDRS];
-	uint32_t		 i, n;
+	uint32_t		 i, idx, n;
 
 	(void)pc;
-	if (imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
+	if (imsg_get_u32(imsg, &idx) == -1 || idx >= relay.routes.nups ||
+	    imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
 		return -1;
 	for (i = 0; i < n; i++)
 		if (imsg_get_sa(imsg, &ss[i], &lens[i]) == -1)
 			return -1;
 	if (imsg_get_end(imsg) == -1)
 		return -1;
-	forward_set_addrs(ss, lens, n);
+	up_set_addrs(idx, ss, lens, n);
 	return 0;
 }
 
@@ -644,13 +664,14 @@ relay_log_sink(int pri, const char *line)
 	(void)proc_send(&relay.parent, &out);
 }
 
-/* Ask the parent to resolve the upstream again (after a failure). */
+/* Ask the parent to resolve an upstream again (after a failure). */
 static void
-relay_resolve(void)
+relay_resolve(uint32_t idx)
 {
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_RESOLVE, 0, -1);
+	imsg_add_u32(&out, idx);
 	relay_parent_send(&out);
 }
 
@@ -721,17 +742,27 @@ relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
 	return 0;
 }
 
+/* A named upstream or a route: start-up only, fixed until a restart. */
+static int
+relay_on_route(struct proc_chan *pc, struct imsg *imsg)
+{
+	(void)pc;
+	return routes_recv(&relay.routes, imsg);
+}
+
 static int
 relay_on_upstream_auth(struct proc_chan *pc, struct imsg *imsg)
 {
-	char	 user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
-	int	 rc = -1;
+	char		 user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
+	uint32_t	 idx;
+	int		 rc = -1;
 
 	(void)pc;
-	if (imsg_get_str(imsg, user, sizeof(user)) == 0 &&
+	if (imsg_get_u32(imsg, &idx) == 0 && idx < relay.routes.nups &&
+	    imsg_get_str(imsg, user, sizeof(user)) == 0 &&
 	    imsg_get_str(imsg, pass, sizeof(pass)) == 0 &&
 	    imsg_get_end(imsg) == 0) {
-		forward_set_auth(user, pass);
+		up_set_auth(idx, user, pass);
 		rc = 0;
 	}
 	explicit_bzero(pass, sizeof(pass));
@@ -764,6 +795,11 @@ static const struct proc_handler relay_parent_handlers[] = {
 	{ IMSG_CONF_DOMAIN,	relay_on_policy },
 	{ IMSG_CONF_RCPT,	relay_on_policy },
 	{ IMSG_CONF_NET,	relay_on_policy },
+	{ IMSG_CONF_RULE,	relay_on_policy },
+	{ IMSG_CONF_RULE_ITEM,	relay_on_policy },
+	{ IMSG_CONF_LOGIN,	relay_on_policy },
+	{ IMSG_CONF_UPSTREAM,	relay_on_route },
+	{ IMSG_CONF_ROUTE,	relay_on_route },
 	{ IMSG_UPSTREAM_ADDRS,	relay_upstream_addrs },
 	{ IMSG_CONF_UPSTREAM_AUTH, relay_on_upstream_auth },
 	{ IMSG_CONF_END,	proc_conf_end },
@@ -783,23 +819,28 @@ static const struct proc_handler relay_parent_handlers[] = {
 static void
 relay_tls_init(void)
 {
-	SSL_CTX	*ctx;
-	char	 err[256];
+	const struct upstream_conf	*u;
+	SSL_CTX				*ctx;
+	char				 err[256];
+	uint32_t			 i;
 
-	if (relay.conf.upstream_tls == UPSTREAM_PLAIN)
-		return;
-	tls_init();
-	ctx = tls_client_ctx(relay.conf.upstream_ca[0] != '\0' ?
-	    relay.conf.upstream_ca : NULL, relay.conf.upstream_verify, err,
-	    sizeof(err));
-	if (ctx == NULL && relay.conf.upstream_tls == UPSTREAM_OPPORTUNISTIC &&
-	    relay.conf.upstream_ca[0] == '\0') {
-		log_warnx("event=upstream-tls-off reason=\"%s\"", err);
-		return;
+	for (i = 0; i < relay.routes.nups; i++) {
+		u = &relay.routes.ups[i];
+		if (u->tls == UPSTREAM_PLAIN)
+			continue;
+		tls_init();
+		ctx = tls_client_ctx(u->ca[0] != '\0' ? u->ca : NULL,
+		    u->verify, err, sizeof(err));
+		if (ctx == NULL && u->tls == UPSTREAM_OPPORTUNISTIC &&
+		    u->ca[0] == '\0') {
+			log_warnx("event=upstream-tls-off upstream_name=%s "
+			    "reason=\"%s\"", u->name, err);
+			continue;
+		}
+		if (ctx == NULL)
+			fatalx("upstream %s TLS: %s", u->name, err);
+		up_set_tls(i, ctx);
 	}
-	if (ctx == NULL)
-		fatalx("upstream TLS: %s", err);
-	forward_set_tls(ctx);
 }
 
 /* Load what a previous run left in the queue. */
@@ -906,7 +947,8 @@ relay_main(void)
 		/* The queue is all the relay may see. */
 		root = relay.conf.queue;
 		if (relay.conf.mode == MODE_RELAY) {
-			forward_init(&relay.conf, relay_resolve);
+			forward_init(&relay.conf, &relay.routes,
+			    relay_resolve);
 			relay_tls_init();
 		}
 		else

@@ -29,14 +29,21 @@ struct pending {
 	struct qmsg	*msg;
 };
 
+struct channel_auth;
+
 struct channel {
 	struct channel	*next;
 	uint32_t	 id;
 	struct imsgbuf	 ib;
 	struct spool	*spools;
 	uint32_t	 nspools;
-	uint32_t	*auth;		/* sessions the parent saw authenticate */
+	struct channel_auth *auth;	/* sessions the parent saw authenticate */
 	uint32_t	 nauth;
+};
+
+struct channel_auth {
+	uint32_t	 session;
+	char		*user;
 };
 
 #define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */

@@ -267,6 +267,7 @@ sched_done(struct qmsg *m)
 	uint32_t	 pending;
 	int		 bounce_rc;
 
+	m->routes_tried = 0;	/* a new round of its routes next time */
 	pending = msg_pending(m);
 	if (msg_finished(m)) {
 		queue_remove(m);
@@ -397,6 +398,20 @@ sched_retry_now(void)
 			m->next_try = sched_now();
 			sched_push(m);
 		}
+}
+
+/* The ready list, for a transport that picks (m->rnext goes on). */
+struct qmsg *
+sched_ready_first(void)
+{
+	return sched.ready_head;
+}
+
+/* Take m, on the ready list, off it for an attempt. */
+void
+sched_take(struct qmsg *m)
+{
+	ready_remove(m);
 }
 
 int

@@ -23,6 +23,8 @@ void		 sched_retry_now(void);
 int		 sched_has_ready(void);
 unsigned int	 sched_ready_count(unsigned int);
 unsigned int	 sched_count(void);
+struct qmsg	*sched_ready_first(void);
+void		 sched_take(struct qmsg *);
 int64_t		 sched_now(void);
 
 #endif

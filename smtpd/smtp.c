@@ -434,6 +434,18 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		return;
 	}
 	addr_format(&a, s->mail_from, sizeof(s->mail_from));
+	/* sender-login: an authenticated user sends only as themselves. */
+	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
+	    !policy_sender_ok(s->policy, s->authenticated ? s->auth_user :
+	    NULL, s->mail_from)) {
+		log_info("event=mail-refused client=%s user=%s from=%s "
+		    "reason=sender-login", s->peer_ip, log_qq(s->auth_user),
+		    log_qpath(s->mail_from));
+		smtp_reply(s, 553, "5.7.1", "<%s>: Sender address not owned "
+		    "by user", s->mail_from);
+		s->mail_from[0] = '\0';
+		return;
+	}
 	s->state = SMTP_MAIL;
 	smtp_reply(s, 250, "2.1.0", "Ok");
 }
@@ -479,8 +491,8 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 	}
 	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
 	    !addr_is_postmaster(addr, s->conf->hostname)) {
-		switch (policy_check_rcpt(s->policy, &a, s->peer_ip,
-		    s->authenticated)) {
+		switch (policy_check(s->policy, &a, s->peer_ip,
+		    s->authenticated ? s->auth_user : NULL, s->mail_from)) {
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:

@@ -20,6 +20,7 @@
  * FUZZ_SRCS: lib/conf.c lib/event.c lib/tls.c lib/proc.c
  * FUZZ_SRCS: lib/envelope.c
  * FUZZ_SRCS: lib/imsg_rules.c
+ * FUZZ_SRCS: lib/rules.c relay/client_probe.c
  * FUZZ_LIBS: -lssl -lcrypto
  */
 #include <stdint.h>

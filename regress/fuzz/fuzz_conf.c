@@ -9,8 +9,9 @@
  * would open whatever file the input names (a FIFO, /dev/stdin); the
  * recipients parser gets every input directly instead.
  *
- * FUZZ_SRCS: parent/parse.c parent/cmdline.c lib/conf.c
- * FUZZ_SRCS: lib/policy.c lib/addr.c lib/imsg.c
+ * FUZZ_SRCS: parent/parse.c parent/parse_relay.c parent/cmdline.c lib/conf.c
+ * FUZZ_SRCS: lib/routes.c
+ * FUZZ_SRCS: lib/policy.c lib/rules.c lib/addr.c lib/imsg.c
  */
 #include <sys/mman.h>
 #include <sys/socket.h>

@@ -6,7 +6,7 @@
  * policy_add_rcpt().  What the parsers accept must format and parse
  * back to the same thing.
  *
- * FUZZ_SRCS: lib/policy.c lib/addr.c lib/imsg.c
+ * FUZZ_SRCS: lib/policy.c lib/rules.c lib/addr.c lib/imsg.c
  */
 #include <sys/types.h>
 #include <sys/socket.h>

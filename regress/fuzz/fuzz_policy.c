@@ -14,6 +14,7 @@
  * address in relay-recipients, domains without case and trailing dot.
  *
  * FUZZ_SRCS: lib/policy.c lib/addr.c lib/imsg.c
+ * FUZZ_SRCS: lib/rules.c
  */
 #include <ctype.h>
 #include <stdint.h>

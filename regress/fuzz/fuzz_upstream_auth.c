@@ -84,8 +84,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(user, 'x', sizeof(user));
 	memset(pass, 'x', sizeof(pass));
 	err[0] = '\0';
-	rc = upstream_auth_read(path, user, sizeof(user), pass, sizeof(pass),
-	    err, sizeof(err));
+	rc = upstream_auth_read("upstream-auth", path, user, sizeof(user),
+	    pass, sizeof(pass), err, sizeof(err));
 	if (rc != 0 && rc != -1)
 		abort();
 	if (rc == -1) {

@@ -16,9 +16,13 @@ those extensions out of the EHLO reply.  --no-pipelining leaves out
 PIPELINING and reads the commands unbuffered: a command that arrived
 before the reply to the one before it (the client pipelined anyway) is
 counted, per message, in its record's "early" (--offer-pipelining
-advertises it all the same: the detector's control).  The listening port is
-printed on standard output as "port N" once the server accepts
-connections.
+advertises it all the same: the detector's control).  Misbehaving
+upstreams: --no-greeting accepts connections and never says a word;
+--hang-first K makes the first K connections stop answering at the
+final dot of their first message (the message is not recorded, the
+socket stays open), while later connections are served as usual.  The
+listening port is printed on standard output as "port N" once the
+server accepts connections.
 """
 import argparse
 import base64
@@ -32,6 +36,7 @@ import threading
 
 lock = threading.Lock()
 counter = [0]
+conns = [0]
 
 
 def path_arg(arg):
@@ -70,8 +75,25 @@ class Handler(socketserver.StreamRequestHandler):
             raise EOFError("line without CRLF")
         return line[:-2]
 
+    def hang(self):
+        """Stop answering, keep the socket open until the peer closes."""
+        while True:
+            try:
+                if not self.connection.recv(4096):
+                    return
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
     def handle(self):
         opts = self.server.opts
+        with lock:
+            conns[0] += 1
+            conn_no = conns[0]
+        if opts.no_greeting:
+            self.hang()
+            return
         # Replies to pipelined commands go out at once, not after the
         # peer's delayed ACK (Nagle).
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -138,6 +160,9 @@ class Handler(socketserver.StreamRequestHandler):
                         if l.startswith(b"."):
                             l = l[1:]
                         data += l + b"\r\n"
+                    if conn_no <= opts.hang_first:
+                        self.hang()
+                        return
                     if opts.data_code and not (opts.take_bounces and
                                                sender == ""):
                         self.reply("%d data refused" % opts.data_code)
@@ -191,6 +216,8 @@ def main():
     # --mail-code and --data-code spare mail from <>: bounces arrive.
     ap.add_argument("--take-bounces", action="store_true")
     ap.add_argument("--no-smtputf8", action="store_true")
+    ap.add_argument("--no-greeting", action="store_true")
+    ap.add_argument("--hang-first", type=int, default=0)
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):

@@ -255,7 +255,7 @@ test_recv_wrong_role(void **state)
 	refused(ROLE_PARENT, ROLE_SESSION, 9999, -1, 0, "unknown type");
 	refused(ROLE_PARENT, ROLE_SESSION, IMSG_NONE, -1, 0, "unknown type");
 	accepted(ROLE_PARENT, ROLE_SESSION, IMSG_LOAD, -1, 4);
-	accepted(ROLE_PARENT, ROLE_RELAY, IMSG_RESOLVE, -1, 0);
+	accepted(ROLE_PARENT, ROLE_RELAY, IMSG_RESOLVE, -1, 4);
 	accepted(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, -1, 0);
 }
 
@@ -323,11 +323,11 @@ test_recv_phase(void **state)
 
 	link_open(&l, ROLE_RELAY, ROLE_PARENT);
 	assert_int_equal(link_send(&l, IMSG_CONF_DOMAIN, -1, 4), PROC_OK);
-	assert_int_equal(link_send(&l, IMSG_CONF_UPSTREAM_AUTH, -1, 8),
+	assert_int_equal(link_send(&l, IMSG_CONF_UPSTREAM_AUTH, -1, 12),
 	    PROC_OK);
 	l.ch.phase = PHASE_RUNNING;
 	assert_int_equal(link_send(&l, IMSG_CONF_DOMAIN, -1, 4), PROC_OK);
-	assert_int_equal(link_send(&l, IMSG_CONF_UPSTREAM_AUTH, -1, 8),
+	assert_int_equal(link_send(&l, IMSG_CONF_UPSTREAM_AUTH, -1, 12),
 	    PROC_BAD);
 	assert_string_equal(l.ch.why, "IMSG_CONF_UPSTREAM_AUTH from parent: "
 	    "allowed during start-up only");

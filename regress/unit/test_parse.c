@@ -381,7 +381,33 @@ static const struct bad bad_conf[] = {
 	    "1: upstream port: 0 is too small (1 to 65535)" },
 	{ "upstream h.example bogus\n", "1: upstream: unknown option bogus" },
 	{ "upstream h.example port\n", "1: upstream: unknown option port" },
-	{ "upstream a b c d e f\n", "1: upstream: wrong number of arguments" },
+	{ "upstream a b c d e f\n", "1: upstream: unknown option b" },
+	{ "upstream x host h.example rate 5/day\n",
+	    "1: upstream: rate 5/day is not N/s, N/min or N/h (N from 1 to "
+	    "100000)" },
+	{ "upstream x host h.example max-connections 0\n",
+	    "1: upstream max-connections: 0 is too small (1 to 1024)" },
+	{ "upstream x host h.example\nupstream x host i.example\n",
+	    "2: upstream: x given twice, badly named or one too many (at "
+	    "most 32)" },
+	{ "upstream x host h.example\nroute via y\n",
+	    "2: route: via y: no such upstream (define it before) or more "
+	    "than 8" },
+	{ "upstream x host h.example\nroute sender @a.example via x\n",
+	    "2: route: no default route (a route with no sender, user or "
+	    "domain)" },
+	{ "upstream x host h.example\nroute for a.example via x\n",
+	    "2: route: expected \"for domain D\"" },
+	{ "accept from any for any\n",
+	    "1: accept: \"accept from any for any\" is an open relay; "
+	    "refused" },
+	{ "accept from src 10.0.0.1/8 for any\n",
+	    "1: accept: 10.0.0.1/8 is not an address or network (host bits "
+	    "must be zero)" },
+	{ "accept from local\n", "1: accept: \"for\" is required" },
+	{ "accept from lan for any\n",
+	    "1: accept: from lan: expected any, local, src or auth" },
+	{ "accept for domain a..b\n", "1: accept: a..b is not a domain" },
 	{ "upstream-auth etc/auth\n",
 	    "1: upstream-auth: etc/auth is not an absolute path" },
 	{ "upstream-ca ca.pem\n",

@@ -22,9 +22,12 @@
 
 #include <cmocka.h>
 
+#include <bsd/string.h>
+
 #include "addr.h"
 #include "imsg.h"
 #include "policy.h"
+#include "routes.h"
 #include "proto.h"
 
 static void
@@ -650,6 +653,169 @@ test_recv_bad(void **state)
 	policy_free(&p);
 }
 
+/* accept rules after the shorthands; with a rule loopback is not trusted. */
+static void
+test_rules(void **state)
+{
+	struct policy	 p;
+	struct rule	*r;
+	struct netaddr	 na;
+	struct mailaddr	 a;
+
+	(void)state;
+	policy_init(&p);
+	r = rule_new(&p, RULE_FROM_SRC, RULE_FOR_DOMAIN, 1);
+	assert_non_null(r);
+	assert_int_equal(netaddr_parse("10.0.0.0/8", &na), 0);
+	assert_int_equal(rule_add_item(r, RULE_ITEM_NET, &na), 0);
+	assert_int_equal(rule_add_item(r, RULE_ITEM_DOMAIN, "Example.ORG."),
+	    0);
+	r = rule_new(&p, RULE_FROM_AUTH, RULE_FOR_RCPT, 2);
+	assert_int_equal(rule_add_item(r, RULE_ITEM_USER, "alice"), 0);
+	assert_int_equal(rule_add_item(r, RULE_ITEM_RCPT, "@b.example"), 0);
+	r = rule_new(&p, RULE_FROM_ANY, RULE_FOR_ANY, 3);
+	assert_int_equal(rule_add_item(r, RULE_ITEM_SENDER, "@s.example"), 0);
+	policy_finish(&p);
+	assert_int_equal(check(&p, "x@example.org", "10.1.2.3", 0),
+	    POLICY_ACCEPT);
+	assert_int_equal(check(&p, "x@example.net", "10.1.2.3", 0),
+	    POLICY_DENY);
+	assert_int_equal(check(&p, "x@example.org", "127.0.0.1", 0),
+	    POLICY_DENY);
+	assert_int_equal(check(&p, "x@sub.example.org", "10.1.2.3", 0),
+	    POLICY_DENY);
+	mk("y@B.example", &a);
+	/* The AUTH shorthand accepts any authenticated session first. */
+	assert_int_equal(policy_check(&p, &a, "192.0.2.1", "bob", NULL),
+	    POLICY_ACCEPT);
+	assert_int_equal(rules_match(&p, &a, "192.0.2.1", "bob", NULL), 0);
+	assert_int_equal(rules_match(&p, &a, "192.0.2.1", "alice", NULL), 1);
+	assert_int_equal(policy_check(&p, &a, "192.0.2.1", NULL,
+	    "u@s.example"), POLICY_ACCEPT);
+	assert_int_equal(policy_check(&p, &a, "192.0.2.1", NULL,
+	    "u@t.example"), POLICY_DENY);
+	assert_int_equal(policy_check(&p, &a, "192.0.2.1", NULL, NULL),
+	    POLICY_DENY);
+	policy_free(&p);
+}
+
+/* sender-login: only the user's entries, <> always, no line no sender. */
+static void
+test_sender_login(void **state)
+{
+	struct policy	 p;
+
+	(void)state;
+	policy_init(&p);
+	assert_int_equal(policy_sender_ok(&p, "bob", "x@y.example"), 1);
+	assert_int_equal(login_add(&p, "alice", "alice@example.com"), 0);
+	assert_int_equal(login_add(&p, "alice", "@alice.example"), 0);
+	assert_int_equal(login_add(&p, "alice", "not an address"), -1);
+	assert_int_equal(policy_sender_ok(&p, "alice", "alice@Example.COM"),
+	    1);
+	assert_int_equal(policy_sender_ok(&p, "alice", "z@alice.example"), 1);
+	assert_int_equal(policy_sender_ok(&p, "alice", "bob@example.com"), 0);
+	assert_int_equal(policy_sender_ok(&p, "bob", "bob@example.com"), 0);
+	assert_int_equal(policy_sender_ok(&p, "bob", ""), 1);
+	assert_int_equal(policy_sender_ok(&p, NULL, "bob@example.com"), 1);
+	policy_free(&p);
+}
+
+/* Rules and logins survive the trip to a child. */
+static void
+test_rules_send_recv(void **state)
+{
+	struct imsgbuf	*w, *r;
+	struct policy	 p, q;
+	struct rule	*ru;
+	struct netaddr	 na;
+	struct mailaddr	 a;
+	unsigned int	 count = 0;
+	int		 sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK |
+	    SOCK_CLOEXEC, 0, sv), 0);
+	w = malloc(sizeof(*w));
+	r = malloc(sizeof(*r));
+	assert_non_null(w);
+	assert_non_null(r);
+	imsgbuf_init(w, sv[0]);
+	imsgbuf_init(r, sv[1]);
+	policy_init(&p);
+	policy_init(&q);
+	ru = rule_new(&p, RULE_FROM_SRC, RULE_FOR_RCPT, 7);
+	assert_int_equal(netaddr_parse("2001:db8::/32", &na), 0);
+	assert_int_equal(rule_add_item(ru, RULE_ITEM_NET, &na), 0);
+	assert_int_equal(rule_add_item(ru, RULE_ITEM_RCPT, "u@r.example"), 0);
+	assert_int_equal(rule_add_item(ru, RULE_ITEM_SENDER, "@s.example"), 0);
+	assert_int_equal(login_add(&p, "alice", "@alice.example"), 0);
+	policy_finish(&p);
+	assert_int_equal(policy_send(w, &p), 0);
+	pump(w, r, &q, &count);
+	policy_finish(&q);
+	assert_int_equal(q.nrules, 1);
+	assert_int_equal(q.rules[0].line, 7);
+	assert_int_equal(q.nlogins, 1);
+	mk("u@R.example", &a);
+	assert_int_equal(policy_check(&q, &a, "2001:db8::5", NULL,
+	    "x@s.example"), POLICY_ACCEPT);
+	assert_int_equal(policy_check(&q, &a, "2001:db9::5", NULL,
+	    "x@s.example"), POLICY_DENY);
+	assert_int_equal(policy_sender_ok(&q, "alice", "a@alice.example"), 1);
+	policy_free(&p);
+	policy_free(&q);
+	imsgbuf_clear(w);
+	imsgbuf_clear(r);
+	close(sv[0]);
+	close(sv[1]);
+	free(w);
+	free(r);
+}
+
+/* Routes: first match by sender, user, domain; <> the default. */
+static void
+test_routes(void **state)
+{
+	struct routes		 rt;
+	struct route_conf	*r;
+	char			 out[ADDR_PATH_MAX + 1];
+
+	(void)state;
+	routes_init(&rt);
+	assert_non_null(routes_add_upstream(&rt, "a"));
+	assert_non_null(routes_add_upstream(&rt, "b"));
+	assert_null(routes_add_upstream(&rt, "a"));
+	r = routes_add_route(&rt);
+	assert_int_equal(strlist_add(&r->senders, "@a.example"), 0);
+	r->via[r->nvia++] = 0;
+	strlcpy(r->rewrite, "@relay.example", sizeof(r->rewrite));
+	r = routes_add_route(&rt);
+	assert_int_equal(strlist_add(&r->users, "bob"), 0);
+	assert_int_equal(strlist_add(&r->domains, "d.example"), 0);
+	r->via[r->nvia++] = 1;
+	r = routes_add_route(&rt);
+	r->via[r->nvia++] = 1;
+	assert_int_equal(routes_finish(&rt, "x", stderr), 0);
+	assert_int_equal(routes_match(&rt, "u@A.example", NULL, "r@x"), 0);
+	assert_int_equal(routes_match(&rt, "", NULL, "r@x"), 2);
+	assert_int_equal(routes_match(&rt, "u@c.example", "bob",
+	    "r@D.example."), 1);
+	assert_int_equal(routes_match(&rt, "u@c.example", "bob", "r@e.example"),
+	    2);
+	assert_int_equal(routes_match(&rt, "u@c.example", NULL, "r@d.example"),
+	    2);
+	routes_rewrite(&rt.routes[0], "u@a.example", out, sizeof(out));
+	assert_string_equal(out, "u@relay.example");
+	routes_rewrite(&rt.routes[0], "", out, sizeof(out));
+	assert_string_equal(out, "");
+	strlcpy(rt.routes[0].rewrite, "fixed@relay.example",
+	    sizeof(rt.routes[0].rewrite));
+	routes_rewrite(&rt.routes[0], "u@a.example", out, sizeof(out));
+	assert_string_equal(out, "fixed@relay.example");
+	routes_free(&rt);
+}
+
 int
 main(void)
 {
@@ -665,6 +831,10 @@ main(void)
 		cmocka_unit_test(test_bad_route),
 		cmocka_unit_test(test_send_recv),
 		cmocka_unit_test(test_recv_bad),
+		cmocka_unit_test(test_rules),
+		cmocka_unit_test(test_sender_login),
+		cmocka_unit_test(test_rules_send_recv),
+		cmocka_unit_test(test_routes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
