@@ -27,11 +27,13 @@ MON="$PYTHON $HERE/procmon.py"
 # ---- knobs (environment) ------------------------------------------------------
 # cells: SIZE:CONCURRENCY:CONN:RCPTS  (CONN new = one message per connection,
 # smtp-source's default; keep = smtp-source -d, every session sends many)
-: "${BENCH_CELLS:=1024:20:new:1 1024:100:new:1 1024:20:keep:1 1024:100:keep:1 1024:20:new:10 102400:20:new:1 102400:100:new:1}"
-: "${BENCH_SERVERS:=sink debug relay}"
+: "${BENCH_CELLS:=1024:20:new:1 1024:100:new:1 1024:20:keep:1}"
+: "${BENCH_SERVERS:=sink debug relay postfix}"   # postfix: Postfix 3.7 relaying to smtp-sink, in this run
+: "${BENCH_PROFILE:=0}"            # 1: perf record the relay process during the relay runs, print perf report
 : "${BENCH_MSGS_SMALL:=5000}"      # messages per measured run, size < 10 KiB
 : "${BENCH_MSGS_LARGE:=500}"       # ... size >= 10 KiB
-: "${BENCH_REPEAT:=1}"             # measured runs per cell and server (median reported)
+: "${BENCH_MSGS_POSTFIX:=2000}"    # ... for Postfix (10 times slower: the same seconds)
+: "${BENCH_REPEAT:=3}"             # measured runs per cell and server (median reported)
 : "${BENCH_RUN_TIMEOUT:=60}"       # bound on one smtp-source run (s)
 : "${BENCH_DRAIN_TIMEOUT:=60}"     # bound on waiting for relayed mail upstream (s)
 : "${BENCH_TOTAL_TIMEOUT:=900}"    # bound on the whole script (s)
@@ -40,33 +42,6 @@ MON="$PYTHON $HERE/procmon.py"
 : "${BENCH_KEEP:=0}"               # 1: keep the work dir (logs, queues)
 : "${BENCH_NETNS:=auto}"           # auto (if root) | 0 | 1
 : "${BENCH_TMPDIR:=/tmp}"          # work dir and relay queue go under it (on disk, like the anchors' Postfix queue)
-
-# ---- anchors ----------------------------------------------------------------
-# Peers' figures, from ../shared/bench/results/anchors-20261126-090208.md
-# (BENCH_REPEAT=3 medians, same machine type: 2 cores, loopback, private
-# netns).  Keyed by cell SIZE:CONC:CONN:RCPTS.
-declare -A ANCHOR_SINK=(      # smtp-sink msgs/s
-  [1024:20:new:1]=5269 [1024:100:new:1]=4560 [1024:20:keep:1]=15718
-  [1024:100:keep:1]=13133 [1024:20:new:10]=2780 [102400:20:new:1]=1278
-  [102400:100:new:1]=1308)
-declare -A ANCHOR_PF_E2E=(    # Postfix 3.7 relay, end-to-end msgs/s
-  [1024:20:new:1]=310 [1024:100:new:1]=331 [1024:20:keep:1]=476
-  [1024:100:keep:1]=328 [1024:20:new:10]=145 [102400:20:new:1]=233
-  [102400:100:new:1]=213)
-declare -A ANCHOR_PF_CPU=(    # Postfix server CPU µs per message
-  [1024:20:new:1]=4644 [1024:100:new:1]=4258 [1024:20:keep:1]=3294
-  [1024:100:keep:1]=3222 [1024:20:new:10]=6667 [102400:20:new:1]=6074
-  [102400:100:new:1]=5312)
-declare -A ANCHOR_PF_PSS=(    # Postfix peak PSS MiB
-  [1024:20:new:1]=90.0 [1024:100:new:1]=234.9 [1024:20:keep:1]=90.9
-  [1024:100:keep:1]=209.2 [1024:20:new:10]=90.9 [102400:20:new:1]=95.3
-  [102400:100:new:1]=208.9)
-# the headline figures quoted in ../shared/BENCH.md
-PF_E2E_C20_NEW=310      # Postfix relay e2e, 1 KiB, c20, new connections
-PF_E2E_C100_NEW=331     # ... c100
-PF_CPU_US=4644          # Postfix CPU µs/msg, 1 KiB, c20 new
-PF_PSS_C100_MIB=235     # Postfix peak PSS at c100 (234.9 MiB)
-SINK_C20_NEW=5269       # smtp-sink msgs/s, 1 KiB, c20 new
 
 FROM=from@example.com
 TO=to@example.net
@@ -205,11 +180,85 @@ start_server() {
       "$SMTPD" -d -n -f "$dir/smtpd.conf" -c relay "127.0.0.1:$P1" "127.0.0.1:$p2" \
         >/dev/null 2>"$dir/server.log" &
       SPID=$! ;;
+    postfix)
+      start_postfix "$dir" "$p2" ;;
     *) die "unknown server $kind" ;;
   esac
   ROOTS+=("$SPID")
-  wait_port "$P1" 20 "$SPID"
+  wait_port "$P1" 20 "$SPID" || return 1
+  [[ $kind == relay && $BENCH_PROFILE == 1 ]] && start_profile "$dir"
+  return 0
 }
+
+# Postfix 3.7 as ../shared/bench/anchors.sh runs it: durable queue on the
+# same disk as ours, relayhost = the counting smtp-sink on P2, no chroot.
+start_postfix() {
+  local dir=$1 p2=$2 pf=$1/pf
+  command -v postfix >/dev/null || die "postfix missing (see ../shared/BENCH.md)"
+  UCOUNT=$dir/upstream.count
+  smtp-sink -c "${SINK_USER[@]}" "127.0.0.1:$p2" 1024 >"$UCOUNT" 2>"$dir/upstream.err" &
+  UPID=$!; ROOTS+=("$UPID")
+  wait_port "$p2" 10 "$UPID" || die "upstream smtp-sink did not start"
+  chmod 755 "$WORK" "$dir"   # Postfix's users must traverse into it
+  mkdir -p "$pf/etc" "$pf/queue" "$pf/data"; chmod 755 "$pf"
+  chown postfix:postfix "$pf/data"
+  cp /etc/postfix/master.cf "$pf/etc/master.cf" 2>/dev/null ||
+    cp /usr/share/postfix/master.cf.dist "$pf/etc/master.cf"
+  cat >"$pf/etc/main.cf" <<EOF
+compatibility_level = 3.6
+queue_directory = $pf/queue
+data_directory = $pf/data
+myhostname = bench-postfix.example.org
+mydomain = example.org
+myorigin = \$myhostname
+mydestination =
+local_recipient_maps =
+alias_maps =
+alias_database =
+relayhost = [127.0.0.1]:$p2
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+smtpd_relay_restrictions = permit_mynetworks, reject
+maillog_file_prefixes = $pf
+maillog_file = $pf/maillog
+biff = no
+EOF
+  postconf -c "$pf/etc" -M# smtp/inet
+  postconf -c "$pf/etc" -Me "127.0.0.1:$P1/inet = 127.0.0.1:$P1 inet n - n - - smtpd"
+  postconf -c "$pf/etc" -F '*/*/chroot = n'
+  postfix -c "$pf/etc" start-fg >"$dir/server.log" 2>&1 &
+  SPID=$!
+}
+
+# stop_profile DIR CELL: the report of the perf record, to $WORK/profiles
+stop_profile() {
+  [[ -n $PERFPID ]] || return 0
+  kill -INT "$PERFPID" 2>/dev/null; wait "$PERFPID" 2>/dev/null; forget "$PERFPID"; PERFPID=""
+  { echo "### where the relay's CPU goes, $2 (perf report, self %, top 25)"; echo; echo '```'
+    perf report -i "$1/perf.data" --stdio --no-children --sort sym -g none 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -25
+    echo '```'; echo; } >>"$WORK/profiles"
+}
+
+# perf record of the relay process (the one that owns the queue) while
+# the measured runs go; perf report is printed after the table.
+PERFPID=""
+start_profile() {
+  local dir=$1 rp="" i
+  command -v perf >/dev/null || { log "  perf missing: no profile"; return; }
+  for ((i = 0; i < 50; i++)); do
+    rp=$(for c in $($MON tree "$SPID"); do   # setproctitle: "smtpd: relay"
+      tr '\0' ' ' <"/proc/$c/cmdline" 2>/dev/null | grep -q ': relay' && echo "$c"
+    done | head -1)
+    [[ -n $rp ]] && break
+    sleep 0.1
+  done
+  [[ -n $rp ]] || { log "  relay process not found: no profile"; return; }
+  perf record -q -g -p "$rp" -o "$dir/perf.data" >/dev/null 2>&1 &
+  PERFPID=$!; ROOTS+=("$PERFPID")
+}
+
 
 # ---- one smtp-source run ------------------------------------------------------
 # run_source PREFIX N SIZE CONC CONN RCPTS TIMEOUT
@@ -228,12 +277,15 @@ run_source() {
   SRC_DONE=$($MON count "$pre.count")
 }
 
+e2e_kind() { [[ $1 == relay || $1 == postfix ]]; }   # rated end to end
+smtpd_kind() { [[ $1 == debug || $1 == relay ]]; }
+
 # delivered KIND DIR: messages smtpd handed on so far (debug: printed;
 # relay: counted by the upstream smtp-sink)
 delivered() {
   case $1 in
     debug) grep -c 'event=delivery .*result=printed' "$2/server.log" ;;
-    relay) $MON count "$UCOUNT" ;;
+    relay | postfix) $MON count "$UCOUNT" ;;
     *) echo "-" ;;
   esac
 }
@@ -267,16 +319,16 @@ CELLNO=0
 measured_run() {
   local dir=$1 n=$2 size=$3 conc=$4 conn=$5 rcpts=$6 kind=$7
   local base=0 ovf0 cpu0 cpu1 st0 epid="" e2e="-" status=ok t_last got when reached
-  [[ $kind == relay ]] && base=$($MON count "$UCOUNT")
+  e2e_kind "$kind" && base=$($MON count "$UCOUNT")
   ovf0=$(listen_overflows); st0=$(steal_s)
   cpu0=$($MON cpu "$SPID")
-  if [[ $kind == relay ]]; then
+  if e2e_kind "$kind"; then
     $MON waitcount "$UCOUNT" $((base + n)) $((BENCH_RUN_TIMEOUT + BENCH_DRAIN_TIMEOUT)) >"$dir/e2e" &
     epid=$!; ROOTS+=("$epid")
   fi
   run_source "$dir/main" "$n" "$size" "$conc" "$conn" "$rcpts" "$BENCH_RUN_TIMEOUT"
   t_last=$SRC_T1
-  if [[ $kind == relay ]]; then
+  if e2e_kind "$kind"; then
     if ((SRC_DONE < n)); then   # the client gave up: wait for what it did send
       stop_tree "$epid"
       $MON waitcount "$UCOUNT" $((base + SRC_DONE)) "$BENCH_DRAIN_TIMEOUT" >"$dir/e2e"
@@ -302,7 +354,7 @@ measured_run() {
   elif ((SRC_DONE != n)); then status="client counted $SRC_DONE/$n"
   fi
   local key=$acc
-  [[ $kind == relay ]] && key=${e2e%\*}
+  e2e_kind "$kind" && key=${e2e%\*}
   TOTAL_SENT=$((TOTAL_SENT + SRC_DONE))
   REC="${key/-/0}|$SRC_DONE|$acc|$e2e|$cpu|$us|$ovf|$steal|$status"
 }
@@ -311,7 +363,7 @@ measure() {  # measure KIND SIZE CONC CONN RCPTS
   local kind=$1 size=$2 conc=$3 conn=$4 rcpts=$5
   local cell=$size:$conc:$conn:$rcpts
   local dir=$WORK/cell$((++CELLNO))-$kind; mkdir -p "$dir"
-  local n=$BENCH_MSGS_SMALL
+  local n=$BENCH_MSGS_SMALL; [[ $kind == postfix ]] && n=$BENCH_MSGS_POSTFIX
   ((size >= 10240)) && n=$BENCH_MSGS_LARGE
   ((n < conc)) && n=$conc
   log "$kind: $cell, $n messages"
@@ -326,11 +378,11 @@ measure() {  # measure KIND SIZE CONC CONN RCPTS
   # relays: until the upstream has it all
   local w=$((n / 10)) base
   ((w < 2 * conc)) && w=$((2 * conc))
-  base=0; [[ $kind == relay ]] && base=$($MON count "$UCOUNT")
+  base=0; e2e_kind "$kind" && base=$($MON count "$UCOUNT")
   run_source "$dir/warm" "$w" "$size" "$conc" "$conn" "$rcpts" "$BENCH_RUN_TIMEOUT"
   TOTAL_SENT=$SRC_DONE
   ((SRC_RC != 0)) && log "  warm-up rc=$SRC_RC done=$SRC_DONE/$w: $(head -c 200 "$dir/warm.err")"
-  [[ $kind == relay ]] && $MON waitcount "$UCOUNT" $((base + SRC_DONE)) "$BENCH_DRAIN_TIMEOUT" >/dev/null
+  e2e_kind "$kind" && $MON waitcount "$UCOUNT" $((base + SRC_DONE)) "$BENCH_DRAIN_TIMEOUT" >/dev/null
 
   local wpid r rec
   $MON watch "$dir/mem" "$BENCH_SAMPLE_INTERVAL" $((BENCH_REPEAT * (BENCH_RUN_TIMEOUT + BENCH_DRAIN_TIMEOUT) + 10)) "$SPID" &
@@ -354,11 +406,11 @@ measure() {  # measure KIND SIZE CONC CONN RCPTS
   local status=${chosen##*|} extra=() dlv left an stopped=0
   # the parent logs stop-requested on SIGTERM/SIGINT: before our own stop
   # it means someone else signalled it (a shared machine) or it stopped itself
-  [[ $kind != sink ]] && grep -q 'event=stop-requested' "$dir/server.log" && stopped=1
+  smtpd_kind "$kind" && grep -q 'event=stop-requested' "$dir/server.log" && stopped=1
   if [[ $kind != sink ]]; then
-    [[ $kind == relay ]] && $MON waitcount "$UCOUNT" "$TOTAL_SENT" 5 >/dev/null
+    e2e_kind "$kind" && $MON waitcount "$UCOUNT" "$TOTAL_SENT" 5 >/dev/null
     dlv=$(delivered "$kind" "$dir")
-    if ((dlv < TOTAL_SENT && stopped && kind == relay)); then
+    if ((dlv < TOTAL_SENT && stopped)) && [[ $kind == relay ]]; then
       extra+=("$((TOTAL_SENT - dlv)) of $TOTAL_SENT accepted not delivered before the stop (see queue files)")
     elif ((dlv < TOTAL_SENT)); then
       extra+=("LOST: $((TOTAL_SENT - dlv)) of $TOTAL_SENT accepted never delivered")
@@ -367,13 +419,15 @@ measure() {  # measure KIND SIZE CONC CONN RCPTS
   fi
   ((stopped)) && extra+=("smtpd pid $SPID stopped mid-run: a SIGTERM/SIGINT not sent by this script")
   alive "$SPID" || extra+=("server gone")
+  [[ $kind == postfix ]] && postfix -c "$dir/pf/etc" stop >/dev/null 2>&1
   stop_tree "$SPID"
+  stop_profile "$dir" "$cell"
   [[ -n $UPID ]] && stop_tree "$UPID"
   if [[ $kind == relay ]]; then
     left=$(find "$dir/queue/queue" -type f 2>/dev/null | wc -l)
     ((left > 0)) && extra+=("$left files left in queue/")
   fi
-  if [[ $kind != sink ]]; then
+  if smtpd_kind "$kind"; then
     an=$(anomalies "$dir/server.log")
     if [[ -n $an ]]; then
       extra+=("log: $an")
@@ -416,6 +470,12 @@ while IFS='|' read -r kind cell n acc e2e cpu us ovf steal pss hwm nproc status;
 done <"$ROWS"
 
 sizel() { awk -v s="$1" 'BEGIN { if (s >= 1024 && s % 1024 == 0) print s / 1024 " KiB"; else print s " B" }'; }
+cell_name() { IFS=: read -r size conc conn rcpts <<<"$1"
+  echo "$(sizel "$size") c$conc $conn$( ((rcpts > 1)) && echo " ${rcpts} rcpt")"; }
+target_row() {  # target_row LABEL VALUE REFERENCE TARGET ge|le
+  local r; r=$(fdiv "$2" "$3" "%.2f")
+  echo "| $1 | $2 | $3 | $(mark "$r" "$4" "$5") | $([[ $5 == ge ]] && echo ≥ || echo ≤) $4 |"
+}
 mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
   awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { if (v == "-" || v == "") { print "-"; exit }
     ok = (op == "ge") ? (v + 0 >= t) : (v + 0 <= t); printf "%s %s", v, (ok ? "✓" : "✗") }'
@@ -434,28 +494,36 @@ mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
   while IFS='|' read -r kind cell n acc e2e cpu us ovf steal pss hwm nproc status; do
     IFS=: read -r size conc conn rcpts <<<"$cell"
     name=smtp-sink; xs="1.00"; xpf="-"; cpf="-"; ppf="-"
+    pf_e2e=${VAL[postfix:$cell:e2e]:--} pf_us=${VAL[postfix:$cell:us]:--} pf_pss=${VAL[postfix:$cell:pss]:--}
     case $kind in
       debug) name="smtpd debug"; xs=$(fdiv "$acc" "${SINKRATE[$cell]:--}" "%.2f") ;;
-      relay) name="smtpd relay"; xs=$(fdiv "${e2e%\*}" "${SINKRATE[$cell]:--}" "%.2f")
-             xpf=$(fdiv "${e2e%\*}" "${ANCHOR_PF_E2E[$cell]:--}" "%.1f")
-             cpf=$(fdiv "$us" "${ANCHOR_PF_CPU[$cell]:--}" "%.2f")
-             ppf=$(fdiv "$pss" "${ANCHOR_PF_PSS[$cell]:--}" "%.2f") ;;
+      relay | postfix)
+             name="smtpd relay"; [[ $kind == postfix ]] && name="Postfix relay"
+             xs=$(fdiv "${e2e%\*}" "${SINKRATE[$cell]:--}" "%.2f")
+             xpf=$(fdiv "${e2e%\*}" "$pf_e2e" "%.2f")
+             cpf=$(fdiv "$us" "$pf_us" "%.2f")
+             ppf=$(fdiv "$pss" "$pf_pss" "%.2f") ;;
     esac
-    [[ $kind == sink ]] && xs="1.00 ($(fdiv "$acc" "${ANCHOR_SINK[$cell]:--}" "%.2f") × anchor)"
     echo "| $name | $(sizel "$size") | $conc | $conn | $rcpts | $n | $acc | $e2e | $xs | $xpf | $us | $cpf | $pss | $ppf | $nproc | $ovf | $steal | $status |"
   done <"$ROWS"
   echo
-  echo "accepted: messages smtp-source completed / its wall time. e2e (relay): messages counted by the upstream smtp-sink / time from client start until the last one arrived (* = not all arrived). × smtp-sink: debug accepted, relay e2e, over this run's smtp-sink row of the same cell (the sink row shows itself against the anchors' smtp-sink: how fast this machine is right now). × Postfix e2e, CPU ÷ Postfix, PSS ÷ Postfix: against Postfix 3.7's figures for the same cell in ../shared/bench/results/anchors-20261126-090208.md. CPU: user+sys of all the server's processes (parent and children, reaped children included) from client start until the last message arrived upstream (relay) or the client finished; µs/msg = that / messages. peak PSS: sampled (every ${BENCH_SAMPLE_INTERVAL} s) maximum of the summed Pss of the server's processes during the measured runs. listen ovf: TcpExt ListenOverflows during the run. steal: hypervisor steal time during the run (the physical host was busy). status: ok, or client errors, messages lost, files left in the queue, unusual smtpd log events."
+  echo "accepted: messages smtp-source completed / its wall time. e2e (relays): messages counted by the upstream smtp-sink / time from client start until the last one arrived (* = not all arrived). × smtp-sink: debug accepted, relay e2e, over this run's smtp-sink row of the same cell. × Postfix e2e, CPU ÷ Postfix, PSS ÷ Postfix: against this run's Postfix row of the same cell (Postfix 3.7, durable queue on the same disk, the same smtp-sink upstream). CPU: user+sys of all the server's processes (parent and children, reaped children included) from client start until the last message arrived upstream (relays) or the client finished; µs/msg = that / messages. peak PSS: sampled (every ${BENCH_SAMPLE_INTERVAL} s) maximum of the summed Pss of the server's processes during the measured runs. listen ovf: TcpExt ListenOverflows during the run. steal: hypervisor steal time during the run (the physical host was busy). status: ok, or client errors, messages lost, files left in the queue, unusual smtpd log events. Medians of $BENCH_REPEAT."
   echo
-  c20=1024:20:new:1 c100=1024:100:new:1
-  echo "| figure (1 KiB messages) | smtpd | reference | ratio | target |"
+  c20=1024:20:new:1 c100=1024:100:new:1 k20=1024:20:keep:1
+  echo "| figure (1 KiB messages, all from this run) | smtpd | reference | ratio | target |"
   echo "|---|---:|---:|---:|---|"
-  echo "| debug, c20 new, msgs/s ÷ this run's smtp-sink | ${VAL[debug:$c20:acc]:--} | ${SINKRATE[$c20]:--} | $(mark "$(fdiv "${VAL[debug:$c20:acc]:--}" "${SINKRATE[$c20]:--}" "%.2f")" 0.8 ge) | ≥ 0.8 |"
-  echo "| debug, c20 new, msgs/s ÷ anchor smtp-sink | ${VAL[debug:$c20:acc]:--} | $SINK_C20_NEW | $(mark "$(fdiv "${VAL[debug:$c20:acc]:--}" "$SINK_C20_NEW" "%.2f")" 0.8 ge) | ≥ 0.8 |"
-  echo "| relay e2e, c20 new, ÷ Postfix | ${VAL[relay:$c20:e2e]:--} | $PF_E2E_C20_NEW | $(mark "$(fdiv "${VAL[relay:$c20:e2e]:--}" "$PF_E2E_C20_NEW" "%.1f")" 3 ge) | ≥ 3 |"
-  echo "| relay e2e, c100 new, ÷ Postfix | ${VAL[relay:$c100:e2e]:--} | $PF_E2E_C100_NEW | $(mark "$(fdiv "${VAL[relay:$c100:e2e]:--}" "$PF_E2E_C100_NEW" "%.1f")" 3 ge) | ≥ 3 |"
-  echo "| relay CPU µs/msg, c20 new, ÷ Postfix | ${VAL[relay:$c20:us]:--} | $PF_CPU_US | $(mark "$(fdiv "${VAL[relay:$c20:us]:--}" "$PF_CPU_US" "%.2f")" 0.25 le) | ≤ 0.25 |"
-  echo "| relay peak PSS MiB, c100 new, ÷ Postfix | ${VAL[relay:$c100:pss]:--} | $PF_PSS_C100_MIB | $(mark "$(fdiv "${VAL[relay:$c100:pss]:--}" "$PF_PSS_C100_MIB" "%.3f")" 0.25 le) | ≤ 0.25 |"
+  for c in $c20 $c100 $k20; do
+    target_row "relay e2e, $(cell_name "$c"), ÷ Postfix e2e" "${VAL[relay:$c:e2e]:--}" "${VAL[postfix:$c:e2e]:--}" 4 ge
+  done
+  target_row "relay e2e, $(cell_name "$c20"), ÷ smtp-sink" "${VAL[relay:$c20:e2e]:--}" "${SINKRATE[$c20]:--}" 0.4 ge
+  for c in $c20 $k20; do
+    target_row "relay CPU µs/msg, $(cell_name "$c"), ÷ Postfix" "${VAL[relay:$c:us]:--}" "${VAL[postfix:$c:us]:--}" 0.2 le
+  done
+  target_row "relay peak PSS MiB, $(cell_name "$c100"), ÷ Postfix" "${VAL[relay:$c100:pss]:--}" "${VAL[postfix:$c100:pss]:--}" 0.25 le
+  for c in $BENCH_CELLS; do
+    target_row "debug msgs/s, $(cell_name "$c"), ÷ smtp-sink" "${VAL[debug:$c:acc]:--}" "${SINKRATE[$c]:--}" 0.8 ge
+  done
   echo
-  echo "Targets from ../shared/BENCH.md; references from ../shared/bench/results/anchors-20261126-090208.md (Postfix 3.7 with fsync; smtp-sink; medians of 3), except the first row (this run)."
+  echo "Targets from ../shared/BENCH.md; every reference is a row of this run."
+  [[ -s $WORK/profiles ]] && { echo; cat "$WORK/profiles"; }
 }

@@ -179,7 +179,8 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 	}
 	do {
 		queue_new_id(b->id);
-	} while ((fd = queue_spool_create(b->id)) == -1 && errno == EEXIST);
+	} while ((fd = queue_spool_create(b->id, QUEUE_OWNER_RELAY)) == -1 &&
+	    errno == EEXIST);
 	if (fd == -1) {
 		qmsg_free(b);
 		return -1;
@@ -190,7 +191,7 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 		if (origfd != -1)
 			close(origfd);
 		close(fd);
-		queue_spool_discard(b->id);
+		queue_spool_discard(b->id, QUEUE_OWNER_RELAY);
 		qmsg_free(b);
 		return -1;
 	}
@@ -206,9 +207,10 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 	b->nrcpt = 1;
 	strlcpy(b->rcpts[0].addr, m->from, sizeof(b->rcpts[0].addr));
 	b->rcpts[0].state = RCPT_PENDING;
+	b->owner = QUEUE_OWNER_RELAY;
 	if (queue_commit(b, fd, 1) == -1 || queue_sync(0) == -1) {
 		close(fd);
-		queue_spool_discard(b->id);
+		queue_spool_discard(b->id, QUEUE_OWNER_RELAY);
 		qmsg_free(b);
 		return -1;
 	}

@@ -119,6 +119,8 @@ submit_msg(void)
 	strlcpy(m->peer_ip, "127.0.0.1", sizeof(m->peer_ip));
 	strlcpy(m->helo, "localhost", sizeof(m->helo));
 	m->flags = ENV_F_ESMTP;
+	/* The relay writes its file itself: no worker's pool. */
+	m->owner = QUEUE_OWNER_RELAY;
 	m->created = m->next_try = (int64_t)time(NULL);
 	return m;
 }
@@ -147,7 +149,7 @@ control_submit_start(struct ctl_conn *c, char *lines)
 	}
 	do {
 		queue_new_id(m->id);
-	} while ((c->spoolfd = queue_spool_create(m->id)) == -1 &&
+	} while ((c->spoolfd = queue_spool_create(m->id, QUEUE_OWNER_RELAY)) == -1 &&
 	    errno == EEXIST);
 	if (c->spoolfd == -1) {
 		log_warn("event=queue-error op=spool source=local");
@@ -169,7 +171,7 @@ submit_commit(struct ctl_conn *c)
 
 	m->size = c->written;
 	if (queue_commit(m, c->spoolfd, 1) == -1 || queue_sync(0) == -1) {
-		queue_spool_discard(m->id);
+		queue_spool_discard(m->id, QUEUE_OWNER_RELAY);
 		control_submit_free(c);
 		control_reply(c, "tempfail queue write error\n", "%s", "");
 		return;
@@ -216,7 +218,7 @@ control_submit_data(struct ctl_conn *c, const char *data, size_t n)
 	}
 	if (o > 0 && proc_write_full(c->spoolfd, out, o) == -1) {
 		log_warn("event=queue-error op=write source=local");
-		queue_spool_discard(c->msg->id);
+		queue_spool_discard(c->msg->id, QUEUE_OWNER_RELAY);
 		control_submit_free(c);
 		control_reply(c, "tempfail queue write error\n", "%s", "");
 		return;
@@ -233,7 +235,7 @@ control_submit_free(struct ctl_conn *c)
 		close(c->spoolfd);
 	c->spoolfd = -1;
 	if (c->msg != NULL && c->msg->id[0] != '\0' && c->want > 0)
-		queue_spool_discard(c->msg->id);
+		queue_spool_discard(c->msg->id, QUEUE_OWNER_RELAY);
 	qmsg_free(c->msg);
 	c->msg = NULL;
 }

@@ -34,6 +34,113 @@ static struct {
 	int	corruptfd;
 } queue = { -1, -1, -1 };
 
+/*
+ * The free pool (queue format 2).  A delivered message's two files are
+ * renamed back into tmp/ instead of unlinked, and the next message
+ * truncates and reuses them instead of creating files: the steady state
+ * allocates no inode (ext4's inode allocator, scanning recently deleted
+ * inodes, was 60 % of the relay's CPU).  A file handed to a worker may
+ * still be open in that worker, so it is only ever reused for the same
+ * channel's next message, never as an envelope and never for another
+ * worker: QUEUE_OWNER_RELAY is the relay's own (envelopes, bounces), which any
+ * use may take.  Files of no known owner (QUEUE_OWNER_NONE: loaded at
+ * start, or whose channel is gone) are unlinked.
+ */
+struct pool_file {
+	char		 name[QUEUE_ID_LEN + 5];
+	uint32_t	 owner;
+};
+
+static struct {
+	struct pool_file	 f[QUEUE_POOL_MAX];
+	unsigned int		 n;
+} pool;
+
+/* Put tmp/name in the pool of owner, or unlink it when there is none. */
+static void
+pool_put(const char *name, uint32_t owner)
+{
+	if (owner == QUEUE_OWNER_NONE || pool.n == QUEUE_POOL_MAX) {
+		unlinkat(queue.tmpfd, name, 0);
+		return;
+	}
+	strlcpy(pool.f[pool.n].name, name, sizeof(pool.f[0].name));
+	pool.f[pool.n++].owner = owner;
+}
+
+/* The newest file owner may use (its own first), out of the pool. */
+static int
+pool_get(uint32_t owner, char *name, size_t len)
+{
+	unsigned int	 i, pick = pool.n;
+
+	for (i = pool.n; i-- > 0 && pick == pool.n;)
+		if (pool.f[i].owner == owner)
+			pick = i;
+	for (i = pool.n; owner != QUEUE_OWNER_RELAY && i-- > 0 && pick == pool.n;)
+		if (pool.f[i].owner == QUEUE_OWNER_RELAY)
+			pick = i;
+	if (pick == pool.n)
+		return -1;
+	strlcpy(name, pool.f[pick].name, len);
+	pool.f[pick] = pool.f[--pool.n];
+	return 0;
+}
+
+/* A worker's channel closed: its files may be open in it, never reuse. */
+void
+queue_pool_drop(uint32_t owner)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < pool.n;)
+		if (pool.f[i].owner == owner) {
+			unlinkat(queue.tmpfd, pool.f[i].name, 0);
+			pool.f[i] = pool.f[--pool.n];
+		} else
+			i++;
+}
+
+/*
+ * A file from owner's pool, renamed to tmp/name and truncated, or a
+ * new one; -1 with EEXIST if tmp/name exists.
+ */
+static int
+pool_open(const char *name, uint32_t owner, int flags)
+{
+	char	 old[QUEUE_ID_LEN + 5];
+	int	 fd;
+
+	while (pool_get(owner, old, sizeof(old)) == 0) {
+		if (strcmp(old, name) != 0 && renameat2(queue.tmpfd, old,
+		    queue.tmpfd, name, RENAME_NOREPLACE) == -1) {
+			if (errno == EEXIST) {
+				pool_put(old, owner);
+				return -1;
+			}
+			continue;	/* gone: a name left by a failure */
+		}
+		if ((fd = openat(queue.tmpfd, name, flags | O_TRUNC |
+		    O_CLOEXEC)) != -1)
+			return fd;
+	}
+	return openat(queue.tmpfd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600);
+}
+
+/* Move dir/name into the pool (as tmp/name), or unlink it. */
+static void
+pool_release(int dirfd, const char *name, uint32_t owner)
+{
+	if (owner != QUEUE_OWNER_NONE && pool.n < QUEUE_POOL_MAX &&
+	    renameat2(dirfd, name, queue.tmpfd, name, RENAME_NOREPLACE) == 0) {
+		pool_put(name, owner);
+		return;
+	}
+	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
+		log_warn("event=queue-error file=%s op=unlink", name);
+}
+
 static int
 open_subdir(int root, const char *name)
 {
@@ -88,18 +195,18 @@ queue_new_id(char *id)
 	return 0;
 }
 
-/* Create tmp/ID for a worker to write; returns the descriptor. */
+/* tmp/ID for owner (a worker's channel) to write; the descriptor. */
 int
-queue_spool_create(const char *id)
+queue_spool_create(const char *id, uint32_t owner)
 {
-	return openat(queue.tmpfd, id, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
+	return pool_open(id, owner, O_RDWR);
 }
 
+/* tmp/ID will not be committed: back to its owner's pool. */
 void
-queue_spool_discard(const char *id)
+queue_spool_discard(const char *id, uint32_t owner)
 {
-	unlinkat(queue.tmpfd, id, 0);
+	pool_put(id, owner);
 }
 
 static int
@@ -409,20 +516,28 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 	return 0;
 }
 
-/* Write m's envelope to tmp/ID.env and sync it. */
+/*
+ * Write m's envelope to a file in tmp/ and sync it; its name in name.
+ * The file is one of the relay's own from the pool (no worker ever had
+ * it open), or a new tmp/ID.env.
+ */
 static int
 queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 {
-	int	 fd;
+	int	 fd = -1;
 
-	snprintf(name, namelen, "%s.env", m->id);
-	fd = openat(queue.tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC, 0600);
+	while (fd == -1 && pool_get(QUEUE_OWNER_RELAY, name, namelen) == 0)
+		fd = openat(queue.tmpfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	if (fd == -1) {
+		snprintf(name, namelen, "%s.env", m->id);
+		fd = openat(queue.tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
+		    O_CLOEXEC, 0600);
+	}
 	if (fd == -1)
 		return -1;
 	if (envfile_write(fd, m) == -1 || (sync && fdatasync(fd) == -1)) {
 		close(fd);
-		unlinkat(queue.tmpfd, name, 0);
+		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
 	}
 	close(fd);
@@ -438,21 +553,22 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 int
 queue_commit(struct qmsg *m, int spoolfd, int sync_files)
 {
-	char	 env[QUEUE_ID_LEN + 8];
+	char	 env[QUEUE_ID_LEN + 8], name[QUEUE_ID_LEN + 8];
 
 	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
 	}
-	if (queue_write_env(m, env, sizeof(env), sync_files) == -1) {
+	if (queue_write_env(m, name, sizeof(name), sync_files) == -1) {
 		log_warn("event=queue-error queue_id=%s op=envelope", m->id);
 		return -1;
 	}
+	snprintf(env, sizeof(env), "%s.env", m->id);
 	if (renameat(queue.tmpfd, m->id, queue.qfd, m->id) == -1 ||
-	    renameat(queue.tmpfd, env, queue.qfd, env) == -1) {
+	    renameat(queue.tmpfd, name, queue.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
 		unlinkat(queue.qfd, m->id, 0);
-		unlinkat(queue.tmpfd, env, 0);
+		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
 	}
 	m->has_marks = 1;
@@ -482,12 +598,17 @@ queue_sync(int whole_fs)
 int
 queue_update(struct qmsg *m)
 {
-	char	 env[QUEUE_ID_LEN + 8];
+	char	 env[QUEUE_ID_LEN + 8], name[QUEUE_ID_LEN + 8];
 
-	if (queue_write_env(m, env, sizeof(env), 1) == -1)
+	snprintf(env, sizeof(env), "%s.env", m->id);
+	if (queue_write_env(m, name, sizeof(name), 1) == -1)
 		return -1;
-	if (renameat(queue.tmpfd, env, queue.qfd, env) == -1) {
-		unlinkat(queue.tmpfd, env, 0);
+	/* The old envelope comes out of the swap into the pool. */
+	if (renameat2(queue.tmpfd, name, queue.qfd, env,
+	    RENAME_EXCHANGE) == 0)
+		pool_put(name, QUEUE_OWNER_RELAY);
+	else if (renameat(queue.tmpfd, name, queue.qfd, env) == -1) {
+		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
 	}
 	m->has_marks = 1;
@@ -621,16 +742,18 @@ queue_msg_check(struct qmsg *m, char *why, size_t len)
 	return 0;
 }
 
-/* Remove m from the queue: envelope first, so a crash leaves no half. */
+/*
+ * Remove m from the queue: envelope first, so a crash leaves no half;
+ * both files go back to the pool (the message file to its owner's).
+ */
 void
 queue_remove(const struct qmsg *m)
 {
 	char	 env[QUEUE_ID_LEN + 8];
 
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (unlinkat(queue.qfd, env, 0) == -1)
-		log_warn("event=queue-error queue_id=%s op=unlink", m->id);
-	unlinkat(queue.qfd, m->id, 0);
+	pool_release(queue.qfd, env, QUEUE_OWNER_RELAY);
+	pool_release(queue.qfd, m->id, m->owner);
 }
 
 /* The committed (or quarantined) message file of m, for reading. */

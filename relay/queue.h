@@ -6,6 +6,7 @@
  *
  *	tmp/QID		message being received
  *	tmp/QID.env	envelope being written
+ *	tmp/OLD		a free file, truncated and reused (the pool, queue.c)
  *	queue/QID	committed message
  *	queue/QID.env	committed envelope (written last: it is the commit)
  *	queue/corrupt/	files that could not be used, set aside
@@ -32,6 +33,11 @@
 #define QUEUE_MIN_FREE_PCT	5
 #define QUEUE_MIN_FREE_INODES	64
 
+/* Free files kept in tmp/ for reuse; their owners (see queue.c). */
+#define QUEUE_POOL_MAX		4096
+#define QUEUE_OWNER_NONE	0		/* unknown: never reused */
+#define QUEUE_OWNER_RELAY	UINT32_MAX	/* no worker had it open */
+
 
 enum rcpt_state {
 	RCPT_PENDING = 'P',
@@ -55,6 +61,7 @@ struct qrcpt {
 
 struct qmsg {
 	struct qmsg	*next;		/* all queued messages */
+	struct qmsg	*prev;		/* (the scheduler's list only) */
 	struct qmsg	*rnext;		/* ready list */
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 peer_ip[INET6_ADDRSTRLEN];
@@ -75,6 +82,7 @@ struct qmsg {
 	int		 has_marks;	/* its envelope has a marks line */
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	int		 held;		/* smtpctl hold: not delivered */
+	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
 	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
@@ -84,8 +92,9 @@ struct qmsg {
 
 int		 queue_open(const char *path);
 int		 queue_new_id(char *);
-int		 queue_spool_create(const char *id);
-void		 queue_spool_discard(const char *id);
+int		 queue_spool_create(const char *id, uint32_t owner);
+void		 queue_spool_discard(const char *id, uint32_t owner);
+void		 queue_pool_drop(uint32_t owner);
 int		 queue_commit(struct qmsg *, int spoolfd, int sync_files);
 int		 queue_sync(int whole_fs);
 int		 queue_update(struct qmsg *);

@@ -90,7 +90,7 @@ spool_drop(struct channel *ch, struct spool *sp)
 	if (sp->fd != -1)
 		close(sp->fd);
 	if (sp->id[0] != '\0')
-		queue_spool_discard(sp->id);
+		queue_spool_discard(sp->id, ch->id);
 	free(sp);
 	ch->nspools--;
 }
@@ -121,6 +121,9 @@ channel_close(struct channel *ch)
 
 	while (ch->spools != NULL)
 		spool_drop(ch, ch->spools);
+	/* Its worker may still hold its files open. */
+	if (relay.conf.mode != MODE_DEBUG)
+		queue_pool_drop(ch->id);
 	while (ch->nauth > 0)
 		free(ch->auth[--ch->nauth].user);
 	free(ch->auth);
@@ -223,7 +226,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	} else {
 		do {
 			queue_new_id(id);
-		} while ((fd = queue_spool_create(id)) == -1 &&
+		} while ((fd = queue_spool_create(id, ch->id)) == -1 &&
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
@@ -231,7 +234,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')
-			queue_spool_discard(id);
+			queue_spool_discard(id, ch->id);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "cannot create spool file");
 		return 0;
@@ -387,7 +390,7 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 /* A queue entry for a checked envelope. */
 static struct qmsg *
 relay_qmsg(const struct spool *sp, const struct envelope *env,
-    const char *user)
+    const char *user, uint32_t ch_id)
 {
 	struct qmsg	*m;
 	uint32_t	 i;
@@ -398,6 +401,7 @@ relay_qmsg(const struct spool *sp, const struct envelope *env,
 		return NULL;
 	}
 	strlcpy(m->id, sp->id, sizeof(m->id));
+	m->owner = ch_id;
 	strlcpy(m->peer_ip, env->peer_ip, sizeof(m->peer_ip));
 	m->peer_port = env->peer_port;
 	strlcpy(m->helo, env->helo, sizeof(m->helo));
@@ -444,7 +448,7 @@ relay_commit_flush(void *arg)
 	for (p = relay.pending; p != NULL; p = next) {
 		next = p->next;
 		if (queue_commit(p->msg, p->fd, !group) == -1) {
-			queue_spool_discard(p->msg->id);
+			queue_spool_discard(p->msg->id, p->msg->owner);
 			if ((ch = channel_find(p->channel)) != NULL)
 				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
 				    "queue write error");
@@ -503,7 +507,7 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	}
 	if (relay_recheck(ch, env, user) == -1)
 		return -1;
-	if ((m = relay_qmsg(sp, env, user)) == NULL ||
+	if ((m = relay_qmsg(sp, env, user, ch->id)) == NULL ||
 	    (p = calloc(1, sizeof(*p))) == NULL) {
 		qmsg_free(m);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,

@@ -115,18 +115,17 @@ sched_later(struct qmsg *m)
 	ev_timer_add(&m->timer, (uint64_t)(m->next_try - now) * 1000);
 }
 
-/* Take m off every list and free it. */
+/* Take m off every list and free it (in constant time: a busy queue). */
 static void
 msg_forget(struct qmsg *m)
 {
-	struct qmsg	**mp;
-
 	ev_timer_del(&m->timer);
-	for (mp = &sched.all; *mp != NULL; mp = &(*mp)->next)
-		if (*mp == m) {
-			*mp = m->next;
-			break;
-		}
+	if (m->next != NULL)
+		m->next->prev = m->prev;
+	if (m->prev != NULL)
+		m->prev->next = m->next;
+	else if (sched.all == m)
+		sched.all = m->next;
 	sched.nmsgs--;
 	qmsg_free(m);
 }
@@ -136,7 +135,10 @@ void
 sched_add(struct qmsg *m)
 {
 	ev_timer_set(&m->timer, msg_timer, m);
+	m->prev = NULL;
 	m->next = sched.all;
+	if (sched.all != NULL)
+		sched.all->prev = m;
 	sched.all = m;
 	sched.nmsgs++;
 	sched_later(m);

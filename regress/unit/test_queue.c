@@ -522,7 +522,7 @@ commit_one(uint32_t nrcpt, const char *body, int sync_files)
 	assert_int_equal(strlen(id), QUEUE_ID_LEN);
 	m = qmsg_make(id, nrcpt);
 	m->size = strlen(body);	/* checked against the file at load */
-	fd = queue_spool_create(id);
+	fd = queue_spool_create(id, QUEUE_OWNER_RELAY);
 	assert_true(fd >= 0);
 	assert_true(exists("tmp", id));
 	assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
@@ -532,6 +532,47 @@ commit_one(uint32_t nrcpt, const char *body, int sync_files)
 	assert_false(exists("tmp", id));
 	assert_true(exists("queue", id));
 	return m;
+}
+
+/*
+ * The pool: a discarded file of owner 7 stays in tmp/ and is reused,
+ * truncated, for owner 7's next file, never for owner 8; a dropped
+ * owner's files are unlinked.
+ */
+static void
+test_pool_owners(char *id)
+{
+	char		 id2[QUEUE_ID_LEN + 1], id3[QUEUE_ID_LEN + 1];
+	struct stat	 st, st2;
+	int		 fd;
+
+	fd = queue_spool_create(id, 7);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "old", 3), 3);
+	assert_int_equal(fstat(fd, &st), 0);
+	close(fd);
+	queue_spool_discard(id, 7);
+	assert_true(exists("tmp", id));
+	assert_int_equal(queue_new_id(id2), 0);
+	fd = queue_spool_create(id2, 8);	/* another worker: a new file */
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_true(st2.st_ino != st.st_ino);
+	close(fd);
+	queue_spool_discard(id2, 8);
+	assert_int_equal(queue_new_id(id3), 0);
+	fd = queue_spool_create(id3, 7);	/* the same worker: reused */
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st2), 0);
+	assert_true(st2.st_ino == st.st_ino);
+	assert_int_equal(st2.st_size, 0);
+	assert_false(exists("tmp", id));
+	close(fd);
+	queue_spool_discard(id3, 7);
+	queue_pool_drop(7);
+	queue_pool_drop(8);
+	assert_false(exists("tmp", id3));
+	assert_false(exists("tmp", id2));
 }
 
 static struct qmsg *
@@ -581,12 +622,13 @@ test_queue_dir(void **state)
 	b = commit_one(1, "Subject: b\r\n\r\nbody b\r\n", 0);
 	/* A spool that was never committed, and a discarded one. */
 	assert_int_equal(queue_new_id(stale), 0);
-	fd = queue_spool_create(stale);
+	fd = queue_spool_create(stale, 7);
 	assert_true(fd >= 0);
-	assert_int_equal(queue_spool_create(stale), -1);
+	assert_int_equal(queue_spool_create(stale, 7), -1);
 	close(fd);
-	queue_spool_discard(stale);
+	queue_spool_discard(stale, QUEUE_OWNER_NONE);
 	assert_false(exists("tmp", stale));
+	test_pool_owners(stale);
 
 	/* A message file without its envelope: never answered 250. */
 	put_file("queue", "00000000DEADBEEF", "orphan");

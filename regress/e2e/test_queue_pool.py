@@ -1,0 +1,252 @@
+"""The queue's free pool (queue format 2, issue 13): a delivered
+message's files are reused instead of unlinked, so the steady state
+creates no inode; a queue written by the earlier format is picked up
+and delivered; a kill -9 while files are being recycled loses nothing;
+and with the commit path's system calls made to fail (strace
+-e inject=), no client gets 250 for a message whose commit failed, and
+every message answered 250 arrives."""
+import os
+import re
+import shutil
+import signal
+import smtplib
+import subprocess
+import time
+
+import pytest
+
+from harness import scaled, wait_for
+from relay_harness import (IS_ROOT, make_message, message_id,  # noqa
+                           queue_files, relay_conf, relay_factory,
+                           split_received, upstream_factory, with_x_peer,
+                           world)
+
+SENDER = "sender@example.com"
+RCPT = "rcpt@example.net"
+STRACE = shutil.which("strace")
+
+# The envelope as the releases before the pool wrote it (format 1).
+OLD_ENVELOPE = ("version 1\nid %s\ncreated %d\nnext-try 0\nattempts 0\n"
+                "client 192.0.2.7\nclient-port 2525\nhelo client.example\n"
+                "from %s\nsize %d\nflags 4\nbounce 0\nrcpt-P %s\ncode 0\n"
+                "text %%00\nbounced 0\n%send\n")
+
+
+def send(port, n, tag, timeout=None):
+    """Send n messages, one connection each; {message id: code}."""
+    codes = {}
+    for i in range(n):
+        data = make_message(i, tag)
+        try:
+            with smtplib.SMTP("127.0.0.1", port,
+                              timeout=timeout or scaled(10)) as s:
+                s.sendmail(SENDER, [RCPT], data)
+            codes[message_id(data)] = 250
+        except smtplib.SMTPResponseException as e:
+            codes[message_id(data)] = e.smtp_code
+        except smtplib.SMTPRecipientsRefused as e:
+            codes[message_id(data)] = list(e.recipients.values())[0][0]
+        except (smtplib.SMTPException, OSError):
+            codes[message_id(data)] = 0
+    return codes
+
+
+def arrived(up):
+    return {message_id(split_received(m["data"])[1]) for m in up.messages()}
+
+
+def wait_empty(queue):
+    wait_for(lambda: not queue_files(queue), scaled(20), "an empty queue")
+
+
+def test_earlier_queue_format_is_delivered(world, upstream_factory,
+                                           relay_factory):
+    """A queue left by the earlier release (format 1: an envelope with
+    and one without the marks line, a half-delivered one, leftovers in
+    tmp/, an orphan message file) is picked up: what was pending is
+    delivered byte for byte, nothing twice, and the queue is empty."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    qd, td = os.path.join(queue, "queue"), os.path.join(queue, "tmp")
+    os.makedirs(qd)
+    os.makedirs(td)
+    now = int(time.time())
+    bodies = {}
+    for n, (qid, marks) in enumerate([("00000000000000A1", ""),
+                                      ("00000000000000A2", "marks P\n"),
+                                      ("00000000000000A3", "marks D\n")]):
+        body = make_message(n, "old")
+        bodies[qid] = body
+        with open(os.path.join(qd, qid), "wb") as f:
+            f.write(body)
+        with open(os.path.join(qd, qid + ".env"), "w") as f:
+            f.write(OLD_ENVELOPE % (qid, now, SENDER, len(body), RCPT, marks))
+    with open(os.path.join(qd, "00000000000000B1"), "wb") as f:
+        f.write(b"an orphan: never answered 250\r\n")
+    for name in ("00000000000000C1", "00000000000000C1.env"):
+        with open(os.path.join(td, name), "wb") as f:
+            f.write(b"a spool file of a crashed run\r\n")
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.wait_log(r"event=queue-loaded messages=3$")
+    up.wait_messages(2, what="the two pending messages")
+    wait_empty(queue)
+    got = {m: split_received(m_["data"])[1] for m_ in up.messages()
+           for m in [message_id(split_received(m_["data"])[1])]}
+    assert sorted(got) == sorted(message_id(bodies[q])
+                                 for q in ("00000000000000A1",
+                                           "00000000000000A2"))
+    for q in ("00000000000000A1", "00000000000000A2"):
+        assert got[message_id(bodies[q])] == with_x_peer(bodies[q],
+                                                         "192.0.2.7")
+    assert len(up.messages()) == 2
+    assert not os.path.exists(os.path.join(td, "00000000000000C1"))
+    # New mail goes through the same queue as well.
+    assert set(send(d.port, 3, "new").values()) == {250}
+    up.wait_messages(5)
+
+
+def strace_relay(d, *args, out):
+    """strace attached to the relay process of d; the Popen."""
+    relay = wait_for(d.relay_pid, scaled(5), "the relay process")
+    p = subprocess.Popen([STRACE, "-qq", "-o", out, "-p", str(relay)] +
+                         list(args), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    # Attached when the relay shows a tracer.
+    def traced():
+        with open("/proc/%d/status" % relay) as f:
+            return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
+    wait_for(traced, scaled(10), "strace attached to the relay")
+    return p
+
+
+def strace_stop(p):
+    p.send_signal(signal.SIGINT)
+    try:
+        p.wait(scaled(10))
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+needs_strace = pytest.mark.skipif(STRACE is None or not IS_ROOT,
+                                  reason="needs strace and root")
+
+
+@needs_strace
+def test_steady_state_creates_no_inode(world, upstream_factory,
+                                       relay_factory, tmp_path):
+    """Once warm, a message creates no file and unlinks none: the relay
+    reuses the delivered message's two files (strace of the relay shows
+    no O_CREAT and no unlink while 20 messages go through)."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world)
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr, workers=1)
+    for i in range(5):   # warm: the pool holds a message's two files
+        assert set(send(d.port, 1, "warm%d" % i).values()) == {250}
+        up.wait_messages(i + 1)
+        wait_empty(queue)
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=openat,unlinkat,unlink,rename,"
+                     "renameat,renameat2", out=out)
+    try:
+        for i in range(20):
+            assert set(send(d.port, 1, "steady%d" % i).values()) == {250}
+            up.wait_messages(6 + i)
+            wait_empty(queue)
+    finally:
+        strace_stop(p)
+    with open(out) as f:
+        trace = f.read()
+    assert "rename" in trace, trace[:2000]
+    creates = [l for l in trace.splitlines() if "O_CREAT" in l]
+    unlinks = [l for l in trace.splitlines() if "unlink" in l]
+    assert not creates and not unlinks, (creates + unlinks)[:10]
+
+
+@needs_strace
+@pytest.mark.parametrize("when", [1, 2, 3, 5, 8])
+def test_kill_while_recycling(world, upstream_factory, relay_factory,
+                              tmp_path, when):
+    """The relay is killed (SIGKILL, by strace on the Nth renameat2 it
+    makes: taking a file from the pool or giving one back) while mail
+    flows; the next relay delivers every message answered 250, the
+    queue empties, nothing is quarantined."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.allow_child_death = True
+    assert set(send(d.port, 3, "warm").values()) == {250}
+    up.wait_messages(3)
+    wait_empty(queue)
+    relay = d.relay_pid()
+    p = strace_relay(d, "-e", "trace=renameat2", "-e",
+                     "inject=renameat2:signal=SIGKILL:when=%d" % when,
+                     out=str(tmp_path / "strace.out"))
+    codes = send(d.port, 12, "kill")
+    strace_stop(p)
+    wait_for(lambda: (lambda q: q if q and q != relay else None)(
+        d.relay_pid()), scaled(10), "a new relay process")
+    codes.update(send(d.port, 3, "after"))
+    ok = {m for m, c in codes.items() if c == 250}
+    assert len(ok) >= 3
+    wait_for(lambda: ok <= arrived(up), scaled(30),
+             "every accepted message at the upstream")
+    wait_empty(queue)
+    assert not os.listdir(os.path.join(queue, "queue", "corrupt"))
+    assert not d.log_grep(r"event=(queue-corrupt|lost)")
+
+
+FAULTS = [
+    # (system call, when): every commit path call of the relay made to
+    # fail, at once and repeatedly.  strace makes a call fail by running
+    # another instead: getpid, which the relay's seccomp filter allows
+    # (the default, an invalid number, would be killed by it).
+    ("fdatasync", "1"), ("fdatasync", "2+3"),
+    ("fsync", "1+2"),
+    ("write", "3+5"),
+    ("renameat", "1+3"), ("renameat2", "1+2"),
+    ("openat", "2+3"),
+]
+
+
+@needs_strace
+@pytest.mark.parametrize("call,when", FAULTS)
+def test_commit_fault_never_answered_250(world, upstream_factory,
+                                         relay_factory, tmp_path, call,
+                                         when):
+    """With CALL failing (EIO, from strace -e inject= on the relay)
+    now and again while messages are committed: failures happened, no
+    message whose commit failed was answered 250 (each one answered 250
+    arrives, and the relay has none left over), and the relay goes on."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.allow_child_death = True
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
+                     "inject=%s:error=EIO:when=%s:syscall=getpid" % (call, when), out=out)
+    try:
+        codes = send(d.port, 10, "fault")
+    finally:
+        strace_stop(p)
+    with open(out) as f:
+        injected = f.read().count("(INJECTED)")
+    ok = {m for m, c in codes.items() if c == 250}
+    refused = {m for m, c in codes.items() if c != 250}
+    # The relay made calls that failed (the path was exercised)...
+    assert injected > 0, "nothing injected for %s" % call
+    # ...every 250 arrives, whatever failed...
+    wait_for(lambda: ok <= arrived(up), scaled(30),
+             "every accepted message at the upstream")
+    wait_empty(queue)
+    # ...and the failed commits are not in the queue to come out later.
+    time.sleep(scaled(1.5))
+    assert not (refused & arrived(up)) or call == "write", \
+        "a refused message was delivered: %s" % (refused & arrived(up))
+    # The relay lived through it: the errors were returned, not fatal.
+    assert not d.log_grep(r"event=child-died"), d.log_grep(r"child-died")
+    # The relay recovers: new mail is taken and delivered.
+    after = send(d.port, 3, "after")
+    assert set(after.values()) == {250}, after
+    wait_for(lambda: set(after) <= arrived(up), scaled(30),
+             "the mail after the faults")
