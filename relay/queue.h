@@ -63,6 +63,7 @@ struct qmsg {
 	struct qmsg	*next;		/* all queued messages */
 	struct qmsg	*prev;		/* (the scheduler's list only) */
 	struct qmsg	*rnext;		/* ready list */
+	struct qmsg	*rprev;
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 peer_ip[INET6_ADDRSTRLEN];
 	uint32_t	 peer_port;

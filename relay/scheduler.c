@@ -44,6 +44,7 @@ sched_push(struct qmsg *m)
 	ev_timer_del(&m->timer);
 	m->state = QMSG_READY;
 	m->rnext = NULL;
+	m->rprev = sched.ready_tail;
 	if (sched.ready_tail != NULL)
 		sched.ready_tail->rnext = m;
 	else
@@ -61,6 +62,8 @@ sched_pop(void)
 		sched.ready_head = m->rnext;
 		if (sched.ready_head == NULL)
 			sched.ready_tail = NULL;
+		else
+			sched.ready_head->rprev = NULL;
 		m->rnext = NULL;
 		for (i = 0; i < m->nrcpt; i++)
 			if (m->rcpts[i].state == RCPT_PENDING)
@@ -71,21 +74,21 @@ sched_pop(void)
 	return NULL;
 }
 
-/* Take m off the ready list. */
+/* Take m off the ready list, in constant time: transports pick anywhere. */
 static void
 ready_remove(struct qmsg *m)
 {
-	struct qmsg	**mp;
-
-	sched.ready_tail = NULL;
-	for (mp = &sched.ready_head; *mp != NULL; mp = &(*mp)->rnext) {
-		if (*mp == m)
-			*mp = m->rnext;
-		if (*mp == NULL)
-			break;
-		sched.ready_tail = *mp;
-	}
-	m->rnext = NULL;
+	if (m->rprev != NULL)
+		m->rprev->rnext = m->rnext;
+	else if (sched.ready_head == m)
+		sched.ready_head = m->rnext;
+	else
+		return;		/* not on it */
+	if (m->rnext != NULL)
+		m->rnext->rprev = m->rprev;
+	else
+		sched.ready_tail = m->rprev;
+	m->rnext = m->rprev = NULL;
 }
 
 static void
