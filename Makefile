@@ -77,7 +77,7 @@ BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
 # with --no-install-recommends): swaks needs libnet-ssleay-perl for TLS;
 # groff-base and man-db render the manuals as man(1) does.
 TEST_DEPS   = python3 python3-pytest swaks libnet-ssleay-perl curl mandoc \
-	      groff-base man-db postfix openssl iproute2 procps gdb clang \
+	      groff-base man-db postfix openssl iproute2 procps gdb strace clang \
 	      libclang-rt-14-dev systemd haproxy \
 	      python3-prometheus-client
 VALGRIND_DEPS = valgrind
