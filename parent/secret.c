@@ -23,7 +23,7 @@ int
 upstream_auth_read(const char *kw, const char *path, char *user,
     size_t userlen, char *pass, size_t passlen, char *err, size_t errlen)
 {
-	char		 line[600], *sp, *nl;
+	char		 line[600], *sp;
 	struct stat	 st;
 	FILE		*f;
 	int		 rc = -1;
@@ -41,14 +41,19 @@ upstream_auth_read(const char *kw, const char *path, char *user,
 		    "(chmod 600 it)", kw, path);
 	else if (fgets(line, sizeof(line), f) == NULL)
 		snprintf(err, errlen, "%s %s: empty", kw, path);
+	else if (strchr(line, '\n') == NULL && !feof(f))
+		snprintf(err, errlen, "%s %s: first line too long", kw, path);
 	else
 		rc = 0;
 	fclose(f);
-	if (rc == -1)
+	if (rc == -1) {
+		explicit_bzero(line, sizeof(line));
 		return -1;
+	}
 	rc = -1;
-	if ((nl = strchr(line, '\n')) != NULL)
-		*nl = '\0';
+	/* A file written on Windows ends its line in CRLF; the CR is no
+	 * part of the password. */
+	line[strcspn(line, "\r\n")] = '\0';
 	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
 		snprintf(err, errlen, "%s %s: expected \"user "
 		    "password\"", kw, path);

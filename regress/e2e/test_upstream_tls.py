@@ -195,7 +195,7 @@ class Relay:
 
     def __init__(self, factory, tmp_path, port, mode="starttls",
                  verify=True, ca=None, auth=(USER, PASSWORD),
-                 host="127.0.0.1"):
+                 host="127.0.0.1", eol="\n"):
         self.queue = str(tmp_path / "queue")
         lines = ["queue " + self.queue,
                  "upstream %s port %d %s%s" % (host, port, mode,
@@ -208,7 +208,7 @@ class Relay:
         if auth:
             authfile = str(tmp_path / "upstream-auth")
             with open(authfile, "w") as f:
-                f.write("%s %s\n" % auth)
+                f.write("%s %s%s" % (auth + (eol,)))
             os.chmod(authfile, 0o600)
             lines.append("upstream-auth " + authfile)
         conf = str(tmp_path / "smtpd.conf")
@@ -299,6 +299,17 @@ def test_starttls_auth_plain(smtpd_factory, tmp_path, certs, upstreams):
     assert not s["pipelined_after_starttls"]
     # An IP literal is verified as such, and not sent as SNI.
     assert s["sni"] is None
+
+
+def test_crlf_auth_file(smtpd_factory, tmp_path, certs, upstreams):
+    """A file written on Windows: the CR is no part of the password."""
+    cert, key = certs.pair("server")
+    up = upstreams("--cert", cert, "--key", key, "--user", USER,
+                   "--password", PASSWORD)
+    relay = Relay(smtpd_factory, tmp_path, up.port, ca=certs.path("ca.pem"),
+                  eol="\r\n")
+    relay.send()
+    assert_delivered_over_tls(up, relay)
 
 
 def test_starttls_auth_login(smtpd_factory, tmp_path, certs, upstreams):
