@@ -842,13 +842,15 @@ client_send(struct client *c, const struct client_msg *m,
 
 	/* RFC 6531 3.4: no downgrade; the sender gets a DSN. */
 	if (m->smtputf8 && !(c->capa & CAPA_SMTPUTF8)) {
-		client_refuse(c, 553, "upstream does not support SMTPUTF8");
+		client_refuse(c, 553,
+		    "5.6.7 upstream does not support SMTPUTF8");
 		return 0;
 	}
 	/* RFC 1870 6.1: a message too big would only be refused. */
 	if ((c->capa & CAPA_SIZE) && c->size_limit > 0 &&
 	    client_msg_size(m) > c->size_limit) {
-		client_refuse(c, 552, "message exceeds upstream size limit");
+		client_refuse(c, 552,
+		    "5.3.4 message exceeds upstream size limit");
 		return 0;
 	}
 	/* RFC 6152 3: no conversion here; most servers take it. */

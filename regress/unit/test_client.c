@@ -1107,7 +1107,7 @@ test_smtputf8_refused(void **state)
 	wait_done(h);
 	assert_int_equal(h->res.status, 5);
 	assert_int_equal(h->res.code, 553);
-	assert_string_equal(h->res.text, "upstream does not support SMTPUTF8");
+	assert_string_equal(h->res.text, "5.6.7 upstream does not support SMTPUTF8");
 	assert_int_equal(h->res.broken, 0);
 	assert_int_equal(h->rcpt[0].code, 553);
 	assert_int_equal(h->rcpt[1].code, 553);
@@ -1130,6 +1130,9 @@ test_size_refused(void **state)
 	wait_done(h);
 	assert_int_equal(h->res.status, 5);
 	assert_int_equal(h->res.code, 552);
+	/* RFC 3463: X.3.4, message too big for system. */
+	assert_string_equal(h->res.text,
+	    "5.3.4 message exceeds upstream size limit");
 	expect_quiet(h);
 	quit(h);
 	tmsg_free(&t);
