@@ -67,6 +67,23 @@ status_of(const struct qrcpt *r, char *buf, size_t len)
 		buf[0] = '5';	/* it failed for good in the end */
 }
 
+/*
+ * A NUL in the original's headers would end the text in many a reader
+ * of the DSN (RFC 5322 2.1 allows none): it is left out.
+ */
+static void
+write_text(FILE *out, const char *buf, size_t n)
+{
+	const char	*p = buf, *end = buf + n, *nul;
+
+	while (p < end) {
+		if ((nul = memchr(p, '\0', end - p)) == NULL)
+			nul = end;
+		fwrite(p, 1, nul - p, out);
+		p = nul + 1;
+	}
+}
+
 /* Copy the original's header block (up to its empty line) to out. */
 static void
 copy_headers(FILE *out, int origfd)
@@ -87,7 +104,7 @@ copy_headers(FILE *out, int origfd)
 		n = end - buf + 2;
 	else if ((end = memrchr(buf, '\n', n)) != NULL)
 		n = end - buf + 1;	/* whole lines only */
-	fwrite(buf, 1, n, out);
+	write_text(out, buf, n);
 	free(buf);
 }
 

@@ -284,6 +284,26 @@ def test_upstream_mail_code_5xx_bounces(world, upstream_factory,
     wait_for(lambda: queue_files(queue) == [], scaled(10), "an empty queue")
 
 
+def test_nul_in_headers_is_not_copied_into_the_dsn(world, upstream_factory,
+                                                   relay_factory):
+    """A NUL in the bounced message's headers (RFC 5322 2.1 allows
+    none) is left out of the DSN's third part; the rest of the line
+    comes back."""
+    refusing = upstream_factory("--mail-code", "550", "--take-bounces")
+    conf, queue = one_upstream(world, refusing)
+    d = relay_factory("-f", conf)
+    data = (b"Subject: with a nul\x00inside\r\nMessage-ID: <nul@x>\r\n"
+            b"\r\nbody\r\n")
+    qid = smtp_send(d.port, "sender@example.com", ["a@example.net"], data)
+    d.wait_log(r"relay: event=attempt queue_id=%s .*result=failed "
+               r"code=550 " % qid)
+    dsn = the_dsn(refusing, "sender@example.com")
+    assert b"\x00" not in dsn["data"]
+    assert b"Subject: with a nulinside\r\n" in dsn["data"]
+    parse_dsn(dsn["data"], "sender@example.com")
+    wait_for(lambda: queue_files(queue) == [], scaled(10), "an empty queue")
+
+
 def test_upstream_data_code_4xx_retried_then_delivered_once(
         world, upstream_factory, relay_factory):
     """The final dot answered 451 (--data-code): deferred, kept, tried
