@@ -5,7 +5,6 @@
  * daemon's to decide (the calling user, from SO_PEERCRED); -f asks for
  * another, which only root and control-group get.
  */
-#include <ctype.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -17,8 +16,6 @@
 #include <bsd/string.h>
 
 #include "smtpctl.h"
-
-#define SM_RCPT_MAX	1000
 
 struct sm_opts {
 	int		 extract;	/* -t */
@@ -52,134 +49,6 @@ sm_read(int dot_ok, size_t *lenp)
 	}
 	*lenp = len;
 	return buf;
-}
-
-/* The end of the header block of msg: the offset of its empty line. */
-static size_t
-sm_header_end(const char *msg, size_t len)
-{
-	size_t	 i;
-
-	for (i = 0; i < len; i++)
-		if (msg[i] == '\n' && (i + 1 == len || msg[i + 1] == '\n' ||
-		    (msg[i + 1] == '\r' && i + 2 < len && msg[i + 2] == '\n')))
-			return i + 1;
-	return len;
-}
-
-/* The length of the header field at p (continuation lines included). */
-static size_t
-sm_field_len(const char *p, const char *end)
-{
-	const char	*q = p;
-
-	while (q < end) {
-		const char *nl = memchr(q, '\n', (size_t)(end - q));
-
-		q = nl == NULL ? end : nl + 1;
-		if (q >= end || (*q != ' ' && *q != '\t'))
-			break;
-	}
-	return (size_t)(q - p);
-}
-
-/* One address of a list item: inside <>, else the item without (). */
-static void
-sm_item(char *item, char **rcpts, size_t *n)
-{
-	char	*lt, *gt, *p, *o;
-	int	 depth = 0;
-
-	if ((lt = strrchr(item, '<')) != NULL &&
-	    (gt = strchr(lt, '>')) != NULL) {
-		*gt = '\0';
-		item = lt + 1;
-	} else {
-		for (p = o = item; *p != '\0'; p++) {
-			if (*p == '(')
-				depth++;
-			else if (*p == ')' && depth > 0)
-				depth--;
-			else if (depth == 0 && !isspace((unsigned char)*p))
-				*o++ = *p;
-		}
-		*o = '\0';
-	}
-	if (*item != '\0' && *n < SM_RCPT_MAX)
-		rcpts[(*n)++] = strdup(item);
-}
-
-/* The addresses of a To:, Cc: or Bcc: value (groups included). */
-static void
-sm_addresses(char *v, char **rcpts, size_t *n)
-{
-	char	*item = v, *p;
-	int	 quoted = 0, angle = 0;
-
-	for (p = v; ; p++) {
-		if (*p == '"' && (p == v || p[-1] != '\\'))
-			quoted = !quoted;
-		else if (!quoted && *p == '<')
-			angle = 1;
-		else if (!quoted && *p == '>')
-			angle = 0;
-		else if (!quoted && !angle && *p == ':')
-			item = p + 1;	/* a group's name */
-		else if (*p == '\0' || (!quoted && !angle && (*p == ',' ||
-		    *p == ';'))) {
-			int end = *p == '\0';
-
-			*p = '\0';
-			sm_item(item, rcpts, n);
-			item = p + 1;
-			if (end)
-				break;
-		}
-	}
-}
-
-/*
- * -t: the recipients of the To:, Cc: and Bcc: fields; the Bcc: fields
- * are cut out of the message.  Returns the new length of msg.
- */
-static size_t
-sm_extract(char *msg, size_t len, char **rcpts, size_t *n)
-{
-	size_t	 hend = sm_header_end(msg, len), flen, off = 0;
-	char	*v;
-
-	while (off < hend) {
-		flen = sm_field_len(msg + off, msg + hend);
-		if (strncasecmp(msg + off, "to:", 3) == 0 ||
-		    strncasecmp(msg + off, "cc:", 3) == 0 ||
-		    strncasecmp(msg + off, "bcc:", 4) == 0) {
-			v = strndup(msg + off, flen);
-			sm_addresses(strchr(v, ':') + 1, rcpts, n);
-			free(v);
-			if (tolower((unsigned char)msg[off]) == 'b') {
-				memmove(msg + off, msg + off + flen,
-				    len - off - flen);
-				len -= flen;
-				hend -= flen;
-				continue;
-			}
-		}
-		off += flen;
-	}
-	return len;
-}
-
-static int
-sm_has_field(const char *msg, size_t len, const char *name)
-{
-	size_t	 hend = sm_header_end(msg, len), off = 0, n = strlen(name);
-
-	while (off < hend) {
-		if (strncasecmp(msg + off, name, n) == 0)
-			return 1;
-		off += sm_field_len(msg + off, msg + hend);
-	}
-	return 0;
 }
 
 /* From: and Date: where the message has none, as cleanup(8) does. */
@@ -307,6 +176,26 @@ sm_option(struct sm_opts *o, int ch, const char *arg)
 	return 0;
 }
 
+/*
+ * An argument with a control character in it: each is one line of the
+ * request, or one header field, and a line break would start another.
+ */
+static int
+sm_bad_arg(const char *what, const char *arg)
+{
+	const unsigned char	*p;
+
+	if (arg == NULL)
+		return 0;
+	for (p = (const unsigned char *)arg; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f) {
+			fprintf(stderr, "sendmail: %s holds a control "
+			    "character\n", what);
+			return 1;
+		}
+	return 0;
+}
+
 int
 sendmail_main(int argc, char **argv, const char *path)
 {
@@ -321,8 +210,13 @@ sendmail_main(int argc, char **argv, const char *path)
 			return EX_USAGE_;
 	if (o.from != NULL && (*o.from == '\0' || strcmp(o.from, "<>") == 0))
 		o.from = "";
+	if (sm_bad_arg("-f", o.from) || sm_bad_arg("-F", o.fullname))
+		return EX_USAGE_;
 	if (o.smtp)
 		return sendmail_bs(path, o.from);
+	for (i = optind; i < argc; i++)
+		if (sm_bad_arg("a recipient", argv[i]))
+			return EX_USAGE_;
 	for (i = optind; i < argc && n < SM_RCPT_MAX; i++)
 		rcpts[n++] = strdup(argv[i]);
 	if ((msg = sm_read(o.dot_ok, &len)) == NULL) {

@@ -42,10 +42,14 @@ const char	*ctl_socket_path(const char *opt);
 int		 ctl_request(const char *path, const char *header,
 		    const char *data, size_t datalen, struct ctl_answer *);
 void		 ctl_answer_free(struct ctl_answer *);
+#define SM_RCPT_MAX	1000
+
 int		 sendmail_main(int, char **, const char *path);
 int		 sendmail_bs(const char *path, const char *from);
 int		 sendmail_submit(const char *path, const char *from,
 		    char **rcpts, size_t nrcpt, const char *msg, size_t len,
 		    int quiet);
+size_t		 sm_extract(char *msg, size_t len, char **rcpts, size_t *n);
+int		 sm_has_field(const char *msg, size_t len, const char *name);
 
 #endif

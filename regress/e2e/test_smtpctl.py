@@ -207,6 +207,46 @@ def test_sendmail_as_an_unprivileged_user(world, upstream_factory,
     assert b'From: "The Boss" <boss@example.com>' in m["data"]
 
 
+def test_sendmail_folded_fields_and_line_breaks(world, upstream_factory,
+                                                relay_factory):
+    """-t reads a folded To: field (RFC 5322 2.2.3); an argument with a line break, which would start another
+    line of the request, is refused with 64 (EX_USAGE) and nothing is
+    queued."""
+    need_root()
+    up = upstream_factory()
+    d, ctl = start(world, relay_factory, up.port)
+    r = ctl.run("-t", name="sendmail", user=nobody(),
+                stdin=b"To: Folded\n <folded@example.net>,\n"
+                      b"\tsecond@example.net\nSubject: f\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    m = up.wait_messages(1)[0]
+    assert sorted(m["rcpts"]) == ["folded@example.net",
+                                  "second@example.net"]
+    for args in (("x@example.net\nrcpt y@example.net",),
+                 ("-F", "Name\nBcc: z@example.net", "x@example.net"),
+                 ("-f", "a@b\nrcpt c@d", "x@example.net")):
+        r = ctl.run(*args, name="sendmail", stdin=b"Subject: x\n\nx\n")
+        assert r.returncode == 64, (args, r)
+        assert b"control character" in r.stderr, r.stderr
+    assert ctl.queue() == [] and len(up.messages()) == 1
+
+
+def test_sendmail_bcc_then_unterminated_line(world, upstream_factory,
+                                             relay_factory):
+    """Found by fuzz_sendmail_hdr: a Bcc: field cut out before a last
+    line with no line end left the old bytes behind it, read as another
+    Bcc: field without a colon (sendmail -t crashed)."""
+    need_root()
+    up = upstream_factory()
+    d, ctl = start(world, relay_factory, up.port)
+    r = ctl.run("-t", "-i", name="sendmail", user=nobody(),
+                stdin=b"To: x@example.net\nBcc: \nbc")
+    assert r.returncode == 0, r
+    m = up.wait_messages(1)[0]
+    assert m["rcpts"] == ["x@example.net"]
+    assert b"Bcc" not in m["data"] and b"\r\nbc\r\n" in m["data"]
+
+
 def test_sendmail_bs(world, upstream_factory, relay_factory):
     need_root()
     up = upstream_factory()

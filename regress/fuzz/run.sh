@@ -59,7 +59,7 @@ libs() {
 # when it or a header is newer).
 obj() {
 	o="$out/obj/${1%.c}.o"
-	if [ ! -f "$o" ] || [ "$1" -nt "$o" ] || [ -n "$(find lib smtpd relay \
+	if [ ! -f "$o" ] || [ "$1" -nt "$o" ] || [ -n "$(find lib smtpd relay ctl \
 	    parent -name '*.h' -newer "$o" | head -1)" ]; then
 		mkdir -p "${o%/*}" || return 1
 		# shellcheck disable=SC2086
@@ -76,7 +76,7 @@ newest() {
 	for f in "$@"; do
 		[ "$f" -nt "$t" ] && return 1
 	done
-	[ -z "$(find lib smtpd relay parent -name '*.h' -newer "$t" |
+	[ -z "$(find lib smtpd relay parent ctl -name '*.h' -newer "$t" |
 	    head -1)" ]
 }
 
