@@ -17,6 +17,7 @@
 #include <bsd/string.h>
 
 #include "control.h"
+#include "control_env.h"
 #include "log.h"
 
 static struct {
@@ -130,7 +131,7 @@ static void
 control_request(struct ctl_conn *c)
 {
 	char	*words[32], *line, *p;
-	int	 n = 0;
+	int	 n;
 
 	c->in[c->inlen] = '\0';
 	line = c->in;
@@ -140,10 +141,7 @@ control_request(struct ctl_conn *c)
 		control_submit_start(c, p);
 		return;
 	}
-	while (n < 32 && (words[n] = strsep(&line, " ")) != NULL)
-		if (*words[n] != '\0')
-			n++;
-	if (n == 0 || n == 32) {
+	if ((n = control_words(line, words, 32)) <= 0) {
 		control_reply(c, "error bad request\n", "%s", "");
 		return;
 	}

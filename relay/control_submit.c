@@ -16,98 +16,10 @@
 #include <bsd/stdlib.h>
 #include <bsd/string.h>
 
-#include "addr.h"
 #include "control.h"
+#include "control_env.h"
 #include "log.h"
 #include "scheduler.h"
-
-/* An address of the request into out: -1 if it is no mailbox. */
-static int
-submit_addr(const char *val, int allow_null, char *out, size_t len)
-{
-	const struct smtpd_conf	*conf = control_conf();
-	struct mailaddr		 a;
-	char			 path[ADDR_PATH_MAX + 8];
-	size_t			 used;
-	int			 bad;
-
-	/* cron writes to "root": a local name is at our hostname. */
-	if (strchr(val, '@') == NULL && val[0] != '\0')
-		snprintf(path, sizeof(path), "<%s@%s>", val, conf->hostname);
-	else
-		snprintf(path, sizeof(path), "<%s>", val);
-	if (addr_parse_path(path, strlen(path), allow_null, 1, &a,
-	    &used) != ADDR_OK || used != strlen(path))
-		return -1;
-	bad = ADDR_F_PERCENT | ADDR_F_BANG | ADDR_F_QUOTED_AT;
-	if (a.flags & bad)
-		return -1;
-	if (a.null) {
-		out[0] = '\0';
-		return 0;
-	}
-	return addr_format(&a, out, len) == -1 ? -1 : 0;
-}
-
-static int
-submit_rcpt(struct qmsg *m, const char *val)
-{
-	struct qrcpt	*r;
-
-	if (m->nrcpt >= ENV_RCPT_MAX)
-		return -1;
-	if ((r = reallocarray(m->rcpts, m->nrcpt + 1, sizeof(*r))) == NULL)
-		return -1;
-	m->rcpts = r;
-	r = &m->rcpts[m->nrcpt];
-	memset(r, 0, sizeof(*r));
-	r->state = RCPT_PENDING;
-	if (submit_addr(val, 0, r->addr, sizeof(r->addr)) == -1)
-		return -1;
-	m->nrcpt++;
-	return 0;
-}
-
-/* The envelope lines of a submission; NULL if good, else why not. */
-static const char *
-submit_header(struct ctl_conn *c, struct qmsg *m, char *lines,
-    const char **denied)
-{
-	const struct smtpd_conf	*conf = control_conf();
-	char			*line, *val, own[ADDR_PATH_MAX + 1];
-	const char		*errstr = NULL;
-	int			 from = 0, size = 0;
-
-	if ((size_t)snprintf(own, sizeof(own), "%.64s@%.190s", c->user,
-	    conf->hostname) >= sizeof(own))
-		return "host name too long";
-	strlcpy(m->from, own, sizeof(m->from));
-	while (lines != NULL && (line = strsep(&lines, "\n")) != NULL) {
-		if (*line == '\0')
-			continue;
-		if ((val = strchr(line, ' ')) == NULL)
-			return "bad request line";
-		*val++ = '\0';
-		if (strcmp(line, "from") == 0 && !from++) {
-			if (submit_addr(val, 1, m->from, sizeof(m->from)) == -1)
-				return "bad sender address";
-		} else if (strcmp(line, "rcpt") == 0) {
-			if (submit_rcpt(m, val) == -1)
-				return "bad recipient address";
-		} else if (strcmp(line, "size") == 0 && !size++) {
-			c->want = strtonum(val, 0, (long long)conf->max_size,
-			    &errstr);
-			if (errstr != NULL)
-				return "message too big";
-		} else
-			return "bad request line";
-	}
-	if (!size || m->nrcpt == 0)
-		return "no recipients";
-	if (!c->admin && strcmp(m->from, own) != 0)
-		*denied = "only root and control-group may set the sender";
-	return NULL;
-}
 
 static struct qmsg *
 submit_msg(void)
@@ -129,8 +41,9 @@ submit_msg(void)
 void
 control_submit_start(struct ctl_conn *c, char *lines)
 {
-	const char	*why, *denied = NULL;
-	struct qmsg	*m;
+	struct submit_who	 who;
+	const char		*why, *denied = NULL;
+	struct qmsg		*m;
 
 	if (control_conf()->mode == MODE_DEBUG) {
 		control_reply(c, "error ", "%s\n", "no queue in debug mode");
@@ -140,8 +53,12 @@ control_submit_start(struct ctl_conn *c, char *lines)
 		control_reply(c, "tempfail out of memory\n", "%s", "");
 		return;
 	}
-	if ((why = submit_header(c, m, lines, &denied)) != NULL ||
-	    denied != NULL) {
+	who.user = c->user;
+	who.hostname = control_conf()->hostname;
+	who.max_size = (long long)control_conf()->max_size;
+	who.admin = c->admin;
+	if ((why = submit_envelope(&who, m, lines, &c->want, &denied)) !=
+	    NULL || denied != NULL) {
 		qmsg_free(m);
 		control_reply(c, why != NULL ? "error " : "denied ", "%s\n",
 		    why != NULL ? why : denied);
