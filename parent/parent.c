@@ -454,6 +454,9 @@ parent_stop_progress(struct parent *p)
 		if (!relay->retiring) {
 			relay->retiring = 1;
 			child_send_empty(relay, IMSG_STOP);
+			/* Its deliveries in flight get stop-timeout too. */
+			ev_timer_add(&p->stop_timer,
+			    (uint64_t)p->conf.stop_timeout * 1000 + 3000);
 		}
 		return;
 	}

@@ -22,6 +22,7 @@
 #include "control.h"
 #include "debug.h"
 #include "deliver.h"
+#include "drain.h"
 #include "event.h"
 #include "forward.h"
 #include "scheduler.h"
@@ -786,9 +787,8 @@ relay_on_stop(struct proc_chan *pc, struct imsg *imsg)
 	(void)pc;
 	(void)imsg;
 	/* Workers are gone; every commit was answered. */
-	log_debug("event=stop");
-	fflush(stdout);
-	exit(0);
+	relay_drain(relay.conf.stop_timeout);
+	return 0;
 }
 
 static const struct proc_handler relay_parent_handlers[] = {

@@ -511,6 +511,14 @@ sched_pause(int paused)
 		sched_kick_soon();
 }
 
+/* The relay stops: no delivery starts any more, and nothing is logged
+ * as an operator's pause. */
+void
+sched_stop_starting(void)
+{
+	sched.paused = 1;
+}
+
 int
 sched_paused(void)
 {

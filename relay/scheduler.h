@@ -34,5 +34,6 @@ int		 sched_remove(struct qmsg *);
 int		 sched_bounce(struct qmsg *);
 void		 sched_pause(int);
 int		 sched_paused(void);
+void		 sched_stop_starting(void);
 
 #endif

@@ -9,6 +9,8 @@ mail from <> (--take-bounces), or comes back for the DSN."""
 import email
 import email.policy
 import email.utils
+import glob
+import os
 import signal
 import socket
 import time
@@ -252,6 +254,53 @@ def test_upstream_without_8bitmime_gets_the_bytes(world, upstream_factory,
     assert rest.endswith(EIGHT_BIT.split(b"\r\n\r\n", 1)[1]), rest
     assert d.log_grep(r"upstream lacks 8BITMIME")
     wait_for(lambda: queue_files(queue) == [], scaled(10), "an empty queue")
+
+
+# --------------------------------------------------------------------------
+# a stop while a delivery is in flight
+
+def test_stop_lets_the_delivery_in_flight_finish(world, upstream_factory,
+                                                 relay_factory):
+    """SIGTERM while the upstream has the message and has not answered
+    the final dot yet: the relay waits for the 250 and records it, so
+    the daemon started again on the same queue sends nothing twice.
+    (Before, the relay exited at once and the restart sent it again.)"""
+    up = upstream_factory("--data-delay", "1500")
+    conf, queue = one_upstream(world, up)
+    d = relay_factory("-f", conf)
+    qid = smtp_send(d.port, "sender@example.com", ["r@example.net"],
+                    make_message(1, "inflight"))
+    up.wait_messages(1)                 # in flight: the 250 is 1.5 s away
+    assert d.stop() == 0
+    assert d.log_grep(r"relay: event=stop-draining in_flight=1$")
+    assert d.log_grep(r"relay: event=removed queue_id=%s$" % qid)
+    assert queue_files(queue) == []
+    again = relay_factory("-f", conf)
+    again.wait_log(r"relay: event=queue-loaded messages=0$")
+    assert len(up.messages()) == 1
+
+
+def test_stop_waits_no_longer_than_stop_timeout(world, upstream_factory,
+                                                relay_factory):
+    """An upstream that never answers the final dot holds the stop for
+    stop-timeout only; the message stays queued and goes after the
+    restart (at least once, never lost)."""
+    up = upstream_factory("--hang-first", "1")
+    conf, queue = one_upstream(world, up, ["stop-timeout 1s"])
+    d = relay_factory("-f", conf)
+    qid = smtp_send(d.port, "sender@example.com", ["r@example.net"],
+                    make_message(1, "hung"))
+    wait_for(lambda: glob.glob(os.path.join(up.dir, ".hung-*")), scaled(10),
+             "the upstream to hang at the final dot")
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 < scaled(8)
+    assert d.log_grep(r"relay: event=stop in_flight=1 reason=stop-timeout$")
+    assert queue_files(queue) != []
+    again = relay_factory("-f", conf)
+    [m] = up.wait_messages(1, timeout=scaled(20))
+    assert b"hung-1" in m["data"]
+    again.wait_log(r"relay: event=removed queue_id=%s$" % qid)
 
 
 # --------------------------------------------------------------------------

@@ -20,7 +20,9 @@ advertises it all the same: the detector's control).  Misbehaving
 upstreams: --no-greeting accepts connections and never says a word;
 --hang-first K makes the first K connections stop answering at the
 final dot of their first message (the message is not recorded, the
-socket stays open), while later connections are served as usual.  The
+socket stays open), while later connections are served as usual;
+--data-delay MS records a message and waits MS milliseconds before
+its 250 (a delivery in flight for that long).  The
 listening port is printed on standard output as "port N" once the
 server accepts connections.
 """
@@ -33,6 +35,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 lock = threading.Lock()
 counter = [0]
@@ -76,7 +79,10 @@ class Handler(socketserver.StreamRequestHandler):
         return line[:-2]
 
     def hang(self):
-        """Stop answering, keep the socket open until the peer closes."""
+        """Stop answering, keep the socket open until the peer closes;
+        DIR/.hung-N says that connection N is here."""
+        open(os.path.join(self.server.opts.dir, ".hung-%d" % conns[0]),
+             "w").close()
         while True:
             try:
                 if not self.connection.recv(4096):
@@ -180,6 +186,8 @@ class Handler(socketserver.StreamRequestHandler):
                         json.dump(rec, f)
                     os.rename(tmp, os.path.join(opts.dir, "%06d.json" % n))
                     self.early = 0
+                    if opts.data_delay:
+                        time.sleep(opts.data_delay / 1000.0)
                     self.reply("250 2.0.0 ok stored %d" % n)
                 elif verb == b"RSET":
                     mail, rcpts = None, []
@@ -218,6 +226,7 @@ def main():
     ap.add_argument("--no-smtputf8", action="store_true")
     ap.add_argument("--no-greeting", action="store_true")
     ap.add_argument("--hang-first", type=int, default=0)
+    ap.add_argument("--data-delay", type=int, default=0)
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):
