@@ -564,5 +564,8 @@ def test_rolling_restart_loses_nothing(relay_factory, world,
           "%d client retries, %d acknowledged before the SIGTERM" % (
               len(acked), len(ids), dups, sum(s.retries for s in senders),
               acked_at_stop))
+    # The relay finished its deliveries in flight before it stopped: no
+    # queue id went upstream twice.
+    assert all(len(q) == len(set(q)) for q in qids.values()), qids
     # Drained or 421: the stopped instance said which sessions it ended.
     assert a.log_grep(r"event=stop-requested")
