@@ -24,7 +24,6 @@ enum setting_how {
 
 enum setting_reload {
 	SET_NEW,		/* a reload applies it */
-	SET_RELAY,		/* applied, but the relay keeps its own */
 	SET_KEEP,		/* kept until a restart */
 };
 
