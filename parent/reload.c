@@ -133,6 +133,26 @@ kept_add(struct reload *r, const char *what)
 	strlcat(r->kept, what, sizeof(r->kept));
 }
 
+/* deliver mode: the program must be there, as at the start. */
+static int
+reload_deliver(const struct reload *r, FILE *errs)
+{
+	char	 buf[CONF_DELIVER_MAX], *argv[CONF_DELIVER_ARGS];
+
+	if (r->cf.conf.mode != MODE_DELIVER)
+		return 0;
+	if (cmd_split(r->cf.deliver, buf, sizeof(buf), argv,
+	    CONF_DELIVER_ARGS) < 1 || argv[0][0] != '/') {
+		fprintf(errs, "deliver: bad command: %s\n", r->cf.deliver);
+		return -1;
+	}
+	if (access(argv[0], X_OK) == -1) {
+		fprintf(errs, "deliver: %s: %s\n", argv[0], strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 /* Everything of the new configuration read and checked; -1 if bad. */
 static int
 reload_read(struct parent *p, struct reload *r, FILE *errs)
@@ -143,7 +163,7 @@ reload_read(struct parent *p, struct reload *r, FILE *errs)
 		return -1;
 	conf_keep(&r->cf.conf, &p->conf, r->kept, sizeof(r->kept));
 	r->cf.conf.auth_enabled = r->cf.users[0] != '\0';
-	if (reload_tls(r, errs) == -1)
+	if (reload_tls(r, errs) == -1 || reload_deliver(r, errs) == -1)
 		return -1;
 	if (parent_routes_load(p, &r->cf, &r->cf.conf, &r->routes,
 	    r->secrets, errs) != 0)
