@@ -38,11 +38,7 @@ static struct relay {
 	struct routes		 routes;	/* upstreams, from the parent */
 	struct policy		 next_policy;	/* being received (SIGHUP) */
 	struct policy		 old_policy;	/* before the last reload */
-	struct smtpd_conf	 next_conf;	/* the same for the settings */
-	struct smtpd_conf	 old_conf;
-	struct routes		 next_routes;	/* and the upstreams, routes */
-	struct upstream_auth	 next_auth[ROUTES_UPSTREAMS_MAX];
-	int			 conf_loaded, routes_loaded;
+	struct smtpd_conf	 old_conf;	/* the same for the settings */
 	uint32_t		 old_channels;	/* channels older hold to it */
 	int			 policy_loading;
 	struct imsgbuf		 parent;
@@ -82,24 +78,12 @@ spool_find(struct channel *ch, uint32_t session)
 	return NULL;
 }
 
-/*
- * The limits a worker's sessions were told: a worker of before the last
- * reload may hold to the settings of then, the larger of the two.
- */
+/* A worker of before the last reload may hold to the limits of then. */
 static const struct smtpd_conf *
 channel_conf(const struct channel *ch)
 {
-	static struct smtpd_conf	 c;
-
-	if (ch->id > relay.old_channels)
-		return &relay.conf;
-	c = relay.conf;
-	if (relay.old_conf.max_sessions > c.max_sessions)
-		c.max_sessions = relay.old_conf.max_sessions;
-	if (relay.old_conf.max_size > c.max_size)
-		c.max_size = relay.old_conf.max_size;
-	c.smtputf8 |= relay.old_conf.smtputf8;
-	return &c;
+	return ch->id > relay.old_channels ? &relay.conf :
+	    relay_conf_larger(&relay.conf, &relay.old_conf);
 }
 
 static void
@@ -712,13 +696,9 @@ relay_on_conf(struct proc_chan *pc, struct imsg *imsg)
 {
 	if (pc->phase == PHASE_STARTUP)
 		return conf_recv(imsg, &relay.conf);
-	/* A reload's, which keeps what the relay was built on. */
-	if (!relay.policy_loading || relay.conf_loaded ||
-	    conf_recv(imsg, &relay.next_conf) == -1 ||
-	    !conf_kept_same(&relay.next_conf, &relay.conf))
+	if (!relay.policy_loading)
 		return -1;
-	relay.conf_loaded = 1;
-	return 0;
+	return relay_reload_conf(imsg, &relay.conf);
 }
 
 static int
@@ -749,39 +729,9 @@ relay_on_policy_begin(struct proc_chan *pc, struct imsg *imsg)
 	if (relay.policy_loading)
 		return -1;
 	policy_init(&relay.next_policy);
-	routes_free(&relay.next_routes);
-	memset(relay.next_auth, 0, sizeof(relay.next_auth));
-	relay.conf_loaded = relay.routes_loaded = 0;
+	relay_reload_begin();
 	relay.policy_loading = 1;
 	return 0;
-}
-
-/*
- * A reload's upstreams and routes: the upstreams of before stay first,
- * in their order (the parent sends them so), new ones come after.  The
- * messages in flight finish on their connections; what is not yet in
- * flight takes the new routes, on new connections with the new
- * credentials.
- */
-static void
-relay_routes_apply(void)
-{
-	struct routes	 old;
-	uint32_t	 i;
-
-	for (i = 0; i < relay.routes.nups; i++)
-		if (i >= relay.next_routes.nups ||
-		    strcmp(relay.routes.ups[i].name,
-		    relay.next_routes.ups[i].name) != 0)
-			fatalx("reload: the upstreams changed their order");
-	old = relay.routes;
-	relay.routes = relay.next_routes;
-	routes_init(&relay.next_routes);
-	up_reload(&relay.routes, relay.next_auth);
-	explicit_bzero(relay.next_auth, sizeof(relay.next_auth));
-	routes_free(&old);
-	log_info("event=routes-reloaded upstreams=%u routes=%u",
-	    relay.routes.nups, relay.routes.nroutes);
 }
 
 static int
@@ -798,15 +748,7 @@ relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
 	relay.old_policy = relay.policy;
 	relay.policy = relay.next_policy;
 	relay.policy_loading = 0;
-	if (relay.conf_loaded) {
-		relay.old_conf = relay.conf;
-		relay.conf = relay.next_conf;
-	}
-	if (relay.routes_loaded && relay.conf.mode == MODE_RELAY)
-		relay_routes_apply();
-	/* New connections with the new settings and credentials. */
-	if (relay.conf.mode == MODE_RELAY)
-		forward_reload();
+	relay_reload_end(&relay.conf, &relay.old_conf, &relay.routes);
 	/* The workers of before have the channels up to now. */
 	relay.old_channels = 0;
 	for (c = relay.channels; c != NULL; c = c->next)
@@ -824,37 +766,16 @@ relay_on_route(struct proc_chan *pc, struct imsg *imsg)
 		return routes_recv(&relay.routes, imsg);
 	if (!relay.policy_loading)
 		return -1;
-	relay.routes_loaded = 1;
-	return routes_recv(&relay.next_routes, imsg);
+	return relay_reload_route(imsg);
 }
 
+/* Credentials at start-up, or a reload's (relay/reload.c). */
 static int
 relay_on_upstream_auth(struct proc_chan *pc, struct imsg *imsg)
 {
-	char		 user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
-	uint32_t	 idx;
-	int		 rc = -1;
-
-	if (pc->phase != PHASE_STARTUP && !relay.policy_loading)
-		return -1;
-	if (imsg_get_u32(imsg, &idx) == 0 && idx < (pc->phase ==
-	    PHASE_STARTUP ? relay.routes : relay.next_routes).nups &&
-	    imsg_get_str(imsg, user, sizeof(user)) == 0 &&
-	    imsg_get_str(imsg, pass, sizeof(pass)) == 0 &&
-	    imsg_get_end(imsg) == 0) {
-		if (pc->phase == PHASE_STARTUP)
-			up_set_auth(idx, user, pass);
-		else {
-			strlcpy(relay.next_auth[idx].user, user,
-			    sizeof(relay.next_auth[idx].user));
-			strlcpy(relay.next_auth[idx].pass, pass,
-			    sizeof(relay.next_auth[idx].pass));
-		}
-		rc = 0;
-	}
-	explicit_bzero(user, sizeof(user));
-	explicit_bzero(pass, sizeof(pass));
-	return rc;
+	if (pc->phase == PHASE_STARTUP)
+		return relay_auth_recv(imsg, relay.routes.nups);
+	return relay.policy_loading ? relay_auth_recv(imsg, 0) : -1;
 }
 
 static int
