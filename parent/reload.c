@@ -269,10 +269,13 @@ parent_reload(struct parent *p)
 	reload_apply(p, r, &added, &removed);
 	p->reload_ok = 1;
 	snprintf(p->reload_result, sizeof(p->reload_result), "applied: "
-	    "settings, rules, %u listener%s (%u new, %u closed), %u worker%s, "
-	    "TLS certificate, users, %s", p->nlisteners, p->nlisteners == 1 ?
-	    "" : "s", added, removed, p->conf.workers, p->conf.workers == 1 ?
-	    "" : "s", r->routes_kept ? "routes" : "upstreams and routes");
+	    "settings, rules, %u listener%s (%u new, %u closed), %u worker%s%s"
+	    "%s%s", p->nlisteners, p->nlisteners == 1 ? "" : "s", added,
+	    removed, p->conf.workers, p->conf.workers == 1 ? "" : "s",
+	    p->tls_cert != NULL ? ", TLS certificate" : "",
+	    p->conf.auth_enabled ? ", users" : "",
+	    p->conf.mode != MODE_RELAY || r->routes_kept ? "" :
+	    ", upstreams, routes and credentials");
 	if (r->kept[0] != '\0') {
 		log_warnx("event=reload kept=\"%s\" reason=\"needs a "
 		    "restart\"", r->kept);

@@ -297,3 +297,68 @@ def test_reload_broken_certificate_keeps_running_one(smtpd_factory,
     assert starttls_fingerprint(p1) == fingerprint_of(certs.path(
         "other.pem"))
     assert not refused(p2)
+
+
+def test_reload_routes_upstreams_and_bad_secret(smtpd_factory, tmp_path,
+                                                certs, upstreams):
+    """A reload adds an upstream and routes the mail to it, with its
+    own credentials; one that renames an upstream keeps the upstreams
+    and routes, and says so; one whose credentials file is readable by
+    others fails and keeps all that runs."""
+    need_root()
+    upcert, upkey = certs.pair("server")
+    a = upstreams("--cert", upcert, "--key", upkey, "--user", USER,
+                  "--password", PW_OLD, name="a")
+    b = upstreams("--cert", upcert, "--key", upkey, "--user", USER,
+                  "--password", PW_NEW, name="b")
+    w = World(tmp_path, certs)
+    write(w.auth, "%s %s\n" % (USER, PW_OLD))
+    bauth = str(tmp_path / "b-auth")
+    write(bauth, "%s %s\n" % (USER, PW_NEW))
+    p1 = free_port()
+    ca = certs.path("ca.pem")
+    base = ["queue " + str(tmp_path / "queue"),
+            "listen on 127.0.0.1 port %d" % p1,
+            "relay-domains example.net", "queue-retry 1s",
+            "control-socket " + w.sock,
+            "upstream a host 127.0.0.1 port %d starttls ca %s auth %s"
+            % (a.port, ca, w.auth)]
+    up_b = ("upstream %s host 127.0.0.1 port %d starttls ca %s auth %s"
+            % ("%s", b.port, ca, bauth))
+    w.write_conf(base + ["route via a"])
+    d = w.start(smtpd_factory, p1)
+
+    def send(subject):
+        with smtplib.SMTP("127.0.0.1", p1, timeout=scaled(20)) as s:
+            s.ehlo("client.example")
+            assert s.sendmail(SENDER, [RCPT], "Subject: %s\r\n\r\nx\r\n"
+                              % subject) == {}
+
+    send("one")
+    assert b"Subject: one" in a.wait_messages(1)[0]["data"]
+    w.write_conf(base + [up_b % "b", "route via b, a"])
+    out = reload(d, w)
+    assert "upstreams, routes and credentials" in out, out
+    send("two")
+    assert b"Subject: two" in b.wait_messages(1)[0]["data"]
+    assert len(a.messages()) == 1
+
+    # Renamed: the relay cannot take it; the running routes stay.
+    w.write_conf(base + [up_b % "c", "route via c, a"])
+    out = reload(d, w)
+    assert "needs a restart: upstream" in out, out
+    assert d.log_grep(r'event=reload kept="upstream"')
+    send("three")
+    wait_for(lambda: len(b.messages()) == 2, scaled(20), "two at b")
+
+    # A credentials file that others may read: nothing changes.
+    os.chmod(bauth, 0o644)
+    w.write_conf(base + [up_b % "b", "route via a"])
+    out = subprocess.run([SMTPCTL, "-s", w.sock, "reload"],
+                         capture_output=True, timeout=scaled(20))
+    assert out.returncode == 1, out
+    assert d.log_grep(r"event=config-error .*b-auth: readable by others")
+    assert d.log_grep(r"event=reload result=failed")
+    send("four")
+    wait_for(lambda: len(b.messages()) == 3, scaled(20), "three at b")
+    assert len(a.messages()) == 1
