@@ -605,15 +605,15 @@ parent_move_relay(struct parent *p, uint32_t from, uint32_t to)
 
 /*
  * The relay's part of a reload: the settings, the rules and, when it
- * can take them, the upstreams, routes and credentials, applied
- * together at POLICY_END; then the upstreams' addresses again.
+ * can take them, the upstreams, routes, credentials and addresses,
+ * applied together at POLICY_END (a new upstream is never tried
+ * before its addresses are there).
  */
 static void
 parent_reload_relay(struct parent *p, int routes)
 {
 	struct child	*relay;
 	struct imsg_out	 out;
-	uint32_t	 i;
 
 	if ((relay = parent_relay(p)) == NULL)
 		return;
@@ -621,13 +621,10 @@ parent_reload_relay(struct parent *p, int routes)
 	if (conf_send(&relay->ib, &p->conf) == -1 ||
 	    policy_send(&relay->ib, &p->policy) == -1)
 		fatal("configuration to relay");
-	routes = routes && p->conf.mode == MODE_RELAY;
-	if (routes)
-		parent_send_routes(p, relay, 0);
+	if (routes && p->conf.mode == MODE_RELAY)
+		parent_send_routes(p, relay, 1);
 	imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
 	parent_child_send(relay, &out);
-	for (i = 0; routes && i < p->routes.nups; i++)
-		parent_send_upstream(p, relay, i);
 }
 
 /*

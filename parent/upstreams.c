@@ -169,10 +169,7 @@ parent_routes_setup(struct parent *p, struct conf_file *cf)
 		exit(1);
 }
 
-/*
- * The relay's upstreams, routes and credentials, and at its start
- * (addrs) the addresses; a reload sends those after its end.
- */
+/* The relay's upstreams, routes, credentials and (addrs) addresses. */
 void
 parent_send_routes(struct parent *p, struct child *relay, int addrs)
 {

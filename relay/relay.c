@@ -643,7 +643,9 @@ relay_upstream_addrs(struct proc_chan *pc, struct imsg *imsg)
 	uint32_t		 i, idx, n;
 
 	(void)pc;
-	if (imsg_get_u32(imsg, &idx) == -1 || idx >= relay.routes.nups ||
+	/* A reload's come before its end, for its upstreams. */
+	if (imsg_get_u32(imsg, &idx) == -1 || (idx >= relay.routes.nups &&
+	    (!relay.policy_loading || idx >= relay_reload_nups())) ||
 	    imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
 		return -1;
 	for (i = 0; i < n; i++)

@@ -55,6 +55,7 @@ int	relay_main(void);
 void	relay_reload_begin(void);
 int	relay_reload_conf(struct imsg *, const struct smtpd_conf *);
 int	relay_reload_route(struct imsg *);
+uint32_t relay_reload_nups(void);
 int	relay_auth_recv(struct imsg *, uint32_t);
 const struct smtpd_conf *relay_conf_larger(const struct smtpd_conf *,
 	    const struct smtpd_conf *);

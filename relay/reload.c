@@ -58,6 +58,13 @@ relay_reload_conf(struct imsg *imsg, const struct smtpd_conf *cur)
 	return 0;
 }
 
+/* The number of upstreams a reload brings, 0 if none. */
+uint32_t
+relay_reload_nups(void)
+{
+	return next.routes.nups;
+}
+
 int
 relay_reload_route(struct imsg *imsg)
 {

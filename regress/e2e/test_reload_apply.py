@@ -342,6 +342,8 @@ def test_reload_routes_upstreams_and_bad_secret(smtpd_factory, tmp_path,
     send("two")
     assert b"Subject: two" in b.wait_messages(1)[0]["data"]
     assert len(a.messages()) == 1
+    # The new upstream had its addresses before it was tried.
+    assert not d.log_grep(r"event=upstream-(unreachable|connect-failed)")
 
     # Renamed: the relay cannot take it; the running routes stay.
     w.write_conf(base + [up_b % "c", "route via c, a"])
