@@ -223,3 +223,19 @@ conf_keep(struct smtpd_conf *c, const struct smtpd_conf *old, char *kept,
 	}
 	return n;
 }
+
+/* Whether a reload's c kept every restart-only setting of old. */
+int
+conf_kept_same(const struct smtpd_conf *c, const struct smtpd_conf *old)
+{
+	const struct setting	*s;
+	size_t			 i;
+
+	for (i = 0; i < nsettings; i++) {
+		s = &settings[i];
+		if (s->reload == SET_KEEP && memcmp((const char *)c + s->off,
+		    (const char *)old + s->off, s->size) != 0)
+			return 0;
+	}
+	return 1;
+}

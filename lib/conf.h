@@ -24,7 +24,6 @@ enum setting_how {
 
 enum setting_reload {
 	SET_NEW,		/* a reload applies it */
-	SET_RELAY,		/* applied, but the relay keeps its own */
 	SET_KEEP,		/* kept until a restart */
 };
 
@@ -53,5 +52,6 @@ void	setting_set(struct smtpd_conf *, const struct setting *, uint64_t);
 int	setting_in_bounds(const struct setting *, uint64_t);
 size_t	conf_keep(struct smtpd_conf *, const struct smtpd_conf *,
 	    char *kept, size_t);
+int	conf_kept_same(const struct smtpd_conf *, const struct smtpd_conf *);
 
 #endif

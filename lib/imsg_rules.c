@@ -36,10 +36,15 @@
 #define ROW(t, from, to, fd, phase, size) \
 	{ IMSG_##t, "IMSG_" #t, from, to, fd, phase, size }
 
-/* Sorted by type; a type with two pairs of roles has a row for each. */
+/*
+ * Sorted by type; a type with two pairs of roles has a row for each.
+ * The relay's configuration, upstreams, routes and credentials come
+ * again with a reload, between POLICY_BEGIN and POLICY_END only (its
+ * handlers refuse them anywhere else).
+ */
 const struct imsg_rule imsg_rules[] = {
 	ROW(CONF,		P, S, NO, UP,  PARSED(0)),
-	ROW(CONF,		P, R, NO, UP,  PARSED(0)),
+	ROW(CONF,		P, R, NO, ANY, PARSED(0)),
 	ROW(CONF_LISTENER,	P, S, FD, UP,  RANGE(4, 4 + LISTEN_PROXY_MAX *
 	    (uint32_t)sizeof(struct netaddr))),
 	ROW(CONF_END,		P, S, NO, UP,  EXACT(0)),
@@ -68,7 +73,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(RESOLVE,		R, P, NO, RUN, EXACT(4)),
 	ROW(DELIVER_RUN,	R, P, FD, RUN, PARSED(4 * STR_MIN + 4)),
 	ROW(DELIVER_DONE,	P, R, NO, RUN, PARSED(4 + STR_MIN)),
-	ROW(CONF_UPSTREAM_AUTH,	P, R, NO, UP,  PARSED(4 + 2 * STR_MIN)),
+	ROW(CONF_UPSTREAM_AUTH,	P, R, NO, ANY, PARSED(4 + 2 * STR_MIN)),
 	ROW(CONF_TLS_CERT,	P, S, NO, UP,  PARSED(1)),
 	ROW(CONF_TLS_KEY,	P, S, NO, UP,  PARSED(1)),
 	ROW(AUTH_REQUEST,	S, P, NO, RUN, PARSED(3 * STR_MIN)),
@@ -92,8 +97,8 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CONF_RULE_ITEM,	P, R, NO, ANY, PARSED(4 + STR_MIN)),
 	ROW(CONF_LOGIN,		P, S, NO, UP,  PARSED(2 * STR_MIN)),
 	ROW(CONF_LOGIN,		P, R, NO, ANY, PARSED(2 * STR_MIN)),
-	ROW(CONF_UPSTREAM,	P, R, NO, UP,  PARSED(3 * STR_MIN + 6 * 4)),
-	ROW(CONF_ROUTE,		P, R, NO, UP,  PARSED(4 + STR_MIN + 3 * 4)),
+	ROW(CONF_UPSTREAM,	P, R, NO, ANY, PARSED(3 * STR_MIN + 6 * 4)),
+	ROW(CONF_ROUTE,		P, R, NO, ANY, PARSED(4 + STR_MIN + 3 * 4)),
 	ROW(CONF_CONTROL,	P, R, FD, ANY, EXACT(0)),
 	ROW(CTL_PEER,		R, P, NO, RUN, EXACT(8)),
 	ROW(CTL_PEER_INFO,	P, R, NO, RUN, PARSED(4 + STR_MIN)),

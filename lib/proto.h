@@ -90,8 +90,8 @@ enum imsg_type {
 	IMSG_CONF_DOMAIN,	/* str: a relay-domains entry */
 	IMSG_CONF_RCPT,		/* str: a relay-recipients entry */
 	IMSG_CONF_NET,		/* struct netaddr: a trusted network */
-	IMSG_POLICY_BEGIN,	/* nothing: a new policy follows (SIGHUP) */
-	IMSG_POLICY_END,	/* nothing: the new policy is complete */
+	IMSG_POLICY_BEGIN,	/* nothing: a reload's configuration follows */
+	IMSG_POLICY_END,	/* nothing: it is complete, apply it */
 	IMSG_UPSTREAM_ADDRS,	/* u32 upstream, u32 n, n sockaddrs: its */
 	IMSG_RESOLVE,		/* u32 upstream: resolve its name again */
 	IMSG_DELIVER_RUN,	/* peerid run id, fd spool, envelope */

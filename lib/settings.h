@@ -20,11 +20,12 @@
  *            per CPU", resolved by the parent); for SIZE and RATE a min
  *            of 0 lets the keyword say "0"; for STR max is the size of
  *            the field with its NUL, for PATH PATH_MAX
- *   reload   NEW: a reload takes the new value (new workers, the parent);
- *            RELAY: the parent takes it, but the relay reads it and keeps
- *            the value it started with until it restarts;
+ *   reload   NEW: a reload takes the new value (new workers, the parent,
+ *            the relay for mail not yet in flight);
  *            KEEP: kept until a restart, and named in the reload's log
- *            when the new configuration asks for another value
+ *            when the new configuration asks for another value (SPEC 12:
+ *            the users, the chroot and the queue; the mode and the
+ *            control socket, which the running processes are built on)
  *
  * Defaults and bounds may name the constants of proto.h: the list is
  * expanded where they are known.  The order is the order on the wire.  Checks across fields (user and
@@ -73,17 +74,17 @@
 	    KEEP)							\
 	X("verbose", verbose, BOOL, IN, 0, 0, 1, NEW)			\
 	X("foreground", foreground, BOOL, IN, 0, 0, 1, NEW)		\
-	X("smtputf8", smtputf8, BOOL, KW, 0, 0, 1, KEEP)		\
+	X("smtputf8", smtputf8, BOOL, KW, 0, 0, 1, NEW)		\
 	X("privsep", drop_privs, BOOL, IN, 0, 0, 1, KEEP) /* 0: -n */	\
 	X("uid", uid, U32, IN, 0, 0, UINT32_MAX, KEEP)	/* user */	\
 	X("gid", gid, U32, IN, 0, 0, UINT32_MAX, KEEP)			\
 	X("queue-uid", queue_uid, U32, IN, 0, 0, UINT32_MAX, KEEP)	\
 	X("queue-gid", queue_gid, U32, IN, 0, 0, UINT32_MAX, KEEP)	\
-	X("workers", workers, U32, KW, 0, 1, CONF_WORKERS_MAX, KEEP)	\
+	X("workers", workers, U32, KW, 0, 1, CONF_WORKERS_MAX, NEW)	\
 	X("max-recipients", max_rcpt, U32, KW, DEFAULT_MAX_RCPT, 1,	\
 	    CONF_RCPT_MAX, NEW)						\
 	X("max-sessions", max_sessions, U32, KW, DEFAULT_MAX_SESSIONS,	\
-	    1, 100000, RELAY)						\
+	    1, 100000, NEW)						\
 	X("max-sessions-per-ip", max_per_ip, U32, KW,			\
 	    DEFAULT_MAX_PER_IP, 0, 100000, NEW)				\
 	X("max-bad", max_bad, U32, IN, DEFAULT_MAX_BAD, 0, UINT32_MAX,	\
@@ -91,9 +92,9 @@
 	X("timeout", timeout, DURATION, KW, DEFAULT_TIMEOUT, 1,		\
 	    UINT32_MAX, NEW)						\
 	X("max-message-size", max_size, SIZE, KW, DEFAULT_MAX_SIZE, 1,	\
-	    UINT64_MAX, KEEP)						\
+	    UINT64_MAX, NEW)						\
 	X("max-spool-pending", max_spool_pending, SIZE, KW,		\
-	    DEFAULT_SPOOL_PENDING, 0, UINT64_MAX, KEEP)	/* 0: none */	\
+	    DEFAULT_SPOOL_PENDING, 0, UINT64_MAX, NEW)	/* 0: none */	\
 	X("stop-timeout", stop_timeout, DURATION, KW,			\
 	    STOP_DEADLINE_MS / 1000, 1, 3600, NEW)			\
 	X("session-lifetime", session_lifetime, DURATION, KW,		\
@@ -103,31 +104,31 @@
 	X("data-rate-grace", data_rate_grace, DURATION, KW,		\
 	    DEFAULT_DATA_GRACE, 1, UINT32_MAX, NEW)			\
 	X("queue-lifetime", queue_lifetime, DURATION, KW,		\
-	    DEFAULT_QUEUE_LIFETIME, 1, UINT32_MAX, RELAY)		\
+	    DEFAULT_QUEUE_LIFETIME, 1, UINT32_MAX, NEW)		\
 	X("queue-retry", queue_retry, DURATION, KW, DEFAULT_QUEUE_RETRY,\
-	    1, UINT32_MAX, RELAY)			/* first retry */\
-	X("x-peer-header", x_peer, BOOL, KW, 1, 0, 1, RELAY)		\
+	    1, UINT32_MAX, NEW)			/* first retry */\
+	X("x-peer-header", x_peer, BOOL, KW, 1, 0, 1, NEW)		\
 	X("debug-format", debug_format, U32, FN, DEBUG_FORMAT_TEXT,	\
-	    DEBUG_FORMAT_TEXT, DEBUG_FORMAT_BYTES, RELAY)		\
-	X("upstream", upstream_port, U32, FN, 25, 1, 65535, KEEP)	\
+	    DEBUG_FORMAT_TEXT, DEBUG_FORMAT_BYTES, NEW)		\
+	X("upstream", upstream_port, U32, FN, 25, 1, 65535, NEW)	\
 	X("upstream", upstream_tls, U32, FN, UPSTREAM_OPPORTUNISTIC,	\
-	    UPSTREAM_PLAIN, UPSTREAM_OPPORTUNISTIC, KEEP)		\
-	X("upstream", upstream_verify, BOOL, FN, 1, 0, 1, KEEP)		\
+	    UPSTREAM_PLAIN, UPSTREAM_OPPORTUNISTIC, NEW)		\
+	X("upstream", upstream_verify, BOOL, FN, 1, 0, 1, NEW)		\
 	X("upstream-connect-timeout", upstream_connect_timeout,		\
-	    DURATION, KW, DEFAULT_CONNECT_TIMEOUT, 1, UINT32_MAX, KEEP)	\
+	    DURATION, KW, DEFAULT_CONNECT_TIMEOUT, 1, UINT32_MAX, NEW)	\
 	X("upstream-rset-timeout", upstream_rset_timeout, DURATION, KW,	\
-	    DEFAULT_RSET_TIMEOUT, 1, UINT32_MAX, KEEP)			\
+	    DEFAULT_RSET_TIMEOUT, 1, UINT32_MAX, NEW)			\
 	X("deliver-timeout", deliver_timeout, DURATION, KW,		\
-	    DEFAULT_DELIVER_TIMEOUT, 1, UINT32_MAX, KEEP)		\
+	    DEFAULT_DELIVER_TIMEOUT, 1, UINT32_MAX, NEW)		\
 	X("deliver-max", deliver_max, U32, KW, DEFAULT_DELIVER_MAX, 1,	\
-	    256, KEEP)					/* at once */	\
-	X("auth", auth_enabled, BOOL, IN, 0, 0, 1, KEEP) /* users file */\
+	    256, NEW)					/* at once */	\
+	X("auth", auth_enabled, BOOL, IN, 0, 0, 1, NEW) /* users file */\
 	X("queue-min-free", queue_min_free, U64, FN, 0, 0, UINT64_MAX,	\
-	    RELAY)					/* 0: default */\
+	    NEW)					/* 0: default */\
 	X("queue-min-free", queue_min_free_pct, U32, FN, 0, 0, 100,	\
-	    RELAY)					/* per cent */	\
+	    NEW)					/* per cent */	\
 	X("hostname", hostname, STR, FN, "localhost", 0, CONF_HOST_MAX,	\
-	    RELAY)				/* or gethostname() */	\
+	    NEW)				/* or gethostname() */	\
 	X("chroot", chroot, PATH, KW, SMTPD_CHROOT, 0, PATH_MAX, KEEP)	\
 	X("queue", queue, PATH, KW, SMTPD_QUEUE, 0, PATH_MAX, KEEP)	\
 	X("user", user, STR, KW, SMTPD_USER, 0, CONF_NAME_MAX, KEEP)	\
@@ -136,8 +137,8 @@
 	X("deliver-user", deliver_user, STR, KW, SMTPD_DELIVER_USER, 0,	\
 	    CONF_NAME_MAX, KEEP)			/* the parent's */	\
 	X("upstream", upstream_host, STR, FN, "localhost", 0,		\
-	    CONF_HOST_MAX, KEEP)					\
-	X("upstream-ca", upstream_ca, PATH, KW, "", 0, PATH_MAX, KEEP)	\
+	    CONF_HOST_MAX, NEW)					\
+	X("upstream-ca", upstream_ca, PATH, KW, "", 0, PATH_MAX, NEW)	\
 	X("control-socket", control_socket, PATH, KW,			\
 	    SMTPD_CONTROL_SOCKET, 0, PATH_MAX, KEEP)			\
 	X("control-group", control_group, STR, KW, "", 0, CONF_NAME_MAX,\

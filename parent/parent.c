@@ -119,7 +119,7 @@ parent_startup(struct parent *p, struct child *c)
 		parent_connect(p, c);
 	} else {
 		if (p->conf.mode == MODE_RELAY)
-			parent_send_routes(p, c);
+			parent_send_routes(p, c, 1);
 		parent_control_send(c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
@@ -211,6 +211,7 @@ parent_spawn(struct parent *p, struct slot *s)
 	c->slot = s->index;
 	c->started = ev_now();
 	c->max_sessions = p->conf.max_sessions;
+	c->auth = p->conf.auth_enabled;
 	proc_nonblock(sp[0]);
 	imsgbuf_init(&c->ib, sp[0]);
 	c->next = p->children;
@@ -281,8 +282,8 @@ parent_on_load(struct proc_chan *ch, struct imsg *imsg)
 	struct child	*c = ch->arg;
 	uint32_t	 load;
 
-	if (imsg_get_u32(imsg, &load) == -1 ||
-	    load > c->parent->conf.max_sessions)
+	/* Its own limit: a reload may have lowered the parent's. */
+	if (imsg_get_u32(imsg, &load) == -1 || load > c->max_sessions)
 		return -1;
 	c->load = load;
 	return 0;
@@ -327,7 +328,8 @@ parent_on_auth_request(struct proc_chan *ch, struct imsg *imsg)
 {
 	struct child	*c = ch->arg;
 
-	if (!c->parent->conf.auth_enabled)
+	/* A worker of before a reload may offer AUTH still. */
+	if (!c->auth)
 		return -1;
 	return parent_auth_request(c->parent, c, imsg);
 }
@@ -581,74 +583,71 @@ parent_retire(struct child *c)
 }
 
 /*
- * SIGHUP: read the configuration again; if it is good, new workers take
- * over (the old ones drain) and the relay gets the new relay policy.
- * The listeners stay as they are.
+ * The relay slot follows the pool's size: it is the one after the
+ * workers' (parent_spawn() tells the roles apart by it).
+ */
+static void
+parent_move_relay(struct parent *p, uint32_t from, uint32_t to)
+{
+	struct slot	*os = &p->slots[from], *ns = &p->slots[to];
+	int		 pending = ev_timer_pending(&os->timer);
+
+	if (from == to)
+		return;
+	ev_timer_del(&os->timer);
+	ev_timer_del(&ns->timer);
+	ns->child = os->child;
+	ns->backoff = os->backoff;
+	if (ns->child != NULL)
+		ns->child->slot = to;
+	os->child = NULL;
+	os->backoff = 0;
+	if (pending)
+		ev_timer_add(&ns->timer, ns->backoff);
+}
+
+/*
+ * The relay's part of a reload: the settings, the rules and, when it
+ * can take them, the upstreams, routes, credentials and addresses,
+ * applied together at POLICY_END (a new upstream is never tried
+ * before its addresses are there).
+ */
+static void
+parent_reload_relay(struct parent *p, int routes)
+{
+	struct child	*relay;
+	struct imsg_out	 out;
+
+	if ((relay = parent_relay(p)) == NULL)
+		return;
+	child_send_empty(relay, IMSG_POLICY_BEGIN);
+	if (conf_send(&relay->ib, &p->conf) == -1 ||
+	    policy_send(&relay->ib, &p->policy) == -1)
+		fatal("configuration to relay");
+	if (routes && p->conf.mode == MODE_RELAY)
+		parent_send_routes(p, relay, 1);
+	imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
+	parent_child_send(relay, &out);
+}
+
+/*
+ * After a reload (parent/reload.c): the relay gets the new
+ * configuration, new workers take over with the new listeners and the
+ * old ones drain their sessions.  The pool takes its new size.
  */
 void
-parent_reload(struct parent *p)
+parent_reload_children(struct parent *p, uint32_t old_workers, int routes)
 {
-	struct conf_file	 cf;
-	struct child		*c, *relay;
-	struct imsg_out		 out;
-	uint32_t		 i;
-	char			*errtext = NULL, *line, *last;
-	char			 kept[512];
-	size_t			 errlen = 0;
-	FILE			*errs;
-	int			 failed;
+	struct child	*c;
+	uint32_t	 i;
 
-	log_info("event=reload");
-	p->reload_ok = 0;
-	strlcpy(p->reload_result, "configuration errors, the running one "
-	    "is kept (see the log)", sizeof(p->reload_result));
-	conf_file_init(&cf);
-	/* Errors go to the log: standard error may be /dev/null. */
-	if ((errs = open_memstream(&errtext, &errlen)) == NULL)
-		fatal("open_memstream");
-	failed = parent_load_conf(p, &cf, errs) != 0;
-	if (!failed && cf.users[0] != '\0' &&
-	    parent_users_load(cf.users, errs) == -1)
-		log_warnx("event=reload users=%s result=kept-old", cf.users);
-	fclose(errs);
-	for (line = strtok_r(errtext, "\n", &last); line != NULL;
-	    line = strtok_r(NULL, "\n", &last))
-		log_warnx("event=config-error %s", line);
-	free(errtext);
-	if (failed) {
-		log_warnx("event=reload result=failed reason=\"configuration "
-		    "errors, keeping the running one\"");
-		conf_file_free(&cf);
-		return;
+	parent_move_relay(p, old_workers, p->conf.workers);
+	/* Slots the pool no longer has: their workers only drain. */
+	for (i = p->conf.workers + 1; i <= old_workers; i++) {
+		p->slots[i].child = NULL;
+		ev_timer_del(&p->slots[i].timer);
 	}
-	/*
-	 * What the relay, the slots and the privilege separation were set
-	 * up for stays as it is until a restart (settings.h says which):
-	 * above all, the workers' user and chroot (never root after a
-	 * reload), and what the relay checks commits against.
-	 */
-	p->reload_ok = 1;
-	strlcpy(p->reload_result, "applied: everything else",
-	    sizeof(p->reload_result));
-	if (conf_keep(&cf.conf, &p->conf, kept, sizeof(kept)) > 0) {
-		log_warnx("event=reload kept=\"%s\" reason=\"needs a "
-		    "restart\"", kept);
-		snprintf(p->reload_result, sizeof(p->reload_result),
-		    "applied: everything else\nneeds a restart: %s", kept);
-	}
-	p->conf = cf.conf;
-	policy_free(&p->policy);
-	p->policy = cf.policy;
-	policy_init(&cf.policy);
-	conf_file_free(&cf);
-
-	if ((relay = parent_relay(p)) != NULL) {
-		child_send_empty(relay, IMSG_POLICY_BEGIN);
-		if (policy_send(&relay->ib, &p->policy) == -1)
-			fatal("policy to relay");
-		imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
-		parent_child_send(relay, &out);
-	}
+	parent_reload_relay(p, routes);
 	for (c = p->children; c != NULL; c = c->next)
 		if (c->role == ROLE_SESSION && !c->retiring)
 			parent_retire(c);
@@ -678,7 +677,8 @@ parent_spawn_all(struct parent *p)
 {
 	uint32_t	 i;
 
-	for (i = 0; i <= p->conf.workers; i++) {
+	/* Every slot: a reload may resize the pool. */
+	for (i = 0; i <= PARENT_MAX_WORKERS; i++) {
 		p->slots[i].index = i;
 		p->slots[i].parent = p;
 		ev_timer_set(&p->slots[i].timer, parent_respawn_timer,

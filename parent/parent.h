@@ -47,6 +47,7 @@ struct child {
 	uint64_t	 started;
 	uint32_t	 load;
 	uint32_t	 max_sessions;	/* worker: as configured at its start */
+	int		 auth;		/* worker: AUTH offered at its start */
 	struct slot_held **slots;	/* worker: max-sessions-per-ip slots */
 	uint32_t	 nslots;
 	struct imsgbuf	 ib;
@@ -98,7 +99,7 @@ struct parent {
 	size_t			 tls_certlen;
 	char			*tls_key;
 	size_t			 tls_keylen;
-	struct routes		 routes;	/* fixed until a restart */
+	struct routes		 routes;	/* upstreams and routes */
 	struct upstream_secret	 secrets[ROUTES_UPSTREAMS_MAX];
 	uid_t			 deliver_uid;
 	gid_t			 deliver_gid;
@@ -122,15 +123,24 @@ void	parent_child_exited(struct parent *, pid_t, int);
 struct child *parent_child_by_pid(struct parent *, pid_t);
 void	parent_stop(struct parent *);
 void	parent_reload(struct parent *);
+void	parent_reload_children(struct parent *, uint32_t, int);
+int	listeners_prepare(struct parent *, const struct listen_conf *,
+	    unsigned int, struct listener *, unsigned int *, char *, size_t);
+void	listeners_abort(struct parent *, struct listener *, unsigned int);
+void	listeners_commit(struct parent *, struct listener *, unsigned int,
+	    unsigned int *, unsigned int *);
 void	parent_stats(struct parent *);
 int	parent_load_conf(struct parent *, struct conf_file *, FILE *);
 void	parent_send_upstream(struct parent *, struct child *, uint32_t);
 int	parent_resolve_request(struct parent *, struct child *,
 	    struct imsg *);
 void	parent_routes_setup(struct parent *, struct conf_file *);
+int	parent_routes_load(struct parent *, struct conf_file *,
+	    const struct smtpd_conf *, struct routes *,
+	    struct upstream_secret *, FILE *);
 void	parent_die_at(const char *, unsigned int, const char *, ...)
 	    __attribute__((noreturn, format(printf, 3, 4)));
-void	parent_send_routes(struct parent *, struct child *);
+void	parent_send_routes(struct parent *, struct child *, int);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);

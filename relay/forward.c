@@ -44,6 +44,7 @@ struct fconn {
 	struct upstream		*up;
 	int			 used;		/* took a message before */
 	int			 probe;		/* opened to probe a down one */
+	int			 stale;		/* of before a reload: no reuse */
 	struct qmsg		*msg;
 	int			 route;
 	int			 spoolfd;
@@ -435,6 +436,14 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 	c->spoolfd = -1;
 	c->msg = NULL;
 	fconn_msg_done(m, c->route);
+	if (c->stale && !res->broken) {
+		/* Its credentials and settings are of before a reload. */
+		client_quit(c->client);
+		c->client = NULL;
+		fconn_free(c);
+		forward_kick();
+		return;
+	}
 	if (res->broken || (res->status != 2 && res->code == 0)) {
 		/* The connection broke: it cannot be used again. */
 		c->client = NULL;
@@ -595,6 +604,40 @@ forward_upstream(uint32_t i, const char **name)
 		return -1;
 	*name = u->conf->name;
 	return !u->down;
+}
+
+/*
+ * A reload: the connections are of the old settings, upstreams and
+ * credentials.  A message in flight finishes on its connection, which
+ * then closes; every other connection closes now (a message waiting
+ * for one goes back to the ready list), and new ones are opened as the
+ * mail needs them.
+ */
+void
+forward_reload(void)
+{
+	struct fconn	*c, *next;
+
+	if (fwd.conf == NULL)
+		return;
+	fwd.connect_ms = (uint64_t)fwd.conf->upstream_connect_timeout * 1000;
+	fwd.rset_ms = (uint64_t)fwd.conf->upstream_rset_timeout * 1000;
+	for (c = fwd.conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == FCONN_BUSY) {
+			c->stale = 1;
+			continue;
+		}
+		if (c->probe)
+			c->up->probing = 0;
+		if (c->state == FCONN_IDLE) {
+			client_quit(c->client);
+			c->client = NULL;
+		}
+		fconn_unassign(c);
+		fconn_free(c);
+	}
+	forward_kick();
 }
 
 void

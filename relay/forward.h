@@ -21,6 +21,7 @@
 void	forward_init(const struct smtpd_conf *, const struct routes *,
 	    upstream_resolve_cb);
 void	forward_flush(void);
+void	forward_reload(void);
 int	forward_upstream(uint32_t, const char **);
 
 #endif

@@ -39,6 +39,7 @@ static struct relay {
 	struct routes		 routes;	/* upstreams, from the parent */
 	struct policy		 next_policy;	/* being received (SIGHUP) */
 	struct policy		 old_policy;	/* before the last reload */
+	struct smtpd_conf	 old_conf;	/* the same for the settings */
 	uint32_t		 old_channels;	/* channels older hold to it */
 	int			 policy_loading;
 	struct imsgbuf		 parent;
@@ -76,6 +77,14 @@ spool_find(struct channel *ch, uint32_t session)
 		if (sp->session == session)
 			return sp;
 	return NULL;
+}
+
+/* A worker of before the last reload may hold to the limits of then. */
+static const struct smtpd_conf *
+channel_conf(const struct channel *ch)
+{
+	return ch->id > relay.old_channels ? &relay.conf :
+	    relay_conf_larger(&relay.conf, &relay.old_conf);
 }
 
 static void
@@ -202,7 +211,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	/* A worker that asks and never reads holds our descriptors. */
 	if (ch->ib.wqueued > 2 * relay.conf.max_sessions + 64)
 		return -1;
-	if (ch->nspools >= relay.conf.max_sessions) {
+	if (ch->nspools >= channel_conf(ch)->max_sessions) {
 		channel_full(ch, imsg->hdr.peerid);
 		return 0;
 	}
@@ -544,10 +553,10 @@ relay_commit(struct proc_chan *pc, struct imsg *imsg)
 
 	if ((sp = spool_find(ch, imsg->hdr.peerid)) == NULL)
 		return -1;
-	if (envelope_decode(imsg, &env, relay.conf.smtputf8) == -1)
+	if (envelope_decode(imsg, &env, channel_conf(ch)->smtputf8) == -1)
 		return -1;
 	if (fstat(sp->fd, &st) == -1 || (uint64_t)st.st_size != env.size ||
-	    env.size > relay.conf.max_size) {
+	    env.size > channel_conf(ch)->max_size) {
 		envelope_free(&env);
 		return -1;
 	}
@@ -635,7 +644,9 @@ relay_upstream_addrs(struct proc_chan *pc, struct imsg *imsg)
 	uint32_t		 i, idx, n;
 
 	(void)pc;
-	if (imsg_get_u32(imsg, &idx) == -1 || idx >= relay.routes.nups ||
+	/* A reload's come before its end, for its upstreams. */
+	if (imsg_get_u32(imsg, &idx) == -1 || (idx >= relay.routes.nups &&
+	    (!relay.policy_loading || idx >= relay_reload_nups())) ||
 	    imsg_get_u32(imsg, &n) == -1 || n > FWD_MAX_ADDRS)
 		return -1;
 	for (i = 0; i < n; i++)
@@ -686,8 +697,11 @@ relay_resolve(uint32_t idx)
 static int
 relay_on_conf(struct proc_chan *pc, struct imsg *imsg)
 {
-	(void)pc;
-	return conf_recv(imsg, &relay.conf);
+	if (pc->phase == PHASE_STARTUP)
+		return conf_recv(imsg, &relay.conf);
+	if (!relay.policy_loading)
+		return -1;
+	return relay_reload_conf(imsg, &relay.conf);
 }
 
 static int
@@ -718,6 +732,7 @@ relay_on_policy_begin(struct proc_chan *pc, struct imsg *imsg)
 	if (relay.policy_loading)
 		return -1;
 	policy_init(&relay.next_policy);
+	relay_reload_begin();
 	relay.policy_loading = 1;
 	return 0;
 }
@@ -736,6 +751,7 @@ relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
 	relay.old_policy = relay.policy;
 	relay.policy = relay.next_policy;
 	relay.policy_loading = 0;
+	relay_reload_end(&relay.conf, &relay.old_conf, &relay.routes);
 	/* The workers of before have the channels up to now. */
 	relay.old_channels = 0;
 	for (c = relay.channels; c != NULL; c = c->next)
@@ -745,31 +761,24 @@ relay_on_policy_end(struct proc_chan *pc, struct imsg *imsg)
 	return 0;
 }
 
-/* A named upstream or a route: start-up only, fixed until a restart. */
+/* A named upstream or a route: at start-up, or a reload's. */
 static int
 relay_on_route(struct proc_chan *pc, struct imsg *imsg)
 {
-	(void)pc;
-	return routes_recv(&relay.routes, imsg);
+	if (pc->phase == PHASE_STARTUP)
+		return routes_recv(&relay.routes, imsg);
+	if (!relay.policy_loading)
+		return -1;
+	return relay_reload_route(imsg);
 }
 
+/* Credentials at start-up, or a reload's (relay/reload.c). */
 static int
 relay_on_upstream_auth(struct proc_chan *pc, struct imsg *imsg)
 {
-	char		 user[AUTH_FIELD_MAX + 1], pass[AUTH_FIELD_MAX + 1];
-	uint32_t	 idx;
-	int		 rc = -1;
-
-	(void)pc;
-	if (imsg_get_u32(imsg, &idx) == 0 && idx < relay.routes.nups &&
-	    imsg_get_str(imsg, user, sizeof(user)) == 0 &&
-	    imsg_get_str(imsg, pass, sizeof(pass)) == 0 &&
-	    imsg_get_end(imsg) == 0) {
-		up_set_auth(idx, user, pass);
-		rc = 0;
-	}
-	explicit_bzero(pass, sizeof(pass));
-	return rc;
+	if (pc->phase == PHASE_STARTUP)
+		return relay_auth_recv(imsg, relay.routes.nups);
+	return relay.policy_loading ? relay_auth_recv(imsg, 0) : -1;
 }
 
 static int

@@ -12,6 +12,7 @@
 #include "imsg.h"
 #include "proto.h"
 #include "queue.h"
+#include "routes.h"
 
 struct spool {
 	struct spool	*next;
@@ -49,5 +50,16 @@ struct channel_auth {
 #define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */
 
 int	relay_main(void);
+
+/* A reload's settings, upstreams and routes (relay/reload.c). */
+void	relay_reload_begin(void);
+int	relay_reload_conf(struct imsg *, const struct smtpd_conf *);
+int	relay_reload_route(struct imsg *);
+uint32_t relay_reload_nups(void);
+int	relay_auth_recv(struct imsg *, uint32_t);
+const struct smtpd_conf *relay_conf_larger(const struct smtpd_conf *,
+	    const struct smtpd_conf *);
+void	relay_reload_end(struct smtpd_conf *, struct smtpd_conf *,
+	    struct routes *);
 
 #endif

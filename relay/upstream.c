@@ -40,6 +40,7 @@ up_rate_init(struct upstream *u)
 {
 	uint64_t	 n = u->conf->rate_n, burst, spaced;
 
+	u->interval_ms = u->burst_ms = 0;
 	if (n == 0)
 		return;
 	burst = n / 10 > 0 ? n / 10 : 1;
@@ -66,6 +67,49 @@ up_init(const struct routes *r, const struct smtpd_conf *conf,
 		ev_timer_set(&upt.ups[i].timer, up_timer, &upt.ups[i]);
 		up_rate_init(&upt.ups[i]);
 	}
+}
+
+/*
+ * A TLS context for a new upstream of a reload: one the relay made at
+ * its start (the chroot has no CA store) with the same CA and check.
+ */
+static SSL_CTX *
+up_tls_like(const struct routes *r, uint32_t i)
+{
+	uint32_t	 j;
+
+	for (j = 0; j < upt.n; j++)
+		if (upt.ups[j].tls_ctx != NULL &&
+		    strcmp(r->ups[j].ca, r->ups[i].ca) == 0 &&
+		    r->ups[j].verify == r->ups[i].verify)
+			return upt.ups[j].tls_ctx;
+	return NULL;
+}
+
+/*
+ * A reload's upstreams: those of before come first, in their order, and
+ * keep their state (down, back-off, addresses, TLS context); the new
+ * ones are added.  Every credential is the reload's.
+ */
+void
+up_reload(const struct routes *r, const struct upstream_auth *auth)
+{
+	struct upstream	*u;
+	uint32_t	 i;
+
+	for (i = 0; i < r->nups && i < ROUTES_UPSTREAMS_MAX; i++) {
+		u = &upt.ups[i];
+		u->conf = &r->ups[i];
+		if (i >= upt.n) {
+			u->index = i;
+			ev_timer_set(&u->timer, up_timer, u);
+			if (r->ups[i].tls != UPSTREAM_PLAIN)
+				u->tls_ctx = up_tls_like(r, i);
+		}
+		up_rate_init(u);
+		up_set_auth(i, auth[i].user, auth[i].pass);
+	}
+	upt.n = i;
 }
 
 struct upstream *

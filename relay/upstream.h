@@ -39,6 +39,12 @@ struct upstream {
 
 typedef void (*upstream_resolve_cb)(uint32_t);
 
+/* An upstream's credentials, as a reload brings them ("": none). */
+struct upstream_auth {
+	char	 user[AUTH_FIELD_MAX + 1];
+	char	 pass[AUTH_FIELD_MAX + 1];
+};
+
 void		 up_init(const struct routes *, const struct smtpd_conf *,
 		    upstream_resolve_cb, void (*kick)(void));
 struct upstream	*up_get(uint32_t);
@@ -47,6 +53,8 @@ void		 up_set_addrs(uint32_t, const struct sockaddr_storage *,
 		    const socklen_t *, unsigned int);
 void		 up_set_tls(uint32_t, SSL_CTX *);
 void		 up_set_auth(uint32_t, const char *, const char *);
+void		 up_reload(const struct routes *,
+		    const struct upstream_auth *);
 int		 up_next_addr(struct upstream *, struct sockaddr_storage **,
 		    socklen_t *, char *, size_t);
 void		 up_failed(struct upstream *, const char *addr, const char *);

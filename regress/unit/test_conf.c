@@ -396,16 +396,24 @@ test_keep(void **state)
 	c.workers = 5;
 	c.upstream_port = 2525;
 	c.upstream_tls = UPSTREAM_TLS;
+	c.queue_retry = 7;
 	strcpy(c.queue, "/elsewhere");
+	strcpy(c.user, "other");
 	c.uid = 4242;
-	assert_int_equal(conf_keep(&c, &old, kept, sizeof(kept)), 3);
-	assert_string_equal(kept, "workers upstream queue");
+	assert_int_equal(conf_keep(&c, &old, kept, sizeof(kept)), 2);
+	assert_string_equal(kept, "queue user");
+	/* A reload applies everything else (SPEC 12). */
 	assert_int_equal(c.timeout, 99);
-	assert_int_equal(c.workers, old.workers);
-	assert_int_equal(c.upstream_port, old.upstream_port);
-	assert_int_equal(c.upstream_tls, old.upstream_tls);
+	assert_int_equal(c.workers, 5);
+	assert_int_equal(c.upstream_port, 2525);
+	assert_int_equal(c.upstream_tls, UPSTREAM_TLS);
+	assert_int_equal(c.queue_retry, 7);
 	assert_int_equal(c.uid, old.uid);
 	assert_string_equal(c.queue, old.queue);
+	assert_string_equal(c.user, old.user);
+	assert_int_equal(conf_kept_same(&c, &old), 1);
+	c.gid = 4242;
+	assert_int_equal(conf_kept_same(&c, &old), 0);
 }
 
 int

@@ -327,11 +327,13 @@ test_recv_phase(void **state)
 	    PROC_OK);
 	l.ch.phase = PHASE_RUNNING;
 	assert_int_equal(link_send(&l, IMSG_CONF_DOMAIN, -1, 4), PROC_OK);
+	/* A reload's credentials: its handler takes them or not. */
 	assert_int_equal(link_send(&l, IMSG_CONF_UPSTREAM_AUTH, -1, 12),
-	    PROC_BAD);
-	assert_string_equal(l.ch.why, "IMSG_CONF_UPSTREAM_AUTH from parent: "
+	    PROC_OK);
+	assert_int_equal(link_send(&l, IMSG_CONF_END, -1, 0), PROC_BAD);
+	assert_string_equal(l.ch.why, "IMSG_CONF_END from parent: "
 	    "allowed during start-up only");
-	assert_int_equal(handled, 3);
+	assert_int_equal(handled, 4);
 	link_close(&l);
 }
 
