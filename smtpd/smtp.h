@@ -73,6 +73,7 @@ struct smtp_session {
 	const struct policy	*policy;	/* relay guard, relay mode */
 	const struct smtp_ops	*ops;
 	void			*owner;
+	uint64_t		 session_id;	/* as logged: session= */
 	enum smtp_state		 state;
 	enum smtp_wait		 wait;
 	int			 esmtp;		/* EHLO: enhanced codes */
@@ -81,6 +82,7 @@ struct smtp_session {
 	int			 loopback;	/* the client is on loopback */
 	int			 tls_available;	/* STARTTLS can be offered */
 	int			 tls_active;
+	char			 tls_proto[ENV_TLS_MAX + 1];	/* or "" */
 	int			 auth_configured; /* a users file exists */
 	enum smtp_auth_step	 auth_step;
 	unsigned int		 auth_failures;
