@@ -14,11 +14,12 @@ deadline and every process is killed at teardown.
 import os
 import re
 import smtplib
+import subprocess
 import threading
 
 import pytest
 
-from harness import free_port, need_tool, scaled
+from harness import LOG_STAMP_RE as LOG_STAMP, free_port, need_tool, scaled
 from relay_harness import (default_args, make_message, relay_conf,  # noqa
                            relay_factory, smtp_send, upstream_factory,
                            world)
@@ -254,3 +255,23 @@ def test_session_and_message_ids(relay_factory, world, upstream_factory,
     assert m, msg
     # And the session that sent it, from its message line.
     assert grep(lines1, "event=connect session=" + m.group(1))
+
+    # The EXAMPLES of smtpd.8, as written there, on this log.
+    assert doc_example(d1, later) == [msg]
+
+
+def doc_example(d, qid):
+    """smtpd.8's two greps for the message line of qid, from SENDER to
+    LATER, at the minute its line was logged: the lines they find."""
+    [stamped] = [l for l in d.log_lines(stamped=True)
+                 if "event=message queue_id=%s " % qid in l]
+    minute = re.search(r"T(\d\d:\d\d):", stamped).group(1)
+    first = subprocess.Popen(
+        ["grep", "T%s:.*event=message " % minute, d.err_path],
+        stdout=subprocess.PIPE)
+    out = subprocess.run(
+        ["grep", "from=<%s> .*<%s>" % (SENDER, LATER)], stdin=first.stdout,
+        capture_output=True, timeout=scaled(10)).stdout.decode()
+    first.stdout.close()
+    assert first.wait(scaled(10)) == 0
+    return [LOG_STAMP.sub("", l) for l in out.splitlines()]
