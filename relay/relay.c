@@ -232,7 +232,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
-		log_warn("event=spool-create");
+		log_warn("event=spool-create session=" LOG_SID, sid);
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')

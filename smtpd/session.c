@@ -685,7 +685,8 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	ev_timer_set(&s->life_timer, session_lifetime, s);
 	ev_timer_set(&s->rate_timer, session_rate_check, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
-		log_warn("ev_add");
+		log_warn("event=session-error session=" LOG_SID " op=ev_add",
+		    s->smtp.session_id);
 		smtp_free(&s->smtp);
 		free(s);
 		close(fd);

@@ -454,15 +454,6 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
-/* A recipient the relay rules refuse: who sent, to whom, why (SPEC 9). */
-static void
-smtp_rcpt_refused(struct smtp_session *s, const char *addr, const char *why)
-{
-	log_info("event=rcpt-refused session=" LOG_SID " client=%s from=%s "
-	    "rcpt=%s reason=%s", s->session_id, s->peer_ip,
-	    log_qpath(s->mail_from), log_qpath(addr), why);
-}
-
 static void
 smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 {
@@ -509,13 +500,13 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:
-			smtp_rcpt_refused(s, addr, "routing-characters");
+			smtp_log_rcpt_refused(s, addr, "routing-characters");
 			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
 			    "@ are not accepted in addresses", a.local,
 			    a.domain);
 			return;
 		case POLICY_DENY:
-			smtp_rcpt_refused(s, addr, "relay-denied");
+			smtp_log_rcpt_refused(s, addr, "relay-denied");
 			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
 			    "denied", a.local, a.domain);
 			return;
@@ -804,17 +795,21 @@ smtp_data_end(struct smtp_session *s)
 		s->ops->msg_commit(s);
 		return;
 	case DATA_TOO_BIG:
+		smtp_log_data_refused(s, 552, "message too big");
 		smtp_reply(s, 552, "5.3.4", "Error: message too big");
 		break;
 	case DATA_BARE_EOL:
+		smtp_log_data_refused(s, 550, "bare LF or CR");
 		smtp_reply(s, 550, "5.5.2", "Error: bare LF or CR in message "
 		    "data");
 		break;
 	case DATA_LONG_LINE:
+		smtp_log_data_refused(s, 550, "line too long");
 		smtp_reply(s, 550, "5.5.2", "Error: line longer than 1000 "
 		    "octets in message data");
 		break;
 	case DATA_IO:
+		smtp_log_data_refused(s, 451, "queue file write error");
 		smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
 		break;
 	}
@@ -943,6 +938,7 @@ smtp_open_done(struct smtp_session *s, int fd)
 	}
 	s->wait = SMTP_WAIT_NONE;
 	if (fd == -1) {
+		smtp_log_data_refused(s, 451, "queue unavailable");
 		smtp_reply(s, 451, "4.3.0", "Error: queue unavailable, try "
 		    "again later");
 		return;
@@ -963,6 +959,7 @@ smtp_open_full(struct smtp_session *s)
 	if (s->wait != SMTP_WAIT_OPEN)
 		return;
 	s->wait = SMTP_WAIT_NONE;
+	smtp_log_data_refused(s, 452, "too much mail in progress");
 	smtp_reply(s, 452, "4.3.1", "Error: too much mail in progress, try "
 	    "again later");
 }
@@ -976,8 +973,10 @@ smtp_commit_done(struct smtp_session *s, int ok, const char *text)
 	if (ok) {
 		s->nmessages++;
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", text);
-	} else
+	} else {
+		smtp_log_data_refused(s, 451, text);
 		smtp_reply(s, 451, "4.3.0", "Error: %s", text);
+	}
 	smtp_reset(s);
 	s->wait = SMTP_WAIT_NONE;
 }

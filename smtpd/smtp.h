@@ -142,5 +142,9 @@ void	smtp_cmd_auth(struct smtp_session *, char *);
 void	smtp_reply(struct smtp_session *, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 int	smtp_busy(const struct smtp_session *);
+void	smtp_log_rcpt_refused(const struct smtp_session *, const char *,
+	    const char *);
+void	smtp_log_data_refused(const struct smtp_session *, int,
+	    const char *);
 
 #endif

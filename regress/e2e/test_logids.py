@@ -44,7 +44,8 @@ SESSION_EVENTS = {"connect", "disconnect", "helo", "mail", "rcpt",
                   "rcpt-refused", "mail-refused", "tls", "tls-failed",
                   "auth", "refused", "proxy-refused", "timeout",
                   "lifetime", "data-too-slow", "spool-full",
-                  "auth-unconfirmed", "message"}
+                  "auth-unconfirmed", "message", "data-refused",
+                  "overflow", "spool-write", "session-error"}
 MESSAGE_EVENTS = {"message", "queued", "attempt", "deferred", "removed",
                   "expired", "bounce", "bounced", "lost", "held",
                   "released", "delivery", "upstream-no-8bitmime",
