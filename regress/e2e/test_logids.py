@@ -220,6 +220,13 @@ def test_session_and_message_ids(relay_factory, world, upstream_factory,
     assert all(re.fullmatch(SID, sid) for sid in ids), ids
     assert len(set(ids)) == len(ids), sorted(ids)
     assert len({pid for pid, _ in first}) >= 2, first
+    # Each worker its own tag (the low 10 bits), none of a run shared.
+    for run in (first, second):
+        tags = {}
+        for pid, sid in run:
+            tags.setdefault(pid, set()).add(int(sid, 16) & 0x3ff)
+        assert all(len(t) == 1 for t in tags.values()), tags
+        assert len(set.union(*tags.values())) == len(tags), tags
     check_names(d1)
     check_names(d2)
 
