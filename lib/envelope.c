@@ -112,6 +112,16 @@ envelope_check_rcpt_opts(const char *s)
 	return 0;
 }
 
+/* The TLS protocol, only logged: a name such as "TLSv1.3", or "". */
+static int
+envelope_check_tls(const char *s)
+{
+	const char	*ok = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789.";
+
+	return strspn(s, ok) == strlen(s) ? 0 : -1;
+}
+
 /* The recipients of the commit: each parsed, but a bare postmaster. */
 static int
 envelope_decode_rcpts(struct imsg *imsg, struct envelope *env, int utf8)
@@ -159,10 +169,12 @@ envelope_decode(struct imsg *imsg, struct envelope *env, int smtputf8)
 	    imsg_get_u32(imsg, &env->flags) == -1 ||
 	    imsg_get_str(imsg, env->mail_opts, sizeof(env->mail_opts)) == -1 ||
 	    imsg_get_str(imsg, env->rcpt_opts, sizeof(env->rcpt_opts)) == -1 ||
+	    imsg_get_str(imsg, env->tls_proto, sizeof(env->tls_proto)) == -1 ||
 	    imsg_get_end(imsg) == -1 || (env->flags & ~(uint32_t)ENV_F_MASK) != 0)
 		goto bad;
 	if (envelope_check_mail_opts(env->mail_opts, env->flags) == -1 ||
-	    envelope_check_rcpt_opts(env->rcpt_opts) == -1)
+	    envelope_check_rcpt_opts(env->rcpt_opts) == -1 ||
+	    envelope_check_tls(env->tls_proto) == -1)
 		goto bad;
 	return 0;
 bad:
@@ -194,6 +206,7 @@ envelope_encode(struct imsg_out *out, const struct envelope_ref *e)
 	imsg_add_u32(out, e->flags);
 	imsg_add_str(out, e->mail_opts != NULL ? e->mail_opts : "");
 	imsg_add_str(out, e->rcpt_opts != NULL ? e->rcpt_opts : "");
+	imsg_add_str(out, e->tls_proto != NULL ? e->tls_proto : "");
 }
 
 static const char *
@@ -220,6 +233,7 @@ envelope_ref(const struct envelope *env, struct envelope_ref *e)
 	e->flags = env->flags;
 	e->mail_opts = env->mail_opts;
 	e->rcpt_opts = env->rcpt_opts;
+	e->tls_proto = env->tls_proto;
 }
 
 /*

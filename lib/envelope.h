@@ -39,6 +39,7 @@ struct envelope {
 	uint32_t	 flags;
 	char		 mail_opts[ENV_OPTS_MAX + 1];	/* see envelope.c */
 	char		 rcpt_opts[ENV_OPTS_MAX + 1];
+	char		 tls_proto[ENV_TLS_MAX + 1];	/* "" without TLS */
 };
 
 /* What envelope_encode() sends, by reference: no copy of the rcpts. */
@@ -54,6 +55,7 @@ struct envelope_ref {
 	uint32_t		 flags;
 	const char		*mail_opts;	/* NULL for "" */
 	const char		*rcpt_opts;
+	const char		*tls_proto;	/* NULL for "" */
 };
 
 /* A deliver run's envelope (SMTPD_* of the deliver program). */

@@ -54,7 +54,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(STOP,		P, S, NO, RUN, EXACT(0)),
 	ROW(STOP,		P, R, NO, RUN, EXACT(0)),
 	ROW(LOAD,		S, P, NO, RUN, EXACT(4)),
-	ROW(MSG_OPEN,		S, R, NO, RUN, EXACT(0)),
+	ROW(MSG_OPEN,		S, R, NO, RUN, EXACT(8)),
 	ROW(MSG_FD,		R, S, FD, RUN, EXACT(0)),
 	ROW(MSG_COMMIT,		S, R, NO, RUN, PARSED(0)),
 	ROW(MSG_ABORT,		S, R, NO, RUN, EXACT(0)),
@@ -76,7 +76,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CONF_UPSTREAM_AUTH,	P, R, NO, ANY, PARSED(4 + 2 * STR_MIN)),
 	ROW(CONF_TLS_CERT,	P, S, NO, UP,  PARSED(1)),
 	ROW(CONF_TLS_KEY,	P, S, NO, UP,  PARSED(1)),
-	ROW(AUTH_REQUEST,	S, P, NO, RUN, PARSED(3 * STR_MIN)),
+	ROW(AUTH_REQUEST,	S, P, NO, RUN, PARSED(8 + 3 * STR_MIN)),
 	ROW(AUTH_RESULT,	P, S, NO, RUN, EXACT(4)),
 	ROW(AUTH_GRANT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(LOG,		S, P, NO, RUN, PARSED(4 + STR_MIN)),
@@ -106,6 +106,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CTL_RESULT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
+	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(4)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

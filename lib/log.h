@@ -6,11 +6,18 @@
 #define SMTPD_LOG_H
 
 #include <sys/types.h>
+#include <inttypes.h>
 #include <stdarg.h>
 
 /* A child's line crosses to the parent: both bound it by these. */
 #define LOG_LINE_MAX	2048			/* one formatted event */
 #define LOG_WIRE_MAX	(LOG_LINE_MAX + 256)	/* with role and error */
+
+/*
+ * A session id as every process logs it (session=...): 16 hex digits,
+ * as OpenSMTPD's.  How one is made unique: session_new_id(), smtpd/.
+ */
+#define LOG_SID		"%016" PRIx64
 
 typedef void (*log_sink_cb)(int pri, const char *line);
 

@@ -80,7 +80,7 @@ enum imsg_type {
 	IMSG_RELAY_CHANNEL,	/* fd: a session<->relay socket; peerid its id */
 	IMSG_STOP,		/* nothing: drain and exit */
 	IMSG_LOAD,		/* u32 open sessions */
-	IMSG_MSG_OPEN,		/* peerid session id */
+	IMSG_MSG_OPEN,		/* peerid session id, u64 its logged id */
 	IMSG_MSG_FD,		/* peerid session id, fd: spool file */
 	IMSG_MSG_COMMIT,	/* peerid session id, envelope */
 	IMSG_MSG_ABORT,		/* peerid session id */
@@ -99,7 +99,8 @@ enum imsg_type {
 	IMSG_CONF_UPSTREAM_AUTH, /* u32 upstream, str user, str password */
 	IMSG_CONF_TLS_CERT,	/* a chunk of the certificate chain (PEM) */
 	IMSG_CONF_TLS_KEY,	/* a chunk of the private key (PEM) */
-	IMSG_AUTH_REQUEST,	/* peerid session id, str user, str password,
+	IMSG_AUTH_REQUEST,	/* peerid session id, u64 its logged id,
+				   str user, str password,
 				   str client address */
 	IMSG_AUTH_RESULT,	/* peerid session id, u32 AUTH_RESULT_* */
 	IMSG_AUTH_GRANT,	/* peerid channel id, u32 session id, str user */
@@ -126,6 +127,7 @@ enum imsg_type {
 	IMSG_CTL_REQUEST,	/* peerid conn, u32 CTL_REQ_* */
 	IMSG_CTL_RESULT,	/* peerid conn, u32 ok, str text */
 	IMSG_LOG_LEVEL,		/* u32 verbose (0 or 1) */
+	IMSG_CONF_IDTAG,	/* u32 the worker's tag in its session ids */
 	IMSG_MAX,
 };
 
@@ -204,5 +206,10 @@ const char	*imsg_rule_check(const struct imsg *, enum proc_role,
 #define ENV_HELO_MAX		255
 #define ENV_RCPT_MAX		1000
 #define ENV_OPTS_MAX		SMTP_CMD_MAX	/* MAIL or RCPT parameters */
+#define ENV_TLS_MAX		15	/* "TLSv1.3": the session's protocol */
+
+/* A worker's tag in its session ids: 0..SESSION_TAG_MAX (smtpd/). */
+#define SESSION_TAG_BITS	10
+#define SESSION_TAG_MAX		((1u << SESSION_TAG_BITS) - 1)
 
 #endif

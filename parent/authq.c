@@ -42,7 +42,8 @@
 struct auth_req {
 	STAILQ_ENTRY(auth_req)	 entry;
 	pid_t		 worker;
-	uint32_t	 session;
+	uint32_t	 session;	/* the worker's handle */
+	uint64_t	 session_id;	/* as logged */
 	char		 user[AUTH_FIELD_MAX + 1];
 	char		 password[AUTH_FIELD_MAX + 1];
 	char		 client[INET6_ADDRSTRLEN];
@@ -206,8 +207,9 @@ authq_send(struct auth_req *r, uint32_t verdict)
 static void
 authq_answer(struct auth_req *r, int ok)
 {
-	log_info("event=auth client=%s user=%s result=%s session=%08x",
-	    r->client, log_quser(r->user), ok ? "ok" : "failed", r->session);
+	log_info("event=auth client=%s user=%s result=%s session=" LOG_SID,
+	    r->client, log_quser(r->user), ok ? "ok" : "failed",
+	    r->session_id);
 	if (ok)
 		authq.p->auth_ok++;
 	else
@@ -273,8 +275,8 @@ authq_check(struct auth_addr *a, uint64_t now)
 		if (a->failures >= AUTH_LOCK_FAILURES) {
 			a->locked_until = now + AUTH_LOCK_MS;
 			log_warnx("event=auth-lockout client=%s failures=%u "
-			    "seconds=%u", r->client, a->failures,
-			    AUTH_LOCK_MS / 1000);
+			    "seconds=%u session=" LOG_SID, r->client,
+			    a->failures, AUTH_LOCK_MS / 1000, r->session_id);
 		}
 	}
 	authq_answer(r, ok);
@@ -388,6 +390,7 @@ parent_auth_request(struct parent *p, struct child *c, struct imsg *imsg)
 	r->worker = c->pid;
 	r->session = imsg->hdr.peerid;
 	if (imsg->fd != -1 ||
+	    imsg_get_u64(imsg, &r->session_id) == -1 ||
 	    imsg_get_str(imsg, r->user, sizeof(r->user)) == -1 ||
 	    imsg_get_str(imsg, r->password, sizeof(r->password)) == -1 ||
 	    imsg_get_str(imsg, r->client, sizeof(r->client)) == -1 ||

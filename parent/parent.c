@@ -116,6 +116,7 @@ parent_startup(struct parent *p, struct child *c)
 			parent_send_pem(c, IMSG_CONF_TLS_KEY, p->tls_key,
 			    p->tls_keylen);
 		}
+		parent_idtag_send(p, c);
 		parent_connect(p, c);
 	} else {
 		if (p->conf.mode == MODE_RELAY)

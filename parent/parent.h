@@ -41,6 +41,7 @@ struct child {
 	pid_t		 pid;
 	uint32_t	 slot;		/* worker slot */
 	uint32_t	 channel;	/* worker: its relay channel id */
+	uint32_t	 idtag;		/* worker: in its session ids */
 	int		 retiring;	/* replaced on SIGHUP, draining */
 	int		 stop_sent;	/* worker: IMSG_STOP is on its way */
 	struct ev_timer	 retire_timer;	/* kill a retired worker after */
@@ -141,6 +142,7 @@ int	parent_routes_load(struct parent *, struct conf_file *,
 void	parent_die_at(const char *, unsigned int, const char *, ...)
 	    __attribute__((noreturn, format(printf, 3, 4)));
 void	parent_send_routes(struct parent *, struct child *, int);
+void	parent_idtag_send(struct parent *, struct child *);
 void	parent_child_send(struct child *, struct imsg_out *);
 int	parent_deliver_run(struct parent *, struct child *, struct imsg *);
 int	parent_deliver_exited(struct parent *, pid_t, int);

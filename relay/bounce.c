@@ -232,8 +232,9 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 		return -1;
 	}
 	close(fd);
-	log_info("event=bounce queue_id=%s original=%s to=%s", b->id, m->id,
-	    log_qpath(m->from));
+	/* The original's id in a field that its grep of queue_id= finds. */
+	log_info("event=bounce queue_id=%s original_queue_id=%s to=%s", b->id,
+	    m->id, log_qpath(m->from));
 	sched_add(b);
 	return 0;
 }

@@ -855,7 +855,9 @@ client_send(struct client *c, const struct client_msg *m,
 	}
 	/* RFC 6152 3: no conversion here; most servers take it. */
 	if (m->body_8bit && !(c->capa & CAPA_8BITMIME))
-		log_info("upstream lacks 8BITMIME: 8-bit message sent as is");
+		log_info("event=upstream-no-8bitmime queue_id=%s "
+		    "action=sent-as-is", m->queue_id != NULL ? m->queue_id :
+		    "-");
 
 	/* A failure here calls done() at once: keep c until it returns. */
 	client_enter(c);

@@ -79,6 +79,7 @@ struct client_msg {
 	int		  spool_fd;	/* read with pread() from offset 0 */
 	const char	 *prepend;	/* header lines to put first, CRLF each */
 	const char	 *x_peer_ip;	/* NULL: no X-Peer: header */
+	const char	 *queue_id;	/* for the log, NULL for none */
 };
 
 /* Outcome of one recipient, or of the message as a whole. */

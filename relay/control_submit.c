@@ -134,7 +134,8 @@ control_submit_data(struct ctl_conn *c, const char *data, size_t n)
 		out[o++] = '\n';
 	}
 	if (o > 0 && proc_write_full(c->spoolfd, out, o) == -1) {
-		log_warn("event=queue-error op=write source=local");
+		log_warn("event=queue-error queue_id=%s op=write source=local",
+		    c->msg->id);
 		queue_spool_discard(c->msg->id, QUEUE_OWNER_RELAY);
 		control_submit_free(c);
 		control_reply(c, "tempfail queue write error\n", "%s", "");

@@ -117,6 +117,11 @@ fconn_fail(struct fconn *c, const char *why)
 		log_info("event=upstream-connect-failed upstream=%s reason=%s "
 		    "upstream_name=%s", c->addr, log_qq(why),
 		    c->up->conf->name);
+	/* Not an attempt of the message's (no back-off), but its event. */
+	if (c->msg != NULL)
+		log_info("event=attempt queue_id=%s upstream=%s "
+		    "result=deferred reason=%s upstream_name=%s", c->msg->id,
+		    c->addr, log_qq(why), c->up->conf->name);
 	fconn_unassign(c);
 	fconn_free(c);
 	forward_kick();
@@ -486,6 +491,7 @@ fconn_send(struct fconn *c)
 	cm.spool_fd = c->spoolfd;
 	cm.prepend = c->prepend;
 	cm.x_peer_ip = fwd.conf->x_peer && !m->is_bounce ? m->peer_ip : NULL;
+	cm.queue_id = m->id;
 	if (client_send(c->client, &cm, fconn_done, c) == -1) {
 		log_warnx("event=send-failed queue_id=%s", m->id);
 		fconn_unassign(c);

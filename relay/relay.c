@@ -59,6 +59,7 @@ static void	relay_channel_io(int, int, void *);
 static void	relay_space_check(void);
 static void	channel_space(struct channel *);
 static void	relay_parent_send(struct imsg_out *);
+static const char *channel_authenticated(const struct channel *, uint32_t);
 
 /* A queue id: unique for this relay's life, not guessable from outside. */
 static void
@@ -203,10 +204,11 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	struct spool	*sp;
 	struct imsg_out	 out;
 	char		 id[QUEUE_ID_LEN + 1];
-	uint64_t	 pending;
+	uint64_t	 pending, sid;
 	int		 fd, dupfd;
 
-	if (spool_find(ch, imsg->hdr.peerid) != NULL)
+	if (imsg_get_u64(imsg, &sid) == -1 ||
+	    spool_find(ch, imsg->hdr.peerid) != NULL)
 		return -1;
 	/* A worker that asks and never reads holds our descriptors. */
 	if (ch->ib.wqueued > 2 * relay.conf.max_sessions + 64)
@@ -217,8 +219,8 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	}
 	if (relay.conf.max_spool_pending > 0 &&
 	    (pending = relay_spool_pending()) >= relay.conf.max_spool_pending) {
-		log_warnx("event=spool-full channel=%u session=%08x "
-		    "pending=%llu max=%llu", ch->id, imsg->hdr.peerid,
+		log_warnx("event=spool-full channel=%u session=" LOG_SID
+		    " pending=%llu max=%llu", ch->id, sid,
 		    (unsigned long long)pending,
 		    (unsigned long long)relay.conf.max_spool_pending);
 		channel_full(ch, imsg->hdr.peerid);
@@ -240,7 +242,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
-		log_warn("event=spool-create");
+		log_warn("event=spool-create session=" LOG_SID, sid);
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')
@@ -252,6 +254,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	if ((sp = calloc(1, sizeof(*sp))) == NULL)
 		fatal("spool");
 	sp->session = imsg->hdr.peerid;
+	sp->session_id = sid;
 	sp->fd = fd;
 	strlcpy(sp->id, id, sizeof(sp->id));
 	sp->next = ch->spools;
@@ -263,9 +266,14 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	return 0;
 }
 
-/* Log the envelope of a committed message, one line. */
+/*
+ * Log the envelope of a committed message, one line: the session it
+ * came in, who authenticated (as the parent said, never the worker)
+ * and the TLS protocol, "-" for none.
+ */
 static void
-relay_log_message(const char *qid, const struct envelope *env)
+relay_log_message(const char *qid, const struct spool *sp,
+    const struct envelope *env, const char *user)
 {
 	char		 rcpts[1024];
 	size_t		 off = 0;
@@ -281,10 +289,11 @@ relay_log_message(const char *qid, const struct envelope *env)
 		off += n;
 	}
 	log_info("event=message queue_id=%s client=%s helo=%s from=%s "
-	    "rcpt=%s nrcpt=%u size=%llu", qid, env->peer_ip,
-	    log_q(env->helo), log_qpath(env->mail_from), log_q(rcpts),
-	    env->nrcpt,
-	    (unsigned long long)env->size);
+	    "rcpt=%s nrcpt=%u size=%llu session=" LOG_SID " user=%s tls=%s",
+	    qid, env->peer_ip, log_q(env->helo), log_qpath(env->mail_from),
+	    log_q(rcpts), env->nrcpt, (unsigned long long)env->size,
+	    sp->session_id, log_quser(user != NULL ? user : ""),
+	    env->tls_proto[0] != '\0' ? env->tls_proto : "-");
 }
 
 /* Debug mode: print the message, then answer. */
@@ -295,7 +304,8 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	char			 qid[32];
 
 	relay_queue_id(qid, sizeof(qid));
-	relay_log_message(qid, env);
+	relay_log_message(qid, sp, env, (env->flags & ENV_F_AUTH) ?
+	    channel_authenticated(ch, sp->session) : NULL);
 	m.peer_ip = env->peer_ip;
 	m.mail_opts = env->mail_opts;
 	m.rcpt_opts = env->rcpt_opts;
@@ -508,8 +518,8 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	if ((env->flags & ENV_F_AUTH) &&
 	    (user = channel_authenticated(ch, sp->session)) == NULL) {
 		/* The grant may be lost with a relay restart: no blame. */
-		log_warnx("event=auth-unconfirmed channel=%u session=%08x",
-		    ch->id, sp->session);
+		log_warnx("event=auth-unconfirmed channel=%u session=" LOG_SID,
+		    ch->id, sp->session_id);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
 		    "authentication not confirmed, try again");
 		spool_drop(ch, sp);
@@ -525,7 +535,7 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 		spool_drop(ch, sp);
 		return 0;
 	}
-	relay_log_message(m->id, env);
+	relay_log_message(m->id, sp, env, user);
 	p->channel = ch->id;
 	p->session = sp->session;
 	p->msg = m;

@@ -17,6 +17,7 @@
 struct spool {
 	struct spool	*next;
 	uint32_t	 session;
+	uint64_t	 session_id;		/* as logged (MSG_OPEN) */
 	int		 fd;
 	char		 id[QUEUE_ID_LEN + 1];	/* "" for a memfd */
 };

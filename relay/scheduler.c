@@ -306,6 +306,9 @@ sched_done(struct qmsg *m)
 		/* At least the DSN made must not be made again. */
 		(void)queue_mark(m);
 	}
+	if (pending > 0)
+		log_info("event=deferred queue_id=%s rcpts=%u retry_in=%llds",
+		    m->id, pending, (long long)(m->next_try - sched_now()));
 	sched_later(m);
 }
 
@@ -314,8 +317,9 @@ static void
 msg_lost_notify(struct qmsg *m, const char *why)
 {
 	queue_lost_mark(m, why);
-	log_warnx("event=lost queue_id=%s from=<%s> reason=\"%s\" dsn=%s",
-	    m->id, m->from, why, msg_bounce(m) == 0 ? "yes" : "failed");
+	log_warnx("event=lost queue_id=%s from=%s reason=%s dsn=%s",
+	    m->id, log_qpath(m->from), log_qq(why), msg_bounce(m) == 0 ?
+	    "yes" : "failed");
 }
 
 /*

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <bsd/string.h>
@@ -38,6 +39,44 @@ static const struct smtp_ops session_ops = {
 	session_msg_abort,
 	session_auth_check,
 };
+
+/*
+ * A session id as logged (session=), unique across every worker of the
+ * daemon and across restarts (SPEC 9), with no state kept on disk:
+ *
+ *	 63                            10 9       0
+ *	+--------------------------------+---------+
+ *	| wall clock, microseconds       | tag     |
+ *	+--------------------------------+---------+
+ *
+ * The tag is this worker's, from the parent: the lowest that no other
+ * living worker holds (parent_idtag()), so two workers never make the
+ * same id at the same time.  Within a worker the time part only grows:
+ * a second session in the same microsecond takes the next one.  A tag
+ * is given again only when its worker has exited, and a worker cannot
+ * get ahead of the clock (it would have to open more than a session a
+ * microsecond), so the next holder of a tag, in this daemon or in the
+ * next one after a restart, makes only later ids than the last one
+ * did.  54 bits of microseconds since 1970 last until the year 2541.
+ * The one hole is a clock set back across a restart: even then two ids
+ * meet only if a worker of the same tag opened a session in the same
+ * microsecond.  Random 64-bit ids (OpenSMTPD's) can meet by chance at
+ * any time; these also sort by time.  The worker's own handle of a
+ * session in imsg (s->id, the peerid) is a separate 32-bit number.
+ */
+uint64_t
+session_new_id(struct worker *w)
+{
+	struct timespec	 ts;
+	uint64_t	 us;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	if (us <= w->id_last)
+		us = w->id_last + 1;
+	w->id_last = us;
+	return (us << SESSION_TAG_BITS) | (w->idtag & SESSION_TAG_MAX);
+}
 
 static uint32_t
 session_hash(uint32_t id)
@@ -121,8 +160,8 @@ session_tls_begin(struct session *s)
 		linebuf_discard(&s->smtp.in);
 	if ((s->ssl = SSL_new(w->tls_ctx)) == NULL ||
 	    SSL_set_fd(s->ssl, s->fd) != 1) {
-		log_warnx("event=tls-error session=%08x client=%s "
-		    "reason=\"cannot create TLS session\"", s->id,
+		log_warnx("event=tls-error session=" LOG_SID " client=%s "
+		    "reason=\"cannot create TLS session\"", s->smtp.session_id,
 		    s->smtp.peer_ip);
 		return -1;
 	}
@@ -141,9 +180,12 @@ session_tls_step(struct session *s)
 	case TLS_HANDSHAKE_DONE:
 		s->tls_handshaking = 0;
 		s->tls_hs_wants = 0;
-		log_info("event=tls session=%08x client=%s version=%s "
-		    "cipher=%s", s->id, s->smtp.peer_ip,
+		log_info("event=tls session=" LOG_SID " client=%s version=%s "
+		    "cipher=%s", s->smtp.session_id, s->smtp.peer_ip,
 		    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+		/* For the message line: "TLSv1.3" (SPEC 9). */
+		strlcpy(s->smtp.tls_proto, SSL_get_version(s->ssl),
+		    sizeof(s->smtp.tls_proto));
 		if (s->smtp.wait == SMTP_WAIT_TLS)
 			smtp_tls_started(&s->smtp);
 		else {
@@ -160,8 +202,9 @@ session_tls_step(struct session *s)
 		return 0;
 	default:
 		tls_error(err, sizeof(err));
-		log_info("event=tls-failed session=%08x client=%s reason=%s",
-		    s->id, s->smtp.peer_ip, log_qq(err));
+		log_info("event=tls-failed session=" LOG_SID " client=%s "
+		    "reason=%s", s->smtp.session_id, s->smtp.peer_ip,
+		    log_qq(err));
 		return -1;
 	}
 }
@@ -338,8 +381,8 @@ session_expire(struct session *s, const char *event, const char *text)
 		return;
 	}
 	s->timed_out = 1;
-	log_info("event=%s session=%08x client=%s", event, s->id,
-	    s->smtp.peer_ip);
+	log_info("event=%s session=" LOG_SID " client=%s", event,
+	    s->smtp.session_id, s->smtp.peer_ip);
 	ev_timer_del(&s->life_timer);
 	ev_timer_del(&s->rate_timer);
 	smtp_close_reply(&s->smtp, 421, "4.4.2", text);
@@ -453,8 +496,9 @@ session_slot_answer(struct session *s, int ok)
 		return;
 	s->smtp.wait = SMTP_WAIT_NONE;
 	if (!ok) {
-		log_warnx("event=refused session=%08x client=%s "
-		    "reason=max-sessions-per-ip", s->id, s->smtp.peer_ip);
+		log_warnx("event=refused session=" LOG_SID " client=%s "
+		    "reason=max-sessions-per-ip", s->smtp.session_id,
+		    s->smtp.peer_ip);
 		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
 		    "connections from your address");
 		session_update(s);
@@ -497,12 +541,12 @@ session_begin(struct session *s, const struct sockaddr_storage *ss)
 	s->smtp.loopback = loopback;
 	if (s->smtp.listen_flags & LISTEN_PROXY) {
 		session_ipport(&s->real, real, sizeof(real), &rport);
-		log_info("event=connect session=%08x client=%s port=%u "
-		    "proxy=%s", s->id, s->smtp.peer_ip, s->smtp.peer_port,
-		    real);
+		log_info("event=connect session=" LOG_SID " client=%s port=%u "
+		    "proxy=%s", s->smtp.session_id, s->smtp.peer_ip,
+		    s->smtp.peer_port, real);
 	} else
-		log_info("event=connect session=%08x client=%s port=%u",
-		    s->id, s->smtp.peer_ip, s->smtp.peer_port);
+		log_info("event=connect session=" LOG_SID " client=%s port=%u",
+		    s->smtp.session_id, s->smtp.peer_ip, s->smtp.peer_port);
 	ev_timer_add(&s->timer, (uint64_t)w->conf.timeout * 1000);
 	if (w->conf.session_lifetime > 0)
 		ev_timer_add(&s->life_timer,
@@ -520,8 +564,8 @@ session_begin(struct session *s, const struct sockaddr_storage *ss)
 static void
 session_proxy_refuse(struct session *s, const char *why)
 {
-	log_warnx("event=proxy-refused session=%08x client=%s reason=%s",
-	    s->id, s->smtp.peer_ip, log_qq(why));
+	log_warnx("event=proxy-refused session=" LOG_SID " client=%s "
+	    "reason=%s", s->smtp.session_id, s->smtp.peer_ip, log_qq(why));
 	session_close(s, "proxy-refused");
 }
 
@@ -614,8 +658,9 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 
 	session_ipport(ss, ip, sizeof(ip), &port);
 	if ((flags & LISTEN_PROXY) && !session_proxy_allowed(lp, ip)) {
-		log_warnx("event=proxy-refused client=%s port=%u "
-		    "reason=not-in-proxy-from", ip, port);
+		log_warnx("event=proxy-refused session=" LOG_SID " client=%s "
+		    "port=%u reason=not-in-proxy-from", session_new_id(w), ip,
+		    port);
 		close(fd);
 		return;
 	}
@@ -630,6 +675,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	} while (s->id == 0 || session_find(w, s->id) != NULL);
 	s->fd = fd;
 	smtp_init(&s->smtp, &w->conf, &session_ops, s, ip, port);
+	s->smtp.session_id = session_new_id(w);
 	s->smtp.policy = &w->policy;
 	s->smtp.listen_flags = flags;
 	s->smtp.auth_configured = w->conf.auth_enabled;
@@ -639,7 +685,8 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 	ev_timer_set(&s->life_timer, session_lifetime, s);
 	ev_timer_set(&s->rate_timer, session_rate_check, s);
 	if (ev_add(fd, EV_READ, session_io, s) == -1) {
-		log_warn("ev_add");
+		log_warn("event=session-error session=" LOG_SID " op=ev_add",
+		    s->smtp.session_id);
 		smtp_free(&s->smtp);
 		free(s);
 		close(fd);
@@ -664,8 +711,9 @@ session_close(struct session *s, const char *reason)
 {
 	struct worker	*w = s->w;
 
-	log_info("event=disconnect session=%08x client=%s reason=%s "
-	    "messages=%u", s->id, s->smtp.peer_ip, reason, s->smtp.nmessages);
+	log_info("event=disconnect session=" LOG_SID " client=%s reason=%s "
+	    "messages=%u", s->smtp.session_id, s->smtp.peer_ip, reason,
+	    s->smtp.nmessages);
 	ev_del(s->fd);
 	if (s->ssl != NULL) {
 		if (!s->tls_handshaking)
@@ -711,6 +759,7 @@ session_auth_check(struct smtp_session *smtp, const char *user,
 
 	/* The buffer is wiped once written (imsgbuf_write). */
 	imsg_out_init(&out, IMSG_AUTH_REQUEST, s->id, -1);
+	imsg_add_u64(&out, smtp->session_id);
 	imsg_add_str(&out, user);
 	imsg_add_str(&out, password);
 	imsg_add_str(&out, smtp->peer_ip);
@@ -746,6 +795,7 @@ session_msg_open(struct smtp_session *smtp)
 	}
 	s->relay_gen = w->relay_gen;
 	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
+	imsg_add_u64(&out, smtp->session_id);
 	worker_relay_send(w, &out);
 }
 
@@ -802,6 +852,7 @@ session_msg_commit(struct smtp_session *smtp)
 	e.flags = flags;
 	e.mail_opts = smtp->mail_opts;
 	e.rcpt_opts = smtp->rcpt_opts;
+	e.tls_proto = smtp->tls_proto;
 	imsg_out_init(&out, IMSG_MSG_COMMIT, s->id, -1);
 	envelope_encode(&out, &e);
 	if (out.overflow) {

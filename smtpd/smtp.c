@@ -124,8 +124,8 @@ smtp_reply_line(struct smtp_session *s, int code, int cont, const char *enh,
 		    text);
 	if (rc == -1) {
 		/* The client does not read its replies: give up on it. */
-		log_warnx("event=overflow client=%s reason=\"reply buffer "
-		    "full\"", s->peer_ip);
+		log_warnx("event=overflow session=" LOG_SID " client=%s "
+		    "reason=\"reply buffer full\"", s->session_id, s->peer_ip);
 		s->state = SMTP_CLOSING;
 	}
 }
@@ -156,8 +156,8 @@ smtp_reply(struct smtp_session *s, int code, const char *enh,
 	    strcmp(enh, "4.5.3") == 0) && ++s->errors >= s->conf->max_bad &&
 	    s->state != SMTP_CLOSING) {
 		smtp_close_reply(s, 421, "4.7.0", "Error: too many errors");
-		log_info("event=disconnect client=%s reason=errors",
-		    s->peer_ip);
+		log_info("event=disconnect session=" LOG_SID " client=%s "
+		    "reason=errors", s->session_id, s->peer_ip);
 	}
 }
 
@@ -233,6 +233,8 @@ smtp_check_helo(struct smtp_session *s, const char *verb, char *arg)
 		return -1;
 	}
 	strlcpy(s->helo, arg, sizeof(s->helo));
+	log_debug("event=helo session=" LOG_SID " client=%s verb=%s helo=%s",
+	    s->session_id, s->peer_ip, verb, log_q(s->helo));
 	return 0;
 }
 
@@ -438,15 +440,17 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
 	    !policy_sender_ok(s->policy, s->authenticated ? s->auth_user :
 	    NULL, s->mail_from)) {
-		log_info("event=mail-refused client=%s user=%s from=%s "
-		    "reason=sender-login", s->peer_ip, log_qq(s->auth_user),
-		    log_qpath(s->mail_from));
+		log_info("event=mail-refused session=" LOG_SID " client=%s "
+		    "user=%s from=%s reason=sender-login", s->session_id,
+		    s->peer_ip, log_qq(s->auth_user), log_qpath(s->mail_from));
 		smtp_reply(s, 553, "5.7.1", "<%s>: Sender address not owned "
 		    "by user", s->mail_from);
 		s->mail_from[0] = '\0';
 		return;
 	}
 	s->state = SMTP_MAIL;
+	log_debug("event=mail session=" LOG_SID " client=%s from=%s",
+	    s->session_id, s->peer_ip, log_qpath(s->mail_from));
 	smtp_reply(s, 250, "2.1.0", "Ok");
 }
 
@@ -496,17 +500,13 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:
-			log_info("event=rcpt-refused client=%s rcpt=%s "
-			    "reason=routing-characters", s->peer_ip,
-			    log_qpath(addr));
+			smtp_log_rcpt_refused(s, addr, "routing-characters");
 			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
 			    "@ are not accepted in addresses", a.local,
 			    a.domain);
 			return;
 		case POLICY_DENY:
-			log_info("event=rcpt-refused client=%s rcpt=%s "
-			    "reason=relay-denied", s->peer_ip,
-			    log_qpath(addr));
+			smtp_log_rcpt_refused(s, addr, "relay-denied");
 			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
 			    "denied", a.local, a.domain);
 			return;
@@ -568,6 +568,9 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr)
 	}
 	s->nrcpt++;
 	s->state = SMTP_RCPT;
+	log_debug("event=rcpt session=" LOG_SID " client=%s from=%s rcpt=%s",
+	    s->session_id, s->peer_ip, log_qpath(s->mail_from),
+	    log_qpath(addr));
 	smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
@@ -749,7 +752,8 @@ smtp_data_flush(struct smtp_session *s)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_warn("event=spool-write client=%s", s->peer_ip);
+			log_warn("event=spool-write session=" LOG_SID
+			    " client=%s", s->session_id, s->peer_ip);
 			s->data_err = DATA_IO;
 			break;
 		}
@@ -791,17 +795,21 @@ smtp_data_end(struct smtp_session *s)
 		s->ops->msg_commit(s);
 		return;
 	case DATA_TOO_BIG:
+		smtp_log_data_refused(s, 552, "message too big");
 		smtp_reply(s, 552, "5.3.4", "Error: message too big");
 		break;
 	case DATA_BARE_EOL:
+		smtp_log_data_refused(s, 550, "bare LF or CR");
 		smtp_reply(s, 550, "5.5.2", "Error: bare LF or CR in message "
 		    "data");
 		break;
 	case DATA_LONG_LINE:
+		smtp_log_data_refused(s, 550, "line too long");
 		smtp_reply(s, 550, "5.5.2", "Error: line longer than 1000 "
 		    "octets in message data");
 		break;
 	case DATA_IO:
+		smtp_log_data_refused(s, 451, "queue file write error");
 		smtp_reply(s, 451, "4.3.0", "Error: queue file write error");
 		break;
 	}
@@ -930,6 +938,7 @@ smtp_open_done(struct smtp_session *s, int fd)
 	}
 	s->wait = SMTP_WAIT_NONE;
 	if (fd == -1) {
+		smtp_log_data_refused(s, 451, "queue unavailable");
 		smtp_reply(s, 451, "4.3.0", "Error: queue unavailable, try "
 		    "again later");
 		return;
@@ -950,6 +959,7 @@ smtp_open_full(struct smtp_session *s)
 	if (s->wait != SMTP_WAIT_OPEN)
 		return;
 	s->wait = SMTP_WAIT_NONE;
+	smtp_log_data_refused(s, 452, "too much mail in progress");
 	smtp_reply(s, 452, "4.3.1", "Error: too much mail in progress, try "
 	    "again later");
 }
@@ -963,8 +973,10 @@ smtp_commit_done(struct smtp_session *s, int ok, const char *text)
 	if (ok) {
 		s->nmessages++;
 		smtp_reply(s, 250, "2.0.0", "Ok: queued as %s", text);
-	} else
+	} else {
+		smtp_log_data_refused(s, 451, text);
 		smtp_reply(s, 451, "4.3.0", "Error: %s", text);
+	}
 	smtp_reset(s);
 	s->wait = SMTP_WAIT_NONE;
 }

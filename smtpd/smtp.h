@@ -73,6 +73,7 @@ struct smtp_session {
 	const struct policy	*policy;	/* relay guard, relay mode */
 	const struct smtp_ops	*ops;
 	void			*owner;
+	uint64_t		 session_id;	/* as logged: session= */
 	enum smtp_state		 state;
 	enum smtp_wait		 wait;
 	int			 esmtp;		/* EHLO: enhanced codes */
@@ -81,6 +82,7 @@ struct smtp_session {
 	int			 loopback;	/* the client is on loopback */
 	int			 tls_available;	/* STARTTLS can be offered */
 	int			 tls_active;
+	char			 tls_proto[ENV_TLS_MAX + 1];	/* or "" */
 	int			 auth_configured; /* a users file exists */
 	enum smtp_auth_step	 auth_step;
 	unsigned int		 auth_failures;
@@ -140,5 +142,9 @@ void	smtp_cmd_auth(struct smtp_session *, char *);
 void	smtp_reply(struct smtp_session *, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 4, 5)));
 int	smtp_busy(const struct smtp_session *);
+void	smtp_log_rcpt_refused(const struct smtp_session *, const char *,
+	    const char *);
+void	smtp_log_data_refused(const struct smtp_session *, int,
+	    const char *);
 
 #endif

@@ -33,7 +33,8 @@ static void
 smtp_auth_refuse(struct smtp_session *s, const char *user)
 {
 	log_info("event=auth client=%s user=%s result=failed "
-	    "reason=malformed", s->peer_ip, log_quser(user));
+	    "reason=malformed session=" LOG_SID, s->peer_ip, log_quser(user),
+	    s->session_id);
 	smtp_auth_done(s, AUTH_RESULT_FAILED);
 }
 

@@ -74,7 +74,8 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 			inet_ntop(AF_INET6,
 			    &((struct sockaddr_in6 *)ss)->sin6_addr, ip,
 			    sizeof(ip));
-		log_warnx("event=refused client=%s reason=max-sessions", ip);
+		log_warnx("event=refused session=" LOG_SID " client=%s "
+		    "reason=max-sessions", session_new_id(w), ip);
 		worker_refuse(w, fd, "4.3.2", "Error: too many sessions, "
 		    "try again later");
 		return;
@@ -593,6 +594,17 @@ worker_on_policy(struct proc_chan *ch, struct imsg *imsg)
 	return policy_recv(&w->policy, imsg);
 }
 
+/* The parent's tag for this worker's session ids (session_new_id()). */
+static int
+worker_on_idtag(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+
+	if (imsg_get_u32(imsg, &w->idtag) == -1 || w->idtag > SESSION_TAG_MAX)
+		return -1;
+	return 0;
+}
+
 static int
 worker_on_relay_channel(struct proc_chan *ch, struct imsg *imsg)
 {
@@ -641,6 +653,7 @@ static const struct proc_handler worker_parent_handlers[] = {
 	{ IMSG_CONF_RULE,	worker_on_policy },
 	{ IMSG_CONF_RULE_ITEM,	worker_on_policy },
 	{ IMSG_CONF_LOGIN,	worker_on_policy },
+	{ IMSG_CONF_IDTAG,	worker_on_idtag },
 	{ IMSG_CONF_END,	proc_conf_end },
 	{ IMSG_RELAY_CHANNEL,	worker_on_relay_channel },
 	{ IMSG_STOP,		worker_on_stop },

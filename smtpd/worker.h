@@ -69,6 +69,8 @@ struct worker {
 	struct session		*sessions[WORKER_HASH_SIZE];
 	uint32_t		 nsessions;
 	uint32_t		 next_id;
+	uint32_t		 idtag;		/* from the parent: see session.c */
+	uint64_t		 id_last;	/* the time of the last id, us */
 	uint32_t		 reported_load;
 	int			 stopping;
 	int			 retiring;	/* replaced by a reload */
@@ -89,6 +91,7 @@ void	worker_parent_send(struct worker *, struct imsg_out *);
 void	session_update(struct session *);
 void	session_close(struct session *, const char *);
 struct session *session_find(struct worker *, uint32_t);
+uint64_t session_new_id(struct worker *);
 void	worker_relay_send(struct worker *, struct imsg_out *);
 void	worker_session_gone(struct worker *);
 void	worker_refuse(struct worker *, int, const char *, const char *);

@@ -398,7 +398,7 @@ def test_exit_1_fails_and_the_dsn_goes_to_the_hook(world, relay_factory):
                % qid)
     d.wait_log(r"relay: event=attempt queue_id=%s transport=deliver "
                r"result=failed " % qid)
-    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original=%s "
+    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original_queue_id=%s "
                       r"to=<sender@example\.com>$" % qid)[0].group(1)
     text = dsn_of(hook, bqid, "sender@example.com", "rcpt@example.net")
     assert "no such user here" in text
@@ -431,7 +431,7 @@ def test_failing_null_sender_gets_no_dsn(world, relay_factory):
     # no DSN of the DSN follows.
     qid2 = smtp_send(d.port, "s@example.com", ["rcpt@example.net"],
                      make_message(2, "real"))
-    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original=%s "
+    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original_queue_id=%s "
                       % qid2)[0].group(1)
     d.wait_log(r"relay: event=removed queue_id=%s$" % bqid)
     d.wait_log(r"relay: event=removed queue_id=%s$" % qid2)
@@ -465,7 +465,7 @@ def test_hook_killed_after_deliver_timeout(world, relay_factory):
                r"result=failed " % qid)
     wait_for(lambda: not alive(pid) and not alive(sleeper) and
              not group_members(pid), scaled(5), "the hook's group to die")
-    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original=%s "
+    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original_queue_id=%s "
                       r"to=<sender@example\.com>$" % qid)[0].group(1)
     text = dsn_of(hook, bqid, "sender@example.com", "rcpt@example.net")
     assert "killed after 2s" in text

@@ -229,7 +229,8 @@ def test_source_not_listed_is_closed_before_smtp(proxied):
     c.send(v1("192.0.2.7"))
     assert c.eof_at_once()
     c.close()
-    d.wait_log(r"event=proxy-refused client=127\.0\.0\.1 port=\d+ "
+    d.wait_log(r"event=proxy-refused session=[0-9a-f]{16} "
+               r"client=127\.0\.0\.1 port=\d+ "
                r"reason=not-in-proxy-from")
     # The listed source is taken on the same listener.
     c = greeted(ports["other"], v1("192.0.2.7"), src="127.0.0.2")

@@ -108,8 +108,9 @@ def test_pureproxy_refuses_a_client_not_on_loopback(world, upstream_factory,
     assert ("reply: b'550 5.7.1 <recipient@example.com>: Relay access "
             "denied\\r\\n'") in err
     assert "SMTPRecipientsRefused" in err
-    d.wait_log(r"session: event=rcpt-refused client=%s "
-               r"rcpt=<recipient@example\.com> reason=relay-denied$"
+    d.wait_log(r"session: event=rcpt-refused session=[0-9a-f]{16} client=%s "
+               r"from=<\S+> rcpt=<recipient@example\.com> "
+               r"reason=relay-denied$"
                % netns.ns_ip.replace(".", r"\."))
     # Once the session is over, anything accepted would be queued already.
     d.wait_log(r"session: event=disconnect session=\S+ client=%s .*"
@@ -321,7 +322,7 @@ def test_upstream_5xx_bounces_to_the_sender(world, upstream_factory,
     dsn = dsn[0]
     assert dsn["mail_from"].split(" ")[0] == "<>"
     assert dsn["rcpts"] == ["sender@example.com"]
-    m = d.wait_log(r"relay: event=bounce queue_id=(\S+) original=%s "
+    m = d.wait_log(r"relay: event=bounce queue_id=(\S+) original_queue_id=%s "
                    r"to=<sender@example\.com>$" % qid)[0]
     bqid = m.group(1)
     received, body = split_received(dsn["data"])
@@ -353,7 +354,7 @@ def test_upstream_5xx_bounces_to_the_sender(world, upstream_factory,
     d.wait_log(r"relay: event=attempt queue_id=%s .*rcpt=<bad@example\.net> "
                r"result=failed code=550 " % qid2)
     d.wait_log(r"relay: event=removed queue_id=%s$" % qid2)
-    assert not d.log_grep(r"event=bounce queue_id=\S+ original=%s" % qid2)
+    assert not d.log_grep(r"event=bounce queue_id=\S+ original_queue_id=%s" % qid2)
     # And the failed bounce's own failure neither: the upstream has what it
     # had.  A third, good message is the sentinel that the relay moved on.
     qid3 = smtp_send(d.port, "sender@example.com", ["good@example.net"],
@@ -493,7 +494,7 @@ def test_upstream_4xx_until_lifetime_then_dsn(world, upstream_factory,
                r"result=deferred " % qid, count=2, timeout=scaled(10))
     d.wait_log(r"relay: event=expired queue_id=%s rcpt=<slow@example\.net>$"
                % qid, timeout=scaled(15))
-    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original=%s "
+    bqid = d.wait_log(r"relay: event=bounce queue_id=(\S+) original_queue_id=%s "
                       r"to=<sender@example\.com>$" % qid)[0].group(1)
     d.wait_log(r"relay: event=removed queue_id=%s$" % bqid)
     d.wait_log(r"relay: event=removed queue_id=%s$" % qid)

@@ -184,7 +184,7 @@ def test_unreachable_upstream_expires_with_dsn(world, upstream_factory,
     d.wait_log(r"relay: event=expired queue_id=%s rcpt=<far@example\.net>$"
                % qid, timeout=scaled(20))
     assert time.monotonic() - t0 >= 3.5
-    d.wait_log(r"relay: event=bounce queue_id=\S+ original=%s "
+    d.wait_log(r"relay: event=bounce queue_id=\S+ original_queue_id=%s "
                r"to=<sender@example\.com>$" % qid)
     up.start()
     dsn = the_dsn(up, "sender@example.com", timeout=scaled(15))
@@ -252,7 +252,8 @@ def test_upstream_without_8bitmime_gets_the_bytes(world, upstream_factory,
     assert "BODY=" not in m["mail_from"].upper(), m["mail_from"]
     _, rest = split_received(m["data"])
     assert rest.endswith(EIGHT_BIT.split(b"\r\n\r\n", 1)[1]), rest
-    assert d.log_grep(r"upstream lacks 8BITMIME")
+    assert d.log_grep(r"event=upstream-no-8bitmime queue_id=[0-9A-F]{16} "
+                      r"action=sent-as-is")
     wait_for(lambda: queue_files(queue) == [], scaled(10), "an empty queue")
 
 

@@ -109,7 +109,7 @@ def test_queue_commands_with_the_upstream_down(world, upstream_factory,
     assert not by_id(ctl.queue(), ids[1])
     d.wait_log(r"event=removed queue_id=%s reason=admin" % ids[1])
     ctl.ok("bounce", ids[2])
-    d.wait_log(r"event=bounce queue_id=\S+ original=%s" % ids[2])
+    d.wait_log(r"event=bounce queue_id=\S+ original_queue_id=%s" % ids[2])
     q = ctl.queue()
     assert not by_id(q, ids[2])
     dsn = [m for m in q if m["id"] not in ids]

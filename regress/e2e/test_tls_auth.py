@@ -517,7 +517,7 @@ def test_wrong_passwords_delay_then_421(world, upstream_factory,
         assert time.monotonic() - t >= 3.9, "success answered sooner"
         c.expect("QUIT", 221)
     fails = d.wait_log(r"event=auth client=127\.0\.0\.1 user=alice "
-                       r"result=failed session=[0-9a-f]{8}$", count=3)
+                       r"result=failed session=[0-9a-f]{16}$", count=3)
     assert len(fails) == 3
     d.wait_log(r"event=auth client=127\.0\.0\.1 user=nobody result=failed")
     d.wait_log(r"event=auth client=127\.0\.0\.1 user=alice result=ok")

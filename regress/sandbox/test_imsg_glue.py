@@ -94,7 +94,7 @@ def test_relay_lies_to_parent(daemon, type_, size, why):
 @pytest.mark.parametrize("type_,size,why", [
     ("IMSG_MSG_OK", 4, "not allowed from this sender"),
     ("IMSG_MSG_COMMIT", 3, "malformed"),
-    ("IMSG_MSG_OPEN", 1, "payload too long"),
+    ("IMSG_MSG_OPEN", 9, "payload too long"),
 ], ids=["wrong-role", "short", "long"])
 def test_worker_lies_to_relay(daemon, type_, size, why):
     d = daemon

@@ -35,6 +35,7 @@ struct commit {
 	uint32_t	 flags;
 	const char	*mail_opts;	/* NULL for "" */
 	const char	*rcpt_opts;
+	const char	*tls_proto;	/* NULL for "" */
 	int		 no_tail;	/* leave out size, flags, options */
 	const void	*extra;		/* trailing bytes */
 	size_t		 extralen;
@@ -77,6 +78,7 @@ decode(const struct commit *c, struct envelope *env, int smtputf8)
 		imsg_add_u32(&out, c->flags);
 		imsg_add_str(&out, c->mail_opts ? c->mail_opts : "");
 		imsg_add_str(&out, c->rcpt_opts ? c->rcpt_opts : "");
+		imsg_add_str(&out, c->tls_proto ? c->tls_proto : "");
 	}
 	if (c->extralen > 0)
 		imsg_add_data(&out, c->extra, c->extralen);
@@ -333,11 +335,11 @@ test_addresses(void **state)
 		d.nrcpt = 2;
 		d.no_tail = 1;
 		d.extra = "\x0f\0\0\0" "a\0b@example.net" "\0\0\0\0\0\0\0\0"
-		    "\0\0\0\0" "\0\0\0\0\0\0\0\0";
-		d.extralen = 4 + 15 + 12 + 8;
+		    "\0\0\0\0" "\0\0\0\0\0\0\0\0\0\0\0\0";
+		d.extralen = 4 + 15 + 12 + 12;
 		assert_int_equal(decode_ok(&d, 0), -1);
 		d.extra = "\x0f\0\0\0" "a.b@example.net" "\0\0\0\0\0\0\0\0"
-		    "\0\0\0\0" "\0\0\0\0\0\0\0\0";
+		    "\0\0\0\0" "\0\0\0\0\0\0\0\0\0\0\0\0";
 		assert_int_equal(decode_ok(&d, 0), 0);
 	}
 }
@@ -367,20 +369,22 @@ test_flags_and_tail(void **state)
 	c.extra = "\0\0\0\0";
 	c.extralen = 4;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	/* Missing size, flags and options, or some of them. */
+	/* Missing size, flags, options and TLS, or some of them. */
 	c.extralen = 0;
 	c.no_tail = 1;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	c.extra = "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+	c.extra = "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 	c.extralen = 8;
 	assert_int_equal(decode_ok(&c, 1), -1);
 	c.extralen = 12;
 	assert_int_equal(decode_ok(&c, 1), -1);
 	c.extralen = 16;
 	assert_int_equal(decode_ok(&c, 1), -1);
-	c.extralen = 19;
-	assert_int_equal(decode_ok(&c, 1), -1);
 	c.extralen = 20;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 23;
+	assert_int_equal(decode_ok(&c, 1), -1);
+	c.extralen = 24;
 	assert_int_equal(decode_ok(&c, 1), 0);
 }
 
@@ -448,6 +452,36 @@ test_options(void **state)
 	}
 }
 
+/*
+ * The session's TLS protocol, only logged: a bare name of letters,
+ * digits and dots, short, or none; anything else could forge a field.
+ */
+static void
+test_tls_proto(void **state)
+{
+	static const char	*ok[] = { "", "TLSv1.3", "TLSv1.2", "DTLSv1" };
+	static const char	*bad[] = { "TLS v1", "TLSv1.3 user=root",
+	    "TLS=1", "TLS\"", "TLSv1.3\n", "TLSv1.3.4.5.6.7.8.9.0" };
+	struct commit		 c;
+	struct envelope		 env;
+	size_t			 i;
+
+	(void)state;
+	commit_init(&c);
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		c.tls_proto = ok[i];
+		if (decode(&c, &env, 0) != 0)
+			fail_msg("%s refused", ok[i]);
+		assert_string_equal(env.tls_proto, ok[i]);
+		envelope_free(&env);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c.tls_proto = bad[i];
+		if (decode_ok(&c, 0) != -1)
+			fail_msg("%s accepted", bad[i]);
+	}
+}
+
 /* Every proper prefix of a valid payload is refused. */
 static void
 test_truncated(void **state)
@@ -470,6 +504,7 @@ test_truncated(void **state)
 	imsg_add_u32(&out, 0);
 	imsg_add_str(&out, "SIZE=99");
 	imsg_add_str(&out, "X");
+	imsg_add_str(&out, "TLSv1.3");
 	len = out.len - HDRSZ;
 	for (i = 0; i <= len; i++) {
 		memset(&imsg, 0, sizeof(imsg));
@@ -528,6 +563,7 @@ test_encode_roundtrip(void **state)
 	e.size = 99;
 	e.flags = ENV_F_8BIT;
 	e.mail_opts = "BODY=8BITMIME";
+	e.tls_proto = "TLSv1.2";
 	assert_non_null(out = malloc(sizeof(*out)));
 	assert_non_null(again = malloc(sizeof(*again)));
 	imsg_out_init(out, IMSG_MSG_COMMIT, 1, -1);
@@ -539,6 +575,7 @@ test_encode_roundtrip(void **state)
 	assert_false(env.rcpts[0].postmaster);
 	assert_true(env.rcpts[1].postmaster);
 	assert_string_equal(env.rcpt_opts, "");
+	assert_string_equal(env.tls_proto, "TLSv1.2");
 	envelope_ref(&env, &back);
 	imsg_out_init(again, IMSG_MSG_COMMIT, 1, -1);
 	envelope_encode(again, &back);
@@ -636,6 +673,7 @@ main(void)
 		cmocka_unit_test(test_addresses),
 		cmocka_unit_test(test_flags_and_tail),
 		cmocka_unit_test(test_options),
+		cmocka_unit_test(test_tls_proto),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_encode_roundtrip),
 		cmocka_unit_test(test_helo_valid),

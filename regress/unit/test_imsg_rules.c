@@ -256,7 +256,7 @@ test_recv_wrong_role(void **state)
 	refused(ROLE_PARENT, ROLE_SESSION, IMSG_NONE, -1, 0, "unknown type");
 	accepted(ROLE_PARENT, ROLE_SESSION, IMSG_LOAD, -1, 4);
 	accepted(ROLE_PARENT, ROLE_RELAY, IMSG_RESOLVE, -1, 4);
-	accepted(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, -1, 0);
+	accepted(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, -1, 8);
 }
 
 static void
@@ -274,7 +274,7 @@ test_recv_size(void **state)
 	    "payload too short");
 	refused(ROLE_PARENT, ROLE_SESSION, IMSG_SLOT_ASK, -1,
 	    4 + sizeof(struct sockaddr_in6) + 1, "payload too long");
-	refused(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, -1, 1,
+	refused(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, -1, 9,
 	    "payload too long");
 	refused(ROLE_SESSION, ROLE_RELAY, IMSG_QUEUE_SPACE, -1, 2,
 	    "payload too short");
@@ -294,7 +294,7 @@ test_recv_fd(void **state)
 	handlers_init();
 	refused(ROLE_PARENT, ROLE_SESSION, IMSG_LOAD, devnull(), 4,
 	    "descriptor where none belongs");
-	refused(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, devnull(), 0,
+	refused(ROLE_RELAY, ROLE_SESSION, IMSG_MSG_OPEN, devnull(), 8,
 	    "descriptor where none belongs");
 	refused(ROLE_SESSION, ROLE_RELAY, IMSG_MSG_FD, -1, 0,
 	    "descriptor missing");
