@@ -101,6 +101,8 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CTL_RESULT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
+	ROW(CONF_METRICS,	P, R, FD, UP,  EXACT(0)),
+	ROW(STAT,		S, P, NO, RUN, EXACT(4)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

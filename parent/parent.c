@@ -371,6 +371,14 @@ parent_on_ctl_request(struct proc_chan *ch, struct imsg *imsg)
 	return parent_control_request(c->parent, c, imsg);
 }
 
+static int
+parent_on_stat(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	return parent_control_stat(c->parent, imsg);
+}
+
 static const struct proc_handler parent_handlers[] = {
 	{ IMSG_LOAD,		parent_on_load },
 	{ IMSG_SLOT_ASK,	parent_on_slot_ask },
@@ -383,6 +391,7 @@ static const struct proc_handler parent_handlers[] = {
 	{ IMSG_WORKER_BAD,	parent_on_worker_bad },
 	{ IMSG_CTL_PEER,	parent_on_ctl_peer },
 	{ IMSG_CTL_REQUEST,	parent_on_ctl_request },
+	{ IMSG_STAT,		parent_on_stat },
 	{ IMSG_NONE,		NULL },
 };
 

@@ -79,5 +79,7 @@ void	control_submit_free(struct ctl_conn *);
 void	control_stats(struct ctl_conn *, const char *parent_text, int metrics);
 void	stats_received(void);
 void	stats_attempt(struct qmsg *);
+void	stats_rcpt(const char *label, struct qrcpt *, int64_t created);
+int	stats_metrics(const char *parent_text, char **buf, size_t *len);
 
 #endif

@@ -23,6 +23,7 @@
 #include <bsd/string.h>
 
 #include "client.h"
+#include "control.h"
 #include "forward.h"
 #include "log.h"
 #include "route.h"
@@ -397,6 +398,7 @@ fconn_results(struct fconn *c, const struct client_result *res)
 			r->state = RCPT_DONE;
 		else if (rr->code >= 500)
 			r->state = RCPT_FAILED;
+		stats_rcpt(c->up->conf->name, r, m->created);
 		log_info("event=attempt queue_id=%s upstream=%s rcpt=%s "
 		    "result=%s code=%d reply=%s upstream_name=%s", m->id,
 		    c->addr, log_qpath(r->addr), r->state == RCPT_DONE ?

@@ -31,13 +31,23 @@ static void	session_io(int, int, void *);
 static void	session_rate_watch(struct session *);
 static void	session_proxy_read(struct session *);
 static void	session_proxy_refuse(struct session *, const char *);
+static void	session_refused(struct smtp_session *, uint32_t);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
 	session_msg_commit,
 	session_msg_abort,
 	session_auth_check,
+	session_refused,
 };
+
+static void
+session_refused(struct smtp_session *smtp, uint32_t reason)
+{
+	struct session	*s = smtp->owner;
+
+	worker_stat(s->w, STAT_REFUSED + reason);
+}
 
 static uint32_t
 session_hash(uint32_t id)
@@ -141,6 +151,7 @@ session_tls_step(struct session *s)
 	case TLS_HANDSHAKE_DONE:
 		s->tls_handshaking = 0;
 		s->tls_hs_wants = 0;
+		worker_stat(s->w, STAT_TLS);
 		log_info("event=tls session=%08x client=%s version=%s "
 		    "cipher=%s", s->id, s->smtp.peer_ip,
 		    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
@@ -453,6 +464,7 @@ session_slot_answer(struct session *s, int ok)
 		return;
 	s->smtp.wait = SMTP_WAIT_NONE;
 	if (!ok) {
+		worker_stat(s->w, STAT_REFUSED + REFUSED_PER_IP);
 		log_warnx("event=refused session=%08x client=%s "
 		    "reason=max-sessions-per-ip", s->id, s->smtp.peer_ip);
 		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
@@ -520,6 +532,7 @@ session_begin(struct session *s, const struct sockaddr_storage *ss)
 static void
 session_proxy_refuse(struct session *s, const char *why)
 {
+	worker_stat(s->w, STAT_REFUSED + REFUSED_PROXY);
 	log_warnx("event=proxy-refused session=%08x client=%s reason=%s",
 	    s->id, s->smtp.peer_ip, log_qq(why));
 	session_close(s, "proxy-refused");
@@ -614,6 +627,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 
 	session_ipport(ss, ip, sizeof(ip), &port);
 	if ((flags & LISTEN_PROXY) && !session_proxy_allowed(lp, ip)) {
+		worker_stat(w, STAT_REFUSED + REFUSED_PROXY);
 		log_warnx("event=proxy-refused client=%s port=%u "
 		    "reason=not-in-proxy-from", ip, port);
 		close(fd);

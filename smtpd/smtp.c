@@ -398,6 +398,14 @@ smtp_parse_path(struct smtp_session *s, char *arg, int sender,
 
 int	smtp_queue_low;
 
+/* A refusal the metrics count by its reason. */
+static void
+smtp_refused(struct smtp_session *s, uint32_t reason)
+{
+	if (s->ops->refused != NULL)
+		s->ops->refused(s, reason);
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *arg)
 {
@@ -405,6 +413,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	char		*path, *params;
 
 	if ((s->listen_flags & LISTEN_STARTTLS_REQ) && !s->tls_active) {
+		smtp_refused(s, REFUSED_STARTTLS);
 		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command "
 		    "first");
 		return;
@@ -430,6 +439,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	}
 	/* Below queue-min-free: what is left is for the queue itself. */
 	if (smtp_queue_low) {
+		smtp_refused(s, REFUSED_STORAGE);
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 		return;
 	}
@@ -438,6 +448,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
 	    !policy_sender_ok(s->policy, s->authenticated ? s->auth_user :
 	    NULL, s->mail_from)) {
+		smtp_refused(s, REFUSED_SENDER_LOGIN);
 		log_info("event=mail-refused client=%s user=%s from=%s "
 		    "reason=sender-login", s->peer_ip, log_qq(s->auth_user),
 		    log_qpath(s->mail_from));
@@ -496,6 +507,7 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:
+			smtp_refused(s, REFUSED_ROUTING);
 			log_info("event=rcpt-refused client=%s rcpt=%s "
 			    "reason=routing-characters", s->peer_ip,
 			    log_qpath(addr));
@@ -504,6 +516,7 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 			    a.domain);
 			return;
 		case POLICY_DENY:
+			smtp_refused(s, REFUSED_RELAY_DENIED);
 			log_info("event=rcpt-refused client=%s rcpt=%s "
 			    "reason=relay-denied", s->peer_ip,
 			    log_qpath(addr));
