@@ -48,6 +48,7 @@ enum proc_role {
 #define LISTEN_AUTH		0x04
 #define LISTEN_PROXY		0x08	/* proxy-from: a PROXY header first */
 #define LISTEN_METRICS		0x10	/* HTTP GET /metrics, by the relay */
+#define LISTEN_METRICS_MAX	8	/* metrics listeners, at most */
 #define LISTEN_PROXY_MAX	16	/* proxy-from networks per listener */
 
 /*

@@ -527,7 +527,12 @@ parent_log_start(struct parent *p)
 	for (i = 0, names[0] = '\0'; i < p->nlisteners; i++) {
 		if (i > 0)
 			strlcat(names, ",", sizeof(names));
+		/* A metrics listener by the address a scraper is given. */
+		if (p->listeners[i].flags & LISTEN_METRICS)
+			strlcat(names, "http://", sizeof(names));
 		strlcat(names, p->listeners[i].name, sizeof(names));
+		if (p->listeners[i].flags & LISTEN_METRICS)
+			strlcat(names, "/metrics", sizeof(names));
 	}
 	log_info("event=start version=%s mode=%s listen=%s workers=%u "
 	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,
