@@ -313,8 +313,10 @@ def socket_inode(lport, rport):
         for line in f.readlines()[1:]:
             w = line.split()
             local, remote, state, inode = w[1], w[2], w[3], w[9]
+            # (Inode 0: still in the backlog, not accepted yet.)
             if (int(local.split(":")[1], 16) == lport and
-                    int(remote.split(":")[1], 16) == rport and state == "01"):
+                    int(remote.split(":")[1], 16) == rport and
+                    state == "01" and inode != "0"):
                 return inode
     return None
 
