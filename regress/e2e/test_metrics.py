@@ -357,6 +357,24 @@ def test_served_by_the_sandboxed_relay(daemon):
     c.close()
 
 
+def test_command_line_address_keeps_the_metrics_listener(
+        world, upstream_factory, relay_factory):
+    """An address on the command line replaces the SMTP listeners of the
+    file, not its metrics one."""
+    up = upstream_factory()
+    mport, fport = free_port(), free_port()
+    conf, _ = relay_conf(world, lines=[
+        "upstream A host 127.0.0.1 port %d plain" % up.port,
+        "listen on 127.0.0.1 port %d" % fport,
+        "listen on 127.0.0.1 port %d metrics" % mport])
+    d = relay_factory("-f", conf, "-c", "relay")
+    d.wait_log(r"event=start .*listen=127\.0\.0\.1:%d,"
+               r"http://127\.0\.0\.1:%d/metrics " % (d.port, mport))
+    assert val(scrape(mport), "smtpd_upstream_up", upstream="A") == 1
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", fport), timeout=scaled(3))
+
+
 # --------------------------------------------------------------------------
 # the configuration
 
