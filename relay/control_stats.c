@@ -110,6 +110,20 @@ stats_rcpt(const char *label, struct qrcpt *r, int64_t created)
 }
 
 /*
+ * Debug mode: a message printed before its 250, so received and
+ * delivered to each recipient at once.
+ */
+void
+stats_printed(uint32_t nrcpt)
+{
+	st.received++;
+	for (; nrcpt > 0; nrcpt--) {
+		stats_count("debug", OUT_DELIVERED);
+		stats_delay(0);
+	}
+}
+
+/*
  * After an attempt on m: what no upstream counted already.  In relay
  * mode forward.c counts each reply as it comes; what is left is given
  * up without one (expired, smtpctl bounce).

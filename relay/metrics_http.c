@@ -109,14 +109,16 @@ mconn_answer(struct mconn *c, int status, const char *body, size_t len)
 	const char	*type = status == HTTP_OK ? "application/"
 			    "openmetrics-text; version=1.0.0; charset=utf-8" :
 			    "text/plain; charset=utf-8";
-	int		 n;
+	int		 n, head;
 
+	/* The answer to a HEAD has no body (RFC 9110 9.3.2), a 405 too. */
+	head = c->inlen >= 5 && memcmp(c->in, "HEAD ", 5) == 0;
 	free(c->out);
 	c->out = NULL;
 	n = asprintf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 	    "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%.*s", status,
 	    status_text(status), type, len, status == HTTP_BAD_METHOD ?
-	    "Allow: GET\r\n" : "", (int)len, body);
+	    "Allow: GET\r\n" : "", head ? 0 : (int)len, body);
 	if (n < 0) {
 		c->out = NULL;
 		mconn_close(c);

@@ -300,6 +300,7 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
 		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
+		stats_printed(env->nrcpt);
 	}
 	spool_drop(ch, sp);
 }

@@ -250,6 +250,8 @@ def test_bad_request_answered_and_closed(daemon, request_bytes, code):
     assert b"\r\nConnection: close\r\n" in resp
     if code == 405:
         assert b"\r\nAllow: GET\r\n" in resp
+    if request_bytes.startswith(b"HEAD "):
+        assert resp.endswith(b"\r\n\r\n"), resp
     assert secs < scaled(REQUEST_DEADLINE), secs
     # The listener goes on serving.
     assert val(scrape(mport), "smtpd_queue_length") == 0
@@ -373,6 +375,28 @@ def test_command_line_address_keeps_the_metrics_listener(
     assert val(scrape(mport), "smtpd_upstream_up", upstream="A") == 1
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", fport), timeout=scaled(3))
+
+
+def test_debug_mode_outcomes(world, relay_factory):
+    """In debug mode the outcomes are the transport's, upstream="debug",
+    and the delay histogram counts them too."""
+    mport = free_port()
+    conf = world.conf(["mode debug",
+                       "listen on 127.0.0.1 port %d metrics" % mport])
+    d = relay_factory("-f", conf)
+    s = smtplib.SMTP("127.0.0.1", d.port, timeout=scaled(15))
+    s.sendmail("s@example.com", ["r1@example.net", "r2@example.net"],
+               make_message(1))
+    s.quit()
+
+    def delivered():
+        m = scrape(mport)
+        return m if val(m, "smtpd_recipients_total", upstream="debug",
+                        result="delivered") == 2 else None
+    m = wait_for(delivered, scaled(10), "2 recipients printed")
+    assert val(m, "smtpd_messages_received_total") == 1
+    assert val(m, "smtpd_delivery_delay_seconds_count") == 2
+    assert not [k for k in m if k[0] == "smtpd_upstream_up"]
 
 
 # --------------------------------------------------------------------------
