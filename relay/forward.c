@@ -398,13 +398,17 @@ fconn_results(struct fconn *c, const struct client_result *res)
 			r->state = RCPT_DONE;
 		else if (rr->code >= 500)
 			r->state = RCPT_FAILED;
-		stats_rcpt(c->up->conf->name, r, m->created);
 		log_info("event=attempt queue_id=%s upstream=%s rcpt=%s "
 		    "result=%s code=%d reply=%s upstream_name=%s", m->id,
 		    c->addr, log_qpath(r->addr), r->state == RCPT_DONE ?
 		    "delivered" : r->state == RCPT_FAILED ? "failed" :
 		    "deferred", rr->code, log_qq(r->text), c->up->conf->name);
 	}
+
+	/* The metrics: each outcome, by the upstream that gave it. */
+	for (i = 0; i < n; i++)
+		stats_rcpt(c->up->conf->name, &m->rcpts[c->tried[i]],
+		    m->created);
 }
 
 /*

@@ -151,10 +151,10 @@ session_tls_step(struct session *s)
 	case TLS_HANDSHAKE_DONE:
 		s->tls_handshaking = 0;
 		s->tls_hs_wants = 0;
-		worker_stat(s->w, STAT_TLS);
 		log_info("event=tls session=%08x client=%s version=%s "
 		    "cipher=%s", s->id, s->smtp.peer_ip,
 		    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+		worker_stat(s->w, STAT_TLS);
 		if (s->smtp.wait == SMTP_WAIT_TLS)
 			smtp_tls_started(&s->smtp);
 		else {
@@ -464,11 +464,11 @@ session_slot_answer(struct session *s, int ok)
 		return;
 	s->smtp.wait = SMTP_WAIT_NONE;
 	if (!ok) {
-		worker_stat(s->w, STAT_REFUSED + REFUSED_PER_IP);
 		log_warnx("event=refused session=%08x client=%s "
 		    "reason=max-sessions-per-ip", s->id, s->smtp.peer_ip);
 		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
 		    "connections from your address");
+		worker_stat(s->w, STAT_REFUSED + REFUSED_PER_IP);
 		session_update(s);
 		return;
 	}
@@ -627,10 +627,10 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 
 	session_ipport(ss, ip, sizeof(ip), &port);
 	if ((flags & LISTEN_PROXY) && !session_proxy_allowed(lp, ip)) {
-		worker_stat(w, STAT_REFUSED + REFUSED_PROXY);
 		log_warnx("event=proxy-refused client=%s port=%u "
 		    "reason=not-in-proxy-from", ip, port);
 		close(fd);
+		worker_stat(w, STAT_REFUSED + REFUSED_PROXY);
 		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {

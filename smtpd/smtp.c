@@ -448,13 +448,13 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	if (s->conf->mode == MODE_RELAY && s->policy != NULL &&
 	    !policy_sender_ok(s->policy, s->authenticated ? s->auth_user :
 	    NULL, s->mail_from)) {
-		smtp_refused(s, REFUSED_SENDER_LOGIN);
 		log_info("event=mail-refused client=%s user=%s from=%s "
 		    "reason=sender-login", s->peer_ip, log_qq(s->auth_user),
 		    log_qpath(s->mail_from));
 		smtp_reply(s, 553, "5.7.1", "<%s>: Sender address not owned "
 		    "by user", s->mail_from);
 		s->mail_from[0] = '\0';
+		smtp_refused(s, REFUSED_SENDER_LOGIN);
 		return;
 	}
 	s->state = SMTP_MAIL;
@@ -507,21 +507,21 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 		case POLICY_ACCEPT:
 			break;
 		case POLICY_BAD_ROUTE:
-			smtp_refused(s, REFUSED_ROUTING);
 			log_info("event=rcpt-refused client=%s rcpt=%s "
 			    "reason=routing-characters", s->peer_ip,
 			    log_qpath(addr));
 			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
 			    "@ are not accepted in addresses", a.local,
 			    a.domain);
+			smtp_refused(s, REFUSED_ROUTING);
 			return;
 		case POLICY_DENY:
-			smtp_refused(s, REFUSED_RELAY_DENIED);
 			log_info("event=rcpt-refused client=%s rcpt=%s "
 			    "reason=relay-denied", s->peer_ip,
 			    log_qpath(addr));
 			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
 			    "denied", a.local, a.domain);
+			smtp_refused(s, REFUSED_RELAY_DENIED);
 			return;
 		}
 	}

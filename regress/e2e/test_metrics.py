@@ -89,9 +89,10 @@ def start(world, relay_factory, lines, args=None, opts=""):
 
 def test_counters_move_by_what_was_done(world, upstream_factory,
                                         relay_factory, secrets):
-    """2 sessions (one with STARTTLS and AUTH, a failed login first), 1
-    RCPT refused as relay-denied, 3 messages delivered by A, 1 deferred
-    by B, 1 waiting for C, which is down: each counter moves by that."""
+    """2 sessions (one with STARTTLS and AUTH, a failed login first), 2
+    RCPTs refused (relay-denied, routing-characters), 3 messages
+    delivered by A, 1 deferred by B, 1 waiting for C, which is down:
+    each counter moves by that."""
     certs, users = secrets
     ua = upstream_factory(name="ua")
     ub = upstream_factory("--rcpt-code", "y@b.example=451", name="ub")
@@ -115,6 +116,7 @@ def test_counters_move_by_what_was_done(world, upstream_factory,
     s.ehlo("one.example")
     s.mail("s@example.com")
     assert s.rcpt("x@elsewhere.org")[0] == 550
+    assert s.rcpt("x%elsewhere.org@a.example")[0] == 553
     s.rset()
     for i, rcpt in enumerate(["a1@a.example", "a2@a.example",
                               "a3@a.example", "z@c.example"]):
@@ -165,10 +167,10 @@ def test_counters_move_by_what_was_done(world, upstream_factory,
         raise AssertionError("deltas %r, want %r, open %r" % (
             got, want, val(last["m"], "smtpd_sessions_open")))
     for reason in ("max-sessions", "max-sessions-per-ip", "proxy",
-                   "starttls-required", "sender-login",
-                   "routing-characters", "storage"):
+                   "starttls-required", "sender-login", "storage"):
         assert delta(m, "smtpd_refused_total", reason=reason) == 0, reason
     assert delta(m, "smtpd_refused_total", reason="relay-denied") == 1
+    assert delta(m, "smtpd_refused_total", reason="routing-characters") == 1
     rcpts = {(up, res): val(m, "smtpd_recipients_total", upstream=up,
                             result=res)
              for up in "ABC" for res in ("delivered", "deferred", "bounced")}
