@@ -107,6 +107,8 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
 	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(4)),
+	ROW(CONF_METRICS,	P, R, FD, UP,  EXACT(0)),
+	ROW(STAT,		S, P, NO, RUN, EXACT(4)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

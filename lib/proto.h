@@ -47,6 +47,8 @@ enum proc_role {
 #define LISTEN_STARTTLS_REQ	0x02
 #define LISTEN_AUTH		0x04
 #define LISTEN_PROXY		0x08	/* proxy-from: a PROXY header first */
+#define LISTEN_METRICS		0x10	/* HTTP GET /metrics, by the relay */
+#define LISTEN_METRICS_MAX	8	/* metrics listeners, at most */
 #define LISTEN_PROXY_MAX	16	/* proxy-from networks per listener */
 
 /*
@@ -128,6 +130,8 @@ enum imsg_type {
 	IMSG_CTL_RESULT,	/* peerid conn, u32 ok, str text */
 	IMSG_LOG_LEVEL,		/* u32 verbose (0 or 1) */
 	IMSG_CONF_IDTAG,	/* u32 the worker's tag in its session ids */
+	IMSG_CONF_METRICS,	/* fd: a listening metrics socket (HTTP) */
+	IMSG_STAT,		/* u32 STAT_*: a worker counted an event */
 	IMSG_MAX,
 };
 
@@ -182,6 +186,25 @@ const char	*imsg_rule_check(const struct imsg *, enum proc_role,
 #define CTL_REQ_BRIEF		3	/* smtpctl log brief */
 #define CTL_REQ_STATS		4	/* the parent's counters, as text */
 #define CTL_REQ_MAX		4
+
+/*
+ * What a worker counts for the metrics (IMSG_STAT), one event each: a
+ * session, a TLS session, or a refusal, by its reason (STAT_REFUSED +
+ * REFUSED_*).  The parent adds them up, and names the reasons.
+ */
+#define STAT_SESSION		0	/* a connection taken */
+#define STAT_TLS		1	/* a TLS handshake completed */
+#define STAT_REFUSED		2	/* + REFUSED_* */
+#define REFUSED_MAX_SESSIONS	0	/* the worker was full: 421 */
+#define REFUSED_PER_IP		1	/* max-sessions-per-ip: 421 */
+#define REFUSED_PROXY		2	/* a bad PROXY header or source */
+#define REFUSED_STARTTLS	3	/* starttls-required: 530 */
+#define REFUSED_SENDER_LOGIN	4	/* sender-login: 553 */
+#define REFUSED_RELAY_DENIED	5	/* RCPT: 550 relay access denied */
+#define REFUSED_ROUTING		6	/* RCPT: %, ! or quoted @: 553 */
+#define REFUSED_STORAGE		7	/* queue-min-free: 452 */
+#define REFUSED_NREASONS	8
+#define STAT_MAX		(STAT_REFUSED + REFUSED_NREASONS)
 
 /* Outcome of a deliver program (IMSG_DELIVER_DONE). */
 #define DELIVER_OK		0

@@ -215,21 +215,47 @@ control_log_level(struct parent *p, int verbose)
 	log_info("event=log-level level=%s", verbose ? "verbose" : "brief");
 }
 
+/* The names of the REFUSED_* reasons, in the metrics. */
+static const char *const refused_names[REFUSED_NREASONS] = {
+	"max-sessions", "max-sessions-per-ip", "proxy", "starttls-required",
+	"sender-login", "relay-denied", "routing-characters", "storage",
+};
+
+/* IMSG_STAT: a worker counted an event; the totals outlive it. */
+int
+parent_control_stat(struct parent *p, struct imsg *imsg)
+{
+	uint32_t	 what;
+
+	if (imsg_get_u32(imsg, &what) == -1 || what >= STAT_MAX)
+		return -1;
+	p->stats[what]++;
+	return 0;
+}
+
 /* What the parent counts, a "name value" line each. */
 static void
 control_stats(struct parent *p, char *buf, size_t len)
 {
 	struct child	*w;
-	uint32_t	 open = 0, workers = 0;
+	uint32_t	 open = 0, workers = 0, i;
+	int		 n;
 
 	for (w = p->children; w != NULL; w = w->next)
 		if (w->role == ROLE_SESSION) {
 			open += w->load;
 			workers++;
 		}
-	snprintf(buf, len, "sessions_open %u\nworkers %u\n"
-	    "auth_success %llu\nauth_failure %llu\n", open, workers,
-	    (unsigned long long)p->auth_ok, (unsigned long long)p->auth_failed);
+	n = snprintf(buf, len, "sessions_open %u\nworkers %u\n"
+	    "auth_success %llu\nauth_failure %llu\nsessions_total %llu\n"
+	    "tls_sessions %llu\n", open, workers,
+	    (unsigned long long)p->auth_ok, (unsigned long long)p->auth_failed,
+	    (unsigned long long)p->stats[STAT_SESSION],
+	    (unsigned long long)p->stats[STAT_TLS]);
+	for (i = 0; i < REFUSED_NREASONS && n > 0 && (size_t)n < len; i++)
+		n += snprintf(buf + n, len - (size_t)n, "refused_%s %llu\n",
+		    refused_names[i],
+		    (unsigned long long)p->stats[STAT_REFUSED + i]);
 }
 
 /* IMSG_CTL_REQUEST: an order from smtpctl, by way of the relay. */

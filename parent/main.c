@@ -80,6 +80,39 @@ die_kw(const char *kw, const char *fmt, ...)
 
 #define die(...)	die_kw(NULL, __VA_ARGS__)
 
+/* Whether cf has no SMTP listener (none, or metrics ones only). */
+static int
+listen_smtp_none(const struct conf_file *cf)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < cf->nlisten; i++)
+		if (!(cf->listen[i].flags & LISTEN_METRICS))
+			return 0;
+	return 1;
+}
+
+/*
+ * hp is the only SMTP listener, first; the metrics listeners stay (an
+ * address on the command line is where mail comes in, not a reason to
+ * lose the monitoring).
+ */
+static void
+listen_only(struct conf_file *cf, const struct hostport *hp)
+{
+	struct listen_conf	 keep[LISTEN_METRICS_MAX];
+	unsigned int		 i, n = 0;
+
+	for (i = 0; i < cf->nlisten && n < LISTEN_METRICS_MAX; i++)
+		if (cf->listen[i].flags & LISTEN_METRICS)
+			keep[n++] = cf->listen[i];
+	memset(&cf->listen[0], 0, sizeof(cf->listen[0]));
+	cf->listen[0].hp = *hp;
+	for (i = 0; i < n; i++)
+		cf->listen[1 + i] = keep[i];
+	cf->nlisten = 1 + n;
+}
+
 /*
  * Read the configuration file (if any) into cf and lay the command line
  * over it (SPEC section 3: command-line values override the file's).
@@ -119,16 +152,15 @@ parent_load_conf(struct parent *p, struct conf_file *cf, FILE *errs)
 		c->smtputf8 = 1;
 	c->verbose = cl->verbose > 0;
 	c->foreground = cl->foreground;
-	if (cl->have_listen) {
-		cf->nlisten = 1;
-		memset(&cf->listen[0], 0, sizeof(cf->listen[0]));
-		cf->listen[0].hp = cl->listen;
-	} else if (cf->nlisten == 0) {
-		cf->nlisten = 1;
-		memset(&cf->listen[0], 0, sizeof(cf->listen[0]));
-		strlcpy(cf->listen[0].hp.host, "localhost",
-		    sizeof(cf->listen[0].hp.host));
-		cf->listen[0].hp.port = 8025;
+	if (cl->have_listen)
+		listen_only(cf, &cl->listen);
+	else if (listen_smtp_none(cf)) {
+		struct hostport	 hp;
+
+		memset(&hp, 0, sizeof(hp));
+		strlcpy(hp.host, "localhost", sizeof(hp.host));
+		hp.port = 8025;
+		listen_only(cf, &hp);
 	}
 	if (cl->have_remote) {
 		strlcpy(c->upstream_host, cl->remote.host,
@@ -527,7 +559,12 @@ parent_log_start(struct parent *p)
 	for (i = 0, names[0] = '\0'; i < p->nlisteners; i++) {
 		if (i > 0)
 			strlcat(names, ",", sizeof(names));
+		/* A metrics listener by the address a scraper is given. */
+		if (p->listeners[i].flags & LISTEN_METRICS)
+			strlcat(names, "http://", sizeof(names));
 		strlcat(names, p->listeners[i].name, sizeof(names));
+		if (p->listeners[i].flags & LISTEN_METRICS)
+			strlcat(names, "/metrics", sizeof(names));
 	}
 	log_info("event=start version=%s mode=%s listen=%s workers=%u "
 	    "privsep=%s", SMTPD_VERSION, mode_name(p->conf.mode), names,

@@ -87,6 +87,24 @@ parent_connect(struct parent *p, struct child *w)
 	parent_child_send(w, &out);
 }
 
+/* The metrics listeners, to a new relay: it serves them. */
+static void
+parent_send_metrics(struct parent *p, struct child *relay)
+{
+	struct imsg_out	 out;
+	unsigned int	 i;
+	int		 fd;
+
+	for (i = 0; i < p->nlisteners; i++) {
+		if (!(p->listeners[i].flags & LISTEN_METRICS))
+			continue;
+		if ((fd = dup(p->listeners[i].fd)) == -1)
+			fatal("dup metrics listener");
+		imsg_out_init(&out, IMSG_CONF_METRICS, 0, fd);
+		parent_child_send(relay, &out);
+	}
+}
+
 /* Send a child what it needs to start: configuration and descriptors. */
 static void
 parent_startup(struct parent *p, struct child *c)
@@ -101,6 +119,9 @@ parent_startup(struct parent *p, struct child *c)
 		fatal("configuration to child");
 	if (c->role == ROLE_SESSION) {
 		for (i = 0; i < p->nlisteners; i++) {
+			/* HTTP: the relay's (parent_send_metrics()). */
+			if (p->listeners[i].flags & LISTEN_METRICS)
+				continue;
 			if ((fd = dup(p->listeners[i].fd)) == -1)
 				fatal("dup listener");
 			imsg_out_init(&out, IMSG_CONF_LISTENER, 0, fd);
@@ -122,6 +143,7 @@ parent_startup(struct parent *p, struct child *c)
 		if (p->conf.mode == MODE_RELAY)
 			parent_send_routes(p, c, 1);
 		parent_control_send(c);
+		parent_send_metrics(p, c);
 		/* A new relay: every live worker needs a new channel. */
 		for (w = p->children; w != NULL; w = w->next)
 			if (w->role == ROLE_SESSION)
@@ -374,6 +396,14 @@ parent_on_ctl_request(struct proc_chan *ch, struct imsg *imsg)
 	return parent_control_request(c->parent, c, imsg);
 }
 
+static int
+parent_on_stat(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct child	*c = ch->arg;
+
+	return parent_control_stat(c->parent, imsg);
+}
+
 static const struct proc_handler parent_handlers[] = {
 	{ IMSG_LOAD,		parent_on_load },
 	{ IMSG_SLOT_ASK,	parent_on_slot_ask },
@@ -386,6 +416,7 @@ static const struct proc_handler parent_handlers[] = {
 	{ IMSG_WORKER_BAD,	parent_on_worker_bad },
 	{ IMSG_CTL_PEER,	parent_on_ctl_peer },
 	{ IMSG_CTL_REQUEST,	parent_on_ctl_request },
+	{ IMSG_STAT,		parent_on_stat },
 	{ IMSG_NONE,		NULL },
 };
 

@@ -108,6 +108,7 @@ struct parent {
 	int			 sigfd;
 	uint64_t		 auth_ok;	/* AUTH verdicts, for metrics */
 	uint64_t		 auth_failed;
+	uint64_t		 stats[STAT_MAX];	/* the workers' events */
 	int			 control_warning; /* no control socket */
 	char			 control_error[256];
 	int			 reload_ok;	/* the last reload's outcome */
@@ -173,5 +174,6 @@ int	parent_control_open(const char *, char *, size_t);
 void	parent_control_send(struct child *);
 int	parent_control_peer(struct parent *, struct child *, struct imsg *);
 int	parent_control_request(struct parent *, struct child *, struct imsg *);
+int	parent_control_stat(struct parent *, struct imsg *);
 
 #endif

@@ -195,8 +195,43 @@ parse_proxy_from(struct parse_ctx *ctx, char **w, int n, int *i,
 }
 
 /*
+ * A metrics listener speaks HTTP, not SMTP: none of the SMTP options,
+ * and a port of its own (25 would be a mistake).  The relay takes at
+ * most LISTEN_METRICS_MAX of them.
+ */
+static int
+listen_metrics_check(struct parse_ctx *ctx, const struct listen_conf *l,
+    int port_given)
+{
+	const struct conf_file	*cf = ctx->cf;
+	unsigned int		 i, n = 0;
+
+	if (!(l->flags & LISTEN_METRICS))
+		return 0;
+	if (l->flags & ~LISTEN_METRICS) {
+		perr(ctx, "listen: metrics takes none of tls, "
+		    "starttls-required, auth and proxy-from");
+		return -1;
+	}
+	if (!port_given) {
+		perr(ctx, "listen: metrics needs \"port N\"");
+		return -1;
+	}
+	for (i = 0; i < cf->nlisten; i++)
+		if (cf->listen[i].flags & LISTEN_METRICS)
+			n++;
+	if (n == LISTEN_METRICS_MAX) {
+		perr(ctx, "listen: more than %d metrics listeners",
+		    LISTEN_METRICS_MAX);
+		return -1;
+	}
+	return 0;
+}
+
+/*
  * listen on ADDR [port N] [tls] [starttls-required] [auth]
  *     [proxy-from NET[, NET...]]
+ * listen on ADDR port N metrics
  */
 static void
 kw_listen(struct parse_ctx *ctx, char **w, int n)
@@ -206,7 +241,7 @@ kw_listen(struct parse_ctx *ctx, char **w, int n)
 	struct sockaddr_storage	 ss;
 	socklen_t		 slen;
 	uint32_t		 port = 25;
-	int			 i;
+	int			 i, port_given = 0;
 
 	memset(&l, 0, sizeof(l));
 	if (strcmp(w[0], "on") != 0) {
@@ -222,12 +257,15 @@ kw_listen(struct parse_ctx *ctx, char **w, int n)
 			if (parse_num(ctx, "listen port", w[++i], 1, 65535,
 			    &port) == -1)
 				return;
+			port_given = 1;
 		} else if (strcmp(w[i], "tls") == 0)
 			l.flags |= LISTEN_TLS;
 		else if (strcmp(w[i], "starttls-required") == 0)
 			l.flags |= LISTEN_STARTTLS_REQ;
 		else if (strcmp(w[i], "auth") == 0)
 			l.flags |= LISTEN_AUTH;
+		else if (strcmp(w[i], "metrics") == 0)
+			l.flags |= LISTEN_METRICS;
 		else if (strcmp(w[i], "proxy-from") == 0) {
 			if (parse_proxy_from(ctx, w, n, &i, &l) == -1)
 				return;
@@ -242,6 +280,8 @@ kw_listen(struct parse_ctx *ctx, char **w, int n)
 		    w[1]);
 		return;
 	}
+	if (listen_metrics_check(ctx, &l, port_given) == -1)
+		return;
 	if ((l.flags & LISTEN_TLS) && (l.flags & LISTEN_STARTTLS_REQ)) {
 		perr(ctx, "listen: tls and starttls-required exclude each "
 		    "other");

@@ -19,6 +19,7 @@
 #include "control.h"
 #include "control_env.h"
 #include "log.h"
+#include "metrics_http.h"
 
 static struct {
 	const struct smtpd_conf	*conf;
@@ -328,6 +329,10 @@ control_on_result(struct proc_chan *pc, struct imsg *imsg)
 	    imsg_get_str(imsg, text, sizeof(text)) == -1 ||
 	    imsg_get_end(imsg) == -1)
 		return -1;
+	if (imsg->hdr.peerid & METRICS_ID_BIT) {
+		metrics_http_result(imsg->hdr.peerid, text);
+		return 0;
+	}
 	if ((c = control_find(imsg->hdr.peerid)) == NULL || !c->waiting)
 		return 0;
 	control_parent_result(c, (int)ok, text);

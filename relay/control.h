@@ -78,6 +78,9 @@ void	control_submit_free(struct ctl_conn *);
 /* control_stats.c */
 void	control_stats(struct ctl_conn *, const char *parent_text, int metrics);
 void	stats_received(void);
+void	stats_printed(uint32_t nrcpt);
 void	stats_attempt(struct qmsg *);
+void	stats_rcpt(const char *label, struct qrcpt *, int64_t created);
+int	stats_metrics(const char *parent_text, char **buf, size_t *len);
 
 #endif

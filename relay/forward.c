@@ -23,6 +23,7 @@
 #include <bsd/string.h>
 
 #include "client.h"
+#include "control.h"
 #include "forward.h"
 #include "log.h"
 #include "route.h"
@@ -409,6 +410,11 @@ fconn_results(struct fconn *c, const struct client_result *res)
 		    "delivered" : r->state == RCPT_FAILED ? "failed" :
 		    "deferred", rr->code, log_qq(r->text), c->up->conf->name);
 	}
+
+	/* The metrics: each outcome, by the upstream that gave it. */
+	for (i = 0; i < n; i++)
+		stats_rcpt(c->up->conf->name, &m->rcpts[c->tried[i]],
+		    m->created);
 }
 
 /*

@@ -27,6 +27,7 @@
 #include "forward.h"
 #include "scheduler.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "policy.h"
 #include "proc.h"
 #include "relay.h"
@@ -319,6 +320,7 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
 		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
+		stats_printed(env->nrcpt);
 	}
 	spool_drop(ch, sp);
 }
@@ -831,6 +833,7 @@ static const struct proc_handler relay_parent_handlers[] = {
 	{ IMSG_PING,		proc_pong },
 	{ IMSG_STOP,		relay_on_stop },
 	{ IMSG_CONF_CONTROL,	control_on_socket },
+	{ IMSG_CONF_METRICS,	metrics_http_on_socket },
 	{ IMSG_CTL_PEER_INFO,	control_on_peer_info },
 	{ IMSG_CTL_RESULT,	control_on_result },
 	{ IMSG_LOG_LEVEL,	proc_log_level },
@@ -984,6 +987,7 @@ relay_main(void)
 		maxfiles = 65536;
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
 	control_init(&relay.conf, relay_parent_send);
+	metrics_http_init(relay_parent_send);
 
 	if (ev_add(relay.parent.fd, EV_READ, proc_parent_io,
 	    &relay.parent_chan) == -1)

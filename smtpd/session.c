@@ -32,12 +32,14 @@ static void	session_io(int, int, void *);
 static void	session_rate_watch(struct session *);
 static void	session_proxy_read(struct session *);
 static void	session_proxy_refuse(struct session *, const char *);
+static void	session_refused(struct smtp_session *, uint32_t);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
 	session_msg_commit,
 	session_msg_abort,
 	session_auth_check,
+	session_refused,
 };
 
 /*
@@ -76,6 +78,14 @@ session_new_id(struct worker *w)
 		us = w->id_last + 1;
 	w->id_last = us;
 	return (us << SESSION_TAG_BITS) | (w->idtag & SESSION_TAG_MAX);
+}
+
+static void
+session_refused(struct smtp_session *smtp, uint32_t reason)
+{
+	struct session	*s = smtp->owner;
+
+	worker_stat(s->w, STAT_REFUSED + reason);
 }
 
 static uint32_t
@@ -186,6 +196,7 @@ session_tls_step(struct session *s)
 		/* For the message line: "TLSv1.3" (SPEC 9). */
 		strlcpy(s->smtp.tls_proto, SSL_get_version(s->ssl),
 		    sizeof(s->smtp.tls_proto));
+		worker_stat(s->w, STAT_TLS);
 		if (s->smtp.wait == SMTP_WAIT_TLS)
 			smtp_tls_started(&s->smtp);
 		else {
@@ -501,6 +512,7 @@ session_slot_answer(struct session *s, int ok)
 		    s->smtp.peer_ip);
 		smtp_close_reply(&s->smtp, 421, "4.7.0", "Error: too many "
 		    "connections from your address");
+		worker_stat(s->w, STAT_REFUSED + REFUSED_PER_IP);
 		session_update(s);
 		return;
 	}
@@ -564,6 +576,7 @@ session_begin(struct session *s, const struct sockaddr_storage *ss)
 static void
 session_proxy_refuse(struct session *s, const char *why)
 {
+	worker_stat(s->w, STAT_REFUSED + REFUSED_PROXY);
 	log_warnx("event=proxy-refused session=" LOG_SID " client=%s "
 	    "reason=%s", s->smtp.session_id, s->smtp.peer_ip, log_qq(why));
 	session_close(s, "proxy-refused");
@@ -662,6 +675,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 		    "port=%u reason=not-in-proxy-from", session_new_id(w), ip,
 		    port);
 		close(fd);
+		worker_stat(w, STAT_REFUSED + REFUSED_PROXY);
 		return;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {

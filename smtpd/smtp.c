@@ -400,6 +400,14 @@ smtp_parse_path(struct smtp_session *s, char *arg, int sender,
 
 int	smtp_queue_low;
 
+/* A refusal the metrics count by its reason. */
+static void
+smtp_refused(struct smtp_session *s, uint32_t reason)
+{
+	if (s->ops->refused != NULL)
+		s->ops->refused(s, reason);
+}
+
 static void
 smtp_cmd_mail(struct smtp_session *s, char *arg)
 {
@@ -407,6 +415,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	char		*path, *params;
 
 	if ((s->listen_flags & LISTEN_STARTTLS_REQ) && !s->tls_active) {
+		smtp_refused(s, REFUSED_STARTTLS);
 		smtp_reply(s, 530, "5.7.0", "Must issue a STARTTLS command "
 		    "first");
 		return;
@@ -432,6 +441,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 	}
 	/* Below queue-min-free: what is left is for the queue itself. */
 	if (smtp_queue_low) {
+		smtp_refused(s, REFUSED_STORAGE);
 		smtp_reply(s, 452, "4.3.1", "Insufficient system storage");
 		return;
 	}
@@ -446,6 +456,7 @@ smtp_cmd_mail(struct smtp_session *s, char *arg)
 		smtp_reply(s, 553, "5.7.1", "<%s>: Sender address not owned "
 		    "by user", s->mail_from);
 		s->mail_from[0] = '\0';
+		smtp_refused(s, REFUSED_SENDER_LOGIN);
 		return;
 	}
 	s->state = SMTP_MAIL;
@@ -504,11 +515,13 @@ smtp_cmd_rcpt(struct smtp_session *s, char *arg)
 			smtp_reply(s, 553, "5.1.3", "<%s@%s>: %%, ! and quoted "
 			    "@ are not accepted in addresses", a.local,
 			    a.domain);
+			smtp_refused(s, REFUSED_ROUTING);
 			return;
 		case POLICY_DENY:
 			smtp_log_rcpt_refused(s, addr, "relay-denied");
 			smtp_reply(s, 550, "5.7.1", "<%s@%s>: Relay access "
 			    "denied", a.local, a.domain);
+			smtp_refused(s, REFUSED_RELAY_DENIED);
 			return;
 		}
 	}

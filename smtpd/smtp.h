@@ -66,6 +66,8 @@ struct smtp_ops {
 	void	(*msg_abort)(struct smtp_session *);
 	void	(*auth_check)(struct smtp_session *, const char *user,
 		    const char *password);
+	/* A refusal for the metrics (REFUSED_*); may be NULL. */
+	void	(*refused)(struct smtp_session *, uint32_t reason);
 };
 
 struct smtp_session {

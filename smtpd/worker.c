@@ -66,7 +66,9 @@ worker_take(struct worker *w, int fd, struct sockaddr_storage *ss,
 {
 	char	 ip[INET6_ADDRSTRLEN];
 
+	worker_stat(w, STAT_SESSION);
 	if (w->nsessions >= w->conf.max_sessions) {
+		worker_stat(w, STAT_REFUSED + REFUSED_MAX_SESSIONS);
 		if (ss->ss_family == AF_INET)
 			inet_ntop(AF_INET, &((struct sockaddr_in *)ss)->sin_addr,
 			    ip, sizeof(ip));
@@ -211,6 +213,17 @@ worker_parent_send(struct worker *w, struct imsg_out *out)
 {
 	if (proc_send(&w->parent, out) == -1)
 		fatal("message to the parent");
+}
+
+/* An event for the metrics (STAT_*): the parent keeps the totals. */
+void
+worker_stat(struct worker *w, uint32_t what)
+{
+	struct imsg_out	 out;
+
+	imsg_out_init(&out, IMSG_STAT, 0, -1);
+	imsg_add_u32(&out, what);
+	worker_parent_send(w, &out);
 }
 
 /* A log line for the parent to give to syslog (in the background). */

@@ -88,6 +88,7 @@ void	session_accept(struct worker *, int, const struct sockaddr_storage *,
 void	session_slot_answer(struct session *, int);
 void	session_auth_result(struct session *, int);
 void	worker_parent_send(struct worker *, struct imsg_out *);
+void	worker_stat(struct worker *, uint32_t);
 void	session_update(struct session *);
 void	session_close(struct session *, const char *);
 struct session *session_find(struct worker *, uint32_t);

@@ -26,6 +26,7 @@ struct harness {
 	int			commits;
 	int			aborts;
 	int			auths;
+	int			refused[REFUSED_NREASONS];
 	char			user[256];
 	char			password[256];
 };
@@ -58,7 +59,15 @@ h_auth(struct smtp_session *s, const char *user, const char *password)
 	strlcpy(h->password, password, sizeof(h->password));
 }
 
-static const struct smtp_ops h_ops = { h_open, h_commit, h_abort, h_auth };
+static void
+h_refused(struct smtp_session *s, uint32_t reason)
+{
+	assert_true(reason < REFUSED_NREASONS);
+	((struct harness *)s->owner)->refused[reason]++;
+}
+
+static const struct smtp_ops h_ops = { h_open, h_commit, h_abort, h_auth,
+	h_refused };
 
 static int
 setup(void **state)
@@ -564,6 +573,9 @@ test_starttls_required(void **state)
 	free(replies(h));
 	feeds(h, "MAIL FROM:<a@b.test>\r\n");
 	expect(h, "530 5.7.0 Must issue a STARTTLS command first\r\n");
+	/* Counted for the metrics, by its reason, once. */
+	assert_int_equal(h->refused[REFUSED_STARTTLS], 1);
+	assert_int_equal(h->refused[REFUSED_RELAY_DENIED], 0);
 }
 
 int
