@@ -107,7 +107,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
 	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(4)),
-	ROW(CONF_METRICS,	P, R, FD, UP,  EXACT(0)),
+	ROW(CONF_METRICS,	P, R, FD, ANY, EXACT(0)),
 	ROW(STAT,		S, P, NO, RUN, EXACT(4)),
 };
 

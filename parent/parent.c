@@ -658,6 +658,7 @@ parent_reload_relay(struct parent *p, int routes)
 		fatal("configuration to relay");
 	if (routes && p->conf.mode == MODE_RELAY)
 		parent_send_routes(p, relay, 1);
+	parent_send_metrics(p, relay);
 	imsg_out_init(&out, IMSG_POLICY_END, 0, -1);
 	parent_child_send(relay, &out);
 }

@@ -52,8 +52,11 @@ struct mconn {
 
 static struct {
 	metrics_send_cb	 send;
+	int		 started;	/* metrics_http_init() is done */
 	int		 fds[METRICS_LISTENERS_MAX];
 	unsigned int	 nfds;
+	int		 next[METRICS_LISTENERS_MAX];	/* a reload's */
+	unsigned int	 nnext;
 	struct mconn	*conns;
 	unsigned int	 nconns;
 	uint32_t	 next_id;
@@ -314,12 +317,11 @@ metrics_accept(int fd, int events, void *arg)
 		log_warn("event=metrics-accept");
 }
 
-void
-metrics_http_init(metrics_send_cb send)
+static void
+metrics_listen_all(void)
 {
 	unsigned int	 i;
 
-	mh.send = send;
 	for (i = 0; i < mh.nfds; i++) {
 		proc_nonblock(mh.fds[i]);
 		if (ev_add(mh.fds[i], EV_READ, metrics_accept, NULL) == -1)
@@ -327,14 +329,60 @@ metrics_http_init(metrics_send_cb send)
 	}
 }
 
-/* IMSG_CONF_METRICS: a listening socket, at start-up. */
+void
+metrics_http_init(metrics_send_cb send)
+{
+	mh.send = send;
+	mh.started = 1;
+	metrics_listen_all();
+}
+
+/*
+ * IMSG_CONF_METRICS: a listening socket, at start-up, or a reload's
+ * (between POLICY_BEGIN and POLICY_END: the whole new set).
+ */
 int
 metrics_http_on_socket(struct proc_chan *pc, struct imsg *imsg)
 {
 	(void)pc;
-	if (mh.nfds == METRICS_LISTENERS_MAX)
-		return -1;
-	mh.fds[mh.nfds++] = imsg->fd;
+	if (!mh.started) {
+		if (mh.nfds == METRICS_LISTENERS_MAX)
+			return -1;
+		mh.fds[mh.nfds++] = imsg->fd;
+	} else {
+		if (mh.nnext == METRICS_LISTENERS_MAX)
+			return -1;
+		mh.next[mh.nnext++] = imsg->fd;
+	}
 	imsg->fd = -1;
 	return 0;
+}
+
+/* A reload begins: what an earlier one left unapplied is dropped. */
+void
+metrics_http_reload_begin(void)
+{
+	while (mh.nnext > 0)
+		close(mh.next[--mh.nnext]);
+}
+
+/*
+ * A reload ends: its listeners replace the running ones.  An unchanged
+ * listener is the same socket in the parent, dup'ed again, so what
+ * waits in its backlog is not lost; a removed one is closed here for
+ * good; clients being answered are not touched.
+ */
+void
+metrics_http_reload_end(void)
+{
+	unsigned int	 i;
+
+	for (i = 0; i < mh.nfds; i++) {
+		ev_del(mh.fds[i]);
+		close(mh.fds[i]);
+	}
+	memcpy(mh.fds, mh.next, mh.nnext * sizeof(mh.fds[0]));
+	mh.nfds = mh.nnext;
+	mh.nnext = 0;
+	metrics_listen_all();
 }

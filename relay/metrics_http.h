@@ -21,6 +21,8 @@ typedef void (*metrics_send_cb)(struct imsg_out *);
 
 void	metrics_http_init(metrics_send_cb);
 int	metrics_http_on_socket(struct proc_chan *, struct imsg *);
+void	metrics_http_reload_begin(void);
+void	metrics_http_reload_end(void);
 void	metrics_http_result(uint32_t id, const char *parent_text);
 
 #endif

@@ -12,6 +12,7 @@
 #include "conf.h"
 #include "forward.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "relay.h"
 
 static struct {
@@ -42,6 +43,7 @@ relay_conf_larger(const struct smtpd_conf *cur, const struct smtpd_conf *old)
 void
 relay_reload_begin(void)
 {
+	metrics_http_reload_begin();
 	routes_free(&next.routes);
 	explicit_bzero(next.auth, sizeof(next.auth));
 	next.conf_loaded = next.routes_loaded = 0;
@@ -141,6 +143,7 @@ relay_reload_end(struct smtpd_conf *conf, struct smtpd_conf *old,
 		reload_routes(routes);
 	routes_free(&next.routes);
 	next.conf_loaded = next.routes_loaded = 0;
+	metrics_http_reload_end();
 	/* New connections with the new settings and credentials. */
 	if (conf->mode == MODE_RELAY)
 		forward_reload();

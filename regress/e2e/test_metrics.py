@@ -7,6 +7,7 @@ by prometheus_client's OpenMetrics parser, and every counter must move
 by exactly what the test did."""
 import os
 import select
+import signal
 import smtplib
 import socket
 import subprocess
@@ -377,6 +378,36 @@ def test_command_line_address_keeps_the_metrics_listener(
     assert val(scrape(mport), "smtpd_upstream_up", upstream="A") == 1
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", fport), timeout=scaled(3))
+
+
+def test_reload_adds_and_removes_metrics_listeners(world, upstream_factory,
+                                                   relay_factory):
+    """SIGHUP with a metrics listener kept, one added and one removed:
+    the kept one answers throughout, the added one answers, the removed
+    one is closed (the relay gets the whole new set at the reload)."""
+    up = upstream_factory()
+    keep, gone, new = free_port(), free_port(), free_port()
+    lines = ["upstream A host 127.0.0.1 port %d plain" % up.port]
+
+    def write(ports):
+        return relay_conf(world, lines=lines + [
+            "listen on 127.0.0.1 port %d metrics" % p for p in ports])[0]
+    conf = write([keep, gone])
+    d = relay_factory("-f", conf, "-c", "relay")
+    assert val(scrape(gone), "smtpd_upstream_up", upstream="A") == 1
+    # A client connected before the reload is answered after it.
+    waiting = socket.create_connection(("127.0.0.1", keep),
+                                       timeout=scaled(5))
+    write([keep, new])
+    d.send_signal(signal.SIGHUP)
+    d.wait_log(r"relay: event=policy-reloaded")
+    assert val(scrape(new), "smtpd_upstream_up", upstream="A") == 1
+    assert val(scrape(keep), "smtpd_upstream_up", upstream="A") == 1
+    waiting.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+    assert status(waiting.recv(64)) == 200
+    waiting.close()
+    with pytest.raises(OSError):
+        scrape(gone)
 
 
 def test_debug_mode_outcomes(world, relay_factory):
