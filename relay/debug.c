@@ -42,32 +42,54 @@ struct printer {
 	int		 nomem;
 };
 
-/* Python's repr() of a bytes object (Objects/bytesobject.c). */
-static void
-repr_bytes(FILE *out, const unsigned char *s, size_t len)
+/* The quote repr() takes: " if the text has ' and no ", else '. */
+static int
+repr_quote(const unsigned char *s, size_t len)
 {
-	int	 quote = '\'';
-	size_t	 i;
-
 	/* An empty line has no buffer yet: no memchr() on NULL. */
 	if (len > 0 && memchr(s, '\'', len) != NULL &&
 	    memchr(s, '"', len) == NULL)
-		quote = '"';
+		return '"';
+	return '\'';
+}
+
+/*
+ * One ASCII character as repr() writes it, of a bytes object or of a
+ * str (Objects/bytesobject.c, Objects/unicodeobject.c): the two agree
+ * below 0x80.
+ */
+static void
+repr_ascii(FILE *out, unsigned char c, int quote)
+{
+	if (c == quote || c == '\\') {
+		putc_unlocked('\\', out);
+		putc_unlocked(c, out);
+	} else if (c == '\t')
+		fputs("\\t", out);
+	else if (c == '\n')
+		fputs("\\n", out);
+	else if (c == '\r')
+		fputs("\\r", out);
+	else if (c < ' ' || c == 0x7f)
+		fprintf(out, "\\x%02x", c);
+	else
+		putc_unlocked(c, out);
+}
+
+/* Python's repr() of a bytes object: every byte from 0x80 is escaped. */
+static void
+repr_bytes(FILE *out, const unsigned char *s, size_t len)
+{
+	int	 quote = repr_quote(s, len);
+	size_t	 i;
+
 	putc_unlocked('b', out);
 	putc_unlocked(quote, out);
 	for (i = 0; i < len; i++) {
-		if (s[i] == quote || s[i] == '\\')
-			fprintf(out, "\\%c", s[i]);
-		else if (s[i] == '\t')
-			fputs("\\t", out);
-		else if (s[i] == '\n')
-			fputs("\\n", out);
-		else if (s[i] == '\r')
-			fputs("\\r", out);
-		else if (s[i] < ' ' || s[i] >= 0x7f)
+		if (s[i] >= 0x80)
 			fprintf(out, "\\x%02x", s[i]);
 		else
-			putc_unlocked(s[i], out);
+			repr_ascii(out, s[i], quote);
 	}
 	putc_unlocked(quote, out);
 }
@@ -109,29 +131,16 @@ utf8_char(const unsigned char *s, size_t len, unsigned int *cp)
 static void
 repr_str(FILE *out, const unsigned char *s, size_t len)
 {
-	int		 quote = '\'';
+	int		 quote = repr_quote(s, len);
 	unsigned int	 cp;
 	size_t		 i, n;
 
-	if (memchr(s, '\'', len) != NULL && memchr(s, '"', len) == NULL)
-		quote = '"';
 	putc_unlocked(quote, out);
 	for (i = 0; i < len; i += n) {
 		n = 1;
-		if (s[i] < 0x80) {
-			if (s[i] == quote || s[i] == '\\')
-				fprintf(out, "\\%c", s[i]);
-			else if (s[i] == '\t')
-				fputs("\\t", out);
-			else if (s[i] == '\n')
-				fputs("\\n", out);
-			else if (s[i] == '\r')
-				fputs("\\r", out);
-			else if (s[i] < ' ' || s[i] == 0x7f)
-				fprintf(out, "\\x%02x", s[i]);
-			else
-				putc_unlocked(s[i], out);
-		} else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
+		if (s[i] < 0x80)
+			repr_ascii(out, s[i], quote);
+		else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
 			n = 1;
 			fprintf(out, "\\x%02x", s[i]);
 		} else if (cp <= 0xa0 || cp == 0xad)
