@@ -101,6 +101,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CTL_RESULT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
+	ROW(MSG_KEPT,		R, S, NO, RUN, PARSED(STR_MIN)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

@@ -126,6 +126,9 @@ enum imsg_type {
 	IMSG_CTL_REQUEST,	/* peerid conn, u32 CTL_REQ_* */
 	IMSG_CTL_RESULT,	/* peerid conn, u32 ok, str text */
 	IMSG_LOG_LEVEL,		/* u32 verbose (0 or 1) */
+	IMSG_MSG_KEPT,		/* peerid session id, str queue id: as MSG_OK,
+				 * and the spool file, emptied, stays the
+				 * session's for its next DATA (debug mode) */
 	IMSG_MAX,
 };
 

@@ -277,7 +277,23 @@ relay_log_message(const char *qid, const struct envelope *env)
 	    (unsigned long long)env->size);
 }
 
-/* Debug mode: print the message, then answer. */
+/*
+ * Empty a printed spool file for the session's next message: one
+ * ftruncate() and lseek() in place of a new memfd, its descriptor
+ * passed, and both ends closing theirs (the worker's descriptor shares
+ * this one's file and offset).
+ */
+static int
+spool_empty(struct spool *sp)
+{
+	return ftruncate(sp->fd, 0) == -1 || lseek(sp->fd, 0, SEEK_SET) != 0 ?
+	    -1 : 0;
+}
+
+/*
+ * Debug mode: print the message, then answer; the session keeps its
+ * spool file (MSG_KEPT) until it ends (MSG_ABORT).
+ */
 static void
 relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 {
@@ -298,6 +314,10 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	} else {
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
+		if (spool_empty(sp) == 0) {
+			channel_reply(ch, IMSG_MSG_KEPT, sp->session, qid);
+			return;
+		}
 		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
 	}
 	spool_drop(ch, sp);

@@ -254,6 +254,7 @@ worker_relay_lost(struct worker *w)
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
 			next = s->hnext;
+			smtp_spare_drop(&s->smtp);
 			if (s->smtp.wait == SMTP_WAIT_OPEN)
 				smtp_open_done(&s->smtp, -1);
 			else if (s->smtp.wait == SMTP_WAIT_COMMIT)
@@ -357,11 +358,45 @@ worker_on_msg_reply(struct proc_chan *ch, struct imsg *imsg)
 	return 0;
 }
 
+/*
+ * IMSG_MSG_KEPT: the commit is done and the spool file, emptied, is the
+ * session's next one.  A session that left, or was not waiting, cannot
+ * take it: the relay is told to drop it.
+ */
+static int
+worker_on_msg_kept(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+	struct session	*s;
+	struct imsg_out	 out;
+	char		 text[256];
+
+	if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	s = session_find(w, imsg->hdr.peerid);
+	if (s != NULL && smtp_commit_keep(&s->smtp, text) == 0) {
+		worker_session_run(s);
+		return 0;
+	}
+	imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid, -1);
+	worker_relay_send(w, &out);
+	if (s == NULL)
+		return 0;
+	if (s->smtp.wait == SMTP_WAIT_OPEN)
+		smtp_open_done(&s->smtp, -1);
+	else
+		smtp_commit_done(&s->smtp, 1, text);
+	worker_session_run(s);
+	return 0;
+}
+
 static const struct proc_handler worker_relay_handlers[] = {
 	{ IMSG_QUEUE_SPACE,	worker_on_queue_space },
 	{ IMSG_MSG_FD,		worker_on_msg_fd },
 	{ IMSG_MSG_FULL,	worker_on_msg_full },
 	{ IMSG_MSG_OK,		worker_on_msg_reply },
+	{ IMSG_MSG_KEPT,	worker_on_msg_kept },
 	{ IMSG_MSG_TEMPFAIL,	worker_on_msg_reply },
 	{ IMSG_NONE,		NULL },
 };
