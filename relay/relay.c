@@ -102,6 +102,20 @@ channel_write(struct channel *ch)
 		log_warn("write to worker channel %u", ch->id);
 }
 
+/*
+ * The end of an event round: the answers queued for each worker go in
+ * one write a channel, whatever number of its commits the round took.
+ */
+static void
+relay_flush(void)
+{
+	struct channel	*ch;
+
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		if (imsgbuf_pending(&ch->ib))
+			channel_write(ch);
+}
+
 static void
 channel_reply(struct channel *ch, uint32_t type, uint32_t session,
     const char *text)
@@ -110,7 +124,7 @@ channel_reply(struct channel *ch, uint32_t type, uint32_t session,
 
 	imsg_out_init(&out, type, session, -1);
 	imsg_add_str(&out, text);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("reply to worker channel %u", ch->id);
 }
 
@@ -181,7 +195,7 @@ channel_full(struct channel *ch, uint32_t session)
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_MSG_FULL, session, -1);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("reply to worker channel %u", ch->id);
 }
 
@@ -248,7 +262,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	ch->spools = sp;
 	ch->nspools++;
 	imsg_out_init(&out, IMSG_MSG_FD, sp->session, dupfd);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("spool file to worker channel %u", ch->id);
 	return 0;
 }
@@ -898,7 +912,7 @@ channel_space(struct channel *ch)
 
 	imsg_out_init(&out, IMSG_QUEUE_SPACE, 0, -1);
 	imsg_add_u32(&out, relay.space_low);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("queue space to worker channel %u", ch->id);
 }
 
@@ -996,6 +1010,7 @@ relay_main(void)
 		ev_timer_set(&relay.space_timer, relay_space_timer, NULL);
 		relay_space_timer(NULL);
 	}
+	ev_set_flush(relay_flush);
 	ev_loop();
 	return 0;
 }

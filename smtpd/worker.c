@@ -225,7 +225,10 @@ worker_log_sink(int pri, const char *line)
 	(void)proc_send(&worker.parent, &out);
 }
 
-/* Queue a message for the relay and try to write it now. */
+/*
+ * Queue a message for the relay: it goes at the end of the event round
+ * (worker_flush), with whatever the other sessions queued in it.
+ */
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
 {
@@ -233,7 +236,18 @@ worker_relay_send(struct worker *w, struct imsg_out *out)
 		imsg_out_free(out);
 		return;
 	}
-	if (proc_send(w->relay, out) == -1)
+	if (proc_queue(w->relay, out) == -1)
+		log_warn("message to the relay");
+}
+
+/* The end of an event round: what the sessions queued for the relay. */
+static void
+worker_flush(void)
+{
+	struct worker	*w = &worker;
+
+	if (w->relay != NULL && imsgbuf_pending(w->relay) &&
+	    proc_flush(w->relay) == -1)
 		log_warn("message to the relay");
 }
 
@@ -723,6 +737,7 @@ worker_main(void)
 	worker_listen(w);
 	ev_timer_add(&w->load_timer, 1000);
 	log_debug("event=ready listeners=%u", w->nlisteners);
+	ev_set_flush(worker_flush);
 	ev_loop();
 	return 0;
 }
