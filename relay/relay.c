@@ -102,18 +102,15 @@ channel_write(struct channel *ch)
 		log_warn("write to worker channel %u", ch->id);
 }
 
-/*
- * The end of an event round: the answers queued for each worker go in
- * one write a channel, whatever number of its commits the round took.
- */
+/* A round's end: its log lines (a client with 250 finds them), answers. */
 static void
 relay_flush(void)
 {
 	struct channel	*ch;
 
+	log_flush();
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
-		if (imsgbuf_pending(&ch->ib))
-			channel_write(ch);
+		channel_write(ch);
 }
 
 static void
@@ -291,23 +288,7 @@ relay_log_message(const char *qid, const struct envelope *env)
 	    (unsigned long long)env->size);
 }
 
-/*
- * Empty a printed spool file for the session's next message: one
- * ftruncate() and lseek() in place of a new memfd, its descriptor
- * passed, and both ends closing theirs (the worker's descriptor shares
- * this one's file and offset).
- */
-static int
-spool_empty(struct spool *sp)
-{
-	return ftruncate(sp->fd, 0) == -1 || lseek(sp->fd, 0, SEEK_SET) != 0 ?
-	    -1 : 0;
-}
-
-/*
- * Debug mode: print the message, then answer; the session keeps its
- * spool file (MSG_KEPT) until it ends (MSG_ABORT).
- */
+/* Debug mode: print the message, then answer. */
 static void
 relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 {
@@ -328,7 +309,7 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	} else {
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
-		if (spool_empty(sp) == 0) {
+		if (debug_spool_reset(sp->fd) == 0) {	/* until MSG_ABORT */
 			channel_reply(ch, IMSG_MSG_KEPT, sp->session, qid);
 			return;
 		}
@@ -1011,6 +992,7 @@ relay_main(void)
 		relay_space_timer(NULL);
 	}
 	ev_set_flush(relay_flush);
+	log_batch(1);
 	ev_loop();
 	return 0;
 }

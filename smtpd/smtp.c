@@ -49,7 +49,6 @@ smtp_init(struct smtp_session *s, const struct smtpd_conf *conf,
 	s->owner = owner;
 	s->state = SMTP_CONNECTED;
 	s->spool_fd = -1;
-	s->spare_fd = -1;
 	strlcpy(s->peer_ip, ip, sizeof(s->peer_ip));
 	s->peer_port = port;
 	linebuf_init(&s->in, NULL, 0);
@@ -62,12 +61,6 @@ void
 smtp_free(struct smtp_session *s)
 {
 	smtp_reset(s);
-	if (s->spare_fd != -1) {
-		/* The relay holds the file for this session until told. */
-		smtp_spare_drop(s);
-		if (s->ops->msg_abort != NULL)
-			s->ops->msg_abort(s);
-	}
 	free(s->in.buf);
 	s->in.buf = NULL;
 	buf_free(&s->out);
@@ -578,23 +571,12 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr)
 	smtp_reply(s, 250, "2.1.5", "Ok");
 }
 
-/*
- * DATA: ask for a spool file; 354 comes when it arrives.  The file of
- * the last message, if the relay let the session keep it, is here now.
- */
+/* DATA: ask for a spool file; 354 comes when it arrives. */
 static void
 smtp_cmd_data(struct smtp_session *s, char *arg)
 {
-	int	 fd;
-
 	(void)arg;
 	s->wait = SMTP_WAIT_OPEN;
-	if (s->spare_fd != -1) {
-		fd = s->spare_fd;
-		s->spare_fd = -1;
-		smtp_open_done(s, fd);
-		return;
-	}
 	s->ops->msg_open(s);
 }
 
@@ -988,30 +970,18 @@ smtp_commit_done(struct smtp_session *s, int ok, const char *text)
 }
 
 /*
- * The relay answered MSG_COMMIT with MSG_KEPT: as an OK, and the spool
- * file, which it has emptied, is the next message's.  -1 if no commit
- * was waiting: the relay must then be told to drop the file.
+ * The spool file of the commit waited for, taken from the session (the
+ * relay lets it keep the file: MSG_KEPT); -1 if no commit is waited for.
  */
 int
-smtp_commit_keep(struct smtp_session *s, const char *text)
+smtp_commit_take(struct smtp_session *s)
 {
-	if (s->wait != SMTP_WAIT_COMMIT || s->spool_fd == -1 ||
-	    s->spare_fd != -1)
-		return -1;
-	s->spare_fd = s->spool_fd;
-	s->spool_fd = -1;
-	smtp_commit_done(s, 1, text);
-	return 0;
-}
+	int	 fd = s->spool_fd;
 
-/* Close the kept spool file (the relay that gave it is gone). */
-void
-smtp_spare_drop(struct smtp_session *s)
-{
-	if (s->spare_fd == -1)
-		return;
-	close(s->spare_fd);
-	s->spare_fd = -1;
+	if (s->wait != SMTP_WAIT_COMMIT)
+		return -1;
+	s->spool_fd = -1;
+	return fd;
 }
 
 /* The daemon is stopping: close now if idle, else after the message. */

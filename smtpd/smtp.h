@@ -103,7 +103,6 @@ struct smtp_session {
 
 	/* Message data. */
 	int			 spool_fd;
-	int			 spare_fd;	/* emptied, for the next DATA */
 	uint64_t		 datalen;
 	uint64_t		 data_received;	/* bytes read in DATA (rate) */
 	enum smtp_data_err	 data_err;
@@ -130,8 +129,7 @@ void	smtp_process(struct smtp_session *);
 void	smtp_open_done(struct smtp_session *, int fd);
 void	smtp_open_full(struct smtp_session *);
 void	smtp_commit_done(struct smtp_session *, int ok, const char *);
-int	smtp_commit_keep(struct smtp_session *, const char *);
-void	smtp_spare_drop(struct smtp_session *);
+int	smtp_commit_take(struct smtp_session *);
 void	smtp_close_reply(struct smtp_session *, int code, const char *enh,
 	    const char *text);
 void	smtp_drain(struct smtp_session *);

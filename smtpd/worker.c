@@ -268,7 +268,10 @@ worker_relay_lost(struct worker *w)
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
 			next = s->hnext;
-			smtp_spare_drop(&s->smtp);
+			if (s->spare_fd != -1) {
+				close(s->spare_fd);
+				s->spare_fd = -1;
+			}
 			if (s->smtp.wait == SMTP_WAIT_OPEN)
 				smtp_open_done(&s->smtp, -1);
 			else if (s->smtp.wait == SMTP_WAIT_COMMIT)
@@ -384,12 +387,16 @@ worker_on_msg_kept(struct proc_chan *ch, struct imsg *imsg)
 	struct session	*s;
 	struct imsg_out	 out;
 	char		 text[256];
+	int		 fd;
 
 	if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
 	    imsg_get_end(imsg) == -1)
 		return -1;
 	s = session_find(w, imsg->hdr.peerid);
-	if (s != NULL && smtp_commit_keep(&s->smtp, text) == 0) {
+	if (s != NULL && s->spare_fd == -1 &&
+	    (fd = smtp_commit_take(&s->smtp)) != -1) {
+		s->spare_fd = fd;
+		smtp_commit_done(&s->smtp, 1, text);
 		worker_session_run(s);
 		return 0;
 	}
