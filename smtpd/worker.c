@@ -27,6 +27,7 @@
 static struct worker	worker;		/* this process's only worker */
 
 static void	worker_relay_io(int, int, void *);
+static void	worker_flush(void);
 static void	worker_accept(int, int, void *);
 
 int
@@ -178,6 +179,7 @@ worker_session_gone(struct worker *w)
 {
 	if ((w->stopping || w->retiring) && w->nsessions == 0) {
 		log_debug("last session closed, exiting");
+		worker_flush();
 		exit(0);
 	}
 	/* Room again: take connections. */
@@ -470,6 +472,7 @@ worker_stop_deadline(void *arg)
 				    buf_left(&s->smtp.out),
 				    MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
+	worker_flush();
 	exit(0);
 }
 
