@@ -61,7 +61,7 @@ CTL_OBJS    = $(CTL_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB_OBJS    = $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/smtpd/smtp.o $(BUILD)/obj/smtpd/smtp_auth.o \
-	      $(BUILD)/obj/smtpd/smtp_log.o \
+	      $(BUILD)/obj/smtpd/smtp_log.o $(BUILD)/obj/smtpd/smtp_params.o \
 	      $(BUILD)/obj/relay/debug.o \
 	      $(BUILD)/obj/relay/client.o \
 	      $(BUILD)/obj/relay/client_body.o $(BUILD)/obj/relay/client_io.o \

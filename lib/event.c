@@ -30,7 +30,8 @@ static struct {
 	size_t		  nheap;
 	size_t		  heapsize;
 	int		  stop;
-} ev = { -1, NULL, 0, NULL, 0, 0, 0 };
+	ev_flush_cb	  flush;
+} ev = { -1, NULL, 0, NULL, 0, 0, 0, NULL };
 
 /* Milliseconds on the monotonic clock. */
 uint64_t
@@ -246,6 +247,18 @@ ev_break(void)
 	ev.stop = 1;
 }
 
+/*
+ * fn runs at the end of every round, before the loop waits, and when
+ * it ends: writes held back while the round's events were handled go
+ * out together (one sendmsg(2), one wake-up of the peer, for what many
+ * handlers queued).
+ */
+void
+ev_set_flush(ev_flush_cb fn)
+{
+	ev.flush = fn;
+}
+
 /* Dispatch events until ev_break(). */
 void
 ev_loop(void)
@@ -259,6 +272,8 @@ ev_loop(void)
 		timeout = ev_run_timers();
 		if (ev.stop)
 			break;
+		if (ev.flush != NULL)
+			ev.flush();
 		n = epoll_wait(ev.epfd, ees, EV_BATCH, timeout);
 		if (n == -1) {
 			if (errno == EINTR)
@@ -282,4 +297,6 @@ ev_loop(void)
 				io->cb(fd, events, io->arg);
 		}
 	}
+	if (ev.flush != NULL)
+		ev.flush();
 }

@@ -14,6 +14,7 @@
 
 typedef void (*ev_io_cb)(int fd, int events, void *arg);
 typedef void (*ev_timer_cb)(void *arg);
+typedef void (*ev_flush_cb)(void);
 
 struct ev_timer {
 	uint64_t	 when;		/* ms on the monotonic clock */
@@ -31,6 +32,7 @@ void		ev_timer_add(struct ev_timer *, uint64_t ms);
 void		ev_timer_del(struct ev_timer *);
 int		ev_timer_pending(const struct ev_timer *);
 uint64_t	ev_now(void);
+void		ev_set_flush(ev_flush_cb);
 void		ev_loop(void);
 void		ev_break(void);
 

@@ -109,6 +109,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(4)),
 	ROW(CONF_METRICS,	P, R, FD, ANY, EXACT(0)),
 	ROW(STAT,		S, P, NO, RUN, EXACT(4)),
+	ROW(MSG_KEPT,		R, S, NO, RUN, PARSED(STR_MIN)),
 };
 
 const size_t imsg_nrules = sizeof(imsg_rules) / sizeof(imsg_rules[0]);

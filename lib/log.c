@@ -225,20 +225,93 @@ log_timestamp(char *buf, size_t len)
 	    ts.tv_nsec / 1000000);
 }
 
+/*
+ * Lines held for one write on standard error (log_batch()): whole lines
+ * only, so that the processes sharing it never cut into each other's.
+ */
+static struct {
+	int	 on;
+	size_t	 len;
+	char	 buf[16384];
+} log_held;
+
+static void
+log_write_all(const char *p, size_t len)
+{
+	ssize_t	 n;
+
+	while (len > 0) {
+		if ((n = write(STDERR_FILENO, p, len)) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/*
+ * From now on, informational lines on standard error (-d) wait for
+ * log_flush(), which the event loop calls at the end of each round: a
+ * round that logs for many messages writes once.  A warning, or
+ * anything worse, goes at once, after what was held.
+ */
+void
+log_batch(int on)
+{
+	static int	 registered;
+
+	if (!on)
+		log_flush();
+	else if (!registered && atexit(log_flush) == 0)
+		registered = 1;
+	log_held.on = on && registered;
+}
+
+void
+log_flush(void)
+{
+	log_write_all(log_held.buf, log_held.len);
+	log_held.len = 0;
+}
+
+/* One line for standard error: held, or written with what was held. */
+static void
+log_stderr(int pri, const char *line, size_t len)
+{
+	if (log_held.on && pri >= LOG_INFO) {
+		if (log_held.len + len > sizeof(log_held.buf))
+			log_flush();
+		if (len <= sizeof(log_held.buf)) {
+			memcpy(log_held.buf + log_held.len, line, len);
+			log_held.len += len;
+			return;
+		}
+	}
+	log_flush();
+	log_write_all(line, len);
+}
+
 /* Format one line and send it to its destination. */
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 {
-	char	 msg[LOG_LINE_MAX], when[48];
-	int	 saved_errno = errno;
+	char	 msg[LOG_LINE_MAX], when[48], out[LOG_WIRE_MAX + 128];
+	int	 saved_errno = errno, n;
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_state.foreground) {
 		log_timestamp(when, sizeof(when));
-		fprintf(stderr, "%s %s smtpd[%d]: %s: %s%s%s\n", when,
-		    log_severity(pri), log_pid(), log_state.procname, msg,
+		n = snprintf(out, sizeof(out), "%s %s smtpd[%d]: %s: %s%s%s\n",
+		    when, log_severity(pri), log_pid(), log_state.procname, msg,
 		    errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
-		fflush(stderr);
+		if (n >= (int)sizeof(out)) {
+			/* Cut, but still a line. */
+			n = sizeof(out) - 1;
+			out[n - 1] = '\n';
+		}
+		if (n > 0)
+			log_stderr(pri, out, (size_t)n);
 	} else if (log_state.child) {
 		char	 line[LOG_WIRE_MAX];
 

@@ -32,6 +32,8 @@ const char *log_qq(const char *);
 const char *log_qpath(const char *);
 int	log_verbose(void);
 void	log_set_verbose(int);
+void	log_batch(int);
+void	log_flush(void);
 void	log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *, ...) __attribute__((format(printf, 1, 2)));

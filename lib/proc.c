@@ -236,6 +236,17 @@ proc_flush(struct imsgbuf *ib)
 }
 
 /*
+ * Queue out on ib, to be written by the owner's flush at the end of the
+ * event round (ev_set_flush(), proc_flush()); -1 if it could not be
+ * queued.
+ */
+int
+proc_queue(struct imsgbuf *ib, struct imsg_out *out)
+{
+	return imsgbuf_queue(ib, out);
+}
+
+/*
  * Queue out on ib and write what the socket takes now; the rest goes
  * when ib's descriptor turns writable (EV_WRITE is asked for, and the
  * owner's handler drops it once the queue is empty).  -1 if out could

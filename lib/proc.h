@@ -53,6 +53,7 @@ int	proc_conf_end(struct proc_chan *, struct imsg *);
 void	proc_nonblock(int);
 int	proc_write_full(int, const void *, size_t);
 int	proc_send(struct imsgbuf *, struct imsg_out *);
+int	proc_queue(struct imsgbuf *, struct imsg_out *);
 int	proc_flush(struct imsgbuf *);
 int	proc_pong(struct proc_chan *, struct imsg *);
 int	proc_log_level(struct proc_chan *, struct imsg *);

@@ -132,6 +132,9 @@ enum imsg_type {
 	IMSG_CONF_IDTAG,	/* u32 the worker's tag in its session ids */
 	IMSG_CONF_METRICS,	/* fd: a listening metrics socket (HTTP) */
 	IMSG_STAT,		/* u32 STAT_*: a worker counted an event */
+	IMSG_MSG_KEPT,		/* peerid session id, str queue id: as MSG_OK,
+				 * and the spool file, emptied, stays the
+				 * session's for its next DATA (debug mode) */
 	IMSG_MAX,
 };
 

@@ -42,32 +42,64 @@ struct printer {
 	int		 nomem;
 };
 
-/* Python's repr() of a bytes object (Objects/bytesobject.c). */
-static void
-repr_bytes(FILE *out, const unsigned char *s, size_t len)
+/* The quote repr() takes: " if the text has ' and no ", else '. */
+static int
+repr_quote(const unsigned char *s, size_t len)
 {
-	int	 quote = '\'';
-	size_t	 i;
-
 	/* An empty line has no buffer yet: no memchr() on NULL. */
 	if (len > 0 && memchr(s, '\'', len) != NULL &&
 	    memchr(s, '"', len) == NULL)
-		quote = '"';
+		return '"';
+	return '\'';
+}
+
+/*
+ * One ASCII character as repr() writes it, of a bytes object or of a
+ * str (Objects/bytesobject.c, Objects/unicodeobject.c): the two agree
+ * below 0x80.
+ */
+static void
+repr_ascii(FILE *out, unsigned char c, int quote)
+{
+	if (c == quote || c == '\\') {
+		putc_unlocked('\\', out);
+		putc_unlocked(c, out);
+	} else if (c == '\t')
+		fputs("\\t", out);
+	else if (c == '\n')
+		fputs("\\n", out);
+	else if (c == '\r')
+		fputs("\\r", out);
+	else if (c < ' ' || c == 0x7f)
+		fprintf(out, "\\x%02x", c);
+	else
+		putc_unlocked(c, out);
+}
+
+/* Python's repr() of a bytes object: every byte from 0x80 is escaped. */
+static void
+repr_bytes(FILE *out, const unsigned char *s, size_t len)
+{
+	int	 quote = repr_quote(s, len);
+	size_t	 i, run;
+
 	putc_unlocked('b', out);
 	putc_unlocked(quote, out);
-	for (i = 0; i < len; i++) {
-		if (s[i] == quote || s[i] == '\\')
-			fprintf(out, "\\%c", s[i]);
-		else if (s[i] == '\t')
-			fputs("\\t", out);
-		else if (s[i] == '\n')
-			fputs("\\n", out);
-		else if (s[i] == '\r')
-			fputs("\\r", out);
-		else if (s[i] < ' ' || s[i] >= 0x7f)
+	for (i = 0; i < len; i += run) {
+		/* Printable ASCII stands as itself: a run at once. */
+		for (run = 0; i + run < len && s[i + run] >= ' ' &&
+		    s[i + run] < 0x7f && s[i + run] != quote &&
+		    s[i + run] != '\\'; run++)
+			;
+		if (run > 0)
+			fwrite(s + i, 1, run, out);
+		else if (s[i] >= 0x80) {
 			fprintf(out, "\\x%02x", s[i]);
-		else
-			putc_unlocked(s[i], out);
+			run = 1;
+		} else {
+			repr_ascii(out, s[i], quote);
+			run = 1;
+		}
 	}
 	putc_unlocked(quote, out);
 }
@@ -109,29 +141,16 @@ utf8_char(const unsigned char *s, size_t len, unsigned int *cp)
 static void
 repr_str(FILE *out, const unsigned char *s, size_t len)
 {
-	int		 quote = '\'';
+	int		 quote = repr_quote(s, len);
 	unsigned int	 cp;
 	size_t		 i, n;
 
-	if (memchr(s, '\'', len) != NULL && memchr(s, '"', len) == NULL)
-		quote = '"';
 	putc_unlocked(quote, out);
 	for (i = 0; i < len; i += n) {
 		n = 1;
-		if (s[i] < 0x80) {
-			if (s[i] == quote || s[i] == '\\')
-				fprintf(out, "\\%c", s[i]);
-			else if (s[i] == '\t')
-				fputs("\\t", out);
-			else if (s[i] == '\n')
-				fputs("\\n", out);
-			else if (s[i] == '\r')
-				fputs("\\r", out);
-			else if (s[i] < ' ' || s[i] == 0x7f)
-				fprintf(out, "\\x%02x", s[i]);
-			else
-				putc_unlocked(s[i], out);
-		} else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
+		if (s[i] < 0x80)
+			repr_ascii(out, s[i], quote);
+		else if ((n = utf8_char(s + i, len - i, &cp)) == 0) {
 			n = 1;
 			fprintf(out, "\\x%02x", s[i]);
 		} else if (cp <= 0xa0 || cp == 0xad)
@@ -187,26 +206,41 @@ line_end(struct printer *p)
 	p->linelen = 0;
 }
 
+/* n characters of the current line: printed (text) or held (bytes). */
+static void
+line_addn(struct printer *p, const unsigned char *s, size_t n)
+{
+	unsigned char	*nl;
+	size_t		 cap;
+
+	if (!p->bytes) {
+		fwrite(s, 1, n, p->out);
+		p->linelen += n;
+		return;
+	}
+	if (p->len + n > p->cap) {
+		for (cap = p->cap ? p->cap : 1024; cap < p->len + n; cap *= 2)
+			;
+		if ((nl = realloc(p->line, cap)) == NULL) {
+			p->nomem = 1;
+			return;
+		}
+		p->line = nl;
+		p->cap = cap;
+	}
+	memcpy(p->line + p->len, s, n);
+	p->len += n;
+}
+
 static void
 line_add(struct printer *p, unsigned char c)
 {
-	unsigned char	*n;
-
 	if (!p->bytes) {
 		putc_unlocked(c, p->out);
 		p->linelen++;
 		return;
 	}
-	if (p->len == p->cap) {
-		if ((n = realloc(p->line, p->cap ? p->cap * 2 : 1024)) ==
-		    NULL) {
-			p->nomem = 1;
-			return;
-		}
-		p->line = n;
-		p->cap = p->cap ? p->cap * 2 : 1024;
-	}
-	p->line[p->len++] = c;
+	line_addn(p, &c, 1);
 }
 
 static void
@@ -298,50 +332,85 @@ spool_char(struct printer *p, unsigned char c)
 		split_char(p, c);
 }
 
-/* How much of the spool is the data: all but a final CRLF. */
+/*
+ * Whether c may start or end a line, or be part of a break, in this
+ * flavour: the others, most of any message, go through in runs.
+ */
 static int
-data_length(int spoolfd, uint64_t size, uint64_t *len)
+special(const struct printer *p, unsigned char c)
 {
-	char	 end[2];
-	ssize_t	 n;
-
-	*len = size;
-	if (size < 2)
+	switch (c) {
+	case '\r':
+	case '\n':
+		return 1;
+	case '\v':
+	case '\f':
+	case 0x1c:
+	case 0x1d:
+	case 0x1e:
+	case 0xc2:
+	case 0xe2:
+		return !p->bytes;
+	default:
 		return 0;
-	while ((n = pread(spoolfd, end, 2, size - 2)) == -1 && errno == EINTR)
-		;
-	if (n == -1)
-		return -1;
-	if (n == 2 && end[0] == '\r' && end[1] == '\n')
-		*len = size - 2;
-	return 0;
+	}
 }
 
-/* Feed the first len bytes of spoolfd; -1 on a read error. */
-static int
-printer_read(struct printer *p, int spoolfd, uint64_t len)
+/* Feed n bytes of the spool: runs of ordinary ones at once. */
+static void
+printer_feed(struct printer *p, const unsigned char *s, size_t n)
 {
-	unsigned char	*chunk;
-	off_t		 off = 0;
-	ssize_t		 n, i;
+	size_t	 i = 0, run;
 
-	if ((chunk = malloc(DEBUG_CHUNK)) == NULL)
-		return -1;
-	/* No further than the size committed: the file is not ours. */
-	while ((uint64_t)off < len) {
-		n = pread(spoolfd, chunk, len - (uint64_t)off < DEBUG_CHUNK ?
-		    (size_t)(len - (uint64_t)off) : DEBUG_CHUNK, off);
+	while (i < n) {
+		/* Nothing half-seen (a CR, a CR's LF, a lead byte): a run. */
+		if (!p->pending_cr && !p->skip_lf && p->nhold == 0) {
+			for (run = 0; i + run < n && !special(p, s[i + run]);
+			    run++)
+				;
+			if (run > 0) {
+				line_addn(p, s + i, run);
+				i += run;
+				continue;
+			}
+		}
+		spool_char(p, s[i++]);
+	}
+}
+
+/*
+ * Feed the size bytes of spoolfd but a final CRLF, which is not data;
+ * -1 on a read error.  No further than the size committed: the file is
+ * not ours.
+ */
+static int
+printer_read(struct printer *p, int spoolfd, uint64_t size)
+{
+	static unsigned char	 chunk[DEBUG_CHUNK];
+	unsigned char		 end[2];
+	uint64_t		 off = 0, body;
+	size_t			 want, feed, i;
+	ssize_t			 n;
+
+	/* The last two bytes wait: they are fed unless they are CRLF. */
+	body = size < 2 ? size : size - 2;
+	while (off < size) {
+		want = size - off < DEBUG_CHUNK ? (size_t)(size - off) :
+		    DEBUG_CHUNK;
+		n = pread(spoolfd, chunk, want, (off_t)off);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0) {
-			free(chunk);
+		if (n <= 0)
 			return -1;
-		}
-		for (i = 0; i < n; i++)
-			spool_char(p, chunk[i]);
-		off += n;
+		feed = off >= body ? 0 : body - off < (uint64_t)n ?
+		    (size_t)(body - off) : (size_t)n;
+		printer_feed(p, chunk, feed);
+		for (i = feed; i < (size_t)n; i++)
+			end[off + i - body] = chunk[i];
+		off += (uint64_t)n;
 	}
-	free(chunk);
+	if (size >= 2 && (end[0] != '\r' || end[1] != '\n'))
+		printer_feed(p, end, 2);
 	return 0;
 }
 
@@ -351,7 +420,6 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
     FILE *out)
 {
 	struct printer	 p;
-	uint64_t	 len;
 	int		 rv;
 
 	memset(&p, 0, sizeof(p));
@@ -359,8 +427,6 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 	p.peer_ip = m->peer_ip;
 	p.bytes = m->format == DEBUG_FORMAT_BYTES;
 	p.in_headers = 1;
-	if (data_length(spoolfd, size, &len) == -1)
-		return -1;
 	fputs("---------- MESSAGE FOLLOWS ----------\n", out);
 	if (p.bytes && m->mail_opts != NULL && *m->mail_opts != '\0')
 		print_options(out, "mail", m->mail_opts);
@@ -368,7 +434,7 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 		print_options(out, "rcpt", m->rcpt_opts);
 		putc_unlocked('\n', out);
 	}
-	rv = printer_read(&p, spoolfd, len);
+	rv = printer_read(&p, spoolfd, size);
 	if (p.pending_cr)
 		split_char(&p, '\r');
 	hold_flush(&p);
@@ -380,4 +446,16 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 	if (fflush(out) == EOF || ferror(out) || p.nomem)
 		return -1;
 	return rv;
+}
+
+/*
+ * Empty a printed spool file for the session's next message (MSG_KEPT):
+ * one ftruncate() in place of a new memfd, its descriptor passed, and
+ * both ends closing theirs.  The worker writes at explicit offsets
+ * (pwrite), from 0 again.
+ */
+int
+debug_spool_reset(int spoolfd)
+{
+	return ftruncate(spoolfd, 0);
 }

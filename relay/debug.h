@@ -17,5 +17,6 @@ struct debug_msg {
 
 int	debug_print(int spoolfd, uint64_t size, const struct debug_msg *,
 	    FILE *);
+int	debug_spool_reset(int spoolfd);
 
 #endif

@@ -114,6 +114,17 @@ channel_write(struct channel *ch)
 		log_warn("write to worker channel %u", ch->id);
 }
 
+/* A round's end: its log lines (a client with 250 finds them), answers. */
+static void
+relay_flush(void)
+{
+	struct channel	*ch;
+
+	log_flush();
+	for (ch = relay.channels; ch != NULL; ch = ch->next)
+		channel_write(ch);
+}
+
 static void
 channel_reply(struct channel *ch, uint32_t type, uint32_t session,
     const char *text)
@@ -122,7 +133,7 @@ channel_reply(struct channel *ch, uint32_t type, uint32_t session,
 
 	imsg_out_init(&out, type, session, -1);
 	imsg_add_str(&out, text);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("reply to worker channel %u", ch->id);
 }
 
@@ -193,7 +204,7 @@ channel_full(struct channel *ch, uint32_t session)
 	struct imsg_out	 out;
 
 	imsg_out_init(&out, IMSG_MSG_FULL, session, -1);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("reply to worker channel %u", ch->id);
 }
 
@@ -262,39 +273,9 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	ch->spools = sp;
 	ch->nspools++;
 	imsg_out_init(&out, IMSG_MSG_FD, sp->session, dupfd);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("spool file to worker channel %u", ch->id);
 	return 0;
-}
-
-/*
- * Log the envelope of a committed message, one line: the session it
- * came in, who authenticated (as the parent said, never the worker)
- * and the TLS protocol, "-" for none.
- */
-static void
-relay_log_message(const char *qid, const struct spool *sp,
-    const struct envelope *env, const char *user)
-{
-	char		 rcpts[1024];
-	size_t		 off = 0;
-	uint32_t	 i;
-	int		 n;
-
-	rcpts[0] = '\0';
-	for (i = 0; i < env->nrcpt && off < sizeof(rcpts); i++) {
-		n = snprintf(rcpts + off, sizeof(rcpts) - off, "%s<%s>",
-		    i ? "," : "", env->rcpts[i].path);
-		if (n < 0)
-			break;
-		off += n;
-	}
-	log_info("event=message queue_id=%s client=%s helo=%s from=%s "
-	    "rcpt=%s nrcpt=%u size=%llu session=" LOG_SID " user=%s tls=%s",
-	    qid, env->peer_ip, log_q(env->helo), log_qpath(env->mail_from),
-	    log_q(rcpts), env->nrcpt, (unsigned long long)env->size,
-	    sp->session_id, log_quser(user != NULL ? user : ""),
-	    env->tls_proto[0] != '\0' ? env->tls_proto : "-");
 }
 
 /* Debug mode: print the message, then answer. */
@@ -319,6 +300,10 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	} else {
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
+		if (debug_spool_reset(sp->fd) == 0) {	/* until MSG_ABORT */
+			channel_reply(ch, IMSG_MSG_KEPT, sp->session, qid);
+			return;
+		}
 		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
 		stats_printed(env->nrcpt);
 	}
@@ -407,39 +392,6 @@ relay_recheck(const struct channel *ch, const struct envelope *env,
 			return -1;
 	}
 	return 0;
-}
-
-/* A queue entry for a checked envelope. */
-static struct qmsg *
-relay_qmsg(const struct spool *sp, const struct envelope *env,
-    const char *user, uint32_t ch_id)
-{
-	struct qmsg	*m;
-	uint32_t	 i;
-
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->rcpts = calloc(env->nrcpt, sizeof(*m->rcpts))) == NULL) {
-		free(m);
-		return NULL;
-	}
-	strlcpy(m->id, sp->id, sizeof(m->id));
-	m->owner = ch_id;
-	strlcpy(m->peer_ip, env->peer_ip, sizeof(m->peer_ip));
-	m->peer_port = env->peer_port;
-	strlcpy(m->helo, env->helo, sizeof(m->helo));
-	strlcpy(m->from, env->mail_from, sizeof(m->from));
-	if (user != NULL)
-		strlcpy(m->auth_user, user, sizeof(m->auth_user));
-	m->size = env->size;
-	m->flags = env->flags;
-	m->created = m->next_try = (int64_t)time(NULL);
-	m->nrcpt = env->nrcpt;
-	for (i = 0; i < env->nrcpt; i++) {
-		strlcpy(m->rcpts[i].addr, env->rcpts[i].path,
-		    sizeof(m->rcpts[i].addr));
-		m->rcpts[i].state = RCPT_PENDING;
-	}
-	return m;
 }
 
 static struct channel *
@@ -900,7 +852,7 @@ channel_space(struct channel *ch)
 
 	imsg_out_init(&out, IMSG_QUEUE_SPACE, 0, -1);
 	imsg_add_u32(&out, relay.space_low);
-	if (proc_send(&ch->ib, &out) == -1)
+	if (proc_queue(&ch->ib, &out) == -1)
 		log_warn("queue space to worker channel %u", ch->id);
 }
 
@@ -999,6 +951,8 @@ relay_main(void)
 		ev_timer_set(&relay.space_timer, relay_space_timer, NULL);
 		relay_space_timer(NULL);
 	}
+	ev_set_flush(relay_flush);
+	log_batch(1);
 	ev_loop();
 	return 0;
 }

@@ -52,6 +52,12 @@ struct channel_auth {
 
 int	relay_main(void);
 
+/* relay/message.c */
+void	relay_log_message(const char *qid, const struct spool *,
+	    const struct envelope *, const char *user);
+struct qmsg *relay_qmsg(const struct spool *, const struct envelope *,
+	    const char *user, uint32_t ch_id);
+
 /* A reload's settings, upstreams and routes (relay/reload.c). */
 void	relay_reload_begin(void);
 int	relay_reload_conf(struct imsg *, const struct smtpd_conf *);

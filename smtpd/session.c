@@ -684,6 +684,7 @@ session_accept(struct worker *w, int fd, const struct sockaddr_storage *ss,
 		return;
 	}
 	s->w = w;
+	s->spare_fd = -1;
 	do {
 		s->id = ++w->next_id;
 	} while (s->id == 0 || session_find(w, s->id) != NULL);
@@ -746,6 +747,11 @@ session_close(struct session *s, const char *reason)
 	 * already asked for goes on (the client may send it again).
 	 */
 	smtp_free(&s->smtp);
+	if (s->spare_fd != -1) {
+		/* The relay holds the file for the session until told. */
+		close(s->spare_fd);
+		session_msg_abort(&s->smtp);
+	}
 	session_unlink(w, s);
 	/* The parent forgets a slot it refused, or never gave. */
 	if (s->slot_asked) {
@@ -795,14 +801,23 @@ session_auth_result(struct session *s, int verdict)
 	session_update(s);
 }
 
-/* DATA: ask the relay for a spool file. */
+/*
+ * DATA: ask the relay for a spool file, unless the session kept the
+ * last message's (MSG_KEPT): then no round trip.
+ */
 static void
 session_msg_open(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = s->w;
 	struct imsg_out	 out;
+	int		 fd;
 
+	if ((fd = s->spare_fd) != -1) {
+		s->spare_fd = -1;
+		smtp_open_done(smtp, fd);
+		return;
+	}
 	if (w->relay == NULL) {
 		smtp_open_done(smtp, -1);
 		return;

@@ -276,128 +276,6 @@ smtp_cmd_ehlo(struct smtp_session *s, char *arg)
 	smtp_reply_line(s, 250, 0, NULL, "HELP");
 }
 
-/* Reply to a bad path with the code RFC 5321 and SPEC section 7 give. */
-static void
-smtp_addr_error(struct smtp_session *s, enum addr_error err, int sender)
-{
-	const char	*enh = sender ? "5.1.7" : "5.1.3";
-
-	if (err == ADDR_ERR_SYNTAX)
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s",
-		    sender ? "MAIL FROM:<address>" : "RCPT TO:<address>");
-	else
-		smtp_reply(s, 553, enh, "%s", addr_strerror(err));
-}
-
-/* "FROM:" or "TO:", any case, then optional spaces before the path. */
-static char *
-smtp_path_arg(char *arg, const char *keyword)
-{
-	size_t	 n = strlen(keyword);
-
-	if (strncasecmp(arg, keyword, n) != 0)
-		return NULL;
-	arg += n;
-	while (*arg == ' ')
-		arg++;
-	return arg;
-}
-
-/* MAIL parameters: SIZE, BODY, SMTPUTF8 (RFC 1870, 6152, 6531). */
-static int
-smtp_mail_params(struct smtp_session *s, char *params)
-{
-	char			*p, *val;
-	const char		*errstr;
-	unsigned long long	 size;
-
-	while ((p = strsep(&params, " ")) != NULL) {
-		if (*p == '\0')
-			continue;
-		if ((val = strchr(p, '=')) != NULL)
-			*val++ = '\0';
-		if (strcasecmp(p, "SIZE") == 0 && val != NULL) {
-			errstr = NULL;
-			size = strtonum(val, 0, LLONG_MAX, &errstr);
-			if (errstr != NULL || !isdigit((unsigned char)*val)) {
-				smtp_reply(s, 501, "5.5.4", "Bad SIZE value");
-				return -1;
-			}
-			if (size > s->conf->max_size) {
-				smtp_reply(s, 552, "5.3.4", "Message size "
-				    "exceeds fixed maximum message size");
-				return -1;
-			}
-		} else if (strcasecmp(p, "BODY") == 0 && val != NULL) {
-			if (strcasecmp(val, "8BITMIME") == 0)
-				s->body_8bit = 1;
-			else if (strcasecmp(val, "7BIT") != 0) {
-				smtp_reply(s, 501, "5.5.4", "Bad BODY value");
-				return -1;
-			}
-		} else if (strcasecmp(p, "SMTPUTF8") == 0 && val == NULL &&
-		    s->conf->smtputf8) {
-			s->smtputf8 = 1;
-		} else {
-			smtp_reply(s, 555, "5.5.4", "Unsupported parameter");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/*
- * Keep MAIL or RCPT parameters as Python's smtpd kept them for
- * DebuggingServer (params.upper().split(), joined here by one space).
- */
-static int
-smtp_opts_save(char **dst, const char *params)
-{
-	char		*o, *q;
-	const char	*p;
-	int		 word = 0;
-
-	if ((o = malloc(strlen(params) + 1)) == NULL)
-		return -1;
-	for (p = params, q = o; *p != '\0'; p++) {
-		if (*p == ' ' || (*p >= '\t' && *p <= '\r') ||
-		    (*p >= 0x1c && *p <= 0x1f)) {
-			word = 0;
-			continue;
-		}
-		if (!word && q != o)
-			*q++ = ' ';
-		word = 1;
-		*q++ = *p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p;
-	}
-	*q = '\0';
-	free(*dst);
-	*dst = o;
-	return 0;
-}
-
-/* Split "<path> params" after the path; the path parse is strict. */
-static int
-smtp_parse_path(struct smtp_session *s, char *arg, int sender,
-    struct mailaddr *a, char **params, int utf8)
-{
-	enum addr_error	 err;
-	size_t		 used;
-
-	err = addr_parse_path(arg, strlen(arg), sender, utf8, a, &used);
-	if (err != ADDR_OK) {
-		smtp_addr_error(s, err, sender);
-		return -1;
-	}
-	if (arg[used] != '\0' && arg[used] != ' ') {
-		smtp_reply(s, 501, "5.5.4", "Syntax: %s", sender ?
-		    "MAIL FROM:<address>" : "RCPT TO:<address>");
-		return -1;
-	}
-	*params = arg + used;
-	return 0;
-}
-
 int	smtp_queue_low;
 
 /* A refusal the metrics count by its reason. */
@@ -749,19 +627,20 @@ smtp_command(struct smtp_session *s, char *line)
 	cmd->run(s, arg);
 }
 
-/* Write the collected data to the spool file. */
+/* Write the collected data to the spool file, at its place in it. */
 static void
 smtp_data_flush(struct smtp_session *s)
 {
 	const char	*p;
 	size_t		 left = buf_left(&s->dbuf);
+	uint64_t	 off = s->datalen - left;
 	ssize_t		 n;
 
 	if (left == 0)
 		return;
 	p = s->dbuf.data + s->dbuf.off;
 	while (left > 0 && s->data_err == DATA_OK) {
-		n = write(s->spool_fd, p, left);
+		n = pwrite(s->spool_fd, p, left, (off_t)off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -772,6 +651,7 @@ smtp_data_flush(struct smtp_session *s)
 		}
 		p += n;
 		left -= n;
+		off += (uint64_t)n;
 	}
 	buf_free(&s->dbuf);
 }
@@ -992,6 +872,21 @@ smtp_commit_done(struct smtp_session *s, int ok, const char *text)
 	}
 	smtp_reset(s);
 	s->wait = SMTP_WAIT_NONE;
+}
+
+/*
+ * The spool file of the commit waited for, taken from the session (the
+ * relay lets it keep the file: MSG_KEPT); -1 if no commit is waited for.
+ */
+int
+smtp_commit_take(struct smtp_session *s)
+{
+	int	 fd = s->spool_fd;
+
+	if (s->wait != SMTP_WAIT_COMMIT)
+		return -1;
+	s->spool_fd = -1;
+	return fd;
 }
 
 /* The daemon is stopping: close now if idle, else after the message. */

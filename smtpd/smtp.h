@@ -133,6 +133,7 @@ void	smtp_process(struct smtp_session *);
 void	smtp_open_done(struct smtp_session *, int fd);
 void	smtp_open_full(struct smtp_session *);
 void	smtp_commit_done(struct smtp_session *, int ok, const char *);
+int	smtp_commit_take(struct smtp_session *);
 void	smtp_close_reply(struct smtp_session *, int code, const char *enh,
 	    const char *text);
 void	smtp_drain(struct smtp_session *);
@@ -148,5 +149,13 @@ void	smtp_log_rcpt_refused(const struct smtp_session *, const char *,
 	    const char *);
 void	smtp_log_data_refused(const struct smtp_session *, int,
 	    const char *);
+
+/* smtp_params.c */
+struct mailaddr;
+char	*smtp_path_arg(char *, const char *keyword);
+int	 smtp_mail_params(struct smtp_session *, char *);
+int	 smtp_opts_save(char **, const char *);
+int	 smtp_parse_path(struct smtp_session *, char *, int sender,
+	    struct mailaddr *, char **params, int utf8);
 
 #endif

@@ -27,6 +27,7 @@
 static struct worker	worker;		/* this process's only worker */
 
 static void	worker_relay_io(int, int, void *);
+static void	worker_flush(void);
 static void	worker_accept(int, int, void *);
 
 int
@@ -181,6 +182,7 @@ worker_session_gone(struct worker *w)
 {
 	if ((w->stopping || w->retiring) && w->nsessions == 0) {
 		log_debug("last session closed, exiting");
+		worker_flush();
 		exit(0);
 	}
 	/* Room again: take connections. */
@@ -239,7 +241,10 @@ worker_log_sink(int pri, const char *line)
 	(void)proc_send(&worker.parent, &out);
 }
 
-/* Queue a message for the relay and try to write it now. */
+/*
+ * Queue a message for the relay: it goes at the end of the event round
+ * (worker_flush), with whatever the other sessions queued in it.
+ */
 void
 worker_relay_send(struct worker *w, struct imsg_out *out)
 {
@@ -247,7 +252,18 @@ worker_relay_send(struct worker *w, struct imsg_out *out)
 		imsg_out_free(out);
 		return;
 	}
-	if (proc_send(w->relay, out) == -1)
+	if (proc_queue(w->relay, out) == -1)
+		log_warn("message to the relay");
+}
+
+/* The end of an event round: what the sessions queued for the relay. */
+static void
+worker_flush(void)
+{
+	struct worker	*w = &worker;
+
+	if (w->relay != NULL && imsgbuf_pending(w->relay) &&
+	    proc_flush(w->relay) == -1)
 		log_warn("message to the relay");
 }
 
@@ -268,6 +284,10 @@ worker_relay_lost(struct worker *w)
 	for (i = 0; i < WORKER_HASH_SIZE; i++)
 		for (s = w->sessions[i]; s != NULL; s = next) {
 			next = s->hnext;
+			if (s->spare_fd != -1) {
+				close(s->spare_fd);
+				s->spare_fd = -1;
+			}
 			if (s->smtp.wait == SMTP_WAIT_OPEN)
 				smtp_open_done(&s->smtp, -1);
 			else if (s->smtp.wait == SMTP_WAIT_COMMIT)
@@ -371,11 +391,49 @@ worker_on_msg_reply(struct proc_chan *ch, struct imsg *imsg)
 	return 0;
 }
 
+/*
+ * IMSG_MSG_KEPT: the commit is done and the spool file, emptied, is the
+ * session's next one.  A session that left, or was not waiting, cannot
+ * take it: the relay is told to drop it.
+ */
+static int
+worker_on_msg_kept(struct proc_chan *ch, struct imsg *imsg)
+{
+	struct worker	*w = ch->arg;
+	struct session	*s;
+	struct imsg_out	 out;
+	char		 text[256];
+	int		 fd;
+
+	if (imsg_get_str(imsg, text, sizeof(text)) == -1 ||
+	    imsg_get_end(imsg) == -1)
+		return -1;
+	s = session_find(w, imsg->hdr.peerid);
+	if (s != NULL && s->spare_fd == -1 &&
+	    (fd = smtp_commit_take(&s->smtp)) != -1) {
+		s->spare_fd = fd;
+		smtp_commit_done(&s->smtp, 1, text);
+		worker_session_run(s);
+		return 0;
+	}
+	imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid, -1);
+	worker_relay_send(w, &out);
+	if (s == NULL)
+		return 0;
+	if (s->smtp.wait == SMTP_WAIT_OPEN)
+		smtp_open_done(&s->smtp, -1);
+	else
+		smtp_commit_done(&s->smtp, 1, text);
+	worker_session_run(s);
+	return 0;
+}
+
 static const struct proc_handler worker_relay_handlers[] = {
 	{ IMSG_QUEUE_SPACE,	worker_on_queue_space },
 	{ IMSG_MSG_FD,		worker_on_msg_fd },
 	{ IMSG_MSG_FULL,	worker_on_msg_full },
 	{ IMSG_MSG_OK,		worker_on_msg_reply },
+	{ IMSG_MSG_KEPT,	worker_on_msg_kept },
 	{ IMSG_MSG_TEMPFAIL,	worker_on_msg_reply },
 	{ IMSG_NONE,		NULL },
 };
@@ -428,6 +486,7 @@ worker_stop_deadline(void *arg)
 				    buf_left(&s->smtp.out),
 				    MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
+	worker_flush();
 	exit(0);
 }
 
@@ -714,6 +773,7 @@ worker_main(void)
 	worker_listen(w);
 	ev_timer_add(&w->load_timer, 1000);
 	log_debug("event=ready listeners=%u", w->nlisteners);
+	ev_set_flush(worker_flush);
 	ev_loop();
 	return 0;
 }

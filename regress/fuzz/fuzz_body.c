@@ -24,7 +24,7 @@
  * FUZZ_SRCS: smtpd/smtp_auth.c lib/linebuf.c lib/buf.c lib/addr.c
  * FUZZ_SRCS: lib/policy.c lib/imsg.c lib/base64.c lib/log.c lib/conf.c
  * FUZZ_SRCS: lib/event.c lib/tls.c lib/proc.c
- * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c
+ * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c smtpd/smtp_params.c
  * FUZZ_SRCS: lib/imsg_rules.c
  * FUZZ_SRCS: lib/rules.c relay/client_probe.c
  * FUZZ_LIBS: -lssl -lcrypto

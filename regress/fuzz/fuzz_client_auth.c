@@ -18,7 +18,7 @@
  * FUZZ_SRCS: relay/client_auth.c relay/reply.c lib/linebuf.c lib/buf.c
  * FUZZ_SRCS: lib/addr.c lib/policy.c lib/imsg.c lib/base64.c lib/log.c
  * FUZZ_SRCS: lib/conf.c lib/event.c lib/tls.c lib/proc.c
- * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c
+ * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c smtpd/smtp_params.c
  * FUZZ_SRCS: lib/imsg_rules.c
  * FUZZ_SRCS: lib/rules.c relay/client_probe.c
  * FUZZ_LIBS: -lssl -lcrypto

@@ -26,7 +26,7 @@
  * FUZZ_SRCS: smtpd/smtp.c smtpd/smtp_auth.c lib/linebuf.c lib/buf.c
  * FUZZ_SRCS: lib/addr.c lib/policy.c lib/imsg.c lib/base64.c lib/log.c
  * FUZZ_SRCS: lib/conf.c
- * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c
+ * FUZZ_SRCS: lib/envelope.c smtpd/smtp_log.c smtpd/smtp_params.c
  * FUZZ_SRCS: lib/rules.c
  */
 #include <sys/mman.h>

@@ -184,6 +184,15 @@ test_chunk_edges(void **state)
 	assert_memory_equal(out + strlen(HEAD), "b'yyy", 5);
 	assert_memory_equal(out + strlen(HEAD) + 2 + n, "'\nb'X-Peer: ", 12);
 	free(out);
+	/* The final CRLF, which is not data, split by the read. */
+	m.format = DEBUG_FORMAT_TEXT;
+	memset(spool, 'z', n);
+	memcpy(spool + n, "\r\n", 2);
+	out = print_spool(spool, n + 2, n + 2, &m, &outlen);
+	assert_int_equal(outlen, strlen(HEAD) + n + 1 + strlen(TAIL));
+	assert_memory_equal(out + strlen(HEAD) + n, "\n" TAIL, outlen -
+	    strlen(HEAD) - n);
+	free(out);
 	free(spool);
 	free(want);
 }

@@ -1,6 +1,7 @@
 /*
  * The event loop: timer order and cancellation, descriptor callbacks,
- * and a descriptor removed by another's callback in the same round.
+ * a descriptor removed by another's callback in the same round, and the
+ * flush hook that ends every round.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -468,6 +469,72 @@ test_break(void **state)
 	ev_timer_del(&w);
 }
 
+static int	 flushes;	/* calls of flush_cb */
+static int	 handled;	/* calls of flush_io_cb */
+static int	 flushes_seen[4];	/* flushes when each handler ran */
+static int	 handled_at_flush[8];
+
+static void
+flush_cb(void)
+{
+	assert_true(flushes < 8);
+	handled_at_flush[flushes++] = handled;
+}
+
+static void
+flush_io_cb(int fd, int events, void *arg)
+{
+	char	 c;
+
+	(void)events;
+	(void)arg;
+	assert_int_equal(read(fd, &c, 1), 1);
+	assert_true(handled < 4);
+	flushes_seen[handled++] = flushes;
+	if (handled == 2)
+		ev_break();
+}
+
+/*
+ * The flush hook runs once before each wait and when the loop ends,
+ * never between two handlers of one round: what they queued goes out
+ * together.
+ */
+static void
+test_flush(void **state)
+{
+	struct ev_timer	 wd;
+	int		 a[2], b[2];
+
+	(void)state;
+	flushes = handled = 0;
+	assert_int_equal(pipe2(a, O_NONBLOCK), 0);
+	assert_int_equal(pipe2(b, O_NONBLOCK), 0);
+	assert_int_equal(ev_add(a[0], EV_READ, flush_io_cb, NULL), 0);
+	assert_int_equal(ev_add(b[0], EV_READ, flush_io_cb, NULL), 0);
+	assert_int_equal(write(a[1], "x", 1), 1);
+	assert_int_equal(write(b[1], "y", 1), 1);
+	watchdog(&wd);
+	ev_set_flush(flush_cb);
+	ev_loop();
+	ev_set_flush(NULL);
+	ev_timer_del(&wd);
+	/* Both handlers in one round, after the flush before its wait. */
+	assert_int_equal(handled, 2);
+	assert_int_equal(flushes_seen[0], 1);
+	assert_int_equal(flushes_seen[1], 1);
+	/* And the loop's end flushed what they queued. */
+	assert_int_equal(flushes, 2);
+	assert_int_equal(handled_at_flush[0], 0);
+	assert_int_equal(handled_at_flush[1], 2);
+	ev_del(a[0]);
+	ev_del(b[0]);
+	close(a[0]);
+	close(a[1]);
+	close(b[0]);
+	close(b[1]);
+}
+
 int
 main(void)
 {
@@ -481,6 +548,7 @@ main(void)
 		cmocka_unit_test(test_del_in_round),
 		cmocka_unit_test(test_add_errors),
 		cmocka_unit_test(test_break),
+		cmocka_unit_test(test_flush),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
