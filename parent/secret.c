@@ -24,6 +24,7 @@ upstream_auth_read(const char *kw, const char *path, char *user,
     size_t userlen, char *pass, size_t passlen, char *err, size_t errlen)
 {
 	char		 line[600], *sp;
+	size_t		 n;
 	struct stat	 st;
 	FILE		*f;
 	int		 rc = -1;
@@ -41,7 +42,8 @@ upstream_auth_read(const char *kw, const char *path, char *user,
 		    "(chmod 600 it)", kw, path);
 	else if (fgets(line, sizeof(line), f) == NULL)
 		snprintf(err, errlen, "%s %s: empty", kw, path);
-	else if (strchr(line, '\n') == NULL && !feof(f))
+	else if (strlen(line) == sizeof(line) - 1 &&
+	    line[sizeof(line) - 2] != '\n' && fgetc(f) != EOF)
 		snprintf(err, errlen, "%s %s: first line too long", kw, path);
 	else
 		rc = 0;
@@ -51,9 +53,11 @@ upstream_auth_read(const char *kw, const char *path, char *user,
 		return -1;
 	}
 	rc = -1;
-	/* A file written on Windows ends its line in CRLF; the CR is no
+	/* A file written on Windows ends its line in CRLF; that CR is no
 	 * part of the password. */
-	line[strcspn(line, "\r\n")] = '\0';
+	line[strcspn(line, "\n")] = '\0';
+	if ((n = strlen(line)) > 0 && line[n - 1] == '\r')
+		line[n - 1] = '\0';
 	if ((sp = strchr(line, ' ')) == NULL || sp == line || sp[1] == '\0')
 		snprintf(err, errlen, "%s %s: expected \"user "
 		    "password\"", kw, path);

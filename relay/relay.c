@@ -300,12 +300,12 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	} else {
 		log_info("event=delivery queue_id=%s mode=debug result=printed",
 		    qid);
+		stats_printed(env->nrcpt);
 		if (debug_spool_reset(sp->fd) == 0) {	/* until MSG_ABORT */
 			channel_reply(ch, IMSG_MSG_KEPT, sp->session, qid);
 			return;
 		}
 		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
-		stats_printed(env->nrcpt);
 	}
 	spool_drop(ch, sp);
 }

@@ -5,7 +5,8 @@
  * must be refused) and read as "/proc/self/fd/N".
  *
  * The harness splits the first line its own way (up to the first LF or
- * NUL, at the first space) and the parser must agree: the pair it
+ * NUL, less a CR that ends it, at the first space; a first line longer than the parser's
+ * buffer is refused) and the parser must agree: the pair it
  * returns is exactly that, accepted if and only if both are non-empty
  * and fit; a refusal is one sentence naming the file, and leaves
  * no piece of a secret behind in the buffers.
@@ -27,12 +28,14 @@ int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
 #define USER_MAX	256
 #define PASS_MAX	256
+#define LINE_MAX_	599	/* parent/secret.c: line[600], by fgets */
 
 static const char *const reasons[] = {
 	"readable by others (chmod 600 it)",
 	"empty",
 	"expected \"user password\"",
 	"user or password too long",
+	"first line too long",
 };
 
 static void
@@ -101,12 +104,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		end = sp;
 	if ((sp = memchr(line, '\0', end - line)) != NULL)
 		end = sp;
+	if (end > line && end[-1] == '\r')
+		end--;		/* a CRLF file's */
 	sp = memchr(line, ' ', end - line);
 	want = !(data[0] & 1) && size > 1 && sp != NULL && sp > line &&
 	    sp + 1 < end;
 	ulen = sp != NULL ? (size_t)(sp - line) : 0;
 	plen = sp != NULL ? (size_t)(end - sp - 1) : 0;
 	if (ulen >= USER_MAX || plen >= PASS_MAX)
+		want = 0;
+	/* More than the parser's line buffer before any LF or NUL: refused
+	 * whole, never cut into a shorter password. */
+	if (size - 1 > LINE_MAX_ && memchr(data + 1, '\n', LINE_MAX_) == NULL &&
+	    memchr(data + 1, '\0', LINE_MAX_) == NULL)
 		want = 0;
 	if (want != (rc == 0))
 		abort();
