@@ -240,39 +240,55 @@ fconn_counts(const struct fconn *c)
 }
 
 /*
- * The route a ready message takes next; -1 when it has nothing left to
- * send and was finished (only a DSN to make).
+ * The ready list a message joins: the route it takes next, found once
+ * as it becomes ready (the routes are fixed until a restart); none when
+ * it has nothing left to send (only a DSN to make).
  */
 static int
-ready_route(struct qmsg *m)
+ready_class(const struct qmsg *m)
 {
 	int	 route;
 
-	if ((route = route_next(m)) == -1) {
-		sched_take(m);
-		sched_done(m);
-	}
+	if ((route = route_next(m)) == -1)
+		return SCHED_CLASS_NONE;
 	return route;
 }
 
-/* Count the demand of the ready messages, per upstream. */
+/*
+ * Ready messages with nothing left to send go to sched_done(), each
+ * once: one that comes back ready (a DSN not made yet) waits for the
+ * next scan.
+ */
+static void
+forward_finish_none(void)
+{
+	struct qmsg	*m;
+	unsigned int	 n = sched_ready_n(SCHED_CLASS_NONE);
+
+	while (n-- > 0 && (m = sched_ready_first(SCHED_CLASS_NONE)) != NULL) {
+		sched_take(m);
+		sched_done(m);
+	}
+}
+
+/* Count the demand of the ready messages, per upstream, by route. */
 static void
 forward_demand(void)
 {
 	const struct routes	*r = route_table();
-	struct qmsg		*m, *next;
 	struct upstream		*u;
-	uint32_t		 i;
-	int			 route, up;
+	uint32_t		 i, route;
+	unsigned int		 n;
+	int			 up;
 
 	memset(fwd.demand, 0, sizeof(fwd.demand));
 	memset(fwd.probe_wanted, 0, sizeof(fwd.probe_wanted));
-	for (m = sched_ready_first(); m != NULL; m = next) {
-		next = m->rnext;
-		if ((route = ready_route(m)) == -1)
+	forward_finish_none();
+	for (route = 0; route < r->nroutes; route++) {
+		if ((n = sched_ready_n((int)route)) == 0)
 			continue;
-		if ((up = route_upstream(route)) >= 0) {
-			fwd.demand[up]++;
+		if ((up = route_upstream((int)route)) >= 0) {
+			fwd.demand[up] += n;
 			continue;
 		}
 		/* Every upstream of the route is down: probe them. */
@@ -504,24 +520,29 @@ fconn_probed(struct client *cl, int ok, const char *text, void *arg)
 	fconn_send(c);
 }
 
-/* The first ready message that goes to c's upstream now. */
+/*
+ * The oldest ready message that goes to c's upstream now: the oldest
+ * head of the ready lists of the routes whose upstream in use it is.
+ */
 static struct qmsg *
 fconn_pick(struct fconn *c, int *routep)
 {
-	struct qmsg	*m, *next;
-	int		 route;
+	const struct routes	*r = route_table();
+	struct qmsg		*m, *best = NULL;
+	uint32_t		 route;
 
-	for (m = sched_ready_first(); m != NULL; m = next) {
-		next = m->rnext;
-		if ((route = ready_route(m)) == -1)
+	forward_finish_none();
+	for (route = 0; route < r->nroutes; route++) {
+		if ((m = sched_ready_first((int)route)) == NULL ||
+		    (best != NULL && m->rseq > best->rseq) ||
+		    route_upstream((int)route) != (int)c->up->index)
 			continue;
-		if (route_upstream(route) != (int)c->up->index)
-			continue;
-		sched_take(m);
-		*routep = route;
-		return m;
+		best = m;
+		*routep = (int)route;
 	}
-	return NULL;
+	if (best != NULL)
+		sched_take(best);
+	return best;
 }
 
 /* Take the next message for c's upstream, or let c idle. */
@@ -608,4 +629,5 @@ forward_init(const struct smtpd_conf *conf, const struct routes *r,
 	route_init(r, conf->hostname);
 	up_init(r, conf, resolve, forward_kick);
 	sched_init(conf, forward_kick);
+	sched_set_classify(ready_class);
 }

@@ -64,6 +64,8 @@ struct qmsg {
 	struct qmsg	*prev;		/* (the scheduler's list only) */
 	struct qmsg	*rnext;		/* ready list */
 	struct qmsg	*rprev;
+	int		 rclass;	/* its ready list (scheduler.c) */
+	uint64_t	 rseq;		/* when it joined it */
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 peer_ip[INET6_ADDRSTRLEN];
 	uint32_t	 peer_port;

@@ -49,9 +49,13 @@ static struct relay {
 	struct ev_timer		 commit_timer;
 	int			 space_low;	/* below queue-min-free */
 	struct ev_timer		 space_timer;
+	uint64_t		 spool_pending;	/* last sum measured */
+	uint64_t		 spool_pending_at;	/* ev_now() then, +1 */
 } relay;
 
 #define RELAY_SPACE_MS	1000	/* how often the free space is measured */
+#define RELAY_PENDING_MS	50	/* how long a spool sum far below the
+					   limit is used again */
 
 static void	relay_channel_io(int, int, void *);
 static void	relay_space_check(void);
@@ -157,7 +161,10 @@ channel_violation(struct channel *ch, const char *what)
 /*
  * Bytes of mail being received, over every channel: the sizes of the
  * spool files themselves, as the kernel has them, never what a worker
- * says it wrote.
+ * says it wrote.  An fstat of every open spool at every DATA was a cost
+ * per message that grew with the sessions: a sum far below the limit
+ * (under half) is used again for RELAY_PENDING_MS; near it, every DATA
+ * measures.
  */
 static uint64_t
 relay_spool_pending(void)
@@ -165,13 +172,19 @@ relay_spool_pending(void)
 	struct channel	*ch;
 	struct spool	*sp;
 	struct stat	 st;
-	uint64_t	 total = 0;
+	uint64_t	 total = 0, now = ev_now();
 
+	if (relay.spool_pending_at != 0 &&
+	    now + 1 - relay.spool_pending_at < RELAY_PENDING_MS &&
+	    relay.spool_pending < relay.conf.max_spool_pending / 2)
+		return relay.spool_pending;
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		for (sp = ch->spools; sp != NULL; sp = sp->next)
 			if (sp->fd != -1 && fstat(sp->fd, &st) == 0 &&
 			    st.st_size > 0)
 				total += (uint64_t)st.st_size;
+	relay.spool_pending = total;
+	relay.spool_pending_at = now + 1;
 	return total;
 }
 
