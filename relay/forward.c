@@ -44,6 +44,7 @@ struct fconn {
 	struct upstream		*up;
 	int			 used;		/* took a message before */
 	int			 probe;		/* opened to probe a down one */
+	uint64_t		 done_ms;	/* ev_now() at its last 250 */
 	struct qmsg		*msg;
 	int			 route;
 	int			 spoolfd;
@@ -439,13 +440,35 @@ fconn_msg_done(struct qmsg *m, int route)
 	sched_done(m);
 }
 
+/*
+ * A reused connection failed before the upstream took anything (it was
+ * closed while we held it idle, or just after the last message): as
+ * for a failed probe, the message goes on another connection at once,
+ * untried.  The kick waits for the loop: this may
+ * run inside forward_kick()'s walk of the connections.
+ */
+static void
+fconn_reuse_failed(struct fconn *c, struct client *cl, const char *why)
+{
+	log_info("event=upstream-reuse-failed upstream=%s reason=%s "
+	    "upstream_name=%s", c->addr, log_qq(why), c->up->conf->name);
+	c->client = NULL;
+	client_free(cl);
+	fconn_unassign(c);
+	fconn_free(c);
+	ev_timer_add(&fwd.tick, 0);
+}
+
 static void
 fconn_done(struct client *cl, struct client_result *res, void *arg)
 {
 	struct fconn	*c = arg;
 	struct qmsg	*m = c->msg;
 
-	(void)cl;
+	if (c->used && res->not_begun) {
+		fconn_reuse_failed(c, cl, res->text);
+		return;
+	}
 	fconn_results(c, res);
 	close(c->spoolfd);
 	c->spoolfd = -1;
@@ -460,6 +483,7 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 		return;
 	}
 	c->used = 1;
+	c->done_ms = ev_now();
 	fconn_next(c);
 	forward_kick();
 }
@@ -577,7 +601,13 @@ fconn_next(struct fconn *c)
 	c->route = route;
 	/* Taken now, not at the send: other connections check it too. */
 	up_rate_take(c->up);
-	if (!c->used) {
+	/*
+	 * The RSET probe is for a connection that sat idle: one whose
+	 * upstream answered a moment ago goes on at once, a round trip a
+	 * message saved.  Should it have closed meanwhile, nothing was
+	 * taken and the message goes on another (fconn_reuse_failed()).
+	 */
+	if (!c->used || ev_now() - c->done_ms < FWD_FRESH_MS) {
 		fconn_send(c);
 		return;
 	}

@@ -20,7 +20,11 @@ advertises it all the same: the detector's control).  Misbehaving
 upstreams: --no-greeting accepts connections and never says a word;
 --hang-first K makes the first K connections stop answering at the
 final dot of their first message (the message is not recorded, the
-socket stays open), while later connections are served as usual.  The
+socket stays open), while later connections are served as usual;
+--close-at-mail K closes each connection, without a reply, at its K-th
+MAIL (an upstream gone while the client thought it idle).  Each record
+also has "conn" (the connection's number, from 1) and "rsets" (the RSETs
+on that connection since its message before).  The
 listening port is printed on standard output as "port N" once the
 server accepts connections.
 """
@@ -99,6 +103,7 @@ class Handler(socketserver.StreamRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         helo, mail, sender, rcpts = None, None, None, []
         esmtp = False
+        nmail = rsets = 0
         self.reply("220 upstream.test ESMTP test")
         try:
             while True:
@@ -124,6 +129,9 @@ class Handler(socketserver.StreamRequestHandler):
                     esmtp = False
                     self.reply("250 upstream.test")
                 elif verb == b"MAIL":
+                    nmail += 1
+                    if nmail == opts.close_at_mail:
+                        return
                     mail = line[10:].decode("latin-1")
                     sender = path_arg(mail)
                     if opts.mail_code and not (opts.take_bounces and
@@ -173,15 +181,18 @@ class Handler(socketserver.StreamRequestHandler):
                     rec = {"peer": self.client_address[0], "helo": helo,
                            "mail_from": mail, "sender": sender,
                            "esmtp": esmtp, "rcpts": rcpts,
-                           "early": self.early,
+                           "early": self.early, "conn": conn_no,
+                           "rsets": rsets,
                            "data": base64.b64encode(bytes(data)).decode()}
                     tmp = os.path.join(opts.dir, ".%06d.tmp" % n)
                     with open(tmp, "w") as f:
                         json.dump(rec, f)
                     os.rename(tmp, os.path.join(opts.dir, "%06d.json" % n))
                     self.early = 0
+                    rsets = 0
                     self.reply("250 2.0.0 ok stored %d" % n)
                 elif verb == b"RSET":
+                    rsets += 1
                     mail, rcpts = None, []
                     self.reply("250 2.0.0 ok")
                 elif verb == b"NOOP":
@@ -218,6 +229,7 @@ def main():
     ap.add_argument("--no-smtputf8", action="store_true")
     ap.add_argument("--no-greeting", action="store_true")
     ap.add_argument("--hang-first", type=int, default=0)
+    ap.add_argument("--close-at-mail", type=int, default=0)
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):
