@@ -103,13 +103,18 @@ queue_pool_drop(uint32_t owner)
 
 /*
  * A file from owner's pool, renamed to tmp/name and truncated, or a
- * new one; -1 with EEXIST if tmp/name exists.
+ * new one; -1 with EEXIST if tmp/name exists.  With keep, a small one
+ * keeps its old bytes, to be overwritten: truncating and refilling a
+ * block (an orphan record, a block freed and allocated again) was the
+ * costliest call a message made.  Whoever writes it cuts it to its
+ * size; nothing in it is trusted before it is synced (queue_commit_*).
  */
 static int
-pool_open(const char *name, uint32_t owner, int flags)
+pool_open(const char *name, uint32_t owner, int flags, int keep)
 {
-	char	 old[QUEUE_ID_LEN + 5];
-	int	 fd;
+	char		 old[QUEUE_ID_LEN + 5];
+	struct stat	 st;
+	int		 fd;
 
 	while (pool_get(owner, old, sizeof(old)) == 0) {
 		if (strcmp(old, name) != 0 && renameat2(queue.tmpfd, old,
@@ -120,12 +125,31 @@ pool_open(const char *name, uint32_t owner, int flags)
 			}
 			continue;	/* gone: a name left by a failure */
 		}
-		if ((fd = openat(queue.tmpfd, name, flags | O_TRUNC |
-		    O_CLOEXEC)) != -1)
-			return fd;
+		if ((fd = openat(queue.tmpfd, name, flags | O_CLOEXEC |
+		    (keep ? 0 : O_TRUNC))) == -1)
+			continue;
+		if (keep && (fstat(fd, &st) == -1 ||
+		    st.st_size > QUEUE_REUSE_MAX) && ftruncate(fd, 0) == -1) {
+			close(fd);
+			continue;
+		}
+		return fd;
 	}
 	return openat(queue.tmpfd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0600);
+}
+
+/* Cut fd, written up to len, to len if it was longer (a reused file). */
+static int
+pool_fit(int fd, off_t len)
+{
+	struct stat	 st;
+
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if (st.st_size > len && ftruncate(fd, len) == -1)
+		return -1;
+	return 0;
 }
 
 /* Move dir/name into the pool (as tmp/name), or unlink it. */
@@ -195,11 +219,44 @@ queue_new_id(char *id)
 	return 0;
 }
 
-/* tmp/ID for owner (a worker's channel) to write; the descriptor. */
+/* tmp/ID, empty, for owner to write; the descriptor. */
 int
 queue_spool_create(const char *id, uint32_t owner)
 {
-	return pool_open(id, owner, O_RDWR);
+	return pool_open(id, owner, O_RDWR, 0);
+}
+
+/*
+ * tmp/ID for a worker's channel to write from offset 0, perhaps with an
+ * earlier message's bytes after it: queue_spool_fit() before the commit.
+ */
+int
+queue_spool_reuse(const char *id, uint32_t owner)
+{
+	return pool_open(id, owner, O_RDWR, 1);
+}
+
+/*
+ * The spool fd as written by its worker: its offset (shared with the
+ * worker's descriptor) says what was written; it must be size, the file
+ * at least that long, and it is cut to size.  -1 with EINVAL when the
+ * worker's write does not match, else -1 with errno as the calls set it.
+ */
+int
+queue_spool_fit(int fd, uint64_t size)
+{
+	struct stat	 st;
+	off_t		 pos;
+
+	if ((pos = lseek(fd, 0, SEEK_CUR)) == -1 || fstat(fd, &st) == -1)
+		return -1;
+	if ((uint64_t)pos != size || (uint64_t)st.st_size < size) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)st.st_size > size && ftruncate(fd, (off_t)size) == -1)
+		return -1;
+	return 0;
 }
 
 /* tmp/ID will not be committed: back to its owner's pool. */
@@ -524,10 +581,11 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 static int
 queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 {
+	off_t	 len;
 	int	 fd = -1;
 
 	while (fd == -1 && pool_get(QUEUE_OWNER_RELAY, name, namelen) == 0)
-		fd = openat(queue.tmpfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		fd = openat(queue.tmpfd, name, O_WRONLY | O_CLOEXEC);
 	if (fd == -1) {
 		snprintf(name, namelen, "%s.env", m->id);
 		fd = openat(queue.tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
@@ -535,7 +593,10 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 	}
 	if (fd == -1)
 		return -1;
-	if (envfile_write(fd, m) == -1 || (sync && fdatasync(fd) == -1)) {
+	/* A reused file is overwritten, then cut after the new envelope. */
+	if (envfile_write(fd, m) == -1 ||
+	    (len = lseek(fd, 0, SEEK_CUR)) == -1 || pool_fit(fd, len) == -1 ||
+	    (sync && fdatasync(fd) == -1)) {
 		close(fd);
 		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
@@ -545,34 +606,64 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 }
 
 /*
- * Make m durable: its message file (spoolfd, in tmp/) synced, its
- * envelope written and synced, both renamed into queue/ (envelope
- * last).  The caller calls queue_sync() before it answers; with
- * sync_files 0 the file syncs are left to queue_sync(1).
+ * A commit, in two steps.  queue_commit_write(): m's message file
+ * (spoolfd, in tmp/) synced, its envelope written to tmp/ENVNAME and
+ * synced; with sync_files 0 both syncs are left to one queue_sync(1)
+ * for the whole group, which must come before queue_commit_link().
+ * The order matters because reused files are overwritten in place: a
+ * name in queue/ must never come before the bytes it names are on the
+ * disk, or a crash could leave it naming an earlier message's bytes.
+ * queue_commit_link(): both renamed into queue/ (envelope last); the
+ * caller calls queue_sync(0) before it answers.  queue_commit_undo():
+ * the envelope written but never linked goes back to the pool.
  */
 int
-queue_commit(struct qmsg *m, int spoolfd, int sync_files)
+queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
+    char *envname, size_t len)
 {
-	char	 env[QUEUE_ID_LEN + 8], name[QUEUE_ID_LEN + 8];
-
 	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
 	}
-	if (queue_write_env(m, name, sizeof(name), sync_files) == -1) {
+	if (queue_write_env(m, envname, len, sync_files) == -1) {
 		log_warn("event=queue-error queue_id=%s op=envelope", m->id);
 		return -1;
 	}
+	return 0;
+}
+
+int
+queue_commit_link(struct qmsg *m, const char *envname)
+{
+	char	 env[QUEUE_ID_LEN + 8];
+
 	snprintf(env, sizeof(env), "%s.env", m->id);
 	if (renameat(queue.tmpfd, m->id, queue.qfd, m->id) == -1 ||
-	    renameat(queue.tmpfd, name, queue.qfd, env) == -1) {
+	    renameat(queue.tmpfd, envname, queue.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
 		unlinkat(queue.qfd, m->id, 0);
-		pool_put(name, QUEUE_OWNER_RELAY);
+		pool_put(envname, QUEUE_OWNER_RELAY);
 		return -1;
 	}
 	m->has_marks = 1;
 	return 0;
+}
+
+void
+queue_commit_undo(const char *envname)
+{
+	pool_put(envname, QUEUE_OWNER_RELAY);
+}
+
+/* Both steps, each file synced: a commit of its own. */
+int
+queue_commit(struct qmsg *m, int spoolfd)
+{
+	char	 name[QUEUE_ENVNAME_MAX];
+
+	if (queue_commit_write(m, spoolfd, 1, name, sizeof(name)) == -1)
+		return -1;
+	return queue_commit_link(m, name);
 }
 
 /*

@@ -239,7 +239,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	} else {
 		do {
 			queue_new_id(id);
-		} while ((fd = queue_spool_create(id, ch->id)) == -1 &&
+		} while ((fd = queue_spool_reuse(id, ch->id)) == -1 &&
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
@@ -444,15 +444,32 @@ channel_find(uint32_t id)
 	return NULL;
 }
 
+/* A pending commit that failed: the client hears 451, the file goes. */
+static void
+pending_fail(struct pending *p, const char *why)
+{
+	struct channel	*ch;
+
+	queue_spool_discard(p->msg->id, p->msg->owner);
+	if ((ch = channel_find(p->channel)) != NULL)
+		channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session, why);
+	close(p->fd);
+	qmsg_free(p->msg);
+	free(p);
+}
+
 /*
  * Group commit: every message committed in this round of the event loop
- * shares one sync of the queue directory, and no 250 goes out before
- * the sync that covers its message has returned.
+ * shares the syncs, and no 250 goes out before the sync that covers its
+ * message has returned.  A group's files are written, then one syncfs
+ * makes their bytes durable, then they are linked into queue/ and the
+ * directory synced: reused files are overwritten in place, and no name
+ * may reach queue/ before what it names (queue_commit_write()).
  */
 static void
 relay_commit_flush(void *arg)
 {
-	struct pending	*p, *next, *done = NULL;
+	struct pending	*p, *next, *done = NULL, *linked = NULL;
 	struct channel	*ch;
 	int		 synced, group;
 
@@ -460,23 +477,35 @@ relay_commit_flush(void *arg)
 	group = relay.pending != NULL && relay.pending->next != NULL;
 	for (p = relay.pending; p != NULL; p = next) {
 		next = p->next;
-		if (queue_commit(p->msg, p->fd, !group) == -1) {
-			queue_spool_discard(p->msg->id, p->msg->owner);
-			if ((ch = channel_find(p->channel)) != NULL)
-				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
-				    "queue write error");
-			close(p->fd);
-			qmsg_free(p->msg);
-			free(p);
+		if (queue_commit_write(p->msg, p->fd, !group, p->envname,
+		    sizeof(p->envname)) == -1) {
+			pending_fail(p, "queue write error");
 			continue;
 		}
 		p->next = done;
 		done = p;
 	}
 	relay.pending = NULL;
-	synced = done != NULL && queue_sync(group) == 0;
-	relay_space_check();
+	if (group && done != NULL && queue_sync(1) == -1) {
+		for (p = done; p != NULL; p = next) {
+			next = p->next;
+			queue_commit_undo(p->envname);
+			pending_fail(p, "queue sync error");
+		}
+		done = NULL;
+	}
 	for (p = done; p != NULL; p = next) {
+		next = p->next;
+		if (queue_commit_link(p->msg, p->envname) == -1) {
+			pending_fail(p, "queue write error");
+			continue;
+		}
+		p->next = linked;
+		linked = p;
+	}
+	synced = linked != NULL && queue_sync(0) == 0;
+	relay_space_check();
+	for (p = linked; p != NULL; p = next) {
 		next = p->next;
 		close(p->fd);
 		ch = channel_find(p->channel);
@@ -558,14 +587,27 @@ relay_commit(struct proc_chan *pc, struct imsg *imsg)
 		return -1;
 	if (envelope_decode(imsg, &env, relay.conf.smtputf8) == -1)
 		return -1;
-	if (fstat(sp->fd, &st) == -1 || (uint64_t)st.st_size != env.size ||
-	    env.size > relay.conf.max_size) {
+	if (env.size > relay.conf.max_size) {
 		envelope_free(&env);
 		return -1;
 	}
-	if (relay.conf.mode == MODE_DEBUG)
+	if (relay.conf.mode == MODE_DEBUG) {
+		if (fstat(sp->fd, &st) == -1 ||
+		    (uint64_t)st.st_size != env.size) {
+			envelope_free(&env);
+			return -1;
+		}
 		relay_commit_debug(ch, sp, &env);
-	else
+	} else if (queue_spool_fit(sp->fd, env.size) == -1) {
+		/* The worker wrote other than it says: a violation. */
+		rc = errno == EINVAL ? -1 : 0;
+		if (rc == 0) {
+			log_warn("event=queue-error op=truncate");
+			channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
+			    "queue write error");
+			spool_drop(ch, sp);
+		}
+	} else
 		rc = relay_commit_queue(ch, sp, &env);
 	envelope_free(&env);
 	return rc;

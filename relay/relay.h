@@ -27,6 +27,7 @@ struct pending {
 	uint32_t	 session;
 	int		 fd;
 	struct qmsg	*msg;
+	char		 envname[QUEUE_ENVNAME_MAX];	/* written, in tmp/ */
 };
 
 struct channel_auth;
