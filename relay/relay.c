@@ -45,11 +45,6 @@ static struct relay {
 	struct channel		*channels;
 	uint64_t		 qid_base;
 	uint64_t		 qid_next;
-	struct pending		*pending;	/* commits for the next sync */
-	struct ev_timer		 commit_timer;
-	uint64_t		 flush_end_us;	/* when the last group's syncs
-						   returned */
-	uint64_t		 flush_cost_us;	/* and how long they took */
 	int			 space_low;	/* below queue-min-free */
 	struct ev_timer		 space_timer;
 	uint64_t		 spool_pending;	/* last sum measured */
@@ -447,118 +442,15 @@ channel_find(uint32_t id)
 	return NULL;
 }
 
-static uint64_t
-relay_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/*
- * When the next group is synced, in ms from now: at once after a
- * pause, else no sooner than the last group's syncs took after they
- * returned.  The loop blocks in a sync (syncfs: 1-4 ms on a busy disk),
- * and a sync in every round of it left the upstream connections one
- * step a sync: with this, at most half of the time goes to syncs, and
- * a commit waits at most one sync longer (the commit delay of
- * databases).  No 250 still goes before its sync.
- */
-static uint64_t
-relay_commit_delay(void)
-{
-	uint64_t	 since = relay_now_us() - relay.flush_end_us;
-
-	if (relay.flush_end_us == 0 || since >= relay.flush_cost_us)
-		return 0;
-	return (relay.flush_cost_us - since + 999) / 1000;
-}
-
-/* A pending commit that failed: the client hears 451, the file goes. */
+/* The answer to a commit (commit.c), if its channel is still there. */
 static void
-pending_fail(struct pending *p, const char *why)
+relay_commit_reply(uint32_t channel, uint32_t session, uint32_t type,
+    const char *text)
 {
 	struct channel	*ch;
 
-	queue_spool_discard(p->msg->id, p->msg->owner);
-	if ((ch = channel_find(p->channel)) != NULL)
-		channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session, why);
-	close(p->fd);
-	qmsg_free(p->msg);
-	free(p);
-}
-
-/*
- * Group commit: every message committed in this round of the event loop
- * shares the syncs, and no 250 goes out before the sync that covers its
- * message has returned.  A group's files are written, then one syncfs
- * makes their bytes durable, then they are linked into queue/ and the
- * directory synced: reused files are overwritten in place, and no name
- * may reach queue/ before what it names (queue_commit_write()).
- */
-static void
-relay_commit_flush(void *arg)
-{
-	struct pending	*p, *next, *done = NULL, *linked = NULL;
-	struct channel	*ch;
-	uint64_t	 t0 = relay_now_us();
-	int		 synced, group;
-
-	(void)arg;
-	group = relay.pending != NULL && relay.pending->next != NULL;
-	for (p = relay.pending; p != NULL; p = next) {
-		next = p->next;
-		if (queue_commit_write(p->msg, p->fd, !group, p->envname,
-		    sizeof(p->envname)) == -1) {
-			pending_fail(p, "queue write error");
-			continue;
-		}
-		p->next = done;
-		done = p;
-	}
-	relay.pending = NULL;
-	if (group && done != NULL && queue_sync(1) == -1) {
-		for (p = done; p != NULL; p = next) {
-			next = p->next;
-			queue_commit_undo(p->envname);
-			pending_fail(p, "queue sync error");
-		}
-		done = NULL;
-	}
-	for (p = done; p != NULL; p = next) {
-		next = p->next;
-		if (queue_commit_link(p->msg, p->envname) == -1) {
-			pending_fail(p, "queue write error");
-			continue;
-		}
-		p->next = linked;
-		linked = p;
-	}
-	synced = linked != NULL && queue_sync(0) == 0;
-	relay.flush_end_us = relay_now_us();
-	relay.flush_cost_us = relay.flush_end_us - t0;
-	relay_space_check();
-	for (p = linked; p != NULL; p = next) {
-		next = p->next;
-		close(p->fd);
-		ch = channel_find(p->channel);
-		if (!synced) {
-			queue_remove(p->msg);
-			if (ch != NULL)
-				channel_reply(ch, IMSG_MSG_TEMPFAIL, p->session,
-				    "queue sync error");
-			qmsg_free(p->msg);
-		} else {
-			log_info("event=queued queue_id=%s", p->msg->id);
-			stats_received();
-			if (ch != NULL)
-				channel_reply(ch, IMSG_MSG_OK, p->session,
-				    p->msg->id);
-			sched_add(p->msg);
-		}
-		free(p);
-	}
+	if ((ch = channel_find(channel)) != NULL)
+		channel_reply(ch, type, session, text);
 }
 
 /* Relay mode: queue the message; the answer waits for the sync. */
@@ -600,10 +492,7 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 	sp->fd = -1;
 	sp->id[0] = '\0';
 	spool_drop(ch, sp);
-	p->next = relay.pending;
-	relay.pending = p;
-	if (!ev_timer_pending(&relay.commit_timer))
-		ev_timer_add(&relay.commit_timer, relay_commit_delay());
+	commit_add(p);
 	return 0;
 }
 
@@ -1022,7 +911,7 @@ relay_main(void)
 	proc_chan_init(&relay.parent_chan, &relay.parent, ROLE_RELAY,
 	    ROLE_PARENT, relay_parent_handlers, NULL);
 	ev_init();
-	ev_timer_set(&relay.commit_timer, relay_commit_flush, NULL);
+	commit_init(relay_commit_reply, relay_space_check);
 	proc_startup(&relay.parent_chan);
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");

@@ -625,6 +625,20 @@ test_pool_reuse_fit(char *id)
 	close(fd);
 	queue_spool_discard(id, 7);
 	queue_pool_drop(7);
+	/* The relay's own file (an envelope, a DSN) reaches a worker empty. */
+	fd = queue_spool_create(id, QUEUE_OWNER_RELAY);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "another client's mail", 21), 21);
+	close(fd);
+	queue_spool_discard(id, QUEUE_OWNER_RELAY);
+	fd = queue_spool_reuse(id2, 7);
+	assert_true(fd >= 0);
+	assert_false(exists("tmp", id));	/* it was that file */
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	close(fd);
+	queue_spool_discard(id2, 7);
+	queue_pool_drop(7);
 }
 
 static struct qmsg *
