@@ -178,7 +178,8 @@ start_server() {
       smtp-sink -c "${SINK_USER[@]}" "127.0.0.1:$p2" 1024 >"$UCOUNT" 2>"$dir/upstream.err" &
       UPID=$!; ROOTS+=("$UPID")
       wait_port "$p2" 10 "$UPID" || die "upstream smtp-sink did not start"
-      printf 'queue %s/queue\n' "$dir" >"$dir/smtpd.conf"
+      # Its own control socket: the default one may be another smtpd's.
+      printf 'queue %s/queue\ncontrol-socket %s/ctl.sock\n' "$dir" "$dir" >"$dir/smtpd.conf"
       # As deployed: as root, with privilege separation (no -n), as
       # Postfix runs with its own.
       "$SMTPD" -d "${PRIVSEP[@]}" -f "$dir/smtpd.conf" -c relay "127.0.0.1:$P1" "127.0.0.1:$p2" \

@@ -19,13 +19,14 @@
 /*
  * The free pool (queue format 2).  A delivered message's two files are
  * renamed back into tmp/ instead of unlinked, and the next message
- * truncates and reuses them instead of creating files: the steady state
+ * reuses them (overwritten, see pool_open()) instead of creating files:
+ * the steady state
  * allocates no inode (ext4's inode allocator, scanning recently deleted
  * inodes, was 60 % of the relay's CPU).  A file handed to a worker may
  * still be open in that worker, so it is only ever reused for the same
  * channel's next message, never as an envelope and never for another
- * worker: QUEUE_OWNER_RELAY is the relay's own (envelopes, bounces), which any
- * use may take.  Files of no known owner (QUEUE_OWNER_NONE: loaded at
+ * worker: QUEUE_OWNER_RELAY is the relay's own (envelopes, bounces),
+ * which any use may take, emptied first for a worker.  Files of no known owner (QUEUE_OWNER_NONE: loaded at
  * start, or whose channel is gone) are unlinked.
  */
 struct pool_file {
