@@ -73,6 +73,8 @@ if [[ ${BENCH_IN_NETNS:-0} == 1 ]]; then
 fi
 SINK_USER=()
 [[ $(id -u) -eq 0 ]] && SINK_USER=(-u nobody)   # smtp-sink refuses to run as root
+PRIVSEP=(-n)                                    # the relay: privsep only as root
+[[ $(id -u) -eq 0 && ${BENCH_PRIVSEP:-1} == 1 ]] && PRIVSEP=()
 
 # ---- process bookkeeping ----------------------------------------------------
 WORK=$(mktemp -d "$BENCH_TMPDIR/smtpd-bench.XXXXXX")   # the relay queue lives here
@@ -176,8 +178,11 @@ start_server() {
       smtp-sink -c "${SINK_USER[@]}" "127.0.0.1:$p2" 1024 >"$UCOUNT" 2>"$dir/upstream.err" &
       UPID=$!; ROOTS+=("$UPID")
       wait_port "$p2" 10 "$UPID" || die "upstream smtp-sink did not start"
-      printf 'queue %s/queue\n' "$dir" >"$dir/smtpd.conf"
-      "$SMTPD" -d -n -f "$dir/smtpd.conf" -c relay "127.0.0.1:$P1" "127.0.0.1:$p2" \
+      # Its own control socket: the default one may be another smtpd's.
+      printf 'queue %s/queue\ncontrol-socket %s/ctl.sock\n' "$dir" "$dir" >"$dir/smtpd.conf"
+      # As deployed: as root, with privilege separation (no -n), as
+      # Postfix runs with its own.
+      "$SMTPD" -d "${PRIVSEP[@]}" -f "$dir/smtpd.conf" -c relay "127.0.0.1:$P1" "127.0.0.1:$p2" \
         >/dev/null 2>"$dir/server.log" &
       SPID=$! ;;
     postfix)
@@ -486,6 +491,7 @@ mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
   echo
   echo "- host: $(uname -sr), $(nproc) CPUs ($(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -1)), load average at start $LOAD0, at end $(cut -d' ' -f1-3 /proc/loadavg); a shared machine: single runs vary by 10-30 %, more while other jobs run (the smtp-sink rows show it)"
   echo "- smtpd: ${SMTPD_ORIG#"$TOP"/} ($("$SMTPD" -V 2>&1 | head -1), built $SMTPD_BUILT, sha256 $(sha256sum "$SMTPD" | cut -c1-12), run from a copy), git $(git -C "$TOP" rev-parse --short HEAD 2>/dev/null)$(git -C "$TOP" diff --quiet HEAD -- 2>/dev/null || echo ' + uncommitted changes')"
+  echo "- smtpd relay: $( ((${#PRIVSEP[@]})) && echo "-n, no privilege separation (not root, or BENCH_PRIVSEP=0)" || echo "as root with privilege separation (no -n), as deployed"); smtpd debug: -n"
   echo "- smtp-source/smtp-sink from postfix $(dpkg-query -W -f='${Version}' postfix 2>/dev/null); network: $([[ ${BENCH_IN_NETNS:-0} == 1 ]] && echo 'private netns, loopback only' || echo 'host loopback')"
   echo "- messages per measured run: $BENCH_MSGS_SMALL (1 KiB), $BENCH_MSGS_LARGE (100 KiB), after a warm-up of a tenth; repeat=$BENCH_REPEAT; relay queue on $(df -T "$WORK" | awk 'NR == 2 { print $2 }') ($WORK)"
   echo

@@ -83,7 +83,9 @@ enum imsg_type {
 	IMSG_STOP,		/* nothing: drain and exit */
 	IMSG_LOAD,		/* u32 open sessions */
 	IMSG_MSG_OPEN,		/* peerid session id, u64 its logged id */
-	IMSG_MSG_FD,		/* peerid session id, fd: spool file */
+	IMSG_MSG_FD,		/* peerid session id, fd: spool file, at
+				   offset 0, written from there on with
+				   write(2): the relay checks the offset */
 	IMSG_MSG_COMMIT,	/* peerid session id, envelope */
 	IMSG_MSG_ABORT,		/* peerid session id */
 	IMSG_MSG_OK,		/* peerid session id, str queue id */

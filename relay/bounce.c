@@ -225,7 +225,7 @@ bounce_create(const struct qmsg *m, const struct smtpd_conf *conf)
 	strlcpy(b->rcpts[0].addr, m->from, sizeof(b->rcpts[0].addr));
 	b->rcpts[0].state = RCPT_PENDING;
 	b->owner = QUEUE_OWNER_RELAY;
-	if (queue_commit(b, fd, 1) == -1 || queue_sync(0) == -1) {
+	if (queue_commit(b, fd) == -1 || queue_sync(0) == -1) {
 		close(fd);
 		queue_spool_discard(b->id, QUEUE_OWNER_RELAY);
 		qmsg_free(b);

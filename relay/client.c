@@ -203,6 +203,8 @@ client_finish(struct client *c, int broken)
 		broken = 1;
 	r = c->res;
 	r.broken = broken;
+	if (c->mail_421)
+		r.not_begun = 1;
 	memset(&c->res, 0, sizeof(c->res));
 	c->done_cb = NULL;
 	c->done_arg = NULL;
@@ -262,6 +264,8 @@ client_fail(struct client *c, const char *fmt, ...)
 	case CS_BODY:
 	case CS_DOT:
 	case CS_RSET:
+		if (prev == CS_ENVELOPE && c->reply_next == 0)
+			c->res.not_begun = 1;
 		if (!c->decided) {
 			c->res.status = 4;
 			c->res.code = 0;
@@ -360,6 +364,7 @@ client_envelope_reply(struct client *c, const struct smtp_reply *r)
 	int			 cls = r->code / 100;
 
 	if (k == 0) {
+		c->mail_421 = r->code == 421;
 		if (cls == 2)
 			c->mail_ok = 1;
 		else if (cls == 4 || cls == 5) {
@@ -836,6 +841,7 @@ client_send(struct client *c, const struct client_msg *m,
 	c->decided = 0;
 	c->cmd_next = c->reply_next = 0;
 	c->mail_ok = 0;
+	c->mail_421 = 0;
 	c->naccepted = 0;
 	c->dot_ignore = 0;
 	c->pipelined = (c->capa & CAPA_PIPELINING) != 0;

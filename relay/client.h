@@ -100,6 +100,12 @@ struct client_result {
 	char				 text[REPLY_TEXT_MAX];
 	struct client_rcpt_result	*rcpt;		/* nrcpt entries */
 	int				 broken;	/* unusable now */
+	/*
+	 * The upstream took nothing of this transaction: the connection
+	 * failed before the reply to MAIL, or MAIL got 421 (the upstream
+	 * closes).  No body was sent: the message may go again at once.
+	 */
+	int				 not_begun;
 };
 
 struct client;

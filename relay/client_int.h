@@ -107,6 +107,7 @@ struct client {
 	uint32_t		 cmd_next;	/* MAIL, RCPT 1..n, DATA */
 	uint32_t		 reply_next;	/* the next reply answers */
 	int			 mail_ok;
+	int			 mail_421;	/* MAIL got 421: closing */
 	uint32_t		 naccepted;
 	int			 dot_ignore;	/* dot sent only to end DATA */
 	struct body		 body;

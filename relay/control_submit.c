@@ -87,7 +87,7 @@ submit_commit(struct ctl_conn *c)
 	struct qmsg	*m = c->msg;
 
 	m->size = c->written;
-	if (queue_commit(m, c->spoolfd, 1) == -1 || queue_sync(0) == -1) {
+	if (queue_commit(m, c->spoolfd) == -1 || queue_sync(0) == -1) {
 		queue_spool_discard(m->id, QUEUE_OWNER_RELAY);
 		control_submit_free(c);
 		control_reply(c, "tempfail queue write error\n", "%s", "");

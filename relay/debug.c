@@ -450,12 +450,14 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 
 /*
  * Empty a printed spool file for the session's next message (MSG_KEPT):
- * one ftruncate() in place of a new memfd, its descriptor passed, and
- * both ends closing theirs.  The worker writes at explicit offsets
- * (pwrite), from 0 again.
+ * an ftruncate() and an lseek() in place of a new memfd, its descriptor
+ * passed, and both ends closing theirs.  The worker's descriptor shares
+ * this one's file and offset: its next write() is at 0.
  */
 int
 debug_spool_reset(int spoolfd)
 {
-	return ftruncate(spoolfd, 0);
+	if (ftruncate(spoolfd, 0) == -1 || lseek(spoolfd, 0, SEEK_SET) != 0)
+		return -1;
+	return 0;
 }

@@ -46,6 +46,7 @@ struct fconn {
 	int			 used;		/* took a message before */
 	int			 probe;		/* opened to probe a down one */
 	int			 stale;		/* of before a reload: no reuse */
+	uint64_t		 done_ms;	/* ev_now() at its last 250 */
 	struct qmsg		*msg;
 	int			 route;
 	int			 spoolfd;
@@ -247,39 +248,55 @@ fconn_counts(const struct fconn *c)
 }
 
 /*
- * The route a ready message takes next; -1 when it has nothing left to
- * send and was finished (only a DSN to make).
+ * The ready list a message joins: the route it takes next, found once
+ * as it becomes ready (the routes are fixed until a restart); none when
+ * it has nothing left to send (only a DSN to make).
  */
 static int
-ready_route(struct qmsg *m)
+ready_class(const struct qmsg *m)
 {
 	int	 route;
 
-	if ((route = route_next(m)) == -1) {
-		sched_take(m);
-		sched_done(m);
-	}
+	if ((route = route_next(m)) == -1)
+		return SCHED_CLASS_NONE;
 	return route;
 }
 
-/* Count the demand of the ready messages, per upstream. */
+/*
+ * Ready messages with nothing left to send go to sched_done(), each
+ * once: one that comes back ready (a DSN not made yet) waits for the
+ * next scan.
+ */
+static void
+forward_finish_none(void)
+{
+	struct qmsg	*m;
+	unsigned int	 n = sched_ready_n(SCHED_CLASS_NONE);
+
+	while (n-- > 0 && (m = sched_ready_first(SCHED_CLASS_NONE)) != NULL) {
+		sched_take(m);
+		sched_done(m);
+	}
+}
+
+/* Count the demand of the ready messages, per upstream, by route. */
 static void
 forward_demand(void)
 {
 	const struct routes	*r = route_table();
-	struct qmsg		*m, *next;
 	struct upstream		*u;
-	uint32_t		 i;
-	int			 route, up;
+	uint32_t		 i, route;
+	unsigned int		 n;
+	int			 up;
 
 	memset(fwd.demand, 0, sizeof(fwd.demand));
 	memset(fwd.probe_wanted, 0, sizeof(fwd.probe_wanted));
-	for (m = sched_ready_first(); m != NULL; m = next) {
-		next = m->rnext;
-		if ((route = ready_route(m)) == -1)
+	forward_finish_none();
+	for (route = 0; route < r->nroutes; route++) {
+		if ((n = sched_ready_n((int)route)) == 0)
 			continue;
-		if ((up = route_upstream(route)) >= 0) {
-			fwd.demand[up]++;
+		if ((up = route_upstream((int)route)) >= 0) {
+			fwd.demand[up] += n;
 			continue;
 		}
 		/* Every upstream of the route is down: probe them. */
@@ -435,13 +452,35 @@ fconn_msg_done(struct qmsg *m, int route)
 	sched_done(m);
 }
 
+/*
+ * A reused connection failed before the upstream took anything (it was
+ * closed while we held it idle, or just after the last message): as
+ * for a failed probe, the message goes on another connection at once,
+ * untried.  The kick waits for the loop: this may
+ * run inside forward_kick()'s walk of the connections.
+ */
+static void
+fconn_reuse_failed(struct fconn *c, struct client *cl, const char *why)
+{
+	log_info("event=upstream-reuse-failed upstream=%s reason=%s "
+	    "upstream_name=%s", c->addr, log_qq(why), c->up->conf->name);
+	c->client = NULL;
+	client_free(cl);
+	fconn_unassign(c);
+	fconn_free(c);
+	ev_timer_add(&fwd.tick, 0);
+}
+
 static void
 fconn_done(struct client *cl, struct client_result *res, void *arg)
 {
 	struct fconn	*c = arg;
 	struct qmsg	*m = c->msg;
 
-	(void)cl;
+	if (c->used && res->not_begun) {
+		fconn_reuse_failed(c, cl, res->text);
+		return;
+	}
 	fconn_results(c, res);
 	close(c->spoolfd);
 	c->spoolfd = -1;
@@ -464,6 +503,7 @@ fconn_done(struct client *cl, struct client_result *res, void *arg)
 		return;
 	}
 	c->used = 1;
+	c->done_ms = ev_now();
 	fconn_next(c);
 	forward_kick();
 }
@@ -525,24 +565,29 @@ fconn_probed(struct client *cl, int ok, const char *text, void *arg)
 	fconn_send(c);
 }
 
-/* The first ready message that goes to c's upstream now. */
+/*
+ * The oldest ready message that goes to c's upstream now: the oldest
+ * head of the ready lists of the routes whose upstream in use it is.
+ */
 static struct qmsg *
 fconn_pick(struct fconn *c, int *routep)
 {
-	struct qmsg	*m, *next;
-	int		 route;
+	const struct routes	*r = route_table();
+	struct qmsg		*m, *best = NULL;
+	uint32_t		 route;
 
-	for (m = sched_ready_first(); m != NULL; m = next) {
-		next = m->rnext;
-		if ((route = ready_route(m)) == -1)
+	forward_finish_none();
+	for (route = 0; route < r->nroutes; route++) {
+		if ((m = sched_ready_first((int)route)) == NULL ||
+		    (best != NULL && m->rseq > best->rseq) ||
+		    route_upstream((int)route) != (int)c->up->index)
 			continue;
-		if (route_upstream(route) != (int)c->up->index)
-			continue;
-		sched_take(m);
-		*routep = route;
-		return m;
+		best = m;
+		*routep = (int)route;
 	}
-	return NULL;
+	if (best != NULL)
+		sched_take(best);
+	return best;
 }
 
 /* Take the next message for c's upstream, or let c idle. */
@@ -577,7 +622,13 @@ fconn_next(struct fconn *c)
 	c->route = route;
 	/* Taken now, not at the send: other connections check it too. */
 	up_rate_take(c->up);
-	if (!c->used) {
+	/*
+	 * The RSET probe is for a connection that sat idle: one whose
+	 * upstream answered a moment ago goes on at once, a round trip a
+	 * message saved.  Should it have closed meanwhile, nothing was
+	 * taken and the message goes on another (fconn_reuse_failed()).
+	 */
+	if (!c->used || ev_now() - c->done_ms < FWD_FRESH_MS) {
 		fconn_send(c);
 		return;
 	}
@@ -663,4 +714,5 @@ forward_init(const struct smtpd_conf *conf, const struct routes *r,
 	route_init(r, conf->hostname);
 	up_init(r, conf, resolve, forward_kick);
 	sched_init(conf, forward_kick);
+	sched_set_classify(ready_class);
 }

@@ -17,6 +17,7 @@
 #define FWD_IDLE_MS		5000
 #define FWD_STALL_MS		30000	/* then it no longer counts */
 #define FWD_TICK_MS		1000	/* re-check stalls and rates */
+#define FWD_FRESH_MS		1000	/* reused this soon: no RSET probe */
 
 void	forward_init(const struct smtpd_conf *, const struct routes *,
 	    upstream_resolve_cb);

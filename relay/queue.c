@@ -24,122 +24,12 @@
 #include "log.h"
 #include "proc.h"
 #include "queue.h"
+#include "queue_int.h"
 
 #define ENVFILE_MAX	(1024 * 1024)
 #define ENVFILE_VERSION	1
 
-static struct {
-	int	tmpfd;
-	int	qfd;
-	int	corruptfd;
-} queue = { -1, -1, -1 };
-
-/*
- * The free pool (queue format 2).  A delivered message's two files are
- * renamed back into tmp/ instead of unlinked, and the next message
- * truncates and reuses them instead of creating files: the steady state
- * allocates no inode (ext4's inode allocator, scanning recently deleted
- * inodes, was 60 % of the relay's CPU).  A file handed to a worker may
- * still be open in that worker, so it is only ever reused for the same
- * channel's next message, never as an envelope and never for another
- * worker: QUEUE_OWNER_RELAY is the relay's own (envelopes, bounces), which any
- * use may take.  Files of no known owner (QUEUE_OWNER_NONE: loaded at
- * start, or whose channel is gone) are unlinked.
- */
-struct pool_file {
-	char		 name[QUEUE_ID_LEN + 5];
-	uint32_t	 owner;
-};
-
-static struct {
-	struct pool_file	 f[QUEUE_POOL_MAX];
-	unsigned int		 n;
-} pool;
-
-/* Put tmp/name in the pool of owner, or unlink it when there is none. */
-static void
-pool_put(const char *name, uint32_t owner)
-{
-	if (owner == QUEUE_OWNER_NONE || pool.n == QUEUE_POOL_MAX) {
-		unlinkat(queue.tmpfd, name, 0);
-		return;
-	}
-	strlcpy(pool.f[pool.n].name, name, sizeof(pool.f[0].name));
-	pool.f[pool.n++].owner = owner;
-}
-
-/* The newest file owner may use (its own first), out of the pool. */
-static int
-pool_get(uint32_t owner, char *name, size_t len)
-{
-	unsigned int	 i, pick = pool.n;
-
-	for (i = pool.n; i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == owner)
-			pick = i;
-	for (i = pool.n; owner != QUEUE_OWNER_RELAY && i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == QUEUE_OWNER_RELAY)
-			pick = i;
-	if (pick == pool.n)
-		return -1;
-	strlcpy(name, pool.f[pick].name, len);
-	pool.f[pick] = pool.f[--pool.n];
-	return 0;
-}
-
-/* A worker's channel closed: its files may be open in it, never reuse. */
-void
-queue_pool_drop(uint32_t owner)
-{
-	unsigned int	 i;
-
-	for (i = 0; i < pool.n;)
-		if (pool.f[i].owner == owner) {
-			unlinkat(queue.tmpfd, pool.f[i].name, 0);
-			pool.f[i] = pool.f[--pool.n];
-		} else
-			i++;
-}
-
-/*
- * A file from owner's pool, renamed to tmp/name and truncated, or a
- * new one; -1 with EEXIST if tmp/name exists.
- */
-static int
-pool_open(const char *name, uint32_t owner, int flags)
-{
-	char	 old[QUEUE_ID_LEN + 5];
-	int	 fd;
-
-	while (pool_get(owner, old, sizeof(old)) == 0) {
-		if (strcmp(old, name) != 0 && renameat2(queue.tmpfd, old,
-		    queue.tmpfd, name, RENAME_NOREPLACE) == -1) {
-			if (errno == EEXIST) {
-				pool_put(old, owner);
-				return -1;
-			}
-			continue;	/* gone: a name left by a failure */
-		}
-		if ((fd = openat(queue.tmpfd, name, flags | O_TRUNC |
-		    O_CLOEXEC)) != -1)
-			return fd;
-	}
-	return openat(queue.tmpfd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
-}
-
-/* Move dir/name into the pool (as tmp/name), or unlink it. */
-static void
-pool_release(int dirfd, const char *name, uint32_t owner)
-{
-	if (owner != QUEUE_OWNER_NONE && pool.n < QUEUE_POOL_MAX &&
-	    renameat2(dirfd, name, queue.tmpfd, name, RENAME_NOREPLACE) == 0) {
-		pool_put(name, owner);
-		return;
-	}
-	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)
-		log_warn("event=queue-error file=%s op=unlink", name);
-}
+struct queue_dirs	queue_dir = { -1, -1, -1 };
 
 static int
 open_subdir(int root, const char *name)
@@ -166,20 +56,20 @@ queue_open(const char *path)
 		log_warn("queue directory %s", path);
 		return -1;
 	}
-	queue.tmpfd = open_subdir(root, "tmp");
-	queue.qfd = open_subdir(root, "queue");
-	queue.corruptfd = open_subdir(queue.qfd, "corrupt");
+	queue_dir.tmpfd = open_subdir(root, "tmp");
+	queue_dir.qfd = open_subdir(root, "queue");
+	queue_dir.corruptfd = open_subdir(queue_dir.qfd, "corrupt");
 	close(root);
-	if (queue.tmpfd == -1 || queue.qfd == -1 || queue.corruptfd == -1) {
+	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 || queue_dir.corruptfd == -1) {
 		log_warn("queue subdirectories in %s", path);
 		return -1;
 	}
 	/* Nothing in tmp/ was ever answered 250. */
-	if ((fd = dup(queue.tmpfd)) == -1 || (d = fdopendir(fd)) == NULL)
+	if ((fd = dup(queue_dir.tmpfd)) == -1 || (d = fdopendir(fd)) == NULL)
 		return -1;
 	while ((de = readdir(d)) != NULL)
 		if (de->d_name[0] != '.')
-			unlinkat(queue.tmpfd, de->d_name, 0);
+			unlinkat(queue_dir.tmpfd, de->d_name, 0);
 	closedir(d);
 	return 0;
 }
@@ -193,20 +83,6 @@ queue_new_id(char *id)
 	arc4random_buf(&r, sizeof(r));
 	snprintf(id, QUEUE_ID_LEN + 1, "%016" PRIX64, r);
 	return 0;
-}
-
-/* tmp/ID for owner (a worker's channel) to write; the descriptor. */
-int
-queue_spool_create(const char *id, uint32_t owner)
-{
-	return pool_open(id, owner, O_RDWR);
-}
-
-/* tmp/ID will not be committed: back to its owner's pool. */
-void
-queue_spool_discard(const char *id, uint32_t owner)
-{
-	pool_put(id, owner);
 }
 
 static int
@@ -524,18 +400,22 @@ envfile_parse(const char *text, size_t len, struct qmsg *m)
 static int
 queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 {
+	off_t	 len;
 	int	 fd = -1;
 
 	while (fd == -1 && pool_get(QUEUE_OWNER_RELAY, name, namelen) == 0)
-		fd = openat(queue.tmpfd, name, O_WRONLY | O_TRUNC | O_CLOEXEC);
+		fd = openat(queue_dir.tmpfd, name, O_WRONLY | O_CLOEXEC);
 	if (fd == -1) {
 		snprintf(name, namelen, "%s.env", m->id);
-		fd = openat(queue.tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
+		fd = openat(queue_dir.tmpfd, name, O_WRONLY | O_CREAT | O_TRUNC |
 		    O_CLOEXEC, 0600);
 	}
 	if (fd == -1)
 		return -1;
-	if (envfile_write(fd, m) == -1 || (sync && fdatasync(fd) == -1)) {
+	/* A reused file is overwritten, then cut after the new envelope. */
+	if (envfile_write(fd, m) == -1 ||
+	    (len = lseek(fd, 0, SEEK_CUR)) == -1 || pool_fit(fd, len) == -1 ||
+	    (sync && fdatasync(fd) == -1)) {
 		close(fd);
 		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
@@ -545,34 +425,64 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 }
 
 /*
- * Make m durable: its message file (spoolfd, in tmp/) synced, its
- * envelope written and synced, both renamed into queue/ (envelope
- * last).  The caller calls queue_sync() before it answers; with
- * sync_files 0 the file syncs are left to queue_sync(1).
+ * A commit, in two steps.  queue_commit_write(): m's message file
+ * (spoolfd, in tmp/) synced, its envelope written to tmp/ENVNAME and
+ * synced; with sync_files 0 both syncs are left to one queue_sync(1)
+ * for the whole group, which must come before queue_commit_link().
+ * The order matters because reused files are overwritten in place: a
+ * name in queue/ must never come before the bytes it names are on the
+ * disk, or a crash could leave it naming an earlier message's bytes.
+ * queue_commit_link(): both renamed into queue/ (envelope last); the
+ * caller calls queue_sync(0) before it answers.  queue_commit_undo():
+ * the envelope written but never linked goes back to the pool.
  */
 int
-queue_commit(struct qmsg *m, int spoolfd, int sync_files)
+queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
+    char *envname, size_t len)
 {
-	char	 env[QUEUE_ID_LEN + 8], name[QUEUE_ID_LEN + 8];
-
 	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
 	}
-	if (queue_write_env(m, name, sizeof(name), sync_files) == -1) {
+	if (queue_write_env(m, envname, len, sync_files) == -1) {
 		log_warn("event=queue-error queue_id=%s op=envelope", m->id);
 		return -1;
 	}
+	return 0;
+}
+
+int
+queue_commit_link(struct qmsg *m, const char *envname)
+{
+	char	 env[QUEUE_ID_LEN + 8];
+
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (renameat(queue.tmpfd, m->id, queue.qfd, m->id) == -1 ||
-	    renameat(queue.tmpfd, name, queue.qfd, env) == -1) {
+	if (renameat(queue_dir.tmpfd, m->id, queue_dir.qfd, m->id) == -1 ||
+	    renameat(queue_dir.tmpfd, envname, queue_dir.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
-		unlinkat(queue.qfd, m->id, 0);
-		pool_put(name, QUEUE_OWNER_RELAY);
+		unlinkat(queue_dir.qfd, m->id, 0);
+		pool_put(envname, QUEUE_OWNER_RELAY);
 		return -1;
 	}
 	m->has_marks = 1;
 	return 0;
+}
+
+void
+queue_commit_undo(const char *envname)
+{
+	pool_put(envname, QUEUE_OWNER_RELAY);
+}
+
+/* Both steps, each file synced: a commit of its own. */
+int
+queue_commit(struct qmsg *m, int spoolfd)
+{
+	char	 name[QUEUE_ENVNAME_MAX];
+
+	if (queue_commit_write(m, spoolfd, 1, name, sizeof(name)) == -1)
+		return -1;
+	return queue_commit_link(m, name);
 }
 
 /*
@@ -584,7 +494,7 @@ queue_commit(struct qmsg *m, int spoolfd, int sync_files)
 int
 queue_sync(int whole_fs)
 {
-	if ((whole_fs ? syncfs(queue.qfd) : fsync(queue.qfd)) == -1) {
+	if ((whole_fs ? syncfs(queue_dir.qfd) : fsync(queue_dir.qfd)) == -1) {
 		log_warn("event=queue-error op=fsync-dir");
 		return -1;
 	}
@@ -604,10 +514,10 @@ queue_update(struct qmsg *m)
 	if (queue_write_env(m, name, sizeof(name), 1) == -1)
 		return -1;
 	/* The old envelope comes out of the swap into the pool. */
-	if (renameat2(queue.tmpfd, name, queue.qfd, env,
+	if (renameat2(queue_dir.tmpfd, name, queue_dir.qfd, env,
 	    RENAME_EXCHANGE) == 0)
 		pool_put(name, QUEUE_OWNER_RELAY);
-	else if (renameat(queue.tmpfd, name, queue.qfd, env) == -1) {
+	else if (renameat(queue_dir.tmpfd, name, queue_dir.qfd, env) == -1) {
 		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
 	}
@@ -634,7 +544,7 @@ queue_mark(const struct qmsg *m)
 	if (!m->has_marks)
 		return -1;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if ((fd = openat(queue.qfd, env, O_RDWR | O_CLOEXEC)) == -1)
+	if ((fd = openat(queue_dir.qfd, env, O_RDWR | O_CLOEXEC)) == -1)
 		return -1;
 	/* The file ends "\nmarks " marks "\nend\n": check, then write. */
 	taillen = m->nrcpt + 12;
@@ -670,7 +580,7 @@ queue_space_low(uint64_t min_free, uint32_t pct, uint64_t *avail,
 	struct statvfs	 sv;
 	uint64_t	 size;
 
-	if (fstatvfs(queue.qfd, &sv) == -1)
+	if (fstatvfs(queue_dir.qfd, &sv) == -1)
 		return 0;
 	*avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 	size = (uint64_t)sv.f_blocks * sv.f_frsize;
@@ -698,19 +608,19 @@ queue_quarantine(struct qmsg *m, const char *reason)
 	if (m->quarantined)
 		return;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (renameat(queue.qfd, m->id, queue.corruptfd, m->id) == -1 &&
+	if (renameat(queue_dir.qfd, m->id, queue_dir.corruptfd, m->id) == -1 &&
 	    errno != ENOENT)
 		log_warn("event=queue-error queue_id=%s op=quarantine",
 		    m->id);
-	if (renameat(queue.qfd, env, queue.corruptfd, env) == -1 &&
+	if (renameat(queue_dir.qfd, env, queue_dir.corruptfd, env) == -1 &&
 	    errno != ENOENT) {
 		log_warn("event=queue-error queue_id=%s op=quarantine",
 		    m->id);
 		/* It must not come back at the next start either. */
-		unlinkat(queue.qfd, env, 0);
+		unlinkat(queue_dir.qfd, env, 0);
 	}
-	fsync(queue.corruptfd);
-	fsync(queue.qfd);
+	fsync(queue_dir.corruptfd);
+	fsync(queue_dir.qfd);
 	m->quarantined = 1;
 	log_warnx("event=queue-corrupt queue_id=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", m->id, reason);
@@ -728,7 +638,7 @@ queue_msg_check(struct qmsg *m, char *why, size_t len)
 
 	int		 e;
 
-	if (fstatat(queue.qfd, m->id, &st, 0) == -1) {
+	if (fstatat(queue_dir.qfd, m->id, &st, 0) == -1) {
 		e = errno;
 		snprintf(why, len, "message file: %s", strerror(e));
 		return e == ENOENT ? -1 : 0;
@@ -752,15 +662,15 @@ queue_remove(const struct qmsg *m)
 	char	 env[QUEUE_ID_LEN + 8];
 
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	pool_release(queue.qfd, env, QUEUE_OWNER_RELAY);
-	pool_release(queue.qfd, m->id, m->owner);
+	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
+	pool_release(queue_dir.qfd, m->id, m->owner);
 }
 
 /* The committed (or quarantined) message file of m, for reading. */
 int
 queue_msg_open(const struct qmsg *m)
 {
-	return openat(m->quarantined ? queue.corruptfd : queue.qfd, m->id,
+	return openat(m->quarantined ? queue_dir.corruptfd : queue_dir.qfd, m->id,
 	    O_RDONLY | O_CLOEXEC);
 }
 
@@ -840,7 +750,7 @@ queue_load_one(const char *name, char *why, size_t whylen,
 	int		 fd;
 
 	*salvaged = NULL;
-	if ((fd = openat(queue.qfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = openat(queue_dir.qfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(why, whylen, "envelope: %s", strerror(errno));
 		return NULL;
 	}
@@ -930,7 +840,7 @@ queue_load(unsigned int *count, struct qmsg **lost)
 
 	*count = 0;
 	*lost = NULL;
-	if ((fd = dup(queue.qfd)) == -1 || (d = fdopendir(fd)) == NULL)
+	if ((fd = dup(queue_dir.qfd)) == -1 || (d = fdopendir(fd)) == NULL)
 		return NULL;
 	/* The dup shares its offset with qfd: where the last scan ended. */
 	rewinddir(d);
@@ -940,10 +850,10 @@ queue_load(unsigned int *count, struct qmsg **lost)
 		if (len == QUEUE_ID_LEN && valid_id(de->d_name)) {
 			memcpy(env, de->d_name, QUEUE_ID_LEN);
 			memcpy(env + QUEUE_ID_LEN, ".env", 5);
-			if (fstatat(queue.qfd, env, &st, 0) == -1) {
+			if (fstatat(queue_dir.qfd, env, &st, 0) == -1) {
 				log_info("event=queue-orphan queue_id=%s "
 				    "action=removed", de->d_name);
-				unlinkat(queue.qfd, de->d_name, 0);
+				unlinkat(queue_dir.qfd, de->d_name, 0);
 			}
 			continue;
 		}

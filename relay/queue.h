@@ -37,6 +37,9 @@
 #define QUEUE_POOL_MAX		4096
 #define QUEUE_OWNER_NONE	0		/* unknown: never reused */
 #define QUEUE_OWNER_RELAY	UINT32_MAX	/* no worker had it open */
+/* A reused spool file longer than this is emptied before it is handed on. */
+#define QUEUE_REUSE_MAX		(64 * 1024)
+#define QUEUE_ENVNAME_MAX	(QUEUE_ID_LEN + 8)
 
 
 enum rcpt_state {
@@ -64,6 +67,8 @@ struct qmsg {
 	struct qmsg	*prev;		/* (the scheduler's list only) */
 	struct qmsg	*rnext;		/* ready list */
 	struct qmsg	*rprev;
+	int		 rclass;	/* its ready list (scheduler.c) */
+	uint64_t	 rseq;		/* when it joined it */
 	char		 id[QUEUE_ID_LEN + 1];
 	char		 peer_ip[INET6_ADDRSTRLEN];
 	uint32_t	 peer_port;
@@ -94,9 +99,15 @@ struct qmsg {
 int		 queue_open(const char *path);
 int		 queue_new_id(char *);
 int		 queue_spool_create(const char *id, uint32_t owner);
+int		 queue_spool_reuse(const char *id, uint32_t owner);
+int		 queue_spool_fit(int fd, uint64_t size);
 void		 queue_spool_discard(const char *id, uint32_t owner);
 void		 queue_pool_drop(uint32_t owner);
-int		 queue_commit(struct qmsg *, int spoolfd, int sync_files);
+int		 queue_commit(struct qmsg *, int spoolfd);
+int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,
+		    char *envname, size_t);
+int		 queue_commit_link(struct qmsg *, const char *envname);
+void		 queue_commit_undo(const char *envname);
 int		 queue_sync(int whole_fs);
 int		 queue_update(struct qmsg *);
 int		 queue_mark(const struct qmsg *);

@@ -29,7 +29,14 @@ struct pending {
 	uint32_t	 session;
 	int		 fd;
 	struct qmsg	*msg;
+	char		 envname[QUEUE_ENVNAME_MAX];	/* written, in tmp/ */
 };
+
+/* commit.c: the group commit. */
+typedef void	(*commit_reply_fn)(uint32_t channel, uint32_t session,
+		    uint32_t type, const char *text);
+void	commit_init(commit_reply_fn, void (*synced)(void));
+void	commit_add(struct pending *);
 
 struct channel_auth;
 

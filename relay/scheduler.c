@@ -24,8 +24,19 @@ static struct {
 	const struct smtpd_conf	*conf;
 	void			(*kick)(void);
 	struct qmsg		*all;
-	struct qmsg		*ready_head;
-	struct qmsg		*ready_tail;
+	/*
+	 * The ready list, one per class (relay mode: the route a message
+	 * takes next, found once as it joins): a transport counts and
+	 * takes by class without walking every ready message.
+	 */
+	struct ready_class {
+		struct qmsg	*head;
+		struct qmsg	*tail;
+		unsigned int	 n;
+	}			 ready[SCHED_CLASSES];
+	unsigned int		 nready;
+	uint64_t		 seq;		/* of the last push */
+	int			(*classify)(const struct qmsg *);
 	unsigned int		 nmsgs;
 	struct ev_timer		 sweep_timer;
 	struct ev_timer		 kick_timer;
@@ -38,18 +49,73 @@ sched_now(void)
 	return (int64_t)time(NULL);
 }
 
+/*
+ * m joins the tail of the ready list of its class.  Its class cannot
+ * change while it is there: what it depends on (its recipients' states,
+ * the routes tried this round) changes only once it is taken off.
+ */
 void
 sched_push(struct qmsg *m)
 {
+	struct ready_class	*rc;
+	int			 cls = 0;
+
 	ev_timer_del(&m->timer);
+	if (m->state == QMSG_READY && (m->rprev != NULL ||
+	    sched.ready[m->rclass].head == m))
+		return;		/* on it already */
+	if (sched.classify != NULL)
+		cls = sched.classify(m);
+	if (cls < 0 || cls >= SCHED_CLASSES)
+		cls = SCHED_CLASS_NONE;
+	rc = &sched.ready[cls];
 	m->state = QMSG_READY;
+	m->rclass = cls;
+	m->rseq = ++sched.seq;
 	m->rnext = NULL;
-	m->rprev = sched.ready_tail;
-	if (sched.ready_tail != NULL)
-		sched.ready_tail->rnext = m;
+	m->rprev = rc->tail;
+	if (rc->tail != NULL)
+		rc->tail->rnext = m;
 	else
-		sched.ready_head = m;
-	sched.ready_tail = m;
+		rc->head = m;
+	rc->tail = m;
+	rc->n++;
+	sched.nready++;
+}
+
+/* Take m off the ready list, in constant time: transports pick anywhere. */
+static void
+ready_remove(struct qmsg *m)
+{
+	struct ready_class	*rc = &sched.ready[m->rclass];
+
+	if (m->rprev != NULL)
+		m->rprev->rnext = m->rnext;
+	else if (rc->head == m)
+		rc->head = m->rnext;
+	else
+		return;		/* not on it */
+	if (m->rnext != NULL)
+		m->rnext->rprev = m->rprev;
+	else
+		rc->tail = m->rprev;
+	m->rnext = m->rprev = NULL;
+	rc->n--;
+	sched.nready--;
+}
+
+/* The oldest ready message, of any class. */
+static struct qmsg *
+ready_oldest(void)
+{
+	struct qmsg	*m, *best = NULL;
+	int		 i;
+
+	for (i = 0; i < SCHED_CLASSES; i++)
+		if ((m = sched.ready[i].head) != NULL &&
+		    (best == NULL || m->rseq < best->rseq))
+			best = m;
+	return best;
 }
 
 struct qmsg *
@@ -58,13 +124,8 @@ sched_pop(void)
 	struct qmsg	*m;
 	uint32_t	 i;
 
-	while (!sched.paused && (m = sched.ready_head) != NULL) {
-		sched.ready_head = m->rnext;
-		if (sched.ready_head == NULL)
-			sched.ready_tail = NULL;
-		else
-			sched.ready_head->rprev = NULL;
-		m->rnext = NULL;
+	while (!sched.paused && (m = ready_oldest()) != NULL) {
+		ready_remove(m);
 		for (i = 0; i < m->nrcpt; i++)
 			if (m->rcpts[i].state == RCPT_PENDING)
 				return m;
@@ -72,23 +133,6 @@ sched_pop(void)
 		sched_done(m);
 	}
 	return NULL;
-}
-
-/* Take m off the ready list, in constant time: transports pick anywhere. */
-static void
-ready_remove(struct qmsg *m)
-{
-	if (m->rprev != NULL)
-		m->rprev->rnext = m->rnext;
-	else if (sched.ready_head == m)
-		sched.ready_head = m->rnext;
-	else
-		return;		/* not on it */
-	if (m->rnext != NULL)
-		m->rnext->rprev = m->rprev;
-	else
-		sched.ready_tail = m->rprev;
-	m->rnext = m->rprev = NULL;
 }
 
 static void
@@ -542,11 +586,31 @@ sched_retry_now(void)
 		}
 }
 
-/* The ready list, for a transport that picks (m->rnext goes on). */
+/*
+ * The ready list of class cls, for a transport that picks (m->rnext
+ * goes on), and how many are on it; none while delivery is paused.
+ */
 struct qmsg *
-sched_ready_first(void)
+sched_ready_first(int cls)
 {
-	return sched.paused ? NULL : sched.ready_head;
+	if (sched.paused || cls < 0 || cls >= SCHED_CLASSES)
+		return NULL;
+	return sched.ready[cls].head;
+}
+
+unsigned int
+sched_ready_n(int cls)
+{
+	if (sched.paused || cls < 0 || cls >= SCHED_CLASSES)
+		return 0;
+	return sched.ready[cls].n;
+}
+
+/* How a transport sorts ready messages (relay mode: by route). */
+void
+sched_set_classify(int (*classify)(const struct qmsg *))
+{
+	sched.classify = classify;
 }
 
 /* Take m, on the ready list, off it for an attempt. */
@@ -559,19 +623,7 @@ sched_take(struct qmsg *m)
 int
 sched_has_ready(void)
 {
-	return !sched.paused && sched.ready_head != NULL;
-}
-
-/* How many ready messages there are, counting no further than max. */
-unsigned int
-sched_ready_count(unsigned int max)
-{
-	struct qmsg	*m;
-	unsigned int	 n = 0;
-
-	for (m = sched.ready_head; m != NULL && n < max; m = m->rnext)
-		n++;
-	return n;
+	return !sched.paused && sched.nready > 0;
 }
 
 void

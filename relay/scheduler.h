@@ -10,6 +10,10 @@
 
 #define SCHED_SWEEP_MS	60000
 
+/* Ready-list classes: a route each, and one for nothing left to send. */
+#define SCHED_CLASSES		65
+#define SCHED_CLASS_NONE	64
+
 void		 sched_init(const struct smtpd_conf *, void (*kick)(void));
 void		 sched_add(struct qmsg *);
 struct qmsg	*sched_pop(void);
@@ -21,9 +25,10 @@ void		 sched_lost_loaded(struct qmsg *);
 int		 sched_open(struct qmsg *);
 void		 sched_retry_now(void);
 int		 sched_has_ready(void);
-unsigned int	 sched_ready_count(unsigned int);
 unsigned int	 sched_count(void);
-struct qmsg	*sched_ready_first(void);
+struct qmsg	*sched_ready_first(int cls);
+unsigned int	 sched_ready_n(int cls);
+void		 sched_set_classify(int (*)(const struct qmsg *));
 void		 sched_take(struct qmsg *);
 int64_t		 sched_now(void);
 struct qmsg	*sched_list(void);

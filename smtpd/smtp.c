@@ -627,20 +627,23 @@ smtp_command(struct smtp_session *s, char *line)
 	cmd->run(s, arg);
 }
 
-/* Write the collected data to the spool file, at its place in it. */
+/*
+ * Write the collected data to the spool file, with write(2): the
+ * relay checks the file offset, which the descriptors share, against
+ * the size the commit says (relay/queue_pool.c, queue_spool_fit()).
+ */
 static void
 smtp_data_flush(struct smtp_session *s)
 {
 	const char	*p;
 	size_t		 left = buf_left(&s->dbuf);
-	uint64_t	 off = s->datalen - left;
 	ssize_t		 n;
 
 	if (left == 0)
 		return;
 	p = s->dbuf.data + s->dbuf.off;
 	while (left > 0 && s->data_err == DATA_OK) {
-		n = pwrite(s->spool_fd, p, left, (off_t)off);
+		n = write(s->spool_fd, p, left);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n <= 0) {
@@ -651,7 +654,6 @@ smtp_data_flush(struct smtp_session *s)
 		}
 		p += n;
 		left -= n;
-		off += (uint64_t)n;
 	}
 	buf_free(&s->dbuf);
 }

@@ -261,3 +261,78 @@ def test_commit_fault_never_answered_250(world, upstream_factory,
     assert set(after.values()) == {250}, after
     wait_for(lambda: set(after) <= arrived(up), scaled(30),
              "the mail after the faults")
+
+
+@needs_strace
+def test_group_commit_links_only_synced_files(world, upstream_factory,
+                                              relay_factory, tmp_path):
+    """Reused files are overwritten in place, so a name may reach queue/
+    only after the bytes it names are on the disk: in the relay's
+    system calls, every rename into queue/ follows a sync (syncfs for a
+    group, fdatasync for one) made since the last directory sync, and
+    groups did form (20 messages at once)."""
+    import threading
+    up = upstream_factory()
+    conf, queue = relay_conf(world)
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    assert set(send(d.port, 3, "warm").values()) == {250}
+    up.wait_messages(3)
+    wait_empty(queue)
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=renameat,syncfs,fdatasync,fsync",
+                     out=out)
+    results = []
+    try:
+        def one(i):
+            results.append(send(d.port, 5, "group%d" % i))
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    finally:
+        strace_stop(p)
+    codes = {}
+    for r in results:
+        codes.update(r)
+    assert set(codes.values()) == {250}
+    up.wait_messages(3 + 40)
+    with open(out) as f:
+        calls = [l for l in f.read().splitlines() if "resumed" not in l]
+    synced, groups = False, 0
+    for l in calls:
+        if l.startswith(("syncfs(", "fdatasync(")):
+            synced = True
+            groups += l.startswith("syncfs(")
+        elif l.startswith("fsync("):
+            synced = False
+        elif l.startswith("renameat("):
+            assert synced, "a rename into queue/ before its sync:\n" + \
+                "\n".join(calls[:40])
+    assert groups > 0, "no group commit formed"
+
+
+def test_reused_file_holds_only_the_new_message(world, upstream_factory,
+                                                relay_factory):
+    """One worker, so each message reuses the file of the one before:
+    a short message after a long one (kept and cut to size), and one
+    after a message longer than the file kept for reuse (emptied
+    first), arrive byte for byte, nothing of the earlier one after."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world)
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr, workers=1)
+    sizes = [40000, 300, 200000, 500, 60, 1]
+    sent = []
+    for n, size in enumerate(sizes):
+        line = b"y" * 70 + b"\r\n"
+        data = make_message(n, "size%d" % size) + line * (size // 72) + \
+            b"z\r\n"
+        with smtplib.SMTP("127.0.0.1", d.port, timeout=scaled(10)) as s:
+            s.sendmail(SENDER, [RCPT], data)
+        sent.append(data)
+        up.wait_messages(n + 1)
+        wait_empty(queue)
+    got = {message_id(b): b for b in
+           (split_received(m["data"])[1] for m in up.messages())}
+    for data in sent:
+        assert got[message_id(data)] == with_x_peer(data, "127.0.0.1")

@@ -4,7 +4,8 @@
  * must write out as a file of printable lines that parses back to the
  * same message and writes out again byte for byte the same.
  *
- * FUZZ_SRCS: relay/queue.c lib/log.c lib/proc.c lib/imsg.c lib/event.c
+ * FUZZ_SRCS: relay/queue.c relay/queue_pool.c lib/log.c lib/proc.c
+ * FUZZ_SRCS: lib/imsg.c lib/event.c
  * FUZZ_SRCS: lib/imsg_rules.c
  */
 #include <sys/mman.h>

@@ -22,7 +22,11 @@ upstreams: --no-greeting accepts connections and never says a word;
 final dot of their first message (the message is not recorded, the
 socket stays open), while later connections are served as usual;
 --data-delay MS records a message and waits MS milliseconds before
-its 250 (a delivery in flight for that long).  The
+its 250 (a delivery in flight for that long).
+--close-at-mail K closes each connection, without a reply, at its K-th
+MAIL (an upstream gone while the client thought it idle).  Each record
+also has "conn" (the connection's number, from 1) and "rsets" (the RSETs
+on that connection since its message before).  The
 listening port is printed on standard output as "port N" once the
 server accepts connections.
 """
@@ -105,6 +109,7 @@ class Handler(socketserver.StreamRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         helo, mail, sender, rcpts = None, None, None, []
         esmtp = False
+        nmail = rsets = 0
         self.reply("220 upstream.test ESMTP test")
         try:
             while True:
@@ -130,6 +135,9 @@ class Handler(socketserver.StreamRequestHandler):
                     esmtp = False
                     self.reply("250 upstream.test")
                 elif verb == b"MAIL":
+                    nmail += 1
+                    if nmail == opts.close_at_mail:
+                        return
                     mail = line[10:].decode("latin-1")
                     sender = path_arg(mail)
                     if opts.mail_code and not (opts.take_bounces and
@@ -179,17 +187,20 @@ class Handler(socketserver.StreamRequestHandler):
                     rec = {"peer": self.client_address[0], "helo": helo,
                            "mail_from": mail, "sender": sender,
                            "esmtp": esmtp, "rcpts": rcpts,
-                           "early": self.early,
+                           "early": self.early, "conn": conn_no,
+                           "rsets": rsets,
                            "data": base64.b64encode(bytes(data)).decode()}
                     tmp = os.path.join(opts.dir, ".%06d.tmp" % n)
                     with open(tmp, "w") as f:
                         json.dump(rec, f)
                     os.rename(tmp, os.path.join(opts.dir, "%06d.json" % n))
                     self.early = 0
+                    rsets = 0
                     if opts.data_delay:
                         time.sleep(opts.data_delay / 1000.0)
                     self.reply("250 2.0.0 ok stored %d" % n)
                 elif verb == b"RSET":
+                    rsets += 1
                     mail, rcpts = None, []
                     self.reply("250 2.0.0 ok")
                 elif verb == b"NOOP":
@@ -227,6 +238,7 @@ def main():
     ap.add_argument("--no-greeting", action="store_true")
     ap.add_argument("--hang-first", type=int, default=0)
     ap.add_argument("--data-delay", type=int, default=0)
+    ap.add_argument("--close-at-mail", type=int, default=0)
     opts = ap.parse_args()
     os.makedirs(opts.dir, exist_ok=True)
     for name in os.listdir(opts.dir):

@@ -526,9 +526,20 @@ commit_one(uint32_t nrcpt, const char *body, int sync_files)
 	assert_true(fd >= 0);
 	assert_true(exists("tmp", id));
 	assert_int_equal(write(fd, body, strlen(body)), (ssize_t)strlen(body));
-	assert_int_equal(queue_commit(m, fd, sync_files), 0);
+	if (sync_files)
+		assert_int_equal(queue_commit(m, fd), 0);
+	else {
+		/* A group's: files written, synced, then linked. */
+		char name[QUEUE_ENVNAME_MAX];
+
+		assert_int_equal(queue_commit_write(m, fd, 0, name,
+		    sizeof(name)), 0);
+		assert_true(exists("tmp", id));
+		assert_int_equal(queue_sync(1), 0);
+		assert_int_equal(queue_commit_link(m, name), 0);
+	}
 	close(fd);
-	assert_int_equal(queue_sync(!sync_files), 0);
+	assert_int_equal(queue_sync(0), 0);
 	assert_false(exists("tmp", id));
 	assert_true(exists("queue", id));
 	return m;
@@ -573,6 +584,61 @@ test_pool_owners(char *id)
 	queue_pool_drop(8);
 	assert_false(exists("tmp", id3));
 	assert_false(exists("tmp", id2));
+}
+
+/*
+ * A worker's reused spool file keeps its old bytes (no truncation), and
+ * queue_spool_fit() checks the writer's offset against the size and
+ * cuts the rest; one longer than QUEUE_REUSE_MAX is emptied first.
+ */
+static void
+test_pool_reuse_fit(char *id)
+{
+	char		 id2[QUEUE_ID_LEN + 1], big[QUEUE_REUSE_MAX + 1];
+	struct stat	 st;
+	int		 fd;
+
+	fd = queue_spool_reuse(id, 7);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "an older, longer message", 24), 24);
+	close(fd);
+	queue_spool_discard(id, 7);
+	assert_int_equal(queue_new_id(id2), 0);
+	fd = queue_spool_reuse(id2, 7);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 24);	/* kept, to be overwritten */
+	assert_int_equal(write(fd, "short", 5), 5);
+	assert_int_equal(queue_spool_fit(fd, 6), -1);	/* wrote 5, not 6 */
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(queue_spool_fit(fd, 5), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 5);
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
+	close(fd);
+	queue_spool_discard(id2, 7);
+	fd = queue_spool_reuse(id, 7);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 0);	/* too long to keep */
+	close(fd);
+	queue_spool_discard(id, 7);
+	queue_pool_drop(7);
+	/* The relay's own file (an envelope, a DSN) reaches a worker empty. */
+	fd = queue_spool_create(id, QUEUE_OWNER_RELAY);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "another client's mail", 21), 21);
+	close(fd);
+	queue_spool_discard(id, QUEUE_OWNER_RELAY);
+	fd = queue_spool_reuse(id2, 7);
+	assert_true(fd >= 0);
+	assert_false(exists("tmp", id));	/* it was that file */
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	close(fd);
+	queue_spool_discard(id2, 7);
+	queue_pool_drop(7);
 }
 
 static struct qmsg *
@@ -629,6 +695,8 @@ test_queue_dir(void **state)
 	queue_spool_discard(stale, QUEUE_OWNER_NONE);
 	assert_false(exists("tmp", stale));
 	test_pool_owners(stale);
+	assert_int_equal(queue_new_id(stale), 0);
+	test_pool_reuse_fit(stale);
 
 	/* A message file without its envelope: never answered 250. */
 	put_file("queue", "00000000DEADBEEF", "orphan");
