@@ -5,16 +5,16 @@
  *
  * Why the relay and not a process of its own: the relay already runs
  * unprivileged, chrooted and under seccomp, holds the counters, and
- * serves the control socket with the same bounded, timed requests; a
- * separate process would add a role, a sandbox and a channel only to
- * carry the same text.  What the relay gives up: HTTP from the network
- * reaches the process that can read the queue.  What bounds that: the
- * request is at most HTTP_REQUEST_MAX bytes, looked at by a parser of
- * a hundred lines that keeps no state (lib/httpreq.c, fuzzed by
- * regress/fuzz/fuzz_httpreq.c); nothing of it but the request line is
- * interpreted; each connection has a deadline for its request and one
- * for reading the answer, and there are at most METRICS_CONNS_MAX.
- * Bind it to a monitoring address, not to the world.
+ * serves the control socket with the same bounded, timed requests
+ * (relay/conn.c); a separate process would add a role, a sandbox and a
+ * channel only to carry the same text.  What the relay gives up: HTTP
+ * from the network reaches the process that can read the queue.  What
+ * bounds that: the request is at most HTTP_REQUEST_MAX bytes, looked at
+ * by a parser of a hundred lines that keeps no state (lib/httpreq.c,
+ * fuzzed by regress/fuzz/fuzz_httpreq.c); nothing of it but the request
+ * line is interpreted; each connection has a deadline for its request
+ * and one for reading the answer, and there are at most
+ * METRICS_CONNS_MAX.  Bind it to a monitoring address, not to the world.
  */
 #include <errno.h>
 #include <stdio.h>
