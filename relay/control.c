@@ -16,21 +16,38 @@
 
 #include <bsd/string.h>
 
+#include "conn.h"
 #include "control.h"
 #include "control_env.h"
 #include "log.h"
 #include "metrics_http.h"
 
+static int	control_open(struct conn *);
+static void	control_read(struct conn *);
+static void	control_free(struct conn *);
+
 static struct {
 	const struct smtpd_conf	*conf;
 	control_send_cb		 send;
 	int			 fd;		/* listening, -1: none */
-	struct ctl_conn		*conns;
-	unsigned int		 nconns;
-	uint32_t		 next_id;
-} ctl = { .fd = -1 };
-
-static void	control_conn_io(int, int, void *);
+	/*
+	 * Nothing is read before the parent says who the client is; the
+	 * ids have no METRICS_ID_BIT, so the parent's replies come here.
+	 */
+	struct conn_list	 conns;
+} ctl = {
+	.fd = -1,
+	.conns = {
+		.name = "control",
+		.size = sizeof(struct ctl_conn),
+		.max = CTL_CONNS_MAX,
+		.events = 0,
+		.deadline_ms = CTL_TIMEOUT_MS,
+		.open = control_open,
+		.read = control_read,
+		.free = control_free,
+	},
+};
 
 const struct smtpd_conf *
 control_conf(void)
@@ -41,51 +58,31 @@ control_conf(void)
 static struct ctl_conn *
 control_find(uint32_t id)
 {
-	struct ctl_conn	*c;
-
-	for (c = ctl.conns; c != NULL; c = c->next)
-		if (c->id == id)
-			return c;
-	return NULL;
+	return (struct ctl_conn *)conn_find(&ctl.conns, id);
 }
 
 static void
 control_close(struct ctl_conn *c)
 {
-	struct ctl_conn	**cp;
-
-	for (cp = &ctl.conns; *cp != NULL; cp = &(*cp)->next)
-		if (*cp == c) {
-			*cp = c->next;
-			break;
-		}
-	ctl.nconns--;
-	ev_timer_del(&c->timer);
-	ev_del(c->fd);
-	close(c->fd);
-	control_submit_free(c);
-	free(c->in);
-	free(c->out);
-	free(c);
+	conn_close(&c->conn);
 }
 
+/* What a client keeps beside its connection: a submission, the request. */
 static void
-control_timeout(void *arg)
+control_free(struct conn *cn)
 {
-	control_close(arg);
+	struct ctl_conn	*c = (struct ctl_conn *)cn;
+
+	control_submit_free(c);
+	free(c->in);
 }
 
 /* The answer is buf (malloc'd, len bytes); it is written, then closed. */
 void
 control_answer(struct ctl_conn *c, char *buf, size_t len)
 {
-	free(c->out);
-	c->out = buf;
-	c->outlen = len;
-	c->outoff = 0;
 	c->dispatched = 1;
-	if (ev_mod(c->fd, EV_WRITE) == -1)
-		control_close(c);
+	conn_answer(&c->conn, buf, len);
 }
 
 /* A status line and a text of the command's output after it. */
@@ -121,8 +118,8 @@ control_ask_parent(struct ctl_conn *c, uint32_t req)
 
 	c->waiting = req;
 	c->dispatched = 1;
-	ev_mod(c->fd, 0);
-	imsg_out_init(&out, IMSG_CTL_REQUEST, c->id, -1);
+	ev_mod(c->conn.fd, 0);
+	imsg_out_init(&out, IMSG_CTL_REQUEST, c->conn.id, -1);
 	imsg_add_u32(&out, req);
 	ctl.send(&out);
 }
@@ -151,13 +148,14 @@ control_request(struct ctl_conn *c)
 
 /* Read what the client sends: the request's lines, then a message. */
 static void
-control_read(struct ctl_conn *c)
+control_read(struct conn *cn)
 {
-	char	 buf[16384], *end;
-	ssize_t	 n;
-	size_t	 used;
+	struct ctl_conn	*c = (struct ctl_conn *)cn;
+	char		 buf[16384], *end;
+	ssize_t		 n;
+	size_t		 used;
 
-	if ((n = read(c->fd, buf, sizeof(buf))) == -1 && (errno == EAGAIN ||
+	if ((n = read(cn->fd, buf, sizeof(buf))) == -1 && (errno == EAGAIN ||
 	    errno == EINTR))
 		return;
 	if (n <= 0) {
@@ -187,86 +185,26 @@ control_read(struct ctl_conn *c)
 		control_submit_data(c, buf, (size_t)n);
 }
 
-static void
-control_write(struct ctl_conn *c)
-{
-	ssize_t	 n;
-
-	while (c->outoff < c->outlen) {
-		n = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
-		if (n == -1 && (errno == EAGAIN || errno == EINTR))
-			return;
-		if (n <= 0)
-			break;
-		c->outoff += (size_t)n;
-	}
-	control_close(c);
-}
-
-static void
-control_conn_io(int fd, int events, void *arg)
-{
-	struct ctl_conn	*c = arg;
-
-	(void)fd;
-	if (events & EV_WRITE)
-		control_write(c);
-	else if (events & EV_READ)
-		control_read(c);
-}
-
 /* Ask the parent who the peer is; its request waits for the answer. */
-static void
-control_accept_one(int fd)
+static int
+control_open(struct conn *cn)
 {
-	struct ctl_conn	*c;
+	struct ctl_conn	*c = (struct ctl_conn *)cn;
 	struct ucred	 cred;
 	socklen_t	 len = sizeof(cred);
 	struct imsg_out	 out;
 
-	if (ctl.nconns >= CTL_CONNS_MAX ||
-	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
-	    (c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->in = malloc(CTL_HEADER_MAX + 1)) == NULL) {
-		if (ctl.nconns >= CTL_CONNS_MAX)
-			log_warnx("event=control-busy clients=%u", ctl.nconns);
-		close(fd);
-		return;
-	}
-	c->fd = fd;
 	c->spoolfd = -1;
+	if (getsockopt(cn->fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    (c->in = malloc(CTL_HEADER_MAX + 1)) == NULL)
+		return -1;
 	c->uid = cred.uid;
 	c->gid = cred.gid;
-	c->id = ++ctl.next_id;
-	if (ev_add(fd, 0, control_conn_io, c) == -1) {
-		free(c->in);
-		free(c);
-		close(fd);
-		return;
-	}
-	c->next = ctl.conns;
-	ctl.conns = c;
-	ctl.nconns++;
-	ev_timer_set(&c->timer, control_timeout, c);
-	ev_timer_add(&c->timer, CTL_TIMEOUT_MS);
-	imsg_out_init(&out, IMSG_CTL_PEER, c->id, -1);
+	imsg_out_init(&out, IMSG_CTL_PEER, cn->id, -1);
 	imsg_add_u32(&out, (uint32_t)cred.uid);
 	imsg_add_u32(&out, (uint32_t)cred.gid);
 	ctl.send(&out);
-}
-
-static void
-control_accept(int fd, int events, void *arg)
-{
-	int	 s;
-
-	(void)events;
-	(void)arg;
-	while ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK |
-	    SOCK_CLOEXEC)) != -1)
-		control_accept_one(s);
-	if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-		log_warn("event=control-accept");
+	return 0;
 }
 
 void
@@ -274,11 +212,8 @@ control_init(const struct smtpd_conf *conf, control_send_cb send)
 {
 	ctl.conf = conf;
 	ctl.send = send;
-	if (ctl.fd != -1) {
-		proc_nonblock(ctl.fd);
-		if (ev_add(ctl.fd, EV_READ, control_accept, NULL) == -1)
-			fatal("ev_add control");
-	}
+	if (ctl.fd != -1)
+		conn_listen(&ctl.conns, ctl.fd);
 }
 
 /* IMSG_CONF_CONTROL: the listening socket, at start-up. */
@@ -311,7 +246,7 @@ control_on_peer_info(struct proc_chan *pc, struct imsg *imsg)
 	c->known = 1;
 	c->admin = (int)admin;
 	strlcpy(c->user, user, sizeof(c->user));
-	if (ev_mod(c->fd, EV_READ) == -1)
+	if (ev_mod(c->conn.fd, EV_READ) == -1)
 		control_close(c);
 	return 0;
 }

@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "event.h"
+#include "conn.h"
 #include "imsg.h"
 #include "proc.h"
 #include "proto.h"
@@ -28,9 +28,7 @@
 #define CTL_USER_MAX	64
 
 struct ctl_conn {
-	struct ctl_conn	*next;
-	uint32_t	 id;
-	int		 fd;
+	struct conn	 conn;		/* first: conn.c allocates it all */
 	uid_t		 uid;
 	gid_t		 gid;
 	int		 known;		/* the parent said who it is */
@@ -46,10 +44,6 @@ struct ctl_conn {
 	int		 spoolfd;
 	uint64_t	 want;		/* bytes of message still to come */
 	uint64_t	 written;
-	char		*out;		/* the answer */
-	size_t		 outlen;
-	size_t		 outoff;
-	struct ev_timer	 timer;
 };
 
 typedef void (*control_send_cb)(struct imsg_out *);
