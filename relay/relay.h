@@ -49,6 +49,7 @@ struct channel_auth {
 };
 
 #define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */
+#define RELAY_MAXFILES		65536	/* its RLIMIT_NOFILE, whatever a reload brings */
 
 int	relay_main(void);
 
