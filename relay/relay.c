@@ -979,16 +979,7 @@ relay_main(void)
 		else
 			deliver_init(&relay.conf, relay_parent_send);
 	}
-	/*
-	 * Its descriptors: a channel for each living worker, a spool file
-	 * for each of their sessions, the queue's and the upstreams'.  A
-	 * reload may enlarge the pool and max-sessions, and the old workers
-	 * drain beside the new ones, all while this relay runs on (and
-	 * cannot raise its bound again): so the largest bound, not one of
-	 * the configuration at its start.  Out of descriptors, a channel
-	 * cut off on its way from the parent would end the relay.
-	 */
-	maxfiles = RELAY_MAXFILES;
+	maxfiles = RELAY_MAXFILES;	/* not this configuration's: relay.h */
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
 	control_init(&relay.conf, relay_parent_send);
 
