@@ -89,7 +89,13 @@ parent_users_load(const char *path, FILE *errs)
 		fprintf(errs, "%s: %s\n", path, strerror(errno));
 		return -1;
 	}
-	if (fstat(fileno(f), &st) == -1 || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+	/* A directory opens and reads as empty: no user at all. */
+	if (fstat(fileno(f), &st) == -1 || !S_ISREG(st.st_mode)) {
+		fprintf(errs, "%s: not a regular file\n", path);
+		fclose(f);
+		return -1;
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		fprintf(errs, "%s: readable by others (chmod 600 it)\n", path);
 		fclose(f);
 		return -1;
@@ -127,6 +133,11 @@ parent_users_load(const char *path, FILE *errs)
 		n++;
 	}
 	explicit_bzero(line, sizeof(line));
+	/* A read error is no end of the file: the users after it count. */
+	if (ferror(f)) {
+		fprintf(errs, "%s: %s\n", path, strerror(errno));
+		errors++;
+	}
 	fclose(f);
 	if (errors > 0) {
 		users_free(users, n);

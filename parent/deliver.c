@@ -8,6 +8,7 @@
  * with execve(2), never through a shell, and no envelope value ever
  * reaches its argument vector.
  */
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -106,10 +107,16 @@ static void __attribute__((noreturn))
 deliver_exec(struct parent *p, int spoolfd, int errfd, char **argv,
     char **envp)
 {
+	struct rlimit	 rl;
 	sigset_t	 none;
 	int		 null;
 
 	setsid();
+	/* The program's soft limit as the parent had it (parent/main.c). */
+	if (p->nofile_soft != 0 && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = p->nofile_soft;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	if (dup2(spoolfd, STDIN_FILENO) == -1 ||
 	    dup2(errfd, STDERR_FILENO) == -1)
 		_exit(127);

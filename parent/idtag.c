@@ -7,9 +7,24 @@
 #include <string.h>
 
 #include "imsg.h"
+#include "log.h"
 #include "parent.h"
 
-/* The lowest tag free among the living workers but c; c's first. */
+#define TAG_DRAINING	0x01	/* held by a retired worker */
+#define TAG_OPENS	0x02	/* held by one that opens sessions */
+
+_Static_assert(PARENT_MAX_WORKERS <= SESSION_TAG_MAX,
+    "a tag for each worker of the pool, with one to spare");
+
+/*
+ * The lowest tag free among the living workers but c; c's first.  With
+ * more living workers than tags (pools of the largest size that a
+ * reload after reload left draining, each kept by a session), a tag
+ * only draining workers hold: they open no session, and the new ids
+ * are later than theirs.  There is always one, as fewer workers than
+ * tags take sessions (PARENT_MAX_WORKERS), and each new one gets its
+ * own: two workers that open sessions never share a tag.
+ */
 static uint32_t
 parent_idtag(struct parent *p, const struct child *c)
 {
@@ -20,19 +35,14 @@ parent_idtag(struct parent *p, const struct child *c)
 	memset(held, 0, sizeof(held));
 	for (o = p->children; o != NULL; o = o->next)
 		if (o != c && o->role == ROLE_SESSION)
-			held[o->idtag] = 1;
+			held[o->idtag] |= o->retiring ? TAG_DRAINING : TAG_OPENS;
 	for (t = 0; t <= SESSION_TAG_MAX; t++)
-		if (!held[t])
+		if (held[t] == 0)
 			return t;
-	/*
-	 * More than SESSION_TAG_MAX + 1 workers alive (four pools of the
-	 * largest size, three of them draining): the oldest's tag, which
-	 * a draining worker holds (it opens no session).
-	 */
-	for (o = p->children; o != NULL; o = o->next)
-		if (o != c && o->role == ROLE_SESSION && o->retiring)
-			t = o->idtag;
-	return t % (SESSION_TAG_MAX + 1);
+	for (t = 0; t <= SESSION_TAG_MAX; t++)
+		if (!(held[t] & TAG_OPENS))
+			return t;
+	fatalx("no session id tag left");
 }
 
 /* Give a new worker its tag (IMSG_CONF_IDTAG), before IMSG_CONF_END. */

@@ -3,6 +3,7 @@
  * the parent execs itself with a hidden -X role for each child, so every
  * child gets a fresh address space layout.
  */
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -575,6 +576,26 @@ parent_log_start(struct parent *p)
 		log_warnx("event=control-off reason=\"%s\"", p->control_error);
 }
 
+/*
+ * A socket pair for each living worker and the relay, and workers that a
+ * reload retired draining beside the new pool: past a thousand under a
+ * service manager's soft limit of 1024, which a socketpair() that fails
+ * at a reload would end the daemon on.  The soft limit goes up to the
+ * hard one; a program run for a delivery gets the one of before.
+ */
+static void
+parent_raise_nofile(struct parent *p)
+{
+	struct rlimit	 rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	p->nofile_soft = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		p->nofile_soft = 0;
+}
+
 /* The parent's main(). */
 int
 parent_main(struct cmdline *cl)
@@ -626,6 +647,7 @@ parent_main(struct cmdline *cl)
 	p->argv_foreground = cl->foreground;
 	p->argv_verbose = cl->verbose > 0;
 
+	parent_raise_nofile(p);
 	parent_open_listeners(p, &cf);
 	parent_open_control(p, &cf);
 

@@ -90,6 +90,7 @@ struct parent {
 	char			 self[PATH_MAX];
 	int			 argv_foreground;
 	int			 argv_verbose;
+	uint64_t		 nofile_soft;	/* for programs run: 0 same */
 	struct listener		 listeners[PARENT_MAX_LISTENERS];
 	unsigned int		 nlisteners;
 	struct child		*children;

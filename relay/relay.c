@@ -912,9 +912,7 @@ relay_main(void)
 		else
 			deliver_init(&relay.conf, relay_parent_send);
 	}
-	maxfiles = relay.conf.max_sessions * (relay.conf.workers + 1) + 64;
-	if (maxfiles > 65536)
-		maxfiles = 65536;
+	maxfiles = RELAY_MAXFILES;	/* not this configuration's: relay.h */
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
 	control_init(&relay.conf, relay_parent_send);
 	metrics_http_init(relay_parent_send);

@@ -56,6 +56,16 @@ struct channel_auth {
 };
 
 #define CHANNEL_AUTH_MAX	4096	/* remembered, newest kept */
+/*
+ * The relay's descriptors: a channel for each living worker, a spool
+ * file for each of their sessions, the queue's and the upstreams'.  A
+ * reload may enlarge the pool and max-sessions, and the old workers
+ * drain beside the new ones, all while the relay runs on (and cannot
+ * raise its bound again): so the largest bound, not one made of the
+ * configuration at its start.  Out of descriptors, a channel cut off on
+ * its way from the parent would end the relay.
+ */
+#define RELAY_MAXFILES		65536
 
 int	relay_main(void);
 

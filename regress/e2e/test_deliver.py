@@ -9,6 +9,7 @@ import json
 import os
 import random
 import re
+import resource
 import stat
 import subprocess
 
@@ -29,7 +30,7 @@ from relay_harness import (DELIVER_USER, IS_ROOT,  # noqa
 # whole environment, ids (and what `id -u` says), standard input; then
 # behaves as its second argument says.
 HOOK = r'''#!/usr/bin/env python3
-import base64, json, os, subprocess, sys, time
+import base64, json, os, resource, subprocess, sys, time
 state, how = sys.argv[1], sys.argv[2]
 qid = os.environ.get("SMTPD_QUEUE_ID", "none")
 data = sys.stdin.buffer.read()
@@ -41,7 +42,8 @@ rec = {"argv": sys.argv, "env": dict(os.environ), "uid": os.getuid(),
        "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
        "groups": os.getgroups(), "id_u": idu.strip(), "pid": os.getpid(),
        "pgid": os.getpgid(0), "sid": os.getsid(0),
-       "stdin": base64.b64encode(data).decode()}
+       "stdin": base64.b64encode(data).decode(),
+       "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)}
 tmp = os.path.join(state, ".%s-%d.tmp" % (qid, n))
 with open(tmp, "w") as f:
     json.dump(rec, f)
@@ -369,6 +371,29 @@ def test_tempfail_then_success_delivers_once(world, relay_factory):
     assert queue_files(queue) == []
     assert hook.runs() == runs
     assert d.stdout().count("HOOK run qid=%s " % qid) == 2
+
+
+def test_hook_gets_the_descriptor_limit_of_before(world, relay_factory):
+    """The parent raises its soft descriptor limit (it may have a
+    thousand workers); the program it runs gets the one it was started
+    with, as a service manager sets it."""
+    hook = Hook(world)
+    conf, _ = deliver_conf(world, hook, "ok")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard <= 1024:
+        pytest.skip("a hard descriptor limit of %d" % hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (1024, hard))
+    try:
+        d = relay_factory("-f", conf)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    with open("/proc/%d/limits" % d.pid) as f:
+        line = [x for x in f if x.startswith("Max open files")][0]
+    assert int(line.split()[3]) == hard or hard == resource.RLIM_INFINITY
+    qid = smtp_send(d.port, "sender@example.com", ["rcpt@example.net"],
+                    make_message(1, "nofile"))
+    [run] = hook.wait_runs(qid, 1)
+    assert run["nofile"] == [1024, hard]
 
 
 def dsn_of(hook, bqid, sender, rcpt):
