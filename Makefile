@@ -73,8 +73,10 @@ TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 UNIT_SRCS   = $(wildcard regress/unit/test_*.c)
 UNIT_BINS   = $(UNIT_SRCS:regress/unit/%.c=$(BUILD)/regress/%)
 
+# ca-certificates: the system CA store, which verifying an upstream's
+# certificate needs (the default); a minimal Debian 12 lacks it.
 BUILD_DEPS  = gcc make pkg-config libbsd-dev libssl-dev libseccomp-dev \
-	      libcmocka-dev libcrypt-dev
+	      libcmocka-dev libcrypt-dev ca-certificates
 # Every tool the tests run, as a minimal Debian 12 lacks it (installed
 # with --no-install-recommends): swaks needs libnet-ssleay-perl for TLS;
 # groff-base and man-db render the manuals as man(1) does.
