@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "syncer.h"
 #include "tls.h"
 
 static struct relay {
@@ -915,7 +916,12 @@ relay_main(void)
 	maxfiles = relay.conf.max_sessions * (relay.conf.workers + 1) + 64;
 	if (maxfiles > 65536)
 		maxfiles = 65536;
+	/* The queue's syncs, in a thread: started inside the sandbox. */
+	if (relay.conf.mode != MODE_DEBUG)
+		sandbox_set_thread_hook(syncer_start);
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
+	if (relay.conf.mode != MODE_DEBUG)
+		syncer_init();
 	control_init(&relay.conf, relay_parent_send);
 	metrics_http_init(relay_parent_send);
 
