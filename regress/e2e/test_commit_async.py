@@ -4,15 +4,17 @@ goes on, so another session's DATA gets its spool file (354) at once;
 and the waiting message still hears 250 only after its sync returned
 (SPEC 7).  The disk is made slow with strace -e inject=...:delay_exit=
 on the relay's fsync of queue/."""
+import os
 import smtplib
 import threading
 import time
 
-from harness import scaled
+from harness import proc_status, scaled, wait_for
 from relay_harness import (make_message, relay_conf,  # noqa: F401
                            relay_factory, upstream_factory, world)
 from test_queue_pool import (RCPT, SENDER, arrived, needs_strace, send,
                              strace_relay, strace_stop, wait_empty)
+from skips import need_root
 
 
 @needs_strace
@@ -75,3 +77,38 @@ def test_data_not_held_by_a_slow_commit(world, upstream_factory,
         a_time, delay)
     wait_empty(queue)
     assert len(arrived(up)) == 4
+
+
+def test_sync_thread_is_confined(world, upstream_factory, relay_factory):
+    """The relay has its sync thread, and that thread is as confined as
+    the relay: the seccomp filter (loaded with TSYNC), no-new-privs, the
+    queue user, an empty bounding set; mail still goes through."""
+    need_root()
+    up = upstream_factory()
+    conf, queue = relay_conf(world)
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    relay = wait_for(d.relay_pid, scaled(5), "the relay process")
+    d.wait_log(r"event=queue-loaded")   # past its sandbox_enter()
+    tasks = sorted(int(t) for t in os.listdir("/proc/%d/task" % relay))
+    assert len(tasks) == 2, tasks
+    main = proc_status(relay)
+    for tid in tasks:
+        st = proc_status_task(relay, tid)
+        assert st["Seccomp"] == "2", (tid, st["Seccomp"])
+        assert st["Seccomp_filters"] == main["Seccomp_filters"], tid
+        assert st["NoNewPrivs"] == "1", (tid, st["NoNewPrivs"])
+        assert st["Uid"] == main["Uid"] and st["Gid"] == main["Gid"], tid
+        assert all(int(u) != 0 for u in st["Uid"].split()), st["Uid"]
+        assert st["CapBnd"] == "0000000000000000", (tid, st["CapBnd"])
+        assert st["CapEff"] == "0000000000000000", (tid, st["CapEff"])
+    assert set(send(d.port, 3, "confined").values()) == {250}
+    up.wait_messages(3)
+
+
+def proc_status_task(pid, tid):
+    out = {}
+    with open("/proc/%d/task/%d/status" % (pid, tid)) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
