@@ -232,6 +232,9 @@ sandbox_seccomp(enum proc_role role)
 #else
 	sandbox_allow_noexec(ctx, 0);
 #endif
+	/* Every thread of the process under it (relay/syncer.c). */
+	if ((rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1)) < 0)
+		fatalx("seccomp TSYNC: %d", rc);
 	if ((rc = seccomp_load(ctx)) < 0)
 		fatalx("seccomp_load: %d", rc);
 	seccomp_release(ctx);
@@ -354,6 +357,20 @@ sandbox_rlimit_data(enum proc_role role, const struct smtpd_conf *conf)
  * Confine the calling child.  root is the directory to chroot to when
  * privileges are dropped; maxfiles bounds its descriptors.
  */
+static void	(*sandbox_thread_hook)(void);
+
+/*
+ * A thread the next sandbox_enter() starts once the privileges are
+ * dropped and before RLIMIT_NPROC forbids it: it shares the chroot, the
+ * users, the empty bounding set and the limits, and the filter, loaded
+ * with TSYNC, confines it with the rest (no clone(2) needed in it).
+ */
+void
+sandbox_set_thread_hook(void (*hook)(void))
+{
+	sandbox_thread_hook = hook;
+}
+
 void
 sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
     const char *root, unsigned int maxfiles)
@@ -365,6 +382,8 @@ sandbox_enter(enum proc_role role, const struct smtpd_conf *conf,
 		sandbox_drop(role, conf, root);
 	else
 		log_debug("not dropping privileges (-n or not root)");
+	if (sandbox_thread_hook != NULL)
+		sandbox_thread_hook();
 
 	sandbox_rlimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)

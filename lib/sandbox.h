@@ -11,5 +11,6 @@
 void	sandbox_enter(enum proc_role, const struct smtpd_conf *,
 	    const char *root, unsigned int maxfiles);
 int	sandbox_sanitized(void);
+void	sandbox_set_thread_hook(void (*)(void));
 
 #endif

@@ -3,8 +3,8 @@
  * with its spool file): when the queued messages are made durable, and
  * when their clients hear of it.
  */
+#include <errno.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "control.h"
@@ -13,44 +13,18 @@
 #include "proto.h"
 #include "relay.h"
 #include "scheduler.h"
+#include "syncer.h"
 
 static struct {
-	struct pending	*pending;	/* commits for the next sync */
+	struct pending	*pending;	/* commits for the next group */
+	struct pending	*group;		/* the group being synced */
 	struct ev_timer	 timer;
-	uint64_t	 flush_end_us;	/* when the last group's syncs
-					   returned */
-	uint64_t	 flush_cost_us;	/* and how long they took */
 	commit_reply_fn	 reply;
 	void		(*synced)(void);
 } commit;
 
-static uint64_t
-commit_now_us(void)
-{
-	struct timespec	 ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-/*
- * When the next group is synced, in ms from now: at once after a
- * pause, else no sooner than the last group's syncs took after they
- * returned.  The loop blocks in a sync (syncfs: 1-4 ms on a busy disk),
- * and a sync in every round of it left the upstream connections one
- * step a sync: with this, at most half of the time goes to syncs, and
- * a commit waits at most one sync longer (the commit delay of
- * databases).  No 250 still goes before its sync.
- */
-static uint64_t
-commit_delay(void)
-{
-	uint64_t	 since = commit_now_us() - commit.flush_end_us;
-
-	if (commit.flush_end_us == 0 || since >= commit.flush_cost_us)
-		return 0;
-	return (commit.flush_cost_us - since + 999) / 1000;
-}
+static void	commit_link(int, void *);
+static void	commit_answer(int, void *);
 
 /* A pending commit that failed: the client hears 451, the file goes. */
 static void
@@ -64,21 +38,28 @@ pending_fail(struct pending *p, const char *why)
 }
 
 /*
- * Group commit: every message committed in this round of the event loop
- * shares the syncs, and no 250 goes out before the sync that covers its
- * message has returned.  A group's files are written, then one syncfs
- * makes their bytes durable, then they are linked into queue/ and the
- * directory synced: reused files are overwritten in place, and no name
- * may reach queue/ before what it names (queue_commit_write()).
+ * Group commit: every message committed while the last group was
+ * synced shares the next syncs, and no 250 goes out before the sync
+ * that covers its message has returned.  A group's files are written,
+ * then one syncfs makes their bytes durable, then they are linked into
+ * queue/ and the directory synced: reused files are overwritten in
+ * place, and no name may reach queue/ before what it names
+ * (queue_commit_write()).  The syncs run in the syncer thread
+ * (relay/syncer.c): the loop goes on meanwhile, and the commits that
+ * come in form the next group, which starts when this one is answered.
+ * A message alone is synced file by file (fdatasync, no syncfs of a
+ * busy file system) before its link; only its directory sync waits in
+ * the thread then.
  */
 static void
 commit_flush(void *arg)
 {
-	struct pending	*p, *next, *done = NULL, *linked = NULL;
-	uint64_t	 t0 = commit_now_us();
-	int		 synced, group;
+	struct pending	*p, *next, *done = NULL;
+	int		 group;
 
 	(void)arg;
+	if (syncer_busy() || commit.group != NULL)
+		return;		/* commit_answer() starts the next */
 	group = commit.pending != NULL && commit.pending->next != NULL;
 	for (p = commit.pending; p != NULL; p = next) {
 		next = p->next;
@@ -91,16 +72,30 @@ commit_flush(void *arg)
 		done = p;
 	}
 	commit.pending = NULL;
-	if (group && done != NULL && queue_sync(1) == -1) {
-		for (p = done; p != NULL; p = next) {
-			next = p->next;
+	if ((commit.group = done) == NULL)
+		return;
+	if (group)
+		syncer_run(SYNC_FS, commit_link, NULL);
+	else
+		commit_link(0, NULL);
+}
+
+/* The group's bytes are on the disk (err 0): link its names. */
+static void
+commit_link(int err, void *arg)
+{
+	struct pending	*p, *next, *linked = NULL;
+
+	(void)arg;
+	for (p = commit.group; p != NULL; p = next) {
+		next = p->next;
+		if (err != 0) {
+			errno = err;
+			log_warn("event=queue-error op=syncfs");
 			queue_commit_undo(p->envname);
 			pending_fail(p, "queue sync error");
+			continue;
 		}
-		done = NULL;
-	}
-	for (p = done; p != NULL; p = next) {
-		next = p->next;
 		if (queue_commit_link(p->msg, p->envname) == -1) {
 			pending_fail(p, "queue write error");
 			continue;
@@ -108,14 +103,29 @@ commit_flush(void *arg)
 		p->next = linked;
 		linked = p;
 	}
-	synced = linked != NULL && queue_sync(0) == 0;
-	commit.flush_end_us = commit_now_us();
-	commit.flush_cost_us = commit.flush_end_us - t0;
+	if ((commit.group = linked) == NULL) {
+		commit_answer(-1, NULL);
+		return;
+	}
+	syncer_run(SYNC_DIR, commit_answer, NULL);
+}
+
+/* The directory sync returned (err 0: synced; -1: nothing to sync). */
+static void
+commit_answer(int err, void *arg)
+{
+	struct pending	*p, *next;
+
+	(void)arg;
+	if (err > 0) {
+		errno = err;
+		log_warn("event=queue-error op=fsync-dir");
+	}
 	commit.synced();
-	for (p = linked; p != NULL; p = next) {
+	for (p = commit.group; p != NULL; p = next) {
 		next = p->next;
 		close(p->fd);
-		if (!synced) {
+		if (err != 0) {
 			queue_remove(p->msg);
 			commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL,
 			    "queue sync error");
@@ -129,6 +139,9 @@ commit_flush(void *arg)
 		}
 		free(p);
 	}
+	commit.group = NULL;
+	if (commit.pending != NULL && !ev_timer_pending(&commit.timer))
+		ev_timer_add(&commit.timer, 0);
 }
 
 /* A checked message for the next group; the answer waits for its sync. */
@@ -137,8 +150,8 @@ commit_add(struct pending *p)
 {
 	p->next = commit.pending;
 	commit.pending = p;
-	if (!ev_timer_pending(&commit.timer))
-		ev_timer_add(&commit.timer, commit_delay());
+	if (commit.group == NULL && !ev_timer_pending(&commit.timer))
+		ev_timer_add(&commit.timer, 0);
 }
 
 void

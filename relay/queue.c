@@ -494,11 +494,18 @@ queue_commit(struct qmsg *m, int spoolfd)
 int
 queue_sync(int whole_fs)
 {
-	if ((whole_fs ? syncfs(queue_dir.qfd) : fsync(queue_dir.qfd)) == -1) {
+	if (queue_sync_call(whole_fs) == -1) {
 		log_warn("event=queue-error op=fsync-dir");
 		return -1;
 	}
 	return 0;
+}
+
+/* The same call, no log: the syncer thread's (relay/syncer.c). */
+int
+queue_sync_call(int whole_fs)
+{
+	return whole_fs ? syncfs(queue_dir.qfd) : fsync(queue_dir.qfd);
 }
 
 /*

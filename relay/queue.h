@@ -109,6 +109,7 @@ int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,
 int		 queue_commit_link(struct qmsg *, const char *envname);
 void		 queue_commit_undo(const char *envname);
 int		 queue_sync(int whole_fs);
+int		 queue_sync_call(int whole_fs);
 int		 queue_update(struct qmsg *);
 int		 queue_mark(const struct qmsg *);
 int		 queue_space_low(uint64_t min_free, uint32_t pct,

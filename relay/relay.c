@@ -32,6 +32,7 @@
 #include "proc.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "syncer.h"
 #include "tls.h"
 
 static struct relay {
@@ -913,7 +914,12 @@ relay_main(void)
 			deliver_init(&relay.conf, relay_parent_send);
 	}
 	maxfiles = RELAY_MAXFILES;	/* not this configuration's: relay.h */
+	/* The queue's syncs, in a thread: started inside the sandbox. */
+	if (relay.conf.mode != MODE_DEBUG)
+		sandbox_set_thread_hook(syncer_start);
 	sandbox_enter(ROLE_RELAY, &relay.conf, root, maxfiles);
+	if (relay.conf.mode != MODE_DEBUG)
+		syncer_init();
 	control_init(&relay.conf, relay_parent_send);
 	metrics_http_init(relay_parent_send);
 

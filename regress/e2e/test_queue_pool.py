@@ -108,9 +108,10 @@ def test_earlier_queue_format_is_delivered(world, upstream_factory,
 
 
 def strace_relay(d, *args, out):
-    """strace attached to the relay process of d; the Popen."""
+    """strace attached to the relay process of d, every thread of it
+    (-f: the queue's syncs run in a thread of their own); the Popen."""
     relay = wait_for(d.relay_pid, scaled(5), "the relay process")
-    p = subprocess.Popen([STRACE, "-qq", "-o", out, "-p", str(relay)] +
+    p = subprocess.Popen([STRACE, "-f", "-qq", "-o", out, "-p", str(relay)] +
                          list(args), stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
     # Attached when the relay shows a tracer.
@@ -119,6 +120,11 @@ def strace_relay(d, *args, out):
             return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
     wait_for(traced, scaled(10), "strace attached to the relay")
     return p
+
+
+def strip_pid(line):
+    """A line of strace -f without the thread id it starts with."""
+    return re.sub(r"^\d+\s+", "", line)
 
 
 def strace_stop(p):
@@ -298,7 +304,8 @@ def test_group_commit_links_only_synced_files(world, upstream_factory,
     assert set(codes.values()) == {250}
     up.wait_messages(3 + 40)
     with open(out) as f:
-        calls = [l for l in f.read().splitlines() if "resumed" not in l]
+        calls = [strip_pid(l) for l in f.read().splitlines()
+                 if "resumed" not in l]
     synced, groups = False, 0
     for l in calls:
         if l.startswith(("syncfs(", "fdatasync(")):
