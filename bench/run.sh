@@ -171,7 +171,10 @@ start_server() {
       smtp-sink "${SINK_USER[@]}" "127.0.0.1:$P1" 1024 >/dev/null 2>"$dir/server.log" &
       SPID=$! ;;
     debug)
-      "$SMTPD" -d -n -c debug "127.0.0.1:$P1" >/dev/null 2>"$dir/server.log" &
+      # Its own control socket, as the relay's: the default one may be
+      # another smtpd's (a control-off line among the anomalies).
+      printf 'control-socket %s/ctl.sock\n' "$dir" >"$dir/smtpd.conf"
+      "$SMTPD" -d -n -f "$dir/smtpd.conf" -c debug "127.0.0.1:$P1" >/dev/null 2>"$dir/server.log" &
       SPID=$! ;;
     relay)
       UCOUNT=$dir/upstream.count

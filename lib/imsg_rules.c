@@ -106,7 +106,7 @@ const struct imsg_rule imsg_rules[] = {
 	ROW(CTL_RESULT,		P, R, NO, RUN, PARSED(4 + STR_MIN)),
 	ROW(LOG_LEVEL,		P, S, NO, ANY, EXACT(4)),
 	ROW(LOG_LEVEL,		P, R, NO, ANY, EXACT(4)),
-	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(4)),
+	ROW(CONF_IDTAG,		P, S, NO, UP,  EXACT(8)),
 	ROW(CONF_METRICS,	P, R, FD, ANY, EXACT(0)),
 	ROW(STAT,		S, P, NO, RUN, EXACT(4)),
 	ROW(MSG_KEPT,		R, S, NO, RUN, PARSED(STR_MIN)),

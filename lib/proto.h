@@ -131,7 +131,7 @@ enum imsg_type {
 	IMSG_CTL_REQUEST,	/* peerid conn, u32 CTL_REQ_* */
 	IMSG_CTL_RESULT,	/* peerid conn, u32 ok, str text */
 	IMSG_LOG_LEVEL,		/* u32 verbose (0 or 1) */
-	IMSG_CONF_IDTAG,	/* u32 the worker's tag in its session ids */
+	IMSG_CONF_IDTAG,	/* u32 tag in session ids, u32 pool slot */
 	IMSG_CONF_METRICS,	/* fd: a listening metrics socket (HTTP) */
 	IMSG_STAT,		/* u32 STAT_*: a worker counted an event */
 	IMSG_MSG_KEPT,		/* peerid session id, str queue id: as MSG_OK,

@@ -45,7 +45,11 @@ parent_idtag(struct parent *p, const struct child *c)
 	fatalx("no session id tag left");
 }
 
-/* Give a new worker its tag (IMSG_CONF_IDTAG), before IMSG_CONF_END. */
+/*
+ * Give a new worker its tag and its slot in the pool (IMSG_CONF_IDTAG),
+ * before IMSG_CONF_END: the worker of slot 0 takes new connections at
+ * once, the others only what it leaves waiting (worker.c, worker_defer).
+ */
 void
 parent_idtag_send(struct parent *p, struct child *c)
 {
@@ -54,5 +58,6 @@ parent_idtag_send(struct parent *p, struct child *c)
 	c->idtag = parent_idtag(p, c);
 	imsg_out_init(&out, IMSG_CONF_IDTAG, 0, -1);
 	imsg_add_u32(&out, c->idtag);
+	imsg_add_u32(&out, c->slot);
 	parent_child_send(c, &out);
 }

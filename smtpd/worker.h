@@ -17,6 +17,7 @@
 #define WORKER_HASH_SIZE	4096
 #define WORKER_TLS_MAX		(1024 * 1024)
 #define WORKER_PAUSE_MS		1000	/* full: let the others take them */
+#define WORKER_DEFER_MS		2	/* slot > 0, empty: slot 0's chance */
 
 /* A listener's proxy-from networks. */
 struct listen_proxy {
@@ -71,13 +72,17 @@ struct worker {
 	uint32_t		 nsessions;
 	uint32_t		 next_id;
 	uint32_t		 idtag;		/* from the parent: see session.c */
+	uint32_t		 slot;		/* in the pool: 0 takes first */
 	uint64_t		 id_last;	/* the time of the last id, us */
 	uint32_t		 reported_load;
 	int			 stopping;
 	int			 retiring;	/* replaced by a reload */
 	int			 paused;	/* full: not listening */
 	int			 full_for_long;	/* still full after a pause */
+	int			 deferring;	/* empty: slot 0 may take them */
+	int			 defer_over;	/* take what waited */
 	struct ev_timer		 pause_timer;
+	struct ev_timer		 defer_timer;
 	struct ev_timer		 load_timer;
 	struct ev_timer		 stop_timer;
 	struct ev_timer		 retire_timer;
