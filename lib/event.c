@@ -20,6 +20,7 @@ struct ev_io {
 	void		*arg;
 	int		 events;
 	int		 active;
+	int		 parked;	/* out of the epoll set: see ev_dispatch() */
 };
 
 static struct {
@@ -109,9 +110,11 @@ ev_mod(int fd, int events)
 	memset(&ee, 0, sizeof(ee));
 	ee.events = ev_mask(events);
 	ee.data.fd = fd;
-	if (epoll_ctl(ev.epfd, EPOLL_CTL_MOD, fd, &ee) == -1)
+	if (epoll_ctl(ev.epfd, ev.io[fd].parked ? EPOLL_CTL_ADD :
+	    EPOLL_CTL_MOD, fd, &ee) == -1)
 		return -1;
 	ev.io[fd].events = events;
+	ev.io[fd].parked = 0;
 	return 0;
 }
 
@@ -121,7 +124,8 @@ ev_del(int fd)
 {
 	if (fd < 0 || (size_t)fd >= ev.nio || !ev.io[fd].active)
 		return;
-	epoll_ctl(ev.epfd, EPOLL_CTL_DEL, fd, NULL);
+	if (!ev.io[fd].parked)
+		epoll_ctl(ev.epfd, EPOLL_CTL_DEL, fd, NULL);
 	memset(&ev.io[fd], 0, sizeof(ev.io[fd]));
 }
 
@@ -259,13 +263,44 @@ ev_set_flush(ev_flush_cb fn)
 	ev.flush = fn;
 }
 
+/*
+ * One event of epoll_wait() to its callback.  An error or hang-up wakes
+ * whatever is waiting; epoll reports it even for a descriptor watched
+ * for nothing (its owner waits for another process), and would then
+ * wake every round until that owner asks again: such a descriptor
+ * leaves the epoll set until the next ev_mod(), when the owner sees
+ * the hang-up itself.
+ */
+static void
+ev_dispatch(const struct epoll_event *ee)
+{
+	struct ev_io	*io;
+	int		 fd = ee->data.fd, events = 0;
+
+	if ((size_t)fd >= ev.nio || !(io = &ev.io[fd])->active || io->parked)
+		return;
+	if ((ee->events & (EPOLLHUP | EPOLLERR)) && io->events == 0) {
+		if (epoll_ctl(ev.epfd, EPOLL_CTL_DEL, fd, NULL) == 0)
+			io->parked = 1;
+		return;
+	}
+	if (ee->events & (EPOLLIN | EPOLLRDHUP))
+		events |= EV_READ;
+	if (ee->events & EPOLLOUT)
+		events |= EV_WRITE;
+	if (ee->events & (EPOLLHUP | EPOLLERR))
+		events |= io->events;
+	events &= io->events & (EV_READ | EV_WRITE);
+	if (events != 0)
+		io->cb(fd, events, io->arg);
+}
+
 /* Dispatch events until ev_break(). */
 void
 ev_loop(void)
 {
 	struct epoll_event	 ees[EV_BATCH];
-	struct ev_io		*io;
-	int			 i, n, fd, events, timeout;
+	int			 i, n, timeout;
 
 	ev.stop = 0;
 	while (!ev.stop) {
@@ -280,22 +315,8 @@ ev_loop(void)
 				continue;
 			fatal("epoll_wait");
 		}
-		for (i = 0; i < n; i++) {
-			fd = ees[i].data.fd;
-			if ((size_t)fd >= ev.nio || !(io = &ev.io[fd])->active)
-				continue;
-			events = 0;
-			if (ees[i].events & (EPOLLIN | EPOLLRDHUP))
-				events |= EV_READ;
-			if (ees[i].events & EPOLLOUT)
-				events |= EV_WRITE;
-			/* An error or hang-up wakes whatever is waiting. */
-			if (ees[i].events & (EPOLLHUP | EPOLLERR))
-				events |= io->events;
-			events &= io->events & (EV_READ | EV_WRITE);
-			if (events != 0)
-				io->cb(fd, events, io->arg);
-		}
+		for (i = 0; i < n; i++)
+			ev_dispatch(&ees[i]);
 	}
 	if (ev.flush != NULL)
 		ev.flush();

@@ -124,8 +124,12 @@ control_ask_parent(struct ctl_conn *c, uint32_t req)
 	ctl.send(&out);
 }
 
-/* The request's lines are in: split the first one, and act. */
-static void
+/*
+ * The request's lines are in: split the first one, and act.  1 if a
+ * submission waits for its message; 0 if the request was answered (the
+ * answer may have closed the connection: c is not to be touched).
+ */
+static int
 control_request(struct ctl_conn *c)
 {
 	char	*words[32], *line, *p;
@@ -135,15 +139,13 @@ control_request(struct ctl_conn *c)
 	line = c->in;
 	if ((p = strchr(line, '\n')) != NULL)
 		*p++ = '\0';
-	if (strcmp(line, "submit") == 0) {
-		control_submit_start(c, p);
-		return;
-	}
-	if ((n = control_words(line, words, 32)) <= 0) {
+	if (strcmp(line, "submit") == 0)
+		return control_submit_start(c, p);
+	if ((n = control_words(line, words, 32)) <= 0)
 		control_reply(c, "error bad request\n", "%s", "");
-		return;
-	}
-	control_dispatch(c, words, n);
+	else
+		control_dispatch(c, words, n);
+	return 0;
 }
 
 /* Read what the client sends: the request's lines, then a message. */
@@ -180,8 +182,7 @@ control_read(struct conn *cn)
 	n = (ssize_t)c->inlen - (ssize_t)used;
 	c->inlen = used - 1;
 	memcpy(buf, c->in + used, (size_t)n);
-	control_request(c);
-	if (n > 0 && c->msg != NULL)
+	if (control_request(c) && n > 0)
 		control_submit_data(c, buf, (size_t)n);
 }
 

@@ -65,7 +65,7 @@ void	control_dispatch(struct ctl_conn *, char **words, int nwords);
 void	control_parent_result(struct ctl_conn *, int ok, const char *text);
 
 /* control_submit.c */
-void	control_submit_start(struct ctl_conn *, char *header);
+int	control_submit_start(struct ctl_conn *, char *header);
 void	control_submit_data(struct ctl_conn *, const char *, size_t);
 void	control_submit_free(struct ctl_conn *);
 

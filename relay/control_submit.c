@@ -37,8 +37,12 @@ submit_msg(void)
 	return m;
 }
 
-/* "submit": check the envelope, open a spool file for what follows. */
-void
+/*
+ * "submit": check the envelope, open a spool file for what follows.
+ * 1 if the message waits for its bytes; 0 if it was answered, and then
+ * the connection may be gone.
+ */
+int
 control_submit_start(struct ctl_conn *c, char *lines)
 {
 	struct submit_who	 who;
@@ -47,11 +51,11 @@ control_submit_start(struct ctl_conn *c, char *lines)
 
 	if (control_conf()->mode == MODE_DEBUG) {
 		control_reply(c, "error ", "%s\n", "no queue in debug mode");
-		return;
+		return 0;
 	}
 	if ((m = submit_msg()) == NULL) {
 		control_reply(c, "tempfail out of memory\n", "%s", "");
-		return;
+		return 0;
 	}
 	who.user = c->user;
 	who.hostname = control_conf()->hostname;
@@ -62,7 +66,7 @@ control_submit_start(struct ctl_conn *c, char *lines)
 		qmsg_free(m);
 		control_reply(c, why != NULL ? "error " : "denied ", "%s\n",
 		    why != NULL ? why : denied);
-		return;
+		return 0;
 	}
 	do {
 		queue_new_id(m->id);
@@ -72,12 +76,14 @@ control_submit_start(struct ctl_conn *c, char *lines)
 		log_warn("event=queue-error op=spool source=local");
 		qmsg_free(m);
 		control_reply(c, "tempfail queue write error\n", "%s", "");
-		return;
+		return 0;
 	}
 	c->msg = m;
 	c->dispatched = 1;
-	if (c->want == 0)
-		control_submit_data(c, "", 0);
+	if (c->want > 0)
+		return 1;
+	control_submit_data(c, "", 0);
+	return 0;
 }
 
 /* The message is in the spool: make it durable, then answer. */

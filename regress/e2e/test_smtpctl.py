@@ -7,6 +7,7 @@ import os
 import pwd
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -245,6 +246,37 @@ def test_sendmail_bcc_then_unterminated_line(world, upstream_factory,
     m = up.wait_messages(1)[0]
     assert m["rcpts"] == ["x@example.net"]
     assert b"Bcc" not in m["data"] and b"\r\nbc\r\n" in m["data"]
+
+
+def closed(sock):
+    """Whether the peer closed sock (EOF waiting), without blocking."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+
+
+def test_control_clients_bounded(world, upstream_factory, relay_factory):
+    """At most 64 control clients at once (CTL_CONNS_MAX, relay/control.h):
+    of 70 silent ones, 6 are closed at once and logged, 64 wait; once
+    they are gone smtpctl is served again."""
+    up = upstream_factory()
+    d, ctl = start(world, relay_factory, up.port)
+    conns = []
+    try:
+        for _ in range(70):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(ctl.sock)
+            conns.append(c)
+        wait_for(lambda: sum(map(closed, conns)) == 6, scaled(10),
+                 "6 of 70 control clients closed")
+        d.wait_log(r"event=control-busy clients=64")
+        assert sum(map(closed, conns)) == 6
+    finally:
+        for c in conns:
+            c.close()
+    wait_for(lambda: ctl.run("show", "stats").returncode == 0, scaled(10),
+             "smtpctl to be served again")
 
 
 def test_sendmail_bs(world, upstream_factory, relay_factory):

@@ -3,6 +3,8 @@
  * a descriptor removed by another's callback in the same round, and the
  * flush hook that ends every round.
  */
+#include <sys/socket.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -535,6 +537,68 @@ test_flush(void **state)
 	close(b[1]);
 }
 
+static int	 rounds;
+static int	 parked_calls;
+
+static void
+count_rounds(void)
+{
+	rounds++;
+}
+
+static void
+parked_cb(int fd, int events, void *arg)
+{
+	char	 c;
+
+	(void)arg;
+	assert_int_equal(events, EV_READ);
+	assert_int_equal(read(fd, &c, 1), 0);	/* the hang-up, seen */
+	parked_calls++;
+	ev_break();
+}
+
+static void
+break_cb(void *arg)
+{
+	(void)arg;
+	ev_break();
+}
+
+/*
+ * A descriptor watched for nothing whose peer hangs up: epoll reports
+ * EPOLLHUP whatever the mask, and the loop must not wake for it every
+ * round (it spun until the owner asked again).  Asked again, the owner
+ * gets the hang-up.
+ */
+static void
+test_hangup_while_watched_for_nothing(void **state)
+{
+	struct ev_timer	 wd, stop;
+	int		 sp[2];
+
+	(void)state;
+	rounds = parked_calls = 0;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0,
+	    sp), 0);
+	assert_int_equal(ev_add(sp[0], 0, parked_cb, NULL), 0);
+	close(sp[1]);
+	watchdog(&wd);
+	ev_timer_set(&stop, break_cb, NULL);
+	ev_timer_add(&stop, 100);
+	ev_set_flush(count_rounds);
+	ev_loop();
+	assert_true(rounds < 10);
+	assert_int_equal(parked_calls, 0);
+	assert_int_equal(ev_mod(sp[0], EV_READ), 0);
+	ev_loop();
+	ev_set_flush(NULL);
+	ev_timer_del(&wd);
+	assert_int_equal(parked_calls, 1);
+	ev_del(sp[0]);
+	close(sp[0]);
+}
+
 int
 main(void)
 {
@@ -549,6 +613,7 @@ main(void)
 		cmocka_unit_test(test_add_errors),
 		cmocka_unit_test(test_break),
 		cmocka_unit_test(test_flush),
+		cmocka_unit_test(test_hangup_while_watched_for_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
