@@ -19,10 +19,30 @@ from skips import IN_CI, have_ipv6_loopback, missing, need_tool  # noqa: F401
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 SMTPD_BIN = os.environ.get("SMTPD_BIN", os.path.join(ROOT, "build", "smtpd"))
-# The shared reference files sit beside the checkout, as ../shared.
-EXAMPLES = os.environ.get("SMTPD_EXAMPLES",
-                          os.path.join(os.path.dirname(ROOT), "shared",
-                                       "examples"))
+def _examples():
+    """The shared reference files: beside the checkout, as ../shared; for
+    a clone made elsewhere (git clone . /tmp/x), beside the repository it
+    was cloned from, when that is a local path."""
+    here = os.path.join(os.path.dirname(ROOT), "shared", "examples")
+    if os.path.isdir(here):
+        return here
+    try:
+        url = subprocess.run(["git", "-C", ROOT, "config", "--get",
+                              "remote.origin.url"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return here
+    if url.startswith("file://"):
+        url = url[len("file://"):]
+    if url.startswith("/"):
+        origin = os.path.join(os.path.dirname(os.path.normpath(url)),
+                              "shared", "examples")
+        if os.path.isdir(origin):
+            return origin
+    return here
+
+
+EXAMPLES = os.environ.get("SMTPD_EXAMPLES") or _examples()
 VALGRIND = bool(os.environ.get("SMTPD_VALGRIND"))
 # Deadlines stretch under valgrind (or when asked to).
 SCALE = float(os.environ.get("SMTPD_TIMEOUT_SCALE", "10" if VALGRIND else "1"))
