@@ -18,12 +18,13 @@
 static struct {
 	struct pending	*pending;	/* commits for the next group */
 	struct pending	*group;		/* the group being synced */
+	int		 is_group;	/* synced by syncfs, linked as ID.new */
+	uint64_t	 gen;		/* its queue sync (queue.c) */
 	struct ev_timer	 timer;
 	commit_reply_fn	 reply;
 	void		(*synced)(void);
 } commit;
 
-static void	commit_link(int, void *);
 static void	commit_answer(int, void *);
 
 /* A pending commit that failed: the client hears 451, the file goes. */
@@ -39,17 +40,19 @@ pending_fail(struct pending *p, const char *why)
 
 /*
  * Group commit: every message committed while the last group was
- * synced shares the next syncs, and no 250 goes out before the sync
- * that covers its message has returned.  A group's files are written,
- * then one syncfs makes their bytes durable, then they are linked into
- * queue/ and the directory synced: reused files are overwritten in
- * place, and no name may reach queue/ before what it names
- * (queue_commit_write()).  The syncs run in the syncer thread
- * (relay/syncer.c): the loop goes on meanwhile, and the commits that
- * come in form the next group, which starts when this one is answered.
- * A message alone is synced file by file (fdatasync, no syncfs of a
- * busy file system) before its link; only its directory sync waits in
- * the thread then.
+ * synced shares the next sync, and no 250 goes out before the sync
+ * that covers its message has returned.  A group's files are written
+ * and renamed into queue/, the envelope as ID.new, and one syncfs makes
+ * all of it durable: one wait on the disk, where writing the bytes and
+ * then the names took two.  A crash before that sync returned can leave
+ * an ID.new naming bytes that are not on the disk (reused files are
+ * overwritten in place): its check line tells it at the start, and it
+ * was never answered (relay/queue_check.c).  After the sync, ID.new is
+ * renamed ID.env.  The syncs run in the syncer thread (relay/syncer.c):
+ * the loop goes on meanwhile, and the commits that come in form the
+ * next group, which starts when this one is answered.  A message alone
+ * is synced file by file (fdatasync, no syncfs of a busy file system)
+ * and linked as ID.env; only its directory sync waits in the thread.
  */
 static void
 commit_flush(void *arg)
@@ -68,75 +71,62 @@ commit_flush(void *arg)
 			pending_fail(p, "queue write error");
 			continue;
 		}
+		if ((group ? queue_commit_link_new(p->msg, p->envname) :
+		    queue_commit_link(p->msg, p->envname)) == -1) {
+			pending_fail(p, "queue write error");
+			continue;
+		}
 		p->next = done;
 		done = p;
 	}
 	commit.pending = NULL;
 	if ((commit.group = done) == NULL)
 		return;
-	if (group)
-		syncer_run(SYNC_FS, commit_link, NULL);
-	else
-		commit_link(0, NULL);
+	commit.is_group = group;
+	commit.gen = queue_sync_begin();
+	syncer_run(group ? SYNC_FS : SYNC_DIR, commit_answer, NULL);
 }
 
-/* The group's bytes are on the disk (err 0): link its names. */
+/* One message of the group whose sync returned (err 0: synced). */
 static void
-commit_link(int err, void *arg)
+commit_answer_one(struct pending *p, int err)
 {
-	struct pending	*p, *next, *linked = NULL;
-
-	(void)arg;
-	for (p = commit.group; p != NULL; p = next) {
-		next = p->next;
-		if (err != 0) {
-			errno = err;
-			log_warn("event=queue-error op=syncfs");
-			queue_commit_undo(p->envname);
-			pending_fail(p, "queue sync error");
-			continue;
-		}
-		if (queue_commit_link(p->msg, p->envname) == -1) {
-			pending_fail(p, "queue write error");
-			continue;
-		}
-		p->next = linked;
-		linked = p;
-	}
-	if ((commit.group = linked) == NULL) {
-		commit_answer(-1, NULL);
+	if (err == 0 && commit.is_group && queue_commit_settle(p->msg) == -1)
+		err = EIO;
+	if (err != 0) {
+		if (commit.is_group)
+			queue_commit_drop(p->msg);
+		else
+			queue_remove(p->msg);
+		commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL,
+		    "queue sync error");
+		qmsg_free(p->msg);
 		return;
 	}
-	syncer_run(SYNC_DIR, commit_answer, NULL);
+	log_info("event=queued queue_id=%s", p->msg->id);
+	stats_received();
+	commit.reply(p->channel, p->session, IMSG_MSG_OK, p->msg->id);
+	sched_add(p->msg);
 }
 
-/* The directory sync returned (err 0: synced; -1: nothing to sync). */
+/* The group's sync returned (err 0: synced). */
 static void
 commit_answer(int err, void *arg)
 {
 	struct pending	*p, *next;
 
 	(void)arg;
-	if (err > 0) {
+	if (err != 0) {
 		errno = err;
-		log_warn("event=queue-error op=fsync-dir");
-	}
+		log_warn("event=queue-error op=%s",
+		    commit.is_group ? "syncfs" : "fsync-dir");
+	} else
+		queue_sync_end(commit.gen);
 	commit.synced();
 	for (p = commit.group; p != NULL; p = next) {
 		next = p->next;
 		close(p->fd);
-		if (err != 0) {
-			queue_remove(p->msg);
-			commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL,
-			    "queue sync error");
-			qmsg_free(p->msg);
-		} else {
-			log_info("event=queued queue_id=%s", p->msg->id);
-			stats_received();
-			commit.reply(p->channel, p->session, IMSG_MSG_OK,
-			    p->msg->id);
-			sched_add(p->msg);
-		}
+		commit_answer_one(p, err);
 		free(p);
 	}
 	commit.group = NULL;

@@ -26,8 +26,7 @@
 #include "queue.h"
 #include "queue_int.h"
 
-#define ENVFILE_MAX	(1024 * 1024)
-#define ENVFILE_VERSION	1
+#define ENVFILE_VERSION	2	/* 1: no check line (queue formats 1, 2) */
 
 struct queue_dirs	queue_dir = { -1, -1, -1 };
 
@@ -85,7 +84,7 @@ queue_new_id(char *id)
 	return 0;
 }
 
-static int
+int
 valid_id(const char *id)
 {
 	size_t	 i;
@@ -98,7 +97,7 @@ valid_id(const char *id)
 }
 
 /* Whether name starts with a queue id (ID.env). */
-static int
+int
 valid_id_prefix(const char *name)
 {
 	char	 id[QUEUE_ID_LEN + 1];
@@ -141,20 +140,23 @@ rcpt_mark(const struct qrcpt *r)
 	return MARK_PENDING;
 }
 
-/* Write the envelope of m to fd. */
-int
-envfile_write(int fd, const struct qmsg *m)
+/*
+ * The envelope of m, in a buffer to free; its check line (format 3)
+ * when m's message hash is known, which it is for every message this
+ * release committed.
+ */
+static char *
+envfile_text(const struct qmsg *m, size_t *lenp)
 {
-	char		*buf = NULL;
-	size_t		 len = 0;
+	char		*buf = NULL, tail[ENV_RCPT_MAX + 16], check[64];
+	size_t		 len = 0, headlen;
 	FILE		*f;
 	uint32_t	 i;
 	char		 key[16];
-	int		 rc;
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
-		return -1;
-	fprintf(f, "version %d\n", ENVFILE_VERSION);
+		return NULL;
+	fprintf(f, "version %d\n", m->has_check ? ENVFILE_VERSION : 1);
 	env_put(f, "id", m->id);
 	fprintf(f, "created %" PRId64 "\n", m->created);
 	fprintf(f, "next-try %" PRId64 "\n", m->next_try);
@@ -180,21 +182,42 @@ envfile_write(int fd, const struct qmsg *m)
 		fprintf(f, "bounced %d\n", r->bounced);
 	}
 	/* Last but one, so that queue_mark() finds it from the end. */
-	fputs("marks ", f);
+	memcpy(tail, "marks ", 6);
 	for (i = 0; i < m->nrcpt; i++)
-		fputc(rcpt_mark(&m->rcpts[i]), f);
-	fputs("\nend\n", f);
+		tail[6 + i] = rcpt_mark(&m->rcpts[i]);
+	memcpy(tail + 6 + i, "\nend\n", 6);
+	if (m->has_check && fflush(f) == 0) {
+		headlen = len;
+		queue_check_line(buf, headlen, tail, 6 + i + 5, m->body_check,
+		    check, sizeof(check));
+		fputs(check, f);
+	}
+	fputs(tail, f);
 	if (fclose(f) != 0) {
 		free(buf);
-		return -1;
+		return NULL;
 	}
+	*lenp = len;
+	return buf;
+}
+
+/* Write the envelope of m to fd. */
+int
+envfile_write(int fd, const struct qmsg *m)
+{
+	char	*buf;
+	size_t	 len;
+	int	 rc;
+
+	if ((buf = envfile_text(m, &len)) == NULL)
+		return -1;
 	rc = proc_write_full(fd, buf, len);
 	free(buf);
 	return rc;
 }
 
 /* Undo env_put()'s escaping into out (size len); -1 if malformed. */
-static int
+int
 env_unescape(const char *in, char *out, size_t len)
 {
 	size_t		 o = 0;
@@ -233,11 +256,11 @@ env_num(const char *s, long long min, long long max, long long *v)
 /* The keys that appear once: a message's, then a recipient's. */
 static const char *const envfile_keys[] = {
 	"version", "id", "created", "next-try", "attempts", "client",
-	"client-port", "helo", "from", "size", "flags", "bounce", "marks",
-	"code", "text", "bounced",
+	"client-port", "helo", "from", "size", "flags", "bounce", "check",
+	"marks", "code", "text", "bounced",
 };
-#define ENVFILE_MARKS_KEY	12
-#define ENVFILE_RCPT_KEY	13	/* the first of a recipient's */
+#define ENVFILE_MARKS_KEY	13
+#define ENVFILE_RCPT_KEY	14	/* the first of a recipient's */
 
 /* Apply a "marks" line: one mark per recipient, all of them before. */
 static int
@@ -302,6 +325,7 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 {
 	struct qrcpt	*r;
 	long long	 v;
+	uint64_t	 v2;
 	size_t		 i;
 
 	if (*ended)
@@ -315,7 +339,14 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		}
 	r = m->nrcpt > 0 ? &m->rcpts[m->nrcpt - 1] : NULL;
 	if (strcmp(key, "version") == 0)
-		return strcmp(val, "1") == 0 ? 0 : -1;
+		return strcmp(val, "1") == 0 || strcmp(val, "2") == 0 ? 0 : -1;
+	/* Checked by queue_check_env() where it must be (ID.new). */
+	if (strcmp(key, "check") == 0) {
+		m->has_check = 1;
+		return strlen(val) != 33 || val[16] != ' ' ||
+		    queue_check_hex(val, &v2) == -1 ||
+		    queue_check_hex(val + 17, &m->body_check) == -1 ? -1 : 0;
+	}
 	if (strcmp(key, "id") == 0)
 		return env_unescape(val, m->id, sizeof(m->id)) == -1 ||
 		    !valid_id(m->id) ? -1 : 0;
@@ -425,21 +456,29 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 }
 
 /*
- * A commit, in two steps.  queue_commit_write(): m's message file
- * (spoolfd, in tmp/) synced, its envelope written to tmp/ENVNAME and
- * synced; with sync_files 0 both syncs are left to one queue_sync(1)
- * for the whole group, which must come before queue_commit_link().
- * The order matters because reused files are overwritten in place: a
- * name in queue/ must never come before the bytes it names are on the
- * disk, or a crash could leave it naming an earlier message's bytes.
- * queue_commit_link(): both renamed into queue/ (envelope last); the
- * caller calls queue_sync(0) before it answers.  queue_commit_undo():
- * the envelope written but never linked goes back to the pool.
+ * A commit, in two steps.  queue_commit_write(): m's message hashed
+ * for the check line, its file (spoolfd, in tmp/) synced, its envelope
+ * written to tmp/ENVNAME and synced; with sync_files 0 (a group) both
+ * syncs are left to the group's one syncfs.  Then either
+ * queue_commit_link(): both renamed into queue/ (envelope last) after
+ * their syncs, the caller syncing the directory before it answers; or,
+ * for a group, queue_commit_link_new() before the syncfs and
+ * queue_commit_settle() after it (queue_check.c).  Reused files are
+ * overwritten in place: a name that a restart takes as committed must
+ * never come before the bytes it names are on the disk, or a crash
+ * could leave it naming an earlier message's bytes.
+ * queue_commit_undo(): the envelope written but never linked goes back
+ * to the pool.
  */
 int
 queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
     char *envname, size_t len)
 {
+	if (queue_body_hash(spoolfd, m->size, &m->body_check) == -1) {
+		log_warn("event=queue-error queue_id=%s op=read", m->id);
+		return -1;
+	}
+	m->has_check = 1;
 	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
@@ -451,12 +490,13 @@ queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
 	return 0;
 }
 
-int
-queue_commit_link(struct qmsg *m, const char *envname)
+/* Both files into queue/, the envelope as ENV ("%s.env" or "%s.new"). */
+static int
+commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 {
-	char	 env[QUEUE_ID_LEN + 8];
+	char	 env[QUEUE_ENVNAME_MAX];
 
-	snprintf(env, sizeof(env), "%s.env", m->id);
+	snprintf(env, sizeof(env), "%s%s", m->id, suffix);
 	if (renameat(queue_dir.tmpfd, m->id, queue_dir.qfd, m->id) == -1 ||
 	    renameat(queue_dir.tmpfd, envname, queue_dir.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
@@ -466,6 +506,55 @@ queue_commit_link(struct qmsg *m, const char *envname)
 	}
 	m->has_marks = 1;
 	return 0;
+}
+
+int
+queue_commit_link(struct qmsg *m, const char *envname)
+{
+	return commit_rename(m, envname, ".env");
+}
+
+/*
+ * A group's message into queue/ before its bytes are durable, the
+ * envelope as ID.new (queue_check.c); the sync that follows makes it
+ * committed, and queue_commit_settle() gives it its lasting name.
+ */
+int
+queue_commit_link_new(struct qmsg *m, const char *envname)
+{
+	return commit_rename(m, envname, ".new");
+}
+
+/*
+ * The group's sync returned: ID.new becomes ID.env.  Its marks may be
+ * rewritten in place only once that rename is durable (queue_mark()):
+ * an ID.new with other marks than it was committed with fails its
+ * check at a restart.
+ */
+int
+queue_commit_settle(struct qmsg *m)
+{
+	char	 from[QUEUE_ENVNAME_MAX], to[QUEUE_ENVNAME_MAX];
+
+	snprintf(from, sizeof(from), "%s.new", m->id);
+	snprintf(to, sizeof(to), "%s.env", m->id);
+	if (renameat(queue_dir.qfd, from, queue_dir.qfd, to) == -1) {
+		log_warn("event=queue-error queue_id=%s op=rename", m->id);
+		return -1;
+	}
+	m->settle_gen = queue_gen_next();
+	return 0;
+}
+
+/* A group's message whose sync failed, or whose settle did: it goes. */
+void
+queue_commit_drop(const struct qmsg *m)
+{
+	char	 env[QUEUE_ENVNAME_MAX];
+
+	snprintf(env, sizeof(env), "%s.new", m->id);
+	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
+	pool_release(queue_dir.qfd, m->id, m->owner);
 }
 
 void
@@ -486,6 +575,42 @@ queue_commit(struct qmsg *m, int spoolfd)
 }
 
 /*
+ * The queue's syncs, counted: a rename into or out of queue/ made while
+ * sync N is the last begun is durable once sync N + 1 is done.  A file
+ * that left queue/ is reused, and a settled envelope's marks rewritten,
+ * only then (pool_put_after(), queue_mark()).
+ */
+static struct {
+	uint64_t	begun;
+	uint64_t	done;
+} queue_syncs;
+
+uint64_t
+queue_sync_begin(void)
+{
+	return ++queue_syncs.begun;
+}
+
+void
+queue_sync_end(uint64_t gen)
+{
+	if (gen > queue_syncs.done)
+		queue_syncs.done = gen;
+}
+
+uint64_t
+queue_gen_next(void)
+{
+	return queue_syncs.begun + 1;
+}
+
+int
+queue_gen_durable(uint64_t gen)
+{
+	return queue_syncs.done >= gen;
+}
+
+/*
  * Make the commits before it durable.  One message: its files were
  * synced, so the directory is enough.  Several (a group commit): one
  * syncfs(2) writes their files and the directory in one journal commit,
@@ -494,10 +619,13 @@ queue_commit(struct qmsg *m, int spoolfd)
 int
 queue_sync(int whole_fs)
 {
+	uint64_t	 gen = queue_sync_begin();
+
 	if (queue_sync_call(whole_fs) == -1) {
 		log_warn("event=queue-error op=fsync-dir");
 		return -1;
 	}
+	queue_sync_end(gen);
 	return 0;
 }
 
@@ -523,7 +651,7 @@ queue_update(struct qmsg *m)
 	/* The old envelope comes out of the swap into the pool. */
 	if (renameat2(queue_dir.tmpfd, name, queue_dir.qfd, env,
 	    RENAME_EXCHANGE) == 0)
-		pool_put(name, QUEUE_OWNER_RELAY);
+		pool_put_after(name, QUEUE_OWNER_RELAY, queue_gen_next());
 	else if (renameat(queue_dir.tmpfd, name, queue_dir.qfd, env) == -1) {
 		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
@@ -549,6 +677,8 @@ queue_mark(const struct qmsg *m)
 	int		 fd, rc = -1;
 
 	if (!m->has_marks)
+		return -1;
+	if (!queue_gen_durable(m->settle_gen) && queue_sync(0) == -1)
 		return -1;
 	snprintf(env, sizeof(env), "%s.env", m->id);
 	if ((fd = openat(queue_dir.qfd, env, O_RDWR | O_CLOEXEC)) == -1)
@@ -607,6 +737,23 @@ queue_space_low(uint64_t min_free, uint32_t pct, uint64_t *avail,
  * Set m's files aside in queue/corrupt/, once, with the reason: they
  * are never tried again, and an operator can look at them.
  */
+/* queue/ID and queue/ENV into queue/corrupt/, synced. */
+void
+quarantine_files(const char *id, const char *env)
+{
+	if (renameat(queue_dir.qfd, id, queue_dir.corruptfd, id) == -1 &&
+	    errno != ENOENT)
+		log_warn("event=queue-error queue_id=%s op=quarantine", id);
+	if (renameat(queue_dir.qfd, env, queue_dir.corruptfd, env) == -1 &&
+	    errno != ENOENT) {
+		log_warn("event=queue-error queue_id=%s op=quarantine", id);
+		/* It must not come back at the next start either. */
+		unlinkat(queue_dir.qfd, env, 0);
+	}
+	fsync(queue_dir.corruptfd);
+	fsync(queue_dir.qfd);
+}
+
 void
 queue_quarantine(struct qmsg *m, const char *reason)
 {
@@ -615,19 +762,7 @@ queue_quarantine(struct qmsg *m, const char *reason)
 	if (m->quarantined)
 		return;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (renameat(queue_dir.qfd, m->id, queue_dir.corruptfd, m->id) == -1 &&
-	    errno != ENOENT)
-		log_warn("event=queue-error queue_id=%s op=quarantine",
-		    m->id);
-	if (renameat(queue_dir.qfd, env, queue_dir.corruptfd, env) == -1 &&
-	    errno != ENOENT) {
-		log_warn("event=queue-error queue_id=%s op=quarantine",
-		    m->id);
-		/* It must not come back at the next start either. */
-		unlinkat(queue_dir.qfd, env, 0);
-	}
-	fsync(queue_dir.corruptfd);
-	fsync(queue_dir.qfd);
+	quarantine_files(m->id, env);
 	m->quarantined = 1;
 	log_warnx("event=queue-corrupt queue_id=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", m->id, reason);
@@ -690,199 +825,3 @@ qmsg_free(struct qmsg *m)
 	free(m);
 }
 
-/*
- * What can be read of an envelope that does not parse: its sender and
- * recipients, so that the sender can be told.  NULL when not even the
- * sender can be made out (or it is <>: nobody to tell).
- */
-static struct qmsg *
-queue_salvage(const char *name, const char *text, size_t len)
-{
-	struct qmsg	*m, probe;
-	struct qrcpt	*r;
-	const char	*p = text, *end = text + len, *nl;
-	char		 line[2048], *sp;
-
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		return NULL;
-	memcpy(m->id, name, QUEUE_ID_LEN);
-	for (; p < end; p = nl + 1) {
-		if ((nl = memchr(p, '\n', end - p)) == NULL)
-			nl = end;
-		if ((size_t)(nl - p) >= sizeof(line) ||
-		    memchr(p, '\0', nl - p) != NULL)
-			continue;
-		memcpy(line, p, nl - p);
-		line[nl - p] = '\0';
-		if ((sp = strchr(line, ' ')) == NULL)
-			continue;
-		*sp++ = '\0';
-		if (strcmp(line, "from") == 0)
-			env_unescape(sp, m->from, sizeof(m->from));
-		else if (strcmp(line, "bounce") == 0)
-			m->is_bounce = strcmp(sp, "0") != 0;
-		else if (strncmp(line, "rcpt-", 5) == 0 &&
-		    m->nrcpt < ENV_RCPT_MAX &&
-		    env_unescape(sp, probe.from, sizeof(probe.from)) == 0 &&
-		    (r = reallocarray(m->rcpts, m->nrcpt + 1,
-		    sizeof(*r))) != NULL) {
-			m->rcpts = r;
-			r = &m->rcpts[m->nrcpt++];
-			memset(r, 0, sizeof(*r));
-			strlcpy(r->addr, probe.from, sizeof(r->addr));
-			r->state = line[5] == RCPT_DONE ? RCPT_DONE :
-			    RCPT_PENDING;
-		}
-	}
-	if (m->from[0] == '\0' || m->is_bounce || m->nrcpt == 0) {
-		qmsg_free(m);
-		return NULL;
-	}
-	m->created = m->next_try = (int64_t)time(NULL);
-	return m;
-}
-
-/*
- * Load one envelope file.  NULL if it is unusable, with the reason in
- * why and in *salvaged what could be read of it (or NULL).
- */
-static struct qmsg *
-queue_load_one(const char *name, char *why, size_t whylen,
-    struct qmsg **salvaged)
-{
-	struct qmsg	*m;
-	struct stat	 st;
-	char		*text;
-	ssize_t		 n;
-	int		 fd;
-
-	*salvaged = NULL;
-	if ((fd = openat(queue_dir.qfd, name, O_RDONLY | O_CLOEXEC)) == -1) {
-		snprintf(why, whylen, "envelope: %s", strerror(errno));
-		return NULL;
-	}
-	if (fstat(fd, &st) == -1 || st.st_size <= 0 ||
-	    st.st_size > ENVFILE_MAX ||
-	    (text = malloc(st.st_size)) == NULL) {
-		snprintf(why, whylen, "envelope: empty, too big or "
-		    "unreadable");
-		close(fd);
-		return NULL;
-	}
-	n = pread(fd, text, st.st_size, 0);
-	close(fd);
-	if (n != st.st_size) {
-		snprintf(why, whylen, "envelope: short read");
-		free(text);
-		return NULL;
-	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    envfile_parse(text, st.st_size, m) == -1 ||
-	    strncmp(name, m->id, QUEUE_ID_LEN) != 0) {
-		snprintf(why, whylen, "envelope does not parse");
-		qmsg_free(m);
-		*salvaged = queue_salvage(name, text, st.st_size);
-		free(text);
-		return NULL;
-	}
-	free(text);
-	return m;
-}
-
-/* What the DSN says of each recipient of a message that was lost. */
-void
-queue_lost_mark(struct qmsg *m, const char *why)
-{
-	char		 text[REPLY_TEXT_MAX];
-	uint32_t	 i;
-
-	snprintf(text, sizeof(text), "5.3.0 the message could not be "
-	    "recovered from the queue (%s)", why);
-	for (i = 0; i < m->nrcpt; i++) {
-		struct qrcpt *r = &m->rcpts[i];
-
-		if (r->state == RCPT_PENDING) {
-			r->state = RCPT_FAILED;
-			r->code = 554;
-			strlcpy(r->text, text, sizeof(r->text));
-		}
-	}
-}
-
-/* An envelope that cannot be used: aside, and on the lost list. */
-static void
-queue_load_bad(const char *name, const char *why, struct qmsg *salvaged,
-    struct qmsg **lost)
-{
-	struct qmsg	 tmp;
-
-	if (salvaged == NULL) {
-		memset(&tmp, 0, sizeof(tmp));
-		memcpy(tmp.id, name, QUEUE_ID_LEN);
-		queue_quarantine(&tmp, why);
-		return;
-	}
-	queue_quarantine(salvaged, why);
-	queue_lost_mark(salvaged, why);
-	salvaged->next = *lost;
-	*lost = salvaged;
-}
-
-/*
- * Read every committed envelope.  A message file without an envelope
- * was never answered 250 and is removed.  An envelope that cannot be
- * read or parsed, or whose message file is missing or of another size,
- * is set aside in queue/corrupt/; those whose sender is known go on
- * the lost list, for a DSN.
- */
-struct qmsg *
-queue_load(unsigned int *count, struct qmsg **lost)
-{
-	struct qmsg	*head = NULL, *m, *salvaged;
-	struct dirent	*de;
-	struct stat	 st;
-	DIR		*d;
-	char		 env[QUEUE_ID_LEN + 8], why[256];
-	int		 fd;
-
-	*count = 0;
-	*lost = NULL;
-	if ((fd = dup(queue_dir.qfd)) == -1 || (d = fdopendir(fd)) == NULL)
-		return NULL;
-	/* The dup shares its offset with qfd: where the last scan ended. */
-	rewinddir(d);
-	while ((de = readdir(d)) != NULL) {
-		size_t len = strlen(de->d_name);
-
-		if (len == QUEUE_ID_LEN && valid_id(de->d_name)) {
-			memcpy(env, de->d_name, QUEUE_ID_LEN);
-			memcpy(env + QUEUE_ID_LEN, ".env", 5);
-			if (fstatat(queue_dir.qfd, env, &st, 0) == -1) {
-				log_info("event=queue-orphan queue_id=%s "
-				    "action=removed", de->d_name);
-				unlinkat(queue_dir.qfd, de->d_name, 0);
-			}
-			continue;
-		}
-		if (len != QUEUE_ID_LEN + 4 || strcmp(de->d_name +
-		    QUEUE_ID_LEN, ".env") != 0 || !valid_id_prefix(de->d_name))
-			continue;
-		if ((m = queue_load_one(de->d_name, why, sizeof(why),
-		    &salvaged)) == NULL) {
-			queue_load_bad(de->d_name, why, salvaged, lost);
-			continue;
-		}
-		if (queue_msg_check(m, why, sizeof(why)) == -1) {
-			queue_quarantine(m, why);
-			queue_lost_mark(m, why);
-			m->next = *lost;
-			*lost = m;
-			continue;
-		}
-		m->next = head;
-		head = m;
-		(*count)++;
-	}
-	closedir(d);
-	return head;
-}

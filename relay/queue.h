@@ -9,6 +9,8 @@
  *	tmp/OLD		a free file, truncated and reused (the pool, queue.c)
  *	queue/QID	committed message
  *	queue/QID.env	committed envelope (written last: it is the commit)
+ *	queue/QID.new	envelope of a group commit, durable once its sync
+ *			returned, renamed to QID.env then (queue_check.c)
  *	queue/corrupt/	files that could not be used, set aside
  *
  * The envelope's last line but one, "marks", holds a byte per recipient
@@ -89,6 +91,9 @@ struct qmsg {
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	int		 held;		/* smtpctl hold: not delivered */
 	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
+	uint64_t	 body_check;	/* its message's hash (queue_check.c) */
+	int		 has_check;	/* body_check is known */
+	uint64_t	 settle_gen;	/* the queue sync its ID.env name needs */
 	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
@@ -107,6 +112,11 @@ int		 queue_commit(struct qmsg *, int spoolfd);
 int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,
 		    char *envname, size_t);
 int		 queue_commit_link(struct qmsg *, const char *envname);
+int		 queue_commit_link_new(struct qmsg *, const char *envname);
+int		 queue_commit_settle(struct qmsg *);
+void		 queue_commit_drop(const struct qmsg *);
+uint64_t	 queue_sync_begin(void);
+void		 queue_sync_end(uint64_t gen);
 void		 queue_commit_undo(const char *envname);
 int		 queue_sync(int whole_fs);
 int		 queue_sync_call(int whole_fs);

@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct qmsg;
+
 struct queue_dirs {
 	int	tmpfd;
 	int	qfd;
@@ -19,7 +21,20 @@ struct queue_dirs {
 
 extern struct queue_dirs	queue_dir;
 
+int	valid_id(const char *id);
+int	valid_id_prefix(const char *name);
+int	env_unescape(const char *in, char *out, size_t len);
+void	quarantine_files(const char *id, const char *env);
 void	pool_put(const char *name, uint32_t owner);
+void	pool_put_after(const char *name, uint32_t owner, uint64_t gen);
+uint64_t queue_gen_next(void);
+int	queue_gen_durable(uint64_t gen);
+int	queue_body_hash(int fd, uint64_t size, uint64_t *out);
+void	queue_check_line(const char *head, size_t headlen, const char *tail,
+	    size_t taillen, uint64_t body, char *line, size_t len);
+int	queue_check_hex(const char *s, uint64_t *v);
+int	queue_check_env(const char *text, size_t len);
+int	queue_check_msg(const struct qmsg *m, char *why, size_t len);
 int	pool_get(uint32_t owner, char *name, size_t len);
 int	pool_fit(int fd, off_t len);
 void	pool_release(int dirfd, const char *name, uint32_t owner);

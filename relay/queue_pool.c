@@ -32,6 +32,7 @@
 struct pool_file {
 	char		 name[QUEUE_ID_LEN + 5];
 	uint32_t	 owner;
+	uint64_t	 gen;	/* reusable once this queue sync is done */
 };
 
 static struct {
@@ -39,16 +40,30 @@ static struct {
 	unsigned int		 n;
 } pool;
 
-/* Put tmp/name in the pool of owner, or unlink it when there is none. */
+/*
+ * Put tmp/name in the pool of owner, or unlink it when there is none;
+ * it is not reused before queue sync gen is done.  A file that had a
+ * name in queue/ waits for the sync that makes its leaving queue/
+ * durable: overwritten before that, a crash could bring the old name
+ * back holding another message's bytes (queue_check.c).
+ */
 void
-pool_put(const char *name, uint32_t owner)
+pool_put_after(const char *name, uint32_t owner, uint64_t gen)
 {
 	if (owner == QUEUE_OWNER_NONE || pool.n == QUEUE_POOL_MAX) {
 		unlinkat(queue_dir.tmpfd, name, 0);
 		return;
 	}
 	strlcpy(pool.f[pool.n].name, name, sizeof(pool.f[0].name));
+	pool.f[pool.n].gen = gen;
 	pool.f[pool.n++].owner = owner;
+}
+
+/* A file that never had a name in queue/: reusable at once. */
+void
+pool_put(const char *name, uint32_t owner)
+{
+	pool_put_after(name, owner, 0);
 }
 
 /*
@@ -61,10 +76,11 @@ pool_get_from(uint32_t owner, char *name, size_t len, uint32_t *from)
 	unsigned int	 i, pick = pool.n;
 
 	for (i = pool.n; i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == owner)
+		if (pool.f[i].owner == owner && queue_gen_durable(pool.f[i].gen))
 			pick = i;
 	for (i = pool.n; owner != QUEUE_OWNER_RELAY && i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == QUEUE_OWNER_RELAY)
+		if (pool.f[i].owner == QUEUE_OWNER_RELAY &&
+		    queue_gen_durable(pool.f[i].gen))
 			pick = i;
 	if (pick == pool.n)
 		return -1;
@@ -156,7 +172,7 @@ pool_release(int dirfd, const char *name, uint32_t owner)
 {
 	if (owner != QUEUE_OWNER_NONE && pool.n < QUEUE_POOL_MAX &&
 	    renameat2(dirfd, name, queue_dir.tmpfd, name, RENAME_NOREPLACE) == 0) {
-		pool_put(name, owner);
+		pool_put_after(name, owner, queue_gen_next());
 		return;
 	}
 	if (unlinkat(dirfd, name, 0) == -1 && errno != ENOENT)

@@ -272,11 +272,14 @@ def test_commit_fault_never_answered_250(world, upstream_factory,
 @needs_strace
 def test_group_commit_links_only_synced_files(world, upstream_factory,
                                               relay_factory, tmp_path):
-    """Reused files are overwritten in place, so a name may reach queue/
-    only after the bytes it names are on the disk: in the relay's
-    system calls, every rename into queue/ follows a sync (syncfs for a
-    group, fdatasync for one) made since the last directory sync, and
-    groups did form (20 messages at once)."""
+    """Reused files are overwritten in place, so a name a restart takes
+    as committed may reach queue/ only after the bytes it names are on
+    the disk (queue format 3).  In the relay's system calls: a group's
+    envelope goes into queue/ as ID.new (which a restart checks against
+    its check line) and becomes ID.env only after a syncfs made since;
+    a message alone goes in as ID.env only after its fdatasync; and
+    groups did form (40 messages in 8 sessions at once)."""
+    import re
     import threading
     up = upstream_factory()
     conf, queue = relay_conf(world)
@@ -306,17 +309,38 @@ def test_group_commit_links_only_synced_files(world, upstream_factory,
     with open(out) as f:
         calls = [strip_pid(l) for l in f.read().splitlines()
                  if "resumed" not in l]
-    synced, groups = False, 0
+    rename = re.compile(r'renameat\((\d+), "([^"]+)", (\d+), "([^"]+)"\)')
+    # queue/ is the directory the .env names are renamed into.
+    qfd = {m.group(3) for m in map(rename.match, calls)
+           if m and m.group(4).endswith(".env")}
+    assert len(qfd) == 1, qfd
+    qfd = qfd.pop()
+    synced, linked, durable = False, set(), set()
+    settled = groups = 0
+    why = "\n".join(calls[:60])
     for l in calls:
-        if l.startswith(("syncfs(", "fdatasync(")):
+        m = rename.match(l)
+        if l.startswith("fdatasync("):
             synced = True
-            groups += l.startswith("syncfs(")
         elif l.startswith("fsync("):
             synced = False
-        elif l.startswith("renameat("):
-            assert synced, "a rename into queue/ before its sync:\n" + \
-                "\n".join(calls[:40])
-    assert groups > 0, "no group commit formed"
+        elif l.startswith("syncfs("):
+            synced = True
+            groups += 1
+            durable |= linked
+            linked = set()
+        elif m and m.group(1) != qfd and m.group(3) == qfd:
+            to = m.group(4)
+            if to.endswith(".new"):
+                linked.add(to[:-4])
+            elif to.endswith(".env"):
+                assert synced, "ID.env linked before its sync:\n" + why
+        elif m and m.group(1) == qfd and m.group(4).endswith(".env"):
+            assert m.group(2).endswith(".new"), l
+            assert m.group(2)[:-4] in durable, \
+                "ID.new settled before a syncfs covered it:\n" + why
+            settled += 1
+    assert groups > 0 and settled > 0, "no group commit formed"
 
 
 def test_reused_file_holds_only_the_new_message(world, upstream_factory,
