@@ -31,7 +31,8 @@ static void	commit_answer(int, void *);
 static void
 pending_fail(struct pending *p, const char *why)
 {
-	queue_spool_discard(p->msg->id, p->msg->owner);
+	queue_spool_discard(p->msg->spool_file[0] != '\0' ?
+	    p->msg->spool_file : p->msg->id, p->msg->owner);
 	commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL, why);
 	close(p->fd);
 	qmsg_free(p->msg);

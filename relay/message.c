@@ -55,6 +55,7 @@ relay_qmsg(const struct spool *sp, const struct envelope *env,
 		return NULL;
 	}
 	strlcpy(m->id, sp->id, sizeof(m->id));
+	strlcpy(m->spool_file, sp->file, sizeof(m->spool_file));
 	m->owner = ch_id;
 	strlcpy(m->peer_ip, env->peer_ip, sizeof(m->peer_ip));
 	m->peer_port = env->peer_port;

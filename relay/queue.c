@@ -497,13 +497,15 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 	char	 env[QUEUE_ENVNAME_MAX];
 
 	snprintf(env, sizeof(env), "%s%s", m->id, suffix);
-	if (renameat(queue_dir.tmpfd, m->id, queue_dir.qfd, m->id) == -1 ||
+	if (renameat(queue_dir.tmpfd, m->spool_file[0] != '\0' ?
+	    m->spool_file : m->id, queue_dir.qfd, m->id) == -1 ||
 	    renameat(queue_dir.tmpfd, envname, queue_dir.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
 		unlinkat(queue_dir.qfd, m->id, 0);
 		pool_put(envname, QUEUE_OWNER_RELAY);
 		return -1;
 	}
+	m->spool_file[0] = '\0';
 	m->has_marks = 1;
 	return 0;
 }

@@ -91,6 +91,7 @@ struct qmsg {
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	int		 held;		/* smtpctl hold: not delivered */
 	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
+	char		 spool_file[QUEUE_ENVNAME_MAX];	/* tmp/ name, "": ID */
 	uint64_t	 body_check;	/* its message's hash (queue_check.c) */
 	int		 has_check;	/* body_check is known */
 	uint64_t	 settle_gen;	/* the queue sync its ID.env name needs */
@@ -104,9 +105,10 @@ struct qmsg {
 int		 queue_open(const char *path);
 int		 queue_new_id(char *);
 int		 queue_spool_create(const char *id, uint32_t owner);
-int		 queue_spool_reuse(const char *id, uint32_t owner);
+int		 queue_spool_reuse(const char *id, uint32_t owner, char *file,
+		    size_t);
 int		 queue_spool_fit(int fd, uint64_t size);
-void		 queue_spool_discard(const char *id, uint32_t owner);
+void		 queue_spool_discard(const char *file, uint32_t owner);
 void		 queue_pool_drop(uint32_t owner);
 int		 queue_commit(struct qmsg *, int spoolfd);
 int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,

@@ -112,9 +112,11 @@ queue_pool_drop(uint32_t owner)
 }
 
 /*
- * A file from owner's pool, renamed to tmp/name and truncated, or a
- * new one; -1 with EEXIST if tmp/name exists.  With keep, a small file
- * that was owner's own keeps its old bytes, to be overwritten:
+ * A file from owner's pool, truncated, or a new one: renamed to
+ * tmp/name, -1 with EEXIST if that exists; or, with file, left under its
+ * pool name, which goes in file (a rename less a message: the commit
+ * renames it into queue/ under the message's id).  With keep, a small
+ * file that was owner's own keeps its old bytes, to be overwritten:
  * truncating and refilling a block (an orphan record, a block freed and
  * allocated again) was the costliest call a message made.  Owner had
  * those bytes already; one of the relay's files (an envelope, a DSN:
@@ -122,7 +124,8 @@ queue_pool_drop(uint32_t owner)
  * Whoever writes a kept file cuts it to its size (queue_spool_fit()).
  */
 static int
-pool_open(const char *name, uint32_t owner, int flags, int keep)
+pool_open(const char *name, uint32_t owner, int keep, char *file,
+    size_t filelen)
 {
 	char		 old[QUEUE_ID_LEN + 5];
 	struct stat	 st;
@@ -131,26 +134,31 @@ pool_open(const char *name, uint32_t owner, int flags, int keep)
 
 	while (pool_get_from(owner, old, sizeof(old), &from) == 0) {
 		own = keep && from == owner;
-		if (strcmp(old, name) != 0 && renameat2(queue_dir.tmpfd, old,
-		    queue_dir.tmpfd, name, RENAME_NOREPLACE) == -1) {
+		if (file == NULL && strcmp(old, name) != 0 &&
+		    renameat2(queue_dir.tmpfd, old, queue_dir.tmpfd, name,
+		    RENAME_NOREPLACE) == -1) {
 			if (errno == EEXIST) {
 				pool_put(old, owner);
 				return -1;
 			}
 			continue;	/* gone: a name left by a failure */
 		}
-		if ((fd = openat(queue_dir.tmpfd, name, flags | O_CLOEXEC |
-		    (own ? 0 : O_TRUNC))) == -1)
+		if ((fd = openat(queue_dir.tmpfd, file != NULL ? old : name,
+		    O_RDWR | O_CLOEXEC | (own ? 0 : O_TRUNC))) == -1)
 			continue;
 		if (own && (fstat(fd, &st) == -1 ||
 		    st.st_size > QUEUE_REUSE_MAX) && ftruncate(fd, 0) == -1) {
 			close(fd);
 			continue;
 		}
+		if (file != NULL)
+			strlcpy(file, old, filelen);
 		return fd;
 	}
-	return openat(queue_dir.tmpfd, name, flags | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600);
+	if (file != NULL)
+		strlcpy(file, name, filelen);
+	return openat(queue_dir.tmpfd, name, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600);
 }
 
 /* Cut fd, written up to len, to len if it was longer (a reused file). */
@@ -183,17 +191,18 @@ pool_release(int dirfd, const char *name, uint32_t owner)
 int
 queue_spool_create(const char *id, uint32_t owner)
 {
-	return pool_open(id, owner, O_RDWR, 0);
+	return pool_open(id, owner, 0, NULL, 0);
 }
 
 /*
- * tmp/ID for a worker's channel to write from offset 0, perhaps with an
- * earlier message's bytes after it: queue_spool_fit() before the commit.
+ * A file in tmp/ (its name in file) for a worker's channel to write the
+ * message ID from offset 0, perhaps with an earlier message's bytes
+ * after it: queue_spool_fit() before the commit.
  */
 int
-queue_spool_reuse(const char *id, uint32_t owner)
+queue_spool_reuse(const char *id, uint32_t owner, char *file, size_t len)
 {
-	return pool_open(id, owner, O_RDWR, 1);
+	return pool_open(id, owner, 1, file, len);
 }
 
 /*
@@ -219,9 +228,9 @@ queue_spool_fit(int fd, uint64_t size)
 	return 0;
 }
 
-/* tmp/ID will not be committed: back to its owner's pool. */
+/* tmp/FILE will not be committed: back to its owner's pool. */
 void
-queue_spool_discard(const char *id, uint32_t owner)
+queue_spool_discard(const char *file, uint32_t owner)
 {
-	pool_put(id, owner);
+	pool_put(file, owner);
 }

@@ -105,7 +105,7 @@ spool_drop(struct channel *ch, struct spool *sp)
 	if (sp->fd != -1)
 		close(sp->fd);
 	if (sp->id[0] != '\0')
-		queue_spool_discard(sp->id, ch->id);
+		queue_spool_discard(sp->file, ch->id);
 	free(sp);
 	ch->nspools--;
 }
@@ -227,7 +227,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	struct channel	*ch = pc->arg;
 	struct spool	*sp;
 	struct imsg_out	 out;
-	char		 id[QUEUE_ID_LEN + 1];
+	char		 id[QUEUE_ID_LEN + 1], file[QUEUE_ENVNAME_MAX];
 	uint64_t	 pending, sid;
 	int		 fd, dupfd;
 
@@ -257,12 +257,13 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		return 0;
 	}
 	if (relay.conf.mode == MODE_DEBUG) {
-		id[0] = '\0';
+		id[0] = file[0] = '\0';
 		fd = memfd_create("smtpd-spool", MFD_CLOEXEC);
 	} else {
 		do {
 			queue_new_id(id);
-		} while ((fd = queue_spool_reuse(id, ch->id)) == -1 &&
+		} while ((fd = queue_spool_reuse(id, ch->id, file,
+		    sizeof(file))) == -1 &&
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
@@ -270,7 +271,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')
-			queue_spool_discard(id, ch->id);
+			queue_spool_discard(file, ch->id);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "cannot create spool file");
 		return 0;
@@ -281,6 +282,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	sp->session_id = sid;
 	sp->fd = fd;
 	strlcpy(sp->id, id, sizeof(sp->id));
+	strlcpy(sp->file, file, sizeof(sp->file));
 	sp->next = ch->spools;
 	ch->spools = sp;
 	ch->nspools++;

@@ -20,6 +20,7 @@ struct spool {
 	uint64_t	 session_id;		/* as logged (MSG_OPEN) */
 	int		 fd;
 	char		 id[QUEUE_ID_LEN + 1];	/* "" for a memfd */
+	char		 file[QUEUE_ENVNAME_MAX];	/* its name in tmp/ */
 };
 
 /* A commit waiting for the next group sync of the queue. */

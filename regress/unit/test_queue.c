@@ -688,17 +688,22 @@ static void
 test_pool_reuse_fit(char *id)
 {
 	char		 id2[QUEUE_ID_LEN + 1], big[QUEUE_REUSE_MAX + 1];
+	char		 f1[QUEUE_ENVNAME_MAX], f2[QUEUE_ENVNAME_MAX];
 	struct stat	 st;
 	int		 fd;
 
-	fd = queue_spool_reuse(id, 7);
+	fd = queue_spool_reuse(id, 7, f1, sizeof(f1));
 	assert_true(fd >= 0);
+	assert_string_equal(f1, id);		/* a new file: tmp/ID */
 	assert_int_equal(write(fd, "an older, longer message", 24), 24);
 	close(fd);
-	queue_spool_discard(id, 7);
+	queue_spool_discard(f1, 7);
 	assert_int_equal(queue_new_id(id2), 0);
-	fd = queue_spool_reuse(id2, 7);
+	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2));
 	assert_true(fd >= 0);
+	/* Reused under its pool name: no rename to tmp/ID2. */
+	assert_string_equal(f2, f1);
+	assert_false(exists("tmp", id2));
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 24);	/* kept, to be overwritten */
 	assert_int_equal(write(fd, "short", 5), 5);
@@ -710,13 +715,13 @@ test_pool_reuse_fit(char *id)
 	memset(big, 'x', sizeof(big));
 	assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
 	close(fd);
-	queue_spool_discard(id2, 7);
-	fd = queue_spool_reuse(id, 7);
+	queue_spool_discard(f2, 7);
+	fd = queue_spool_reuse(id, 7, f1, sizeof(f1));
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 0);	/* too long to keep */
 	close(fd);
-	queue_spool_discard(id, 7);
+	queue_spool_discard(f1, 7);
 	queue_pool_drop(7);
 	/* The relay's own file (an envelope, a DSN) reaches a worker empty. */
 	fd = queue_spool_create(id, QUEUE_OWNER_RELAY);
@@ -724,13 +729,13 @@ test_pool_reuse_fit(char *id)
 	assert_int_equal(write(fd, "another client's mail", 21), 21);
 	close(fd);
 	queue_spool_discard(id, QUEUE_OWNER_RELAY);
-	fd = queue_spool_reuse(id2, 7);
+	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2));
 	assert_true(fd >= 0);
-	assert_false(exists("tmp", id));	/* it was that file */
+	assert_string_equal(f2, id);		/* it was that file */
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 0);
 	close(fd);
-	queue_spool_discard(id2, 7);
+	queue_spool_discard(f2, 7);
 	queue_pool_drop(7);
 }
 
