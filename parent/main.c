@@ -291,7 +291,7 @@ static void
 parent_check_queue(struct parent *p)
 {
 	static const char	*subdirs[] = { "", "/tmp", "/queue",
-	    "/queue/corrupt" };
+	    "/queue/corrupt", "/data" };
 	struct smtpd_conf	*c = &p->conf;
 	struct stat		 st;
 	char			 path[PATH_MAX];

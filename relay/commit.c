@@ -31,8 +31,10 @@ static void	commit_answer(int, void *);
 static void
 pending_fail(struct pending *p, const char *why)
 {
-	queue_spool_discard(p->msg->spool_file[0] != '\0' ?
-	    p->msg->spool_file : p->msg->id, p->msg->owner);
+	if (p->msg->file[0] != '\0')
+		queue_spool_discard_data(p->msg->file, p->msg->owner);
+	else
+		queue_spool_discard(p->msg->id, p->msg->owner);
 	commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL, why);
 	close(p->fd);
 	qmsg_free(p->msg);
@@ -64,7 +66,9 @@ commit_flush(void *arg)
 	(void)arg;
 	if (syncer_busy() || commit.group != NULL)
 		return;		/* commit_answer() starts the next */
-	group = commit.pending != NULL && commit.pending->next != NULL;
+	/* A new file's name in data/ needs the syncfs too. */
+	group = commit.pending != NULL && (commit.pending->next != NULL ||
+	    commit.pending->msg->file_new);
 	for (p = commit.pending; p != NULL; p = next) {
 		next = p->next;
 		if (queue_commit_write(p->msg, p->fd, !group, p->envname,

@@ -55,7 +55,8 @@ relay_qmsg(const struct spool *sp, const struct envelope *env,
 		return NULL;
 	}
 	strlcpy(m->id, sp->id, sizeof(m->id));
-	strlcpy(m->spool_file, sp->file, sizeof(m->spool_file));
+	strlcpy(m->file, sp->file, sizeof(m->file));
+	m->file_new = sp->file_new;
 	m->owner = ch_id;
 	strlcpy(m->peer_ip, env->peer_ip, sizeof(m->peer_ip));
 	m->peer_port = env->peer_port;

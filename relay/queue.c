@@ -28,7 +28,7 @@
 
 #define ENVFILE_VERSION	2	/* 1: no check line (queue formats 1, 2) */
 
-struct queue_dirs	queue_dir = { -1, -1, -1 };
+struct queue_dirs	queue_dir = { -1, -1, -1, -1 };
 
 static int
 open_subdir(int root, const char *name)
@@ -58,8 +58,10 @@ queue_open(const char *path)
 	queue_dir.tmpfd = open_subdir(root, "tmp");
 	queue_dir.qfd = open_subdir(root, "queue");
 	queue_dir.corruptfd = open_subdir(queue_dir.qfd, "corrupt");
+	queue_dir.datafd = open_subdir(root, "data");
 	close(root);
-	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 || queue_dir.corruptfd == -1) {
+	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 ||
+	    queue_dir.corruptfd == -1 || queue_dir.datafd == -1) {
 		log_warn("queue subdirectories in %s", path);
 		return -1;
 	}
@@ -167,6 +169,8 @@ envfile_text(const struct qmsg *m, size_t *lenp)
 	env_put(f, "from", m->from);
 	if (m->auth_user[0] != '\0')
 		env_put(f, "auth-user", m->auth_user);
+	if (m->file[0] != '\0')
+		env_put(f, "file", m->file);
 	fprintf(f, "size %" PRIu64 "\n", m->size);
 	fprintf(f, "flags %u\n", m->flags);
 	fprintf(f, "bounce %d\n", m->is_bounce);
@@ -340,6 +344,11 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 	r = m->nrcpt > 0 ? &m->rcpts[m->nrcpt - 1] : NULL;
 	if (strcmp(key, "version") == 0)
 		return strcmp(val, "1") == 0 || strcmp(val, "2") == 0 ? 0 : -1;
+	/* Optional, once: the message file in data/, by its name. */
+	if (strcmp(key, "file") == 0)
+		return m->nrcpt > 0 || m->file[0] != '\0' ||
+		    env_unescape(val, m->file, sizeof(m->file)) == -1 ||
+		    !valid_id(m->file) ? -1 : 0;
 	/* Checked by queue_check_env() where it must be (ID.new). */
 	if (strcmp(key, "check") == 0) {
 		m->has_check = 1;
@@ -497,15 +506,16 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 	char	 env[QUEUE_ENVNAME_MAX];
 
 	snprintf(env, sizeof(env), "%s%s", m->id, suffix);
-	if (renameat(queue_dir.tmpfd, m->spool_file[0] != '\0' ?
-	    m->spool_file : m->id, queue_dir.qfd, m->id) == -1 ||
+	/* A worker's message file stays in data/: its envelope names it. */
+	if ((m->file[0] == '\0' && renameat(queue_dir.tmpfd, m->id,
+	    queue_dir.qfd, m->id) == -1) ||
 	    renameat(queue_dir.tmpfd, envname, queue_dir.qfd, env) == -1) {
 		log_warn("event=queue-error queue_id=%s op=rename", m->id);
-		unlinkat(queue_dir.qfd, m->id, 0);
+		if (m->file[0] == '\0')
+			unlinkat(queue_dir.qfd, m->id, 0);
 		pool_put(envname, QUEUE_OWNER_RELAY);
 		return -1;
 	}
-	m->spool_file[0] = '\0';
 	m->has_marks = 1;
 	return 0;
 }
@@ -556,7 +566,7 @@ queue_commit_drop(const struct qmsg *m)
 
 	snprintf(env, sizeof(env), "%s.new", m->id);
 	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
-	pool_release(queue_dir.qfd, m->id, m->owner);
+	queue_msg_release(m);
 }
 
 void
@@ -739,21 +749,46 @@ queue_space_low(uint64_t min_free, uint32_t pct, uint64_t *avail,
  * Set m's files aside in queue/corrupt/, once, with the reason: they
  * are never tried again, and an operator can look at them.
  */
-/* queue/ID and queue/ENV into queue/corrupt/, synced. */
-void
-quarantine_files(const char *id, const char *env)
+/*
+ * Where m's message file is: data/FILE (a worker's, queue format 3),
+ * queue/ID (the relay's own, and formats 1 and 2), or queue/corrupt/ID
+ * once set aside.  The directory's descriptor; its name in *name.
+ */
+int
+queue_msg_dir(const struct qmsg *m, const char **name)
 {
-	if (renameat(queue_dir.qfd, id, queue_dir.corruptfd, id) == -1 &&
+	if (m->quarantined) {
+		*name = m->id;
+		return queue_dir.corruptfd;
+	}
+	if (m->file[0] != '\0') {
+		*name = m->file;
+		return queue_dir.datafd;
+	}
+	*name = m->id;
+	return queue_dir.qfd;
+}
+
+/* m's message file and queue/ENV into queue/corrupt/, synced. */
+void
+quarantine_files(const struct qmsg *m, const char *env)
+{
+	const char	*name;
+	int		 dir = queue_msg_dir(m, &name);
+
+	if (renameat(dir, name, queue_dir.corruptfd, m->id) == -1 &&
 	    errno != ENOENT)
-		log_warn("event=queue-error queue_id=%s op=quarantine", id);
+		log_warn("event=queue-error queue_id=%s op=quarantine", m->id);
 	if (renameat(queue_dir.qfd, env, queue_dir.corruptfd, env) == -1 &&
 	    errno != ENOENT) {
-		log_warn("event=queue-error queue_id=%s op=quarantine", id);
+		log_warn("event=queue-error queue_id=%s op=quarantine", m->id);
 		/* It must not come back at the next start either. */
 		unlinkat(queue_dir.qfd, env, 0);
 	}
 	fsync(queue_dir.corruptfd);
 	fsync(queue_dir.qfd);
+	if (dir == queue_dir.datafd)
+		fsync(queue_dir.datafd);
 }
 
 void
@@ -764,7 +799,7 @@ queue_quarantine(struct qmsg *m, const char *reason)
 	if (m->quarantined)
 		return;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	quarantine_files(m->id, env);
+	quarantine_files(m, env);
 	m->quarantined = 1;
 	log_warnx("event=queue-corrupt queue_id=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", m->id, reason);
@@ -779,10 +814,10 @@ int
 queue_msg_check(struct qmsg *m, char *why, size_t len)
 {
 	struct stat	 st;
+	const char	*name;
+	int		 dir = queue_msg_dir(m, &name), e;
 
-	int		 e;
-
-	if (fstatat(queue_dir.qfd, m->id, &st, 0) == -1) {
+	if (fstatat(dir, name, &st, 0) == -1) {
 		e = errno;
 		snprintf(why, len, "message file: %s", strerror(e));
 		return e == ENOENT ? -1 : 0;
@@ -798,7 +833,9 @@ queue_msg_check(struct qmsg *m, char *why, size_t len)
 
 /*
  * Remove m from the queue: envelope first, so a crash leaves no half;
- * both files go back to the pool (the message file to its owner's).
+ * both files go back to the pool (the message file to its owner's).  A
+ * message file in data/ stays where it is: once the envelope is gone,
+ * nothing names it.
  */
 void
 queue_remove(const struct qmsg *m)
@@ -807,15 +844,27 @@ queue_remove(const struct qmsg *m)
 
 	snprintf(env, sizeof(env), "%s.env", m->id);
 	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
-	pool_release(queue_dir.qfd, m->id, m->owner);
+	queue_msg_release(m);
+}
+
+/* m's message file, no longer named by an envelope, to the pool. */
+void
+queue_msg_release(const struct qmsg *m)
+{
+	if (m->file[0] != '\0')
+		pool_put_data(m->file, m->owner, queue_gen_next());
+	else
+		pool_release(queue_dir.qfd, m->id, m->owner);
 }
 
 /* The committed (or quarantined) message file of m, for reading. */
 int
 queue_msg_open(const struct qmsg *m)
 {
-	return openat(m->quarantined ? queue_dir.corruptfd : queue_dir.qfd, m->id,
-	    O_RDONLY | O_CLOEXEC);
+	const char	*name;
+	int		 dir = queue_msg_dir(m, &name);
+
+	return openat(dir, name, O_RDONLY | O_CLOEXEC);
 }
 
 void

@@ -91,7 +91,8 @@ struct qmsg {
 	int		 quarantined;	/* its files are in queue/corrupt/ */
 	int		 held;		/* smtpctl hold: not delivered */
 	uint32_t	 owner;		/* the message file's (QUEUE_OWNER_*) */
-	char		 spool_file[QUEUE_ENVNAME_MAX];	/* tmp/ name, "": ID */
+	char		 file[QUEUE_ID_LEN + 1];	/* data/FILE, "": queue/ID */
+	int		 file_new;	/* data/FILE was made for it */
 	uint64_t	 body_check;	/* its message's hash (queue_check.c) */
 	int		 has_check;	/* body_check is known */
 	uint64_t	 settle_gen;	/* the queue sync its ID.env name needs */
@@ -106,9 +107,10 @@ int		 queue_open(const char *path);
 int		 queue_new_id(char *);
 int		 queue_spool_create(const char *id, uint32_t owner);
 int		 queue_spool_reuse(const char *id, uint32_t owner, char *file,
-		    size_t);
+		    size_t, int *created);
 int		 queue_spool_fit(int fd, uint64_t size);
 void		 queue_spool_discard(const char *file, uint32_t owner);
+void		 queue_spool_discard_data(const char *file, uint32_t owner);
 void		 queue_pool_drop(uint32_t owner);
 int		 queue_commit(struct qmsg *, int spoolfd);
 int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,
@@ -130,6 +132,7 @@ void		 queue_quarantine(struct qmsg *, const char *reason);
 int		 queue_msg_check(struct qmsg *, char *why, size_t);
 void		 queue_lost_mark(struct qmsg *, const char *why);
 void		 queue_remove(const struct qmsg *);
+void		 queue_msg_release(const struct qmsg *);
 int		 queue_msg_open(const struct qmsg *);
 struct qmsg	*queue_load(unsigned int *count, struct qmsg **lost);
 void		 qmsg_free(struct qmsg *);

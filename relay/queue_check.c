@@ -133,16 +133,17 @@ queue_check_env(const char *text, size_t len)
 }
 
 /*
- * Whether queue/ID, the message of envelope m (read from ID.new), has
+ * Whether the message file of envelope m (read from ID.new) has
  * the size and the hash its check line gives; why not, in why.
  */
 int
 queue_check_msg(const struct qmsg *m, char *why, size_t len)
 {
 	uint64_t	 h;
-	int		 fd, rc;
+	const char	*name;
+	int		 fd, rc, dir = queue_msg_dir(m, &name);
 
-	if ((fd = openat(queue_dir.qfd, m->id, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = openat(dir, name, O_RDONLY | O_CLOEXEC)) == -1) {
 		snprintf(why, len, "message file: %s", strerror(errno));
 		return -1;
 	}

@@ -17,6 +17,7 @@ struct queue_dirs {
 	int	tmpfd;
 	int	qfd;
 	int	corruptfd;
+	int	datafd;		/* data/: the message files of workers */
 };
 
 extern struct queue_dirs	queue_dir;
@@ -24,9 +25,11 @@ extern struct queue_dirs	queue_dir;
 int	valid_id(const char *id);
 int	valid_id_prefix(const char *name);
 int	env_unescape(const char *in, char *out, size_t len);
-void	quarantine_files(const char *id, const char *env);
+void	quarantine_files(const struct qmsg *m, const char *env);
+int	queue_msg_dir(const struct qmsg *m, const char **name);
 void	pool_put(const char *name, uint32_t owner);
 void	pool_put_after(const char *name, uint32_t owner, uint64_t gen);
+void	pool_put_data(const char *name, uint32_t owner, uint64_t gen);
 uint64_t queue_gen_next(void);
 int	queue_gen_durable(uint64_t gen);
 int	queue_body_hash(int fd, uint64_t size, uint64_t *out);

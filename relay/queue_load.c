@@ -22,6 +22,32 @@
 #define ENVFILE_MAX	(1024 * 1024)
 
 /*
+ * The message file an envelope names in data/ ("file" line), read even
+ * from one that does not parse, so that it is set aside with it; ""
+ * for none (queue/ID).
+ */
+static void
+env_scan_file(const char *text, size_t len, char *file, size_t filelen)
+{
+	const char	*p = text, *end = text + len, *nl;
+	char		 line[64];
+
+	file[0] = '\0';
+	for (; p < end; p = nl + 1) {
+		if ((nl = memchr(p, '\n', end - p)) == NULL)
+			nl = end;
+		if ((size_t)(nl - p) >= sizeof(line) ||
+		    (size_t)(nl - p) <= 5 || memcmp(p, "file ", 5) != 0)
+			continue;
+		memcpy(line, p + 5, nl - p - 5);
+		line[nl - p - 5] = '\0';
+		if (env_unescape(line, file, filelen) == -1 || !valid_id(file))
+			file[0] = '\0';
+		return;
+	}
+}
+
+/*
  * What can be read of an envelope that does not parse: its sender and
  * recipients, so that the sender can be told.  NULL when not even the
  * sender can be made out (or it is <>: nobody to tell).
@@ -126,18 +152,20 @@ env_parse_named(const char *name, const char *text, size_t len)
  */
 static struct qmsg *
 queue_load_one(const char *name, char *why, size_t whylen,
-    struct qmsg **salvaged)
+    struct qmsg **salvaged, char *file, size_t filelen)
 {
 	struct qmsg	*m;
 	char		*text;
 	size_t		 len;
 
 	*salvaged = NULL;
+	file[0] = '\0';
 	if ((text = env_read(name, &len, why, whylen)) == NULL)
 		return NULL;
 	if ((m = env_parse_named(name, text, len)) == NULL) {
 		snprintf(why, whylen, "envelope does not parse");
 		*salvaged = queue_salvage(name, text, len);
+		env_scan_file(text, len, file, filelen);
 	}
 	free(text);
 	return m;
@@ -149,7 +177,8 @@ queue_load_one(const char *name, char *why, size_t whylen,
  * hash.  Why not, in why.
  */
 static int
-queue_new_valid(const char *name, char *why, size_t whylen)
+queue_new_valid(const char *name, char *why, size_t whylen, char *file,
+    size_t filelen)
 {
 	struct qmsg	*m = NULL;
 	char		*text;
@@ -158,6 +187,7 @@ queue_new_valid(const char *name, char *why, size_t whylen)
 
 	if ((text = env_read(name, &len, why, whylen)) == NULL)
 		return -1;
+	env_scan_file(text, len, file, filelen);
 	if (queue_check_env(text, len) == -1 ||
 	    (m = env_parse_named(name, text, len)) == NULL || !m->has_check)
 		snprintf(why, whylen, "envelope does not match its check line");
@@ -184,7 +214,8 @@ queue_load_new(const char *name)
 	memcpy(env + QUEUE_ID_LEN, ".env", 5);
 	memset(&tmp, 0, sizeof(tmp));
 	memcpy(tmp.id, name, QUEUE_ID_LEN);
-	if (queue_new_valid(name, why, sizeof(why)) == 0 &&
+	if (queue_new_valid(name, why, sizeof(why), tmp.file,
+	    sizeof(tmp.file)) == 0 &&
 	    renameat2(queue_dir.qfd, name, queue_dir.qfd, env,
 	    RENAME_NOREPLACE) == 0) {
 		log_info("event=queue-settled queue_id=%s", tmp.id);
@@ -197,7 +228,7 @@ queue_load_new(const char *name)
 	}
 	log_warnx("event=queue-uncommitted queue_id=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", tmp.id, why);
-	quarantine_files(tmp.id, name);
+	quarantine_files(&tmp, name);
 	return 0;
 }
 
@@ -245,20 +276,73 @@ queue_lost_mark(struct qmsg *m, const char *why)
 /* An envelope that cannot be used: aside, and on the lost list. */
 static void
 queue_load_bad(const char *name, const char *why, struct qmsg *salvaged,
-    struct qmsg **lost)
+    struct qmsg **lost, const char *file)
 {
 	struct qmsg	 tmp;
 
 	if (salvaged == NULL) {
 		memset(&tmp, 0, sizeof(tmp));
 		memcpy(tmp.id, name, QUEUE_ID_LEN);
+		strlcpy(tmp.file, file, sizeof(tmp.file));
 		queue_quarantine(&tmp, why);
 		return;
 	}
+	strlcpy(salvaged->file, file, sizeof(salvaged->file));
 	queue_quarantine(salvaged, why);
 	queue_lost_mark(salvaged, why);
 	salvaged->next = *lost;
 	*lost = salvaged;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Free files in data/ (no envelope loaded names them: a crash left
+ * them in the pool, or a worker's spool) are removed: nothing was
+ * answered 250 for what they hold.
+ */
+static void
+queue_load_data(const struct qmsg *head)
+{
+	const struct qmsg	*m;
+	struct dirent		*de;
+	DIR			*d;
+	char			**names = NULL, *key, **nn;
+	size_t			 n = 0, removed = 0;
+	int			 fd;
+
+	for (m = head; m != NULL; m = m->next) {
+		if (m->file[0] == '\0')
+			continue;
+		if ((nn = reallocarray(names, n + 1, sizeof(*names))) == NULL) {
+			free(names);
+			return;		/* keep them all: they cost space only */
+		}
+		names = nn;
+		names[n++] = (char *)m->file;
+	}
+	qsort(names, n, sizeof(*names), name_cmp);
+	if ((fd = dup(queue_dir.datafd)) == -1 || (d = fdopendir(fd)) == NULL) {
+		free(names);
+		return;
+	}
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		key = de->d_name;
+		if (bsearch(&key, names, n, sizeof(*names), name_cmp) == NULL &&
+		    unlinkat(queue_dir.datafd, de->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	free(names);
+	if (removed > 0)
+		log_info("event=queue-free-files dir=data removed=%zu", removed);
 }
 
 /*
@@ -276,6 +360,7 @@ queue_load(unsigned int *count, struct qmsg **lost)
 	struct stat	 st;
 	DIR		*d;
 	char		 env[QUEUE_ID_LEN + 8], why[256];
+	char		 file[QUEUE_ID_LEN + 1];
 	int		 fd;
 
 	*count = 0;
@@ -302,8 +387,8 @@ queue_load(unsigned int *count, struct qmsg **lost)
 		    QUEUE_ID_LEN, ".env") != 0 || !valid_id_prefix(de->d_name))
 			continue;
 		if ((m = queue_load_one(de->d_name, why, sizeof(why),
-		    &salvaged)) == NULL) {
-			queue_load_bad(de->d_name, why, salvaged, lost);
+		    &salvaged, file, sizeof(file))) == NULL) {
+			queue_load_bad(de->d_name, why, salvaged, lost, file);
 			continue;
 		}
 		if (queue_msg_check(m, why, sizeof(why)) == -1) {
@@ -318,5 +403,6 @@ queue_load(unsigned int *count, struct qmsg **lost)
 		(*count)++;
 	}
 	closedir(d);
+	queue_load_data(head);
 	return head;
 }

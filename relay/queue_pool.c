@@ -17,21 +17,26 @@
 #include "queue_int.h"
 
 /*
- * The free pool (queue format 2).  A delivered message's two files are
- * renamed back into tmp/ instead of unlinked, and the next message
- * reuses them (overwritten, see pool_open()) instead of creating files:
- * the steady state
- * allocates no inode (ext4's inode allocator, scanning recently deleted
- * inodes, was 60 % of the relay's CPU).  A file handed to a worker may
- * still be open in that worker, so it is only ever reused for the same
- * channel's next message, never as an envelope and never for another
- * worker: QUEUE_OWNER_RELAY is the relay's own (envelopes, bounces),
- * which any use may take, emptied first for a worker.  Files of no known owner (QUEUE_OWNER_NONE: loaded at
- * start, or whose channel is gone) are unlinked.
+ * The free pool.  A delivered message's files are reused by the next
+ * messages (overwritten, see pool_open()) instead of unlinked and
+ * created again: the steady state allocates no inode (ext4's inode
+ * allocator, scanning recently deleted inodes, was 60 % of the relay's
+ * CPU).  A worker's message files live in data/ (queue format 3) and
+ * stay there, free or committed: the envelope names its message file,
+ * so neither a commit nor a removal renames it (a rename cost as much
+ * as the rest of a message's file work).  The relay's own files
+ * (envelopes, bounces, control submissions) go between tmp/ and queue/.
+ * A file handed to a worker may still be open in that worker, so it is
+ * only ever reused for the same channel's next message, never as an
+ * envelope and never for another worker; QUEUE_OWNER_RELAY's files in
+ * tmp/ any of the relay's own uses may take.  Files of no known owner
+ * (QUEUE_OWNER_NONE: loaded at start, or whose channel is gone) are
+ * unlinked.
  */
 struct pool_file {
 	char		 name[QUEUE_ID_LEN + 5];
 	uint32_t	 owner;
+	int		 data;	/* in data/, else in tmp/ */
 	uint64_t	 gen;	/* reusable once this queue sync is done */
 };
 
@@ -41,45 +46,64 @@ static struct {
 } pool;
 
 /*
- * Put tmp/name in the pool of owner, or unlink it when there is none;
- * it is not reused before queue sync gen is done.  A file that had a
- * name in queue/ waits for the sync that makes its leaving queue/
- * durable: overwritten before that, a crash could bring the old name
- * back holding another message's bytes (queue_check.c).
+ * Put name (in data/ or tmp/) in the pool of owner, or unlink it when
+ * there is none; it is not reused before queue sync gen is done.  A
+ * file an envelope named, or that had a name in queue/, waits for the
+ * sync that makes that name's end durable: overwritten before that, a
+ * crash could bring the old name back over another message's bytes
+ * (queue_check.c).
  */
-void
-pool_put_after(const char *name, uint32_t owner, uint64_t gen)
+static void
+pool_put_in(int data, const char *name, uint32_t owner, uint64_t gen)
 {
 	if (owner == QUEUE_OWNER_NONE || pool.n == QUEUE_POOL_MAX) {
-		unlinkat(queue_dir.tmpfd, name, 0);
+		unlinkat(data ? queue_dir.datafd : queue_dir.tmpfd, name, 0);
 		return;
 	}
 	strlcpy(pool.f[pool.n].name, name, sizeof(pool.f[0].name));
+	pool.f[pool.n].data = data;
 	pool.f[pool.n].gen = gen;
 	pool.f[pool.n++].owner = owner;
+}
+
+void
+pool_put_after(const char *name, uint32_t owner, uint64_t gen)
+{
+	pool_put_in(0, name, owner, gen);
 }
 
 /* A file that never had a name in queue/: reusable at once. */
 void
 pool_put(const char *name, uint32_t owner)
 {
-	pool_put_after(name, owner, 0);
+	pool_put_in(0, name, owner, 0);
+}
+
+/* data/name, which no envelope names any longer. */
+void
+pool_put_data(const char *name, uint32_t owner, uint64_t gen)
+{
+	pool_put_in(1, name, owner, gen);
 }
 
 /*
- * The newest file owner may use (its own first), out of the pool; with
- * whose it was in *from, if from is not NULL.
+ * The newest reusable file owner may use out of the pool, in data/ or
+ * in tmp/ (there, its own first, then the relay's); with whose it was
+ * in *from, if from is not NULL.
  */
 static int
-pool_get_from(uint32_t owner, char *name, size_t len, uint32_t *from)
+pool_get_from(uint32_t owner, int data, char *name, size_t len,
+    uint32_t *from)
 {
 	unsigned int	 i, pick = pool.n;
 
 	for (i = pool.n; i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == owner && queue_gen_durable(pool.f[i].gen))
+		if (pool.f[i].owner == owner && pool.f[i].data == data &&
+		    queue_gen_durable(pool.f[i].gen))
 			pick = i;
-	for (i = pool.n; owner != QUEUE_OWNER_RELAY && i-- > 0 && pick == pool.n;)
-		if (pool.f[i].owner == QUEUE_OWNER_RELAY &&
+	for (i = pool.n; !data && owner != QUEUE_OWNER_RELAY && i-- > 0 &&
+	    pick == pool.n;)
+		if (pool.f[i].owner == QUEUE_OWNER_RELAY && !pool.f[i].data &&
 		    queue_gen_durable(pool.f[i].gen))
 			pick = i;
 	if (pick == pool.n)
@@ -94,7 +118,7 @@ pool_get_from(uint32_t owner, char *name, size_t len, uint32_t *from)
 int
 pool_get(uint32_t owner, char *name, size_t len)
 {
-	return pool_get_from(owner, name, len, NULL);
+	return pool_get_from(owner, 0, name, len, NULL);
 }
 
 /* A worker's channel closed: its files may be open in it, never reuse. */
@@ -105,60 +129,72 @@ queue_pool_drop(uint32_t owner)
 
 	for (i = 0; i < pool.n;)
 		if (pool.f[i].owner == owner) {
-			unlinkat(queue_dir.tmpfd, pool.f[i].name, 0);
+			unlinkat(pool.f[i].data ? queue_dir.datafd :
+			    queue_dir.tmpfd, pool.f[i].name, 0);
 			pool.f[i] = pool.f[--pool.n];
 		} else
 			i++;
 }
 
 /*
- * A file from owner's pool, truncated, or a new one: renamed to
- * tmp/name, -1 with EEXIST if that exists; or, with file, left under its
- * pool name, which goes in file (a rename less a message: the commit
- * renames it into queue/ under the message's id).  With keep, a small
- * file that was owner's own keeps its old bytes, to be overwritten:
- * truncating and refilling a block (an orphan record, a block freed and
- * allocated again) was the costliest call a message made.  Owner had
- * those bytes already; one of the relay's files (an envelope, a DSN:
- * other clients' mail) is always emptied before a worker sees it.
- * Whoever writes a kept file cuts it to its size (queue_spool_fit()).
+ * tmp/name from owner's pool (its own or the relay's), renamed and
+ * emptied, or a new one; -1 with EEXIST if tmp/name exists.
  */
 static int
-pool_open(const char *name, uint32_t owner, int keep, char *file,
-    size_t filelen)
+pool_open_tmp(const char *name, uint32_t owner)
 {
-	char		 old[QUEUE_ID_LEN + 5];
-	struct stat	 st;
-	uint32_t	 from;
-	int		 fd, own;
+	char	 old[QUEUE_ID_LEN + 5];
+	int	 fd;
 
-	while (pool_get_from(owner, old, sizeof(old), &from) == 0) {
-		own = keep && from == owner;
-		if (file == NULL && strcmp(old, name) != 0 &&
-		    renameat2(queue_dir.tmpfd, old, queue_dir.tmpfd, name,
-		    RENAME_NOREPLACE) == -1) {
+	while (pool_get_from(owner, 0, old, sizeof(old), NULL) == 0) {
+		if (strcmp(old, name) != 0 && renameat2(queue_dir.tmpfd, old,
+		    queue_dir.tmpfd, name, RENAME_NOREPLACE) == -1) {
 			if (errno == EEXIST) {
 				pool_put(old, owner);
 				return -1;
 			}
 			continue;	/* gone: a name left by a failure */
 		}
-		if ((fd = openat(queue_dir.tmpfd, file != NULL ? old : name,
-		    O_RDWR | O_CLOEXEC | (own ? 0 : O_TRUNC))) == -1)
+		if ((fd = openat(queue_dir.tmpfd, name, O_RDWR | O_CLOEXEC |
+		    O_TRUNC)) != -1)
+			return fd;
+	}
+	return openat(queue_dir.tmpfd, name, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600);
+}
+
+/*
+ * A file of owner's in data/ (its name in file), or a new data/ID
+ * (*created set); -1 with EEXIST if that exists.  A small one keeps its
+ * old bytes, to be overwritten: truncating and refilling a block (an
+ * orphan record, a block freed and allocated again) was the costliest
+ * call a message made, and owner had those bytes already.  Whoever
+ * writes it cuts it to its size (queue_spool_fit()).
+ */
+static int
+pool_open_data(const char *id, uint32_t owner, char *file, size_t len,
+    int *created)
+{
+	struct stat	 st;
+	int		 fd;
+
+	*created = 0;
+	while (pool_get_from(owner, 1, file, len, NULL) == 0) {
+		if ((fd = openat(queue_dir.datafd, file, O_RDWR |
+		    O_CLOEXEC)) == -1)
 			continue;
-		if (own && (fstat(fd, &st) == -1 ||
-		    st.st_size > QUEUE_REUSE_MAX) && ftruncate(fd, 0) == -1) {
+		if ((fstat(fd, &st) == -1 || st.st_size > QUEUE_REUSE_MAX) &&
+		    ftruncate(fd, 0) == -1) {
 			close(fd);
 			continue;
 		}
-		if (file != NULL)
-			strlcpy(file, old, filelen);
 		return fd;
 	}
-	if (file != NULL)
-		strlcpy(file, name, filelen);
-	return openat(queue_dir.tmpfd, name, O_RDWR | O_CREAT | O_EXCL |
-	    O_CLOEXEC, 0600);
+	strlcpy(file, id, len);
+	if ((fd = openat(queue_dir.datafd, id, O_RDWR | O_CREAT | O_EXCL |
+	    O_CLOEXEC, 0600)) != -1)
+		*created = 1;
+	return fd;
 }
 
 /* Cut fd, written up to len, to len if it was longer (a reused file). */
@@ -191,18 +227,20 @@ pool_release(int dirfd, const char *name, uint32_t owner)
 int
 queue_spool_create(const char *id, uint32_t owner)
 {
-	return pool_open(id, owner, 0, NULL, 0);
+	return pool_open_tmp(id, owner);
 }
 
 /*
- * A file in tmp/ (its name in file) for a worker's channel to write the
- * message ID from offset 0, perhaps with an earlier message's bytes
- * after it: queue_spool_fit() before the commit.
+ * A file in data/ (its name in file, *created if it is new) for a
+ * worker's channel to write the message ID from offset 0, perhaps with
+ * an earlier message's bytes after it: queue_spool_fit() before the
+ * commit.
  */
 int
-queue_spool_reuse(const char *id, uint32_t owner, char *file, size_t len)
+queue_spool_reuse(const char *id, uint32_t owner, char *file, size_t len,
+    int *created)
 {
-	return pool_open(id, owner, 1, file, len);
+	return pool_open_data(id, owner, file, len, created);
 }
 
 /*
@@ -232,5 +270,12 @@ queue_spool_fit(int fd, uint64_t size)
 void
 queue_spool_discard(const char *file, uint32_t owner)
 {
-	pool_put(file, owner);
+	pool_put_in(0, file, owner, 0);
+}
+
+/* data/FILE (queue_spool_reuse()) will not be committed: the same. */
+void
+queue_spool_discard_data(const char *file, uint32_t owner)
+{
+	pool_put_in(1, file, owner, 0);
 }

@@ -105,7 +105,7 @@ spool_drop(struct channel *ch, struct spool *sp)
 	if (sp->fd != -1)
 		close(sp->fd);
 	if (sp->id[0] != '\0')
-		queue_spool_discard(sp->file, ch->id);
+		queue_spool_discard_data(sp->file, ch->id);
 	free(sp);
 	ch->nspools--;
 }
@@ -227,9 +227,9 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	struct channel	*ch = pc->arg;
 	struct spool	*sp;
 	struct imsg_out	 out;
-	char		 id[QUEUE_ID_LEN + 1], file[QUEUE_ENVNAME_MAX];
+	char		 id[QUEUE_ID_LEN + 1], file[QUEUE_ID_LEN + 1];
 	uint64_t	 pending, sid;
-	int		 fd, dupfd;
+	int		 fd, dupfd, created = 0;
 
 	if (imsg_get_u64(imsg, &sid) == -1 ||
 	    spool_find(ch, imsg->hdr.peerid) != NULL)
@@ -263,7 +263,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		do {
 			queue_new_id(id);
 		} while ((fd = queue_spool_reuse(id, ch->id, file,
-		    sizeof(file))) == -1 &&
+		    sizeof(file), &created)) == -1 &&
 		    errno == EEXIST);
 	}
 	if (fd == -1 || (dupfd = dup(fd)) == -1) {
@@ -271,7 +271,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')
-			queue_spool_discard(file, ch->id);
+			queue_spool_discard_data(file, ch->id);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "cannot create spool file");
 		return 0;
@@ -283,6 +283,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	sp->fd = fd;
 	strlcpy(sp->id, id, sizeof(sp->id));
 	strlcpy(sp->file, file, sizeof(sp->file));
+	sp->file_new = created;
 	sp->next = ch->spools;
 	ch->spools = sp;
 	ch->nspools++;

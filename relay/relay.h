@@ -20,7 +20,8 @@ struct spool {
 	uint64_t	 session_id;		/* as logged (MSG_OPEN) */
 	int		 fd;
 	char		 id[QUEUE_ID_LEN + 1];	/* "" for a memfd */
-	char		 file[QUEUE_ENVNAME_MAX];	/* its name in tmp/ */
+	char		 file[QUEUE_ID_LEN + 1];	/* its name in data/ */
+	int		 file_new;		/* made for it, not reused */
 };
 
 /* A commit waiting for the next group sync of the queue. */

@@ -179,6 +179,17 @@ def queue_files(queue):
         return []
 
 
+def message_file(queue, qid):
+    """The path of queued message qid's file: data/FILE when its
+    envelope has a "file" line (queue format 3, a worker's message),
+    else queue/ID (smtpd.8, FILES)."""
+    with open(os.path.join(queue, "queue", qid + ".env")) as f:
+        for line in f:
+            if line.startswith("file "):
+                return os.path.join(queue, "data", line.split()[1])
+    return os.path.join(queue, "queue", qid)
+
+
 # --------------------------------------------------------------------------
 # the upstream
 

@@ -680,30 +680,35 @@ test_pool_owners(char *id)
 }
 
 /*
- * A worker's reused spool file keeps its old bytes (no truncation), and
- * queue_spool_fit() checks the writer's offset against the size and
- * cuts the rest; one longer than QUEUE_REUSE_MAX is emptied first.
+ * A worker's spool file is in data/ and reused there under its name
+ * (no rename), keeping its old bytes (no truncation); queue_spool_fit()
+ * checks the writer's offset against the size and cuts the rest; one
+ * longer than QUEUE_REUSE_MAX is emptied first.  The relay's own files
+ * (an envelope, a DSN: other clients' mail) never reach a worker.
  */
 static void
 test_pool_reuse_fit(char *id)
 {
 	char		 id2[QUEUE_ID_LEN + 1], big[QUEUE_REUSE_MAX + 1];
-	char		 f1[QUEUE_ENVNAME_MAX], f2[QUEUE_ENVNAME_MAX];
+	char		 f1[QUEUE_ID_LEN + 1], f2[QUEUE_ID_LEN + 1];
 	struct stat	 st;
-	int		 fd;
+	int		 fd, created;
 
-	fd = queue_spool_reuse(id, 7, f1, sizeof(f1));
+	fd = queue_spool_reuse(id, 7, f1, sizeof(f1), &created);
 	assert_true(fd >= 0);
-	assert_string_equal(f1, id);		/* a new file: tmp/ID */
+	assert_true(created);
+	assert_string_equal(f1, id);		/* a new file: data/ID */
+	assert_true(exists("data", id));
 	assert_int_equal(write(fd, "an older, longer message", 24), 24);
 	close(fd);
-	queue_spool_discard(f1, 7);
+	queue_spool_discard_data(f1, 7);
 	assert_int_equal(queue_new_id(id2), 0);
-	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2));
+	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2), &created);
 	assert_true(fd >= 0);
-	/* Reused under its pool name: no rename to tmp/ID2. */
+	assert_false(created);
+	/* Reused under its name: no data/ID2. */
 	assert_string_equal(f2, f1);
-	assert_false(exists("tmp", id2));
+	assert_false(exists("data", id2));
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 24);	/* kept, to be overwritten */
 	assert_int_equal(write(fd, "short", 5), 5);
@@ -715,27 +720,30 @@ test_pool_reuse_fit(char *id)
 	memset(big, 'x', sizeof(big));
 	assert_int_equal(write(fd, big, sizeof(big)), (ssize_t)sizeof(big));
 	close(fd);
-	queue_spool_discard(f2, 7);
-	fd = queue_spool_reuse(id, 7, f1, sizeof(f1));
+	queue_spool_discard_data(f2, 7);
+	fd = queue_spool_reuse(id, 7, f1, sizeof(f1), &created);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 0);	/* too long to keep */
 	close(fd);
-	queue_spool_discard(f1, 7);
+	queue_spool_discard_data(f1, 7);
 	queue_pool_drop(7);
-	/* The relay's own file (an envelope, a DSN) reaches a worker empty. */
+	assert_false(exists("data", f1));
+	/* The relay's own file stays the relay's. */
 	fd = queue_spool_create(id, QUEUE_OWNER_RELAY);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "another client's mail", 21), 21);
 	close(fd);
 	queue_spool_discard(id, QUEUE_OWNER_RELAY);
-	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2));
+	fd = queue_spool_reuse(id2, 7, f2, sizeof(f2), &created);
 	assert_true(fd >= 0);
-	assert_string_equal(f2, id);		/* it was that file */
+	assert_true(created);
+	assert_string_equal(f2, id2);
+	assert_true(exists("tmp", id));
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 0);
 	close(fd);
-	queue_spool_discard(f2, 7);
+	queue_spool_discard_data(f2, 7);
 	queue_pool_drop(7);
 }
 
