@@ -16,6 +16,8 @@
  * breaks wherever they stand.  The printer streams: only a bytes-mode
  * line is held, for the quote its repr() chooses.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,27 +381,36 @@ printer_feed(struct printer *p, const unsigned char *s, size_t n)
 }
 
 /*
- * Feed the size bytes of spoolfd but a final CRLF, which is not data;
+ * The chunk the spool is read through.  debug_spool_check() leaves a
+ * small message in it whole, for the print that follows: one pread() a
+ * message, which also measured it.
+ */
+static unsigned char	 chunk[DEBUG_CHUNK];
+
+/*
+ * Feed the size bytes of the spool but a final CRLF, which is not data;
  * -1 on a read error.  No further than the size committed: the file is
- * not ours.
+ * not ours.  The first ds->have bytes are in chunk already.
  */
 static int
-printer_read(struct printer *p, int spoolfd, uint64_t size)
+printer_read(struct printer *p, const struct debug_spool *ds)
 {
-	static unsigned char	 chunk[DEBUG_CHUNK];
 	unsigned char		 end[2];
-	uint64_t		 off = 0, body;
+	uint64_t		 off = 0, body, size = ds->size;
 	size_t			 want, feed, i;
-	ssize_t			 n;
+	ssize_t			 n = (ssize_t)ds->have;
 
 	/* The last two bytes wait: they are fed unless they are CRLF. */
 	body = size < 2 ? size : size - 2;
 	while (off < size) {
 		want = size - off < DEBUG_CHUNK ? (size_t)(size - off) :
 		    DEBUG_CHUNK;
-		n = pread(spoolfd, chunk, want, (off_t)off);
-		if (n == -1 && errno == EINTR)
+		if (n == 0)
+			n = pread(ds->fd, chunk, want, (off_t)off);
+		if (n == -1 && errno == EINTR) {
+			n = 0;
 			continue;
+		}
 		if (n <= 0)
 			return -1;
 		feed = off >= body ? 0 : body - off < (uint64_t)n ?
@@ -408,15 +419,50 @@ printer_read(struct printer *p, int spoolfd, uint64_t size)
 		for (i = feed; i < (size_t)n; i++)
 			end[off + i - body] = chunk[i];
 		off += (uint64_t)n;
+		n = 0;
 	}
 	if (size >= 2 && (end[0] != '\r' || end[1] != '\n'))
 		printer_feed(p, end, 2);
 	return 0;
 }
 
-/* Print the size bytes of spoolfd; -1 on a read or write error. */
+/*
+ * Whether spoolfd holds exactly size bytes, as the kernel has them (a
+ * worker lies), into ds for debug_print_spool(); -1 if not.  A message
+ * smaller than a chunk is read whole here, asking one byte more: the
+ * read comes short at the end of the file, which measures it, and the
+ * print reads nothing again.  A larger one is measured with fstat().
+ */
 int
-debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
+debug_spool_check(int spoolfd, uint64_t size, struct debug_spool *ds)
+{
+	struct stat	 st;
+	ssize_t		 n;
+
+	ds->fd = spoolfd;
+	ds->size = size;
+	ds->have = 0;
+	if (size >= DEBUG_CHUNK) {
+		if (fstat(spoolfd, &st) == -1 || (uint64_t)st.st_size != size)
+			return -1;
+		return 0;
+	}
+	while ((n = pread(spoolfd, chunk, (size_t)size + 1, 0)) == -1 &&
+	    errno == EINTR)
+		;
+	if (n == -1 || (uint64_t)n != size)
+		return -1;
+	ds->have = (size_t)n;
+	return 0;
+}
+
+/*
+ * Print the spool ds describes into out, without flushing it: the
+ * caller flushes before it answers.  -1 on a read error, out of memory,
+ * or an error of out.
+ */
+int
+debug_print_spool(const struct debug_spool *ds, const struct debug_msg *m,
     FILE *out)
 {
 	struct printer	 p;
@@ -434,7 +480,7 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 		print_options(out, "rcpt", m->rcpt_opts);
 		putc_unlocked('\n', out);
 	}
-	rv = printer_read(&p, spoolfd, size);
+	rv = printer_read(&p, ds);
 	if (p.pending_cr)
 		split_char(&p, '\r');
 	hold_flush(&p);
@@ -443,21 +489,34 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 		line_end(&p);
 	free(p.line);
 	fputs("------------ END MESSAGE ------------\n", out);
-	if (fflush(out) == EOF || ferror(out) || p.nomem)
+	if (ferror(out) || p.nomem)
+		return -1;
+	return rv;
+}
+
+/* Print the size bytes of spoolfd and flush; -1 on a read or write error. */
+int
+debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
+    FILE *out)
+{
+	struct debug_spool	 ds = { spoolfd, size, 0 };
+	int			 rv;
+
+	rv = debug_print_spool(&ds, m, out);
+	if (fflush(out) == EOF || ferror(out))
 		return -1;
 	return rv;
 }
 
 /*
  * Empty a printed spool file for the session's next message (MSG_KEPT):
- * an ftruncate() and an lseek() in place of a new memfd, its descriptor
- * passed, and both ends closing theirs.  The worker's descriptor shares
- * this one's file and offset: its next write() is at 0.
+ * an ftruncate() in place of a new memfd, its descriptor passed, and
+ * both ends closing theirs.  The worker's descriptor shares this one's
+ * open file, opened for appending (relay_open()): its next write() is
+ * at 0, with no lseek().
  */
 int
 debug_spool_reset(int spoolfd)
 {
-	if (ftruncate(spoolfd, 0) == -1 || lseek(spoolfd, 0, SEEK_SET) != 0)
-		return -1;
-	return 0;
+	return ftruncate(spoolfd, 0);
 }
