@@ -56,6 +56,8 @@ static struct relay {
 	uint64_t		 spool_pending_at;	/* ev_now() then, +1 */
 } relay;
 
+static char	relay_outbuf[65536];	/* stdout's: debug_flush() empties it */
+
 #define RELAY_SPACE_MS	1000	/* how often the free space is measured */
 #define RELAY_PENDING_MS	50	/* how long a spool sum far below the
 					   limit is used again */
@@ -926,8 +928,12 @@ relay_main(void)
 	proc_nonblock(relay.parent.fd);
 	if (getentropy(&relay.qid_base, sizeof(relay.qid_base)) == -1)
 		fatal("getentropy");
-	/* Standard output is the debug mode's output: block-buffered. */
-	setvbuf(stdout, NULL, _IOFBF, 65536);
+	/*
+	 * Standard output is the debug mode's output: block-buffered, a
+	 * round's messages in one write (glibc takes the size only with
+	 * a buffer given).
+	 */
+	setvbuf(stdout, relay_outbuf, _IOFBF, sizeof(relay_outbuf));
 
 	root = relay.conf.chroot;
 	if (relay.conf.mode != MODE_DEBUG) {
