@@ -67,11 +67,11 @@ repr_ascii(FILE *out, unsigned char c, int quote)
 		putc_unlocked('\\', out);
 		putc_unlocked(c, out);
 	} else if (c == '\t')
-		fputs("\\t", out);
+		fputs_unlocked("\\t", out);
 	else if (c == '\n')
-		fputs("\\n", out);
+		fputs_unlocked("\\n", out);
 	else if (c == '\r')
-		fputs("\\r", out);
+		fputs_unlocked("\\r", out);
 	else if (c < ' ' || c == 0x7f)
 		fprintf(out, "\\x%02x", c);
 	else
@@ -94,7 +94,7 @@ repr_bytes(FILE *out, const unsigned char *s, size_t len)
 		    s[i + run] != '\\'; run++)
 			;
 		if (run > 0)
-			fwrite(s + i, 1, run, out);
+			fwrite_unlocked(s + i, 1, run, out);
 		else if (s[i] >= 0x80) {
 			fprintf(out, "\\x%02x", s[i]);
 			run = 1;
@@ -158,7 +158,7 @@ repr_str(FILE *out, const unsigned char *s, size_t len)
 		} else if (cp <= 0xa0 || cp == 0xad)
 			fprintf(out, "\\x%02x", cp);
 		else
-			fwrite(s + i, 1, n, out);
+			fwrite_unlocked(s + i, 1, n, out);
 	}
 	putc_unlocked(quote, out);
 }
@@ -177,10 +177,10 @@ print_options(FILE *out, const char *what, const char *opts)
 		repr_str(out, (const unsigned char *)p, n);
 		if (sp == NULL)
 			break;
-		fputs(", ", out);
+		fputs_unlocked(", ", out);
 		p = sp + 1;
 	}
-	fputs("]\n", out);
+	fputs_unlocked("]\n", out);
 }
 
 /* The end of a line; before the first empty one comes X-Peer. */
@@ -197,7 +197,7 @@ line_end(struct printer *p)
 		if (p->bytes)
 			repr_bytes(p->out, (unsigned char *)peer, n);
 		else
-			fwrite(peer, 1, n, p->out);
+			fwrite_unlocked(peer, 1, n, p->out);
 		putc_unlocked('\n', p->out);
 		p->in_headers = 0;
 	}
@@ -216,7 +216,7 @@ line_addn(struct printer *p, const unsigned char *s, size_t n)
 	size_t		 cap;
 
 	if (!p->bytes) {
-		fwrite(s, 1, n, p->out);
+		fwrite_unlocked(s, 1, n, p->out);
 		p->linelen += n;
 		return;
 	}
@@ -335,40 +335,28 @@ spool_char(struct printer *p, unsigned char c)
 }
 
 /*
- * Whether c may start or end a line, or be part of a break, in this
- * flavour: the others, most of any message, go through in runs.
+ * The bytes that may start or end a line, or be part of a break, in
+ * each flavour (1 text, 2 bytes): the others, most of any message, go
+ * through in runs.
  */
-static int
-special(const struct printer *p, unsigned char c)
-{
-	switch (c) {
-	case '\r':
-	case '\n':
-		return 1;
-	case '\v':
-	case '\f':
-	case 0x1c:
-	case 0x1d:
-	case 0x1e:
-	case 0xc2:
-	case 0xe2:
-		return !p->bytes;
-	default:
-		return 0;
-	}
-}
+static const unsigned char special[256] = {
+	['\r'] = 3, ['\n'] = 3,
+	['\v'] = 1, ['\f'] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1,
+	[0xc2] = 1, [0xe2] = 1,
+};
 
 /* Feed n bytes of the spool: runs of ordinary ones at once. */
 static void
 printer_feed(struct printer *p, const unsigned char *s, size_t n)
 {
-	size_t	 i = 0, run;
+	unsigned char	 mask = p->bytes ? 2 : 1;
+	size_t		 i = 0, run;
 
 	while (i < n) {
 		/* Nothing half-seen (a CR, a CR's LF, a lead byte): a run. */
 		if (!p->pending_cr && !p->skip_lf && p->nhold == 0) {
-			for (run = 0; i + run < n && !special(p, s[i + run]);
-			    run++)
+			for (run = 0; i + run < n &&
+			    !(special[s[i + run]] & mask); run++)
 				;
 			if (run > 0) {
 				line_addn(p, s + i, run);
@@ -473,7 +461,7 @@ debug_print_spool(const struct debug_spool *ds, const struct debug_msg *m,
 	p.peer_ip = m->peer_ip;
 	p.bytes = m->format == DEBUG_FORMAT_BYTES;
 	p.in_headers = 1;
-	fputs("---------- MESSAGE FOLLOWS ----------\n", out);
+	fputs_unlocked("---------- MESSAGE FOLLOWS ----------\n", out);
 	if (p.bytes && m->mail_opts != NULL && *m->mail_opts != '\0')
 		print_options(out, "mail", m->mail_opts);
 	if (p.bytes && m->rcpt_opts != NULL && *m->rcpt_opts != '\0') {
@@ -488,7 +476,7 @@ debug_print_spool(const struct debug_spool *ds, const struct debug_msg *m,
 	if ((p.bytes ? p.len : p.linelen) > 0)
 		line_end(&p);
 	free(p.line);
-	fputs("------------ END MESSAGE ------------\n", out);
+	fputs_unlocked("------------ END MESSAGE ------------\n", out);
 	if (ferror(out) || p.nomem)
 		return -1;
 	return rv;
