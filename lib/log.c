@@ -312,6 +312,11 @@ log_stderr(int pri, const char *line, size_t len)
 	log_write_all(line, len);
 }
 
+static void	log_vsink(int, const char *, va_list, const char *)
+		    __attribute__((format(printf, 2, 0)));
+static void	log_vstderr(int, const char *, va_list, const char *)
+		    __attribute__((format(printf, 2, 0)));
+
 /* A line being made: what fits of it, and the length it wants. */
 struct log_line {
 	char	*buf;
@@ -391,7 +396,6 @@ log_vstderr(int pri, const char *fmt, va_list ap, const char *errstr)
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 {
-	char	 msg[LOG_LINE_MAX];
 	int	 saved_errno = errno;
 
 	if (log_state.foreground) {
@@ -399,6 +403,16 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 		errno = saved_errno;
 		return;
 	}
+	log_vsink(pri, fmt, ap, errstr);
+	errno = saved_errno;
+}
+
+/* A line for the parent (a child), or for syslog (the parent). */
+static void
+log_vsink(int pri, const char *fmt, va_list ap, const char *errstr)
+{
+	char	 msg[LOG_LINE_MAX];
+
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (log_state.child) {
 		char	 line[LOG_WIRE_MAX];
@@ -415,7 +429,6 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 		else
 			syslog(pri, "%s: %s", log_state.procname, msg);
 	}
-	errno = saved_errno;
 }
 
 void

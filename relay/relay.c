@@ -73,8 +73,19 @@ static void	relay_debug_reply(uint32_t, uint32_t, uint32_t, const char *);
 static void
 relay_queue_id(char *buf, size_t len)
 {
-	snprintf(buf, len, "%016llX",
-	    (unsigned long long)(relay.qid_base + relay.qid_next++));
+	static const char	 hex[] = "0123456789ABCDEF";
+	uint64_t		 id = relay.qid_base + relay.qid_next++;
+	size_t			 i;
+
+	/* "%016llX" by hand: one a message in debug mode. */
+	if (len < 17) {
+		if (len > 0)
+			buf[0] = '\0';
+		return;
+	}
+	for (i = 16; i > 0; i--, id >>= 4)
+		buf[i - 1] = hex[id & 0xf];
+	buf[16] = '\0';
 }
 
 static struct spool *
