@@ -394,7 +394,7 @@ printer_read(struct printer *p, const struct debug_spool *ds)
 		want = size - off < DEBUG_CHUNK ? (size_t)(size - off) :
 		    DEBUG_CHUNK;
 		if (n == 0)
-			n = pread(ds->fd, chunk, want, (off_t)off);
+			n = pread(ds->fd, chunk, want, (off_t)(ds->base + off));
 		if (n == -1 && errno == EINTR) {
 			n = 0;
 			continue;
@@ -415,28 +415,32 @@ printer_read(struct printer *p, const struct debug_spool *ds)
 }
 
 /*
- * Whether spoolfd holds exactly size bytes, as the kernel has them (a
- * worker lies), into ds for debug_print_spool(); -1 if not.  A message
- * smaller than a chunk is read whole here, asking one byte more: the
- * read comes short at the end of the file, which measures it, and the
- * print reads nothing again.  A larger one is measured with fstat().
+ * Whether spoolfd holds exactly size bytes from base on, as the kernel
+ * has them (a worker lies), into ds for debug_print_spool(); -1 if not.
+ * A message smaller than a chunk is read whole here, asking one byte
+ * more: the read comes short at the end of the file, which measures
+ * it, and the print reads nothing again.  A larger one is measured with
+ * fstat().
  */
 int
-debug_spool_check(int spoolfd, uint64_t size, struct debug_spool *ds)
+debug_spool_check(int spoolfd, uint64_t base, uint64_t size,
+    struct debug_spool *ds)
 {
 	struct stat	 st;
 	ssize_t		 n;
 
 	ds->fd = spoolfd;
+	ds->base = base;
 	ds->size = size;
 	ds->have = 0;
 	if (size >= DEBUG_CHUNK) {
-		if (fstat(spoolfd, &st) == -1 || (uint64_t)st.st_size != size)
+		if (fstat(spoolfd, &st) == -1 ||
+		    (uint64_t)st.st_size - base != size)
 			return -1;
 		return 0;
 	}
-	while ((n = pread(spoolfd, chunk, (size_t)size + 1, 0)) == -1 &&
-	    errno == EINTR)
+	while ((n = pread(spoolfd, chunk, (size_t)size + 1, (off_t)base)) ==
+	    -1 && errno == EINTR)
 		;
 	if (n == -1 || (uint64_t)n != size)
 		return -1;
@@ -487,7 +491,7 @@ int
 debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
     FILE *out)
 {
-	struct debug_spool	 ds = { spoolfd, size, 0 };
+	struct debug_spool	 ds = { spoolfd, 0, size, 0 };
 	int			 rv;
 
 	rv = debug_print_spool(&ds, m, out);
@@ -497,14 +501,23 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 }
 
 /*
- * Empty a printed spool file for the session's next message (MSG_KEPT):
- * an ftruncate() in place of a new memfd, its descriptor passed, and
- * both ends closing theirs.  The worker's descriptor shares this one's
- * open file, opened for appending (relay_open()): its next write() is
- * at 0, with no lseek().
+ * Ready a printed spool file for the session's next message (MSG_KEPT),
+ * in place of a new memfd, its descriptor passed, and both ends closing
+ * theirs: *base is where that message will start.  The worker's
+ * descriptor shares this one's open file, opened for appending
+ * (relay_open()): its next write() goes to the end of the file, after
+ * this message, or at 0 once the file holds DEBUG_SPOOL_KEEP bytes and
+ * is emptied here.  -1 if it cannot be.
  */
 int
-debug_spool_reset(int spoolfd)
+debug_spool_next(const struct debug_spool *ds, uint64_t *base)
 {
-	return ftruncate(spoolfd, 0);
+	if (ds->base + ds->size < DEBUG_SPOOL_KEEP) {
+		*base = ds->base + ds->size;
+		return 0;
+	}
+	if (ftruncate(ds->fd, 0) == -1)
+		return -1;
+	*base = 0;
+	return 0;
 }

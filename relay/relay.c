@@ -221,9 +221,10 @@ relay_spool_pending(void)
 		return relay.spool_pending;
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		for (sp = ch->spools; sp != NULL; sp = sp->next)
+			/* Debug mode: not what was printed already. */
 			if (sp->fd != -1 && fstat(sp->fd, &st) == 0 &&
-			    st.st_size > 0)
-				total += (uint64_t)st.st_size;
+			    (uint64_t)st.st_size > sp->base)
+				total += (uint64_t)st.st_size - sp->base;
 	relay.spool_pending = total;
 	relay.spool_pending_at = now + 1;
 	return total;
@@ -342,7 +343,7 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env,
 	}
 	/* Emptied now: what the worker writes next is its next message. */
 	debug_hold(ch->id, sp->session, env->nrcpt,
-	    debug_spool_reset(sp->fd) == 0, qid);
+	    debug_spool_next(ds, &sp->base) == 0, qid);
 }
 
 /* The user the parent saw this session authenticate as, or NULL. */
@@ -534,7 +535,7 @@ relay_commit(struct proc_chan *pc, struct imsg *imsg)
 		return -1;
 	}
 	if (relay.conf.mode == MODE_DEBUG) {
-		if (debug_spool_check(sp->fd, env.size, &ds) == -1) {
+		if (debug_spool_check(sp->fd, sp->base, env.size, &ds) == -1) {
 			envelope_free(&env);
 			return -1;
 		}
