@@ -209,6 +209,7 @@ log_timestamp(char *buf)
 	long long		 days, secs, era, doe, yoe, doy, mp, y;
 	unsigned int		 m, d;
 	long			 ms;
+	int			 n;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	if ((long long)ts.tv_sec != cached_sec) {
@@ -229,9 +230,10 @@ log_timestamp(char *buf)
 		d = (unsigned int)(doy - (153 * mp + 2) / 5 + 1);
 		m = (unsigned int)(mp < 10 ? mp + 3 : mp - 9);
 		y = yoe + era * 400 + (m <= 2);
-		if (snprintf(head, sizeof(head),
+		n = snprintf(head, sizeof(head),
 		    "%04lld-%02u-%02uT%02lld:%02lld:%02lld.", y, m, d,
-		    secs / 3600, secs / 60 % 60, secs % 60) != LOG_STAMP_LEN - 4)
+		    secs / 3600, secs / 60 % 60, secs % 60);
+		if (n != LOG_STAMP_LEN - 4)	/* a year not of 4 digits */
 			snprintf(head, sizeof(head), "0000-00-00T00:00:00.");
 		cached_sec = (long long)ts.tv_sec;
 	}

@@ -20,7 +20,7 @@ struct held {
 	uint32_t	 channel;
 	uint32_t	 session;
 	uint32_t	 nrcpt;
-	int		 kept;		/* the spool file was emptied for reuse */
+	int		 kept;		/* the spool file stays for reuse */
 	char		 qid[DEBUG_QID_MAX];
 };
 
