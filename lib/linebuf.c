@@ -86,8 +86,8 @@ enum line_kind
 linebuf_next(struct linebuf *lb, size_t maxlen, const uint8_t **line,
     size_t *linelen)
 {
-	const uint8_t	*start, *p, *end;
-	size_t		 n;
+	const uint8_t	*start, *p, *end, *cr;
+	size_t		 n, scan;
 
 	*line = NULL;
 	*linelen = 0;
@@ -96,12 +96,18 @@ linebuf_next(struct linebuf *lb, size_t maxlen, const uint8_t **line,
 
 	start = lb->buf + lb->pos;
 	end = lb->buf + lb->len;
-	for (p = start; p < end; p++) {
-		if (*p != '\r' && *p != '\n')
-			continue;
+	/*
+	 * The first CR or LF, no further than one past maxlen: two
+	 * memchr()s, the LF looked for before the CR only.
+	 */
+	scan = (size_t)(end - start) <= maxlen ? (size_t)(end - start) :
+	    maxlen + 1;
+	cr = memchr(start, '\r', scan);
+	p = memchr(start, '\n', cr != NULL ? (size_t)(cr - start) : scan);
+	if (p == NULL)
+		p = cr;
+	if (p != NULL) {
 		n = p - start;
-		if (n > maxlen)
-			break;
 		*line = start;
 		*linelen = n;
 		if (*p == '\n') {

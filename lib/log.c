@@ -193,36 +193,58 @@ log_severity(int pri)
 }
 
 /*
- * An RFC 3339 time stamp of now, UTC, in milliseconds, into buf: what
- * syslog would have added, for a log on standard error.
+ * An RFC 3339 time stamp of now, UTC, in milliseconds, into buf (at
+ * least LOG_STAMP_LEN + 1 bytes): what syslog would have added, for a
+ * log on standard error.  Its length.  The date and the second are made
+ * again when the second changes, the milliseconds for every line.
  */
-static void
-log_timestamp(char *buf, size_t len)
-{
-	struct timespec	 ts;
-	long long	 days, secs, era, doe, yoe, doy, mp, y;
-	unsigned int	 m, d;
+#define LOG_STAMP_LEN	24	/* 2026-12-02T03:14:40.123Z */
 
-	/*
-	 * The civil date by arithmetic (H. Hinnant's days_from_civil,
-	 * inverted): gmtime(3) may read /etc/localtime the first time,
-	 * which a sandboxed child must not.
-	 */
+static size_t
+log_timestamp(char *buf)
+{
+	static long long	 cached_sec = -1;
+	static char		 head[LOG_STAMP_LEN + 8];
+	struct timespec		 ts;
+	long long		 days, secs, era, doe, yoe, doy, mp, y;
+	unsigned int		 m, d;
+	long			 ms;
+	int			 n;
+
 	clock_gettime(CLOCK_REALTIME, &ts);
-	days = (long long)ts.tv_sec / 86400;
-	secs = (long long)ts.tv_sec % 86400;
-	days += 719468;
-	era = days / 146097;
-	doe = days - era * 146097;
-	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-	mp = (5 * doy + 2) / 153;
-	d = (unsigned int)(doy - (153 * mp + 2) / 5 + 1);
-	m = (unsigned int)(mp < 10 ? mp + 3 : mp - 9);
-	y = yoe + era * 400 + (m <= 2);
-	snprintf(buf, len, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03ldZ", y,
-	    m, d, secs / 3600, secs / 60 % 60, secs % 60,
-	    ts.tv_nsec / 1000000);
+	if ((long long)ts.tv_sec != cached_sec) {
+		/*
+		 * The civil date by arithmetic (H. Hinnant's
+		 * days_from_civil, inverted): gmtime(3) may read
+		 * /etc/localtime the first time, which a sandboxed
+		 * child must not.
+		 */
+		days = (long long)ts.tv_sec / 86400;
+		secs = (long long)ts.tv_sec % 86400;
+		days += 719468;
+		era = days / 146097;
+		doe = days - era * 146097;
+		yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+		doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+		mp = (5 * doy + 2) / 153;
+		d = (unsigned int)(doy - (153 * mp + 2) / 5 + 1);
+		m = (unsigned int)(mp < 10 ? mp + 3 : mp - 9);
+		y = yoe + era * 400 + (m <= 2);
+		n = snprintf(head, sizeof(head),
+		    "%04lld-%02u-%02uT%02lld:%02lld:%02lld.", y, m, d,
+		    secs / 3600, secs / 60 % 60, secs % 60);
+		if (n != LOG_STAMP_LEN - 4)	/* a year not of 4 digits */
+			snprintf(head, sizeof(head), "0000-00-00T00:00:00.");
+		cached_sec = (long long)ts.tv_sec;
+	}
+	ms = ts.tv_nsec / 1000000;
+	memcpy(buf, head, LOG_STAMP_LEN - 4);
+	buf[LOG_STAMP_LEN - 4] = (char)('0' + ms / 100);
+	buf[LOG_STAMP_LEN - 3] = (char)('0' + ms / 10 % 10);
+	buf[LOG_STAMP_LEN - 2] = (char)('0' + ms % 10);
+	buf[LOG_STAMP_LEN - 1] = 'Z';
+	buf[LOG_STAMP_LEN] = '\0';
+	return LOG_STAMP_LEN;
 }
 
 /*
@@ -292,27 +314,109 @@ log_stderr(int pri, const char *line, size_t len)
 	log_write_all(line, len);
 }
 
+static void	log_vsink(int, const char *, va_list, const char *)
+		    __attribute__((format(printf, 2, 0)));
+static void	log_vstderr(int, const char *, va_list, const char *)
+		    __attribute__((format(printf, 2, 0)));
+
+/* A line being made: what fits of it, and the length it wants. */
+struct log_line {
+	char	*buf;
+	size_t	 cap;		/* characters it may hold, with no NUL */
+	size_t	 want;
+};
+
+static void
+log_cat(struct log_line *l, const char *s, size_t len)
+{
+	if (l->want < l->cap)
+		memcpy(l->buf + l->want, s, l->cap - l->want < len ?
+		    l->cap - l->want : len);
+	l->want += len;
+}
+
+/*
+ * " severity smtpd[pid]: procname: " after the time stamp, the part
+ * after the severity made again only when the pid or the name change.
+ */
+static void
+log_head(struct log_line *l, int pri)
+{
+	static char		 tail[128];
+	static size_t		 tail_len;
+	static const char	*tail_name;
+	static int		 tail_pid = -1;
+	const char		*sev = log_severity(pri);
+	int			 n, pid = log_pid();
+
+	if (tail_pid != pid || tail_name != log_state.procname) {
+		n = snprintf(tail, sizeof(tail), " smtpd[%d]: %s: ", pid,
+		    log_state.procname);
+		tail_len = n < 0 ? 0 : (size_t)n >= sizeof(tail) ?
+		    sizeof(tail) - 1 : (size_t)n;
+		tail_pid = pid;
+		tail_name = log_state.procname;
+	}
+	l->want = log_timestamp(l->buf);
+	log_cat(l, " ", 1);
+	log_cat(l, sev, strlen(sev));
+	log_cat(l, tail, tail_len);
+}
+
+/*
+ * A line for standard error, "stamp severity smtpd[pid]: name: msg\n",
+ * made in place (the event cut at LOG_LINE_MAX - 1 characters, the line
+ * at sizeof(out) - 1, still ending in a newline).
+ */
+static void
+log_vstderr(int pri, const char *fmt, va_list ap, const char *errstr)
+{
+	char		 out[LOG_WIRE_MAX + 128];
+	struct log_line	 l = { out, sizeof(out) - 1, 0 };
+	int		 n;
+
+	log_head(&l, pri);
+	/* The head is far shorter than the room left past an event. */
+	n = vsnprintf(out + l.want, LOG_LINE_MAX, fmt, ap);
+	if (n > 0)
+		l.want += (size_t)n < LOG_LINE_MAX ? (size_t)n :
+		    LOG_LINE_MAX - 1;
+	if (errstr != NULL) {
+		log_cat(&l, ": ", 2);
+		log_cat(&l, errstr, strlen(errstr));
+	}
+	log_cat(&l, "\n", 1);
+	if (l.want > l.cap) {
+		/* Cut, but still a line. */
+		l.want = l.cap;
+		out[l.want - 1] = '\n';
+	}
+	log_stderr(pri, out, l.want);
+}
+
 /* Format one line and send it to its destination. */
 static void
 log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 {
-	char	 msg[LOG_LINE_MAX], when[48], out[LOG_WIRE_MAX + 128];
-	int	 saved_errno = errno, n;
+	int	 saved_errno = errno;
+
+	if (log_state.foreground) {
+		log_vstderr(pri, fmt, ap, errstr);
+		errno = saved_errno;
+		return;
+	}
+	log_vsink(pri, fmt, ap, errstr);
+	errno = saved_errno;
+}
+
+/* A line for the parent (a child), or for syslog (the parent). */
+static void
+log_vsink(int pri, const char *fmt, va_list ap, const char *errstr)
+{
+	char	 msg[LOG_LINE_MAX];
 
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (log_state.foreground) {
-		log_timestamp(when, sizeof(when));
-		n = snprintf(out, sizeof(out), "%s %s smtpd[%d]: %s: %s%s%s\n",
-		    when, log_severity(pri), log_pid(), log_state.procname, msg,
-		    errstr != NULL ? ": " : "", errstr != NULL ? errstr : "");
-		if (n >= (int)sizeof(out)) {
-			/* Cut, but still a line. */
-			n = sizeof(out) - 1;
-			out[n - 1] = '\n';
-		}
-		if (n > 0)
-			log_stderr(pri, out, (size_t)n);
-	} else if (log_state.child) {
+	if (log_state.child) {
 		char	 line[LOG_WIRE_MAX];
 
 		snprintf(line, sizeof(line), "%s: %s%s%s", log_state.procname,
@@ -327,7 +431,6 @@ log_vwrite(int pri, const char *fmt, va_list ap, const char *errstr)
 		else
 			syslog(pri, "%s: %s", log_state.procname, msg);
 	}
-	errno = saved_errno;
 }
 
 void

@@ -16,6 +16,8 @@
  * breaks wherever they stand.  The printer streams: only a bytes-mode
  * line is held, for the quote its repr() chooses.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,11 +67,11 @@ repr_ascii(FILE *out, unsigned char c, int quote)
 		putc_unlocked('\\', out);
 		putc_unlocked(c, out);
 	} else if (c == '\t')
-		fputs("\\t", out);
+		fputs_unlocked("\\t", out);
 	else if (c == '\n')
-		fputs("\\n", out);
+		fputs_unlocked("\\n", out);
 	else if (c == '\r')
-		fputs("\\r", out);
+		fputs_unlocked("\\r", out);
 	else if (c < ' ' || c == 0x7f)
 		fprintf(out, "\\x%02x", c);
 	else
@@ -92,7 +94,7 @@ repr_bytes(FILE *out, const unsigned char *s, size_t len)
 		    s[i + run] != '\\'; run++)
 			;
 		if (run > 0)
-			fwrite(s + i, 1, run, out);
+			fwrite_unlocked(s + i, 1, run, out);
 		else if (s[i] >= 0x80) {
 			fprintf(out, "\\x%02x", s[i]);
 			run = 1;
@@ -156,7 +158,7 @@ repr_str(FILE *out, const unsigned char *s, size_t len)
 		} else if (cp <= 0xa0 || cp == 0xad)
 			fprintf(out, "\\x%02x", cp);
 		else
-			fwrite(s + i, 1, n, out);
+			fwrite_unlocked(s + i, 1, n, out);
 	}
 	putc_unlocked(quote, out);
 }
@@ -175,10 +177,10 @@ print_options(FILE *out, const char *what, const char *opts)
 		repr_str(out, (const unsigned char *)p, n);
 		if (sp == NULL)
 			break;
-		fputs(", ", out);
+		fputs_unlocked(", ", out);
 		p = sp + 1;
 	}
-	fputs("]\n", out);
+	fputs_unlocked("]\n", out);
 }
 
 /* The end of a line; before the first empty one comes X-Peer. */
@@ -195,7 +197,7 @@ line_end(struct printer *p)
 		if (p->bytes)
 			repr_bytes(p->out, (unsigned char *)peer, n);
 		else
-			fwrite(peer, 1, n, p->out);
+			fwrite_unlocked(peer, 1, n, p->out);
 		putc_unlocked('\n', p->out);
 		p->in_headers = 0;
 	}
@@ -214,7 +216,7 @@ line_addn(struct printer *p, const unsigned char *s, size_t n)
 	size_t		 cap;
 
 	if (!p->bytes) {
-		fwrite(s, 1, n, p->out);
+		fwrite_unlocked(s, 1, n, p->out);
 		p->linelen += n;
 		return;
 	}
@@ -333,40 +335,28 @@ spool_char(struct printer *p, unsigned char c)
 }
 
 /*
- * Whether c may start or end a line, or be part of a break, in this
- * flavour: the others, most of any message, go through in runs.
+ * The bytes that may start or end a line, or be part of a break, in
+ * each flavour (1 text, 2 bytes): the others, most of any message, go
+ * through in runs.
  */
-static int
-special(const struct printer *p, unsigned char c)
-{
-	switch (c) {
-	case '\r':
-	case '\n':
-		return 1;
-	case '\v':
-	case '\f':
-	case 0x1c:
-	case 0x1d:
-	case 0x1e:
-	case 0xc2:
-	case 0xe2:
-		return !p->bytes;
-	default:
-		return 0;
-	}
-}
+static const unsigned char special[256] = {
+	['\r'] = 3, ['\n'] = 3,
+	['\v'] = 1, ['\f'] = 1, [0x1c] = 1, [0x1d] = 1, [0x1e] = 1,
+	[0xc2] = 1, [0xe2] = 1,
+};
 
 /* Feed n bytes of the spool: runs of ordinary ones at once. */
 static void
 printer_feed(struct printer *p, const unsigned char *s, size_t n)
 {
-	size_t	 i = 0, run;
+	unsigned char	 mask = p->bytes ? 2 : 1;
+	size_t		 i = 0, run;
 
 	while (i < n) {
 		/* Nothing half-seen (a CR, a CR's LF, a lead byte): a run. */
 		if (!p->pending_cr && !p->skip_lf && p->nhold == 0) {
-			for (run = 0; i + run < n && !special(p, s[i + run]);
-			    run++)
+			for (run = 0; i + run < n &&
+			    !(special[s[i + run]] & mask); run++)
 				;
 			if (run > 0) {
 				line_addn(p, s + i, run);
@@ -379,27 +369,36 @@ printer_feed(struct printer *p, const unsigned char *s, size_t n)
 }
 
 /*
- * Feed the size bytes of spoolfd but a final CRLF, which is not data;
+ * The chunk the spool is read through.  debug_spool_check() leaves a
+ * small message in it whole, for the print that follows: one pread() a
+ * message, which also measured it.
+ */
+static unsigned char	 chunk[DEBUG_CHUNK];
+
+/*
+ * Feed the size bytes of the spool but a final CRLF, which is not data;
  * -1 on a read error.  No further than the size committed: the file is
- * not ours.
+ * not ours.  The first ds->have bytes are in chunk already.
  */
 static int
-printer_read(struct printer *p, int spoolfd, uint64_t size)
+printer_read(struct printer *p, const struct debug_spool *ds)
 {
-	static unsigned char	 chunk[DEBUG_CHUNK];
 	unsigned char		 end[2];
-	uint64_t		 off = 0, body;
+	uint64_t		 off = 0, body, size = ds->size;
 	size_t			 want, feed, i;
-	ssize_t			 n;
+	ssize_t			 n = (ssize_t)ds->have;
 
 	/* The last two bytes wait: they are fed unless they are CRLF. */
 	body = size < 2 ? size : size - 2;
 	while (off < size) {
 		want = size - off < DEBUG_CHUNK ? (size_t)(size - off) :
 		    DEBUG_CHUNK;
-		n = pread(spoolfd, chunk, want, (off_t)off);
-		if (n == -1 && errno == EINTR)
+		if (n == 0)
+			n = pread(ds->fd, chunk, want, (off_t)(ds->base + off));
+		if (n == -1 && errno == EINTR) {
+			n = 0;
 			continue;
+		}
 		if (n <= 0)
 			return -1;
 		feed = off >= body ? 0 : body - off < (uint64_t)n ?
@@ -408,15 +407,54 @@ printer_read(struct printer *p, int spoolfd, uint64_t size)
 		for (i = feed; i < (size_t)n; i++)
 			end[off + i - body] = chunk[i];
 		off += (uint64_t)n;
+		n = 0;
 	}
 	if (size >= 2 && (end[0] != '\r' || end[1] != '\n'))
 		printer_feed(p, end, 2);
 	return 0;
 }
 
-/* Print the size bytes of spoolfd; -1 on a read or write error. */
+/*
+ * Whether spoolfd holds exactly size bytes from base on, as the kernel
+ * has them (a worker lies), into ds for debug_print_spool(); -1 if not.
+ * A message smaller than a chunk is read whole here, asking one byte
+ * more: the read comes short at the end of the file, which measures
+ * it, and the print reads nothing again.  A larger one is measured with
+ * fstat().
+ */
 int
-debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
+debug_spool_check(int spoolfd, uint64_t base, uint64_t size,
+    struct debug_spool *ds)
+{
+	struct stat	 st;
+	ssize_t		 n;
+
+	ds->fd = spoolfd;
+	ds->base = base;
+	ds->size = size;
+	ds->have = 0;
+	if (size >= DEBUG_CHUNK) {
+		if (fstat(spoolfd, &st) == -1 ||
+		    (uint64_t)st.st_size - base != size)
+			return -1;
+		return 0;
+	}
+	while ((n = pread(spoolfd, chunk, (size_t)size + 1, (off_t)base)) ==
+	    -1 && errno == EINTR)
+		;
+	if (n == -1 || (uint64_t)n != size)
+		return -1;
+	ds->have = (size_t)n;
+	return 0;
+}
+
+/*
+ * Print the spool ds describes into out, without flushing it: the
+ * caller flushes before it answers.  -1 on a read error, out of memory,
+ * or an error of out.
+ */
+int
+debug_print_spool(const struct debug_spool *ds, const struct debug_msg *m,
     FILE *out)
 {
 	struct printer	 p;
@@ -427,14 +465,14 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 	p.peer_ip = m->peer_ip;
 	p.bytes = m->format == DEBUG_FORMAT_BYTES;
 	p.in_headers = 1;
-	fputs("---------- MESSAGE FOLLOWS ----------\n", out);
+	fputs_unlocked("---------- MESSAGE FOLLOWS ----------\n", out);
 	if (p.bytes && m->mail_opts != NULL && *m->mail_opts != '\0')
 		print_options(out, "mail", m->mail_opts);
 	if (p.bytes && m->rcpt_opts != NULL && *m->rcpt_opts != '\0') {
 		print_options(out, "rcpt", m->rcpt_opts);
 		putc_unlocked('\n', out);
 	}
-	rv = printer_read(&p, spoolfd, size);
+	rv = printer_read(&p, ds);
 	if (p.pending_cr)
 		split_char(&p, '\r');
 	hold_flush(&p);
@@ -442,22 +480,44 @@ debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
 	if ((p.bytes ? p.len : p.linelen) > 0)
 		line_end(&p);
 	free(p.line);
-	fputs("------------ END MESSAGE ------------\n", out);
-	if (fflush(out) == EOF || ferror(out) || p.nomem)
+	fputs_unlocked("------------ END MESSAGE ------------\n", out);
+	if (ferror(out) || p.nomem)
+		return -1;
+	return rv;
+}
+
+/* Print the size bytes of spoolfd and flush; -1 on a read or write error. */
+int
+debug_print(int spoolfd, uint64_t size, const struct debug_msg *m,
+    FILE *out)
+{
+	struct debug_spool	 ds = { spoolfd, 0, size, 0 };
+	int			 rv;
+
+	rv = debug_print_spool(&ds, m, out);
+	if (fflush(out) == EOF || ferror(out))
 		return -1;
 	return rv;
 }
 
 /*
- * Empty a printed spool file for the session's next message (MSG_KEPT):
- * an ftruncate() and an lseek() in place of a new memfd, its descriptor
- * passed, and both ends closing theirs.  The worker's descriptor shares
- * this one's file and offset: its next write() is at 0.
+ * Ready a printed spool file for the session's next message (MSG_KEPT),
+ * in place of a new memfd, its descriptor passed, and both ends closing
+ * theirs: *base is where that message will start.  The worker's
+ * descriptor shares this one's open file, opened for appending
+ * (relay_open()): its next write() goes to the end of the file, after
+ * this message, or at 0 once the file holds DEBUG_SPOOL_KEEP bytes and
+ * is emptied here.  -1 if it cannot be.
  */
 int
-debug_spool_reset(int spoolfd)
+debug_spool_next(const struct debug_spool *ds, uint64_t *base)
 {
-	if (ftruncate(spoolfd, 0) == -1 || lseek(spoolfd, 0, SEEK_SET) != 0)
+	if (ds->base + ds->size < DEBUG_SPOOL_KEEP) {
+		*base = ds->base + ds->size;
+		return 0;
+	}
+	if (ftruncate(ds->fd, 0) == -1)
 		return -1;
+	*base = 0;
 	return 0;
 }

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,8 @@ static struct relay {
 	uint64_t		 spool_pending_at;	/* ev_now() then, +1 */
 } relay;
 
+static char	relay_outbuf[65536];	/* stdout's: debug_flush() empties it */
+
 #define RELAY_SPACE_MS	1000	/* how often the free space is measured */
 #define RELAY_PENDING_MS	50	/* how long a spool sum far below the
 					   limit is used again */
@@ -64,13 +67,25 @@ static void	relay_space_check(void);
 static void	channel_space(struct channel *);
 static void	relay_parent_send(struct imsg_out *);
 static const char *channel_authenticated(const struct channel *, uint32_t);
+static void	relay_debug_reply(uint32_t, uint32_t, uint32_t, const char *);
 
 /* A queue id: unique for this relay's life, not guessable from outside. */
 static void
 relay_queue_id(char *buf, size_t len)
 {
-	snprintf(buf, len, "%016llX",
-	    (unsigned long long)(relay.qid_base + relay.qid_next++));
+	static const char	 hex[] = "0123456789ABCDEF";
+	uint64_t		 id = relay.qid_base + relay.qid_next++;
+	size_t			 i;
+
+	/* "%016llX" by hand: one a message in debug mode. */
+	if (len < 17) {
+		if (len > 0)
+			buf[0] = '\0';
+		return;
+	}
+	for (i = 16; i > 0; i--, id >>= 4)
+		buf[i - 1] = hex[id & 0xf];
+	buf[16] = '\0';
 }
 
 static struct spool *
@@ -117,12 +132,16 @@ channel_write(struct channel *ch)
 		log_warn("write to worker channel %u", ch->id);
 }
 
-/* A round's end: its log lines (a client with 250 finds them), answers. */
+/*
+ * A round's end: the debug messages printed in it, then its log lines
+ * (a client with 250 finds them), then the answers.
+ */
 static void
 relay_flush(void)
 {
 	struct channel	*ch;
 
+	debug_flush(stdout, relay_debug_reply);
 	log_flush();
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		channel_write(ch);
@@ -202,9 +221,10 @@ relay_spool_pending(void)
 		return relay.spool_pending;
 	for (ch = relay.channels; ch != NULL; ch = ch->next)
 		for (sp = ch->spools; sp != NULL; sp = sp->next)
+			/* Debug mode: not what was printed already. */
 			if (sp->fd != -1 && fstat(sp->fd, &st) == 0 &&
-			    st.st_size > 0)
-				total += (uint64_t)st.st_size;
+			    (uint64_t)st.st_size > sp->base)
+				total += (uint64_t)st.st_size - sp->base;
 	relay.spool_pending = total;
 	relay.spool_pending_at = now + 1;
 	return total;
@@ -258,7 +278,12 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	}
 	if (relay.conf.mode == MODE_DEBUG) {
 		id[0] = file[0] = '\0';
-		fd = memfd_create("smtpd-spool", MFD_CLOEXEC);
+		/* Appending: emptied for the next message, no lseek(). */
+		if ((fd = memfd_create("smtpd-spool", MFD_CLOEXEC)) != -1 &&
+		    fcntl(fd, F_SETFL, O_APPEND) == -1) {
+			close(fd);
+			fd = -1;
+		}
 	} else {
 		do {
 			queue_new_id(id);
@@ -293,12 +318,16 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 	return 0;
 }
 
-/* Debug mode: print the message, then answer. */
+/*
+ * Debug mode: print the message; its answer waits for the flush of
+ * standard output at the round's end (relay_flush()).
+ */
 static void
-relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
+relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env,
+    const struct debug_spool *ds)
 {
 	struct debug_msg	 m;
-	char			 qid[32];
+	char			 qid[DEBUG_QID_MAX];
 
 	relay_queue_id(qid, sizeof(qid));
 	relay_log_message(qid, sp, env, (env->flags & ENV_F_AUTH) ?
@@ -307,22 +336,17 @@ relay_commit_debug(struct channel *ch, struct spool *sp, struct envelope *env)
 	m.mail_opts = env->mail_opts;
 	m.rcpt_opts = env->rcpt_opts;
 	m.format = relay.conf.debug_format;
-	if (debug_print(sp->fd, env->size, &m, stdout) == -1) {
+	if (debug_print_spool(ds, &m, stdout) == -1) {
 		log_warn("event=delivery queue_id=%s mode=debug result=tempfail",
 		    qid);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, sp->session,
 		    "cannot print the message");
-	} else {
-		log_info("event=delivery queue_id=%s mode=debug result=printed",
-		    qid);
-		stats_printed(env->nrcpt);
-		if (debug_spool_reset(sp->fd) == 0) {	/* until MSG_ABORT */
-			channel_reply(ch, IMSG_MSG_KEPT, sp->session, qid);
-			return;
-		}
-		channel_reply(ch, IMSG_MSG_OK, sp->session, qid);
+		spool_drop(ch, sp);
+		return;
 	}
-	spool_drop(ch, sp);
+	/* Emptied now: what the worker writes next is its next message. */
+	debug_hold(ch->id, sp->session, env->nrcpt,
+	    debug_spool_next(ds, &sp->base) == 0, qid);
 }
 
 /* The user the parent saw this session authenticate as, or NULL. */
@@ -431,6 +455,27 @@ relay_commit_reply(uint32_t channel, uint32_t session, uint32_t type,
 		channel_reply(ch, type, session, text);
 }
 
+/*
+ * A held debug answer, once its message is flushed (or not): the spool
+ * file stays the session's with MSG_KEPT (until MSG_ABORT), and goes
+ * with any other answer.
+ */
+static void
+relay_debug_reply(uint32_t channel, uint32_t session, uint32_t type,
+    const char *text)
+{
+	struct channel	*ch;
+	struct spool	*sp;
+
+	if ((ch = channel_find(channel)) == NULL)
+		return;
+	if ((sp = spool_find(ch, session)) == NULL && type == IMSG_MSG_KEPT)
+		type = IMSG_MSG_OK;
+	channel_reply(ch, type, session, text);
+	if (sp != NULL && type != IMSG_MSG_KEPT)
+		spool_drop(ch, sp);
+}
+
 /* Relay mode: queue the message; the answer waits for the sync. */
 static int
 relay_commit_queue(struct channel *ch, struct spool *sp,
@@ -479,10 +524,10 @@ static int
 relay_commit(struct proc_chan *pc, struct imsg *imsg)
 {
 	struct channel	*ch = pc->arg;
-	struct envelope	 env;
-	struct spool	*sp;
-	struct stat	 st;
-	int		 rc = 0;
+	struct envelope		 env;
+	struct debug_spool	 ds;
+	struct spool		*sp;
+	int			 rc = 0;
 
 	if ((sp = spool_find(ch, imsg->hdr.peerid)) == NULL)
 		return -1;
@@ -493,12 +538,11 @@ relay_commit(struct proc_chan *pc, struct imsg *imsg)
 		return -1;
 	}
 	if (relay.conf.mode == MODE_DEBUG) {
-		if (fstat(sp->fd, &st) == -1 ||
-		    (uint64_t)st.st_size != env.size) {
+		if (debug_spool_check(sp->fd, sp->base, env.size, &ds) == -1) {
 			envelope_free(&env);
 			return -1;
 		}
-		relay_commit_debug(ch, sp, &env);
+		relay_commit_debug(ch, sp, &env, &ds);
 	} else if (queue_spool_fit(sp->fd, env.size) == -1) {
 		/* The worker wrote other than it says: a violation. */
 		rc = errno == EINVAL ? -1 : 0;
@@ -899,8 +943,12 @@ relay_main(void)
 	proc_nonblock(relay.parent.fd);
 	if (getentropy(&relay.qid_base, sizeof(relay.qid_base)) == -1)
 		fatal("getentropy");
-	/* Standard output is the debug mode's output: block-buffered. */
-	setvbuf(stdout, NULL, _IOFBF, 65536);
+	/*
+	 * Standard output is the debug mode's output: block-buffered, a
+	 * round's messages in one write (glibc takes the size only with
+	 * a buffer given).
+	 */
+	setvbuf(stdout, relay_outbuf, _IOFBF, sizeof(relay_outbuf));
 
 	root = relay.conf.chroot;
 	if (relay.conf.mode != MODE_DEBUG) {

@@ -19,6 +19,7 @@ struct spool {
 	uint32_t	 session;
 	uint64_t	 session_id;		/* as logged (MSG_OPEN) */
 	int		 fd;
+	uint64_t	 base;		/* debug: where the next message starts */
 	char		 id[QUEUE_ID_LEN + 1];	/* "" for a memfd */
 	char		 file[QUEUE_ID_LEN + 1];	/* its name in data/ */
 	int		 file_new;		/* made for it, not reused */

@@ -1,8 +1,10 @@
 """Debug mode's spool files (issue 13): a session keeps the relay's
-memfd from one message to the next (IMSG_MSG_KEPT), emptied after each
-print, so a kept session makes one spool file, not one a message; a
-shorter message after a longer one prints only itself; and every kept
-file is given back when its session ends, however it ends."""
+memfd from one message to the next (IMSG_MSG_KEPT), its messages one
+after the other in it, emptied once it holds 4 KiB, so a kept session
+makes one spool file, not one a message; a shorter message after a
+longer one prints only itself; every kept file is given back when its
+session ends, however it ends; and a print that cannot be flushed is
+answered 451."""
 import os
 import re
 import shutil
@@ -84,8 +86,8 @@ def fds(pid):
 
 
 def test_shorter_message_after_longer_prints_itself(smtpd_factory):
-    """The kept file is emptied: nothing of the long message shows in
-    the short one printed after it, in either order, in one session."""
+    """Nothing of the long message shows in the short one printed after
+    it, in either order, in one session."""
     d = smtpd_factory()
     c = Client(d.port)
     sizes = [("long", 200), ("short", 2), ("one", 1), ("mid", 40)]
@@ -187,3 +189,76 @@ def test_kept_files_given_back_when_sessions_end(smtpd_factory):
     wait_for(lambda: counts() == base, scaled(10),
              "the relay and workers back to %r descriptors" % (base,))
     assert d.stdout_bytes().count(TAIL) == 13
+
+
+def trace_relay(d, tmp_path, calls, send):
+    """strace the relay for calls while send() runs; the trace."""
+    relay = relay_of(d)
+    out = str(tmp_path / "strace.out")
+    p = subprocess.Popen([STRACE, "-qq", "-f", "-o", out, "-e",
+                          "trace=" + calls, "-p", str(relay)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def traced():
+        with open("/proc/%d/status" % relay) as f:
+            return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
+    try:
+        wait_for(traced, scaled(10), "strace attached to the relay")
+        send()
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(scaled(10))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    with open(out) as f:
+        return f.read()
+
+
+def test_kept_file_emptied_once_it_holds_a_page(smtpd_factory, tmp_path):
+    """A kept session's messages follow each other in its file, which is
+    emptied (ftruncate) only once it holds 4 KiB: small messages, one
+    larger than that between them, each printed as itself; the relay
+    measures each with the read of it (no fstat), and the worker's
+    descriptor appends (no lseek)."""
+    need_root()
+    need_tool("strace")
+    d = smtpd_factory()
+    sizes = [("s%d" % i, 3) for i in range(12)] + [("big", 400)] + \
+        [("t%d" % i, 5) for i in range(12)]
+
+    def send():
+        c = Client(d.port)
+        for tag, n in sizes:
+            assert c.message(body(tag.encode(), n)) == 250
+        assert c.cmd(b"QUIT") == 221
+        c.close()
+        wait_printed(d, len(sizes))
+    trace = trace_relay(d, tmp_path, "ftruncate,lseek,fstat,newfstatat,"
+                        "pread64", send)
+    out = d.stdout_bytes()
+    assert out == b"".join(printed(t.encode(), n) for t, n in sizes)
+    # The messages are ~90 bytes: one truncation for dozens of them,
+    # and one for the big one.
+    truncs = len(re.findall(r"ftruncate\(", trace))
+    assert 1 <= truncs <= 4, trace
+    assert len(re.findall(r"pread64\(", trace)) == len(sizes), trace
+    assert not re.search(r"lseek\(|fstat\(|newfstatat\(", trace), trace
+
+
+def test_print_failure_answers_451(smtpd_factory):
+    """Standard output that cannot be written (/dev/full): the flush that
+    holds a message fails, and its client gets 451, never 250; the log
+    says result=tempfail, never printed; the session goes on."""
+    d = smtpd_factory(wait=False)
+    d.out_path = "/dev/full"
+    d.start()
+    c = Client(d.port)
+    for i in range(3):
+        assert c.message(body(b"m%d" % i, 2)) == 451
+    assert c.cmd(b"QUIT") == 221
+    c.close()
+    wait_for(lambda: len(d.log_grep(r"event=delivery .*result=tempfail"))
+             == 3, scaled(10), "three tempfail deliveries logged")
+    assert not d.log_grep(r"result=printed")
