@@ -87,7 +87,10 @@ client_rearm(struct client *c)
 
 /*
  * Watch for writability only while there is something to write, and
- * TLS can write; and for whatever TLS waits for to go on.
+ * TLS can write; and for whatever TLS waits for to go on.  In plain
+ * text what is queued is written at once: the socket nearly always
+ * takes it, and the write events it would wait for cost two epoll_ctl
+ * calls and a round of the loop a command.
  */
 void
 client_events(struct client *c)
@@ -96,6 +99,12 @@ client_events(struct client *c)
 
 	if (client_gone(c))
 		return;
+	if (!c->tls_on && c->state != CS_TLS && !c->flushing &&
+	    buf_left(&c->out) > 0) {
+		client_flush(c);
+		if (client_gone(c))
+			return;
+	}
 	if (c->state == CS_TLS)
 		events = c->tls_want;
 	else if ((buf_left(&c->out) > 0 && !c->write_wants_read) ||

@@ -150,7 +150,10 @@ client_body_fill(struct client *c)
 			b->preplen -= n;
 			continue;
 		}
-		r = pread(c->msg.spool_fd, b->chunk, CLIENT_CHUNK, b->off);
+		/* The size was checked: no read to find the end. */
+		r = (uint64_t)b->off >= c->msg.size ? 0 :
+		    pread(c->msg.spool_fd, b->chunk, c->msg.size - b->off <
+		    CLIENT_CHUNK ? c->msg.size - b->off : CLIENT_CHUNK, b->off);
 		if (r == -1 && errno == EINTR)
 			continue;
 		if (r == -1) {

@@ -65,6 +65,7 @@ struct client {
 	enum client_state	 state;
 	int			 depth;		/* entry points on the stack */
 	int			 dead;		/* freed while depth > 0 */
+	int			 flushing;	/* in client_flush() */
 	uint64_t		 timeout_ms;
 	uint64_t		 saved_timeout;	/* of a probe's other waits */
 	uint64_t		 progress_ms;	/* ev_now() of the last progress */
@@ -124,6 +125,7 @@ void	client_leave(struct client *);
 int	client_gone(const struct client *);
 void	client_rearm(struct client *);
 void	client_events(struct client *);
+void	client_flush(struct client *);
 void	client_fail(struct client *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	client_session_ready(struct client *, const char *);

@@ -156,22 +156,27 @@ client_read(struct client *c)
 		client_events(c);
 }
 
-/* Write what is queued, then queue more of the envelope or message. */
-static void
-client_write(struct client *c)
+/*
+ * Write what is queued, then queue more of the envelope or message;
+ * client_events() after, which may call this again (c->flushing).
+ */
+void
+client_flush(struct client *c)
 {
 	char	 err[REPLY_TEXT_MAX];
 	size_t	 left;
 	ssize_t	 n;
 	int	 i;
 
-	for (i = 0; i < CLIENT_WRITES_MAX &&
+	c->flushing = 1;
+	for (i = 0; i < CLIENT_WRITES_MAX && !client_gone(c) &&
 	    (left = buf_left(&c->out)) > 0; i++) {
 		n = client_xmit(c, c->out.data + c->out.off, left, err,
 		    sizeof(err));
 		if (n == CLIENT_IO_AGAIN)
 			break;
 		if (n == -1) {
+			c->flushing = 0;
 			client_fail(c, "%s", err);
 			return;
 		}
@@ -187,6 +192,13 @@ client_write(struct client *c)
 		client_body_fill(c);
 	else if (c->state == CS_ENVELOPE)
 		client_envelope_queue(c);
+	c->flushing = 0;
+}
+
+static void
+client_write(struct client *c)
+{
+	client_flush(c);
 	client_events(c);
 }
 

@@ -79,10 +79,19 @@ queue_open(const char *path)
 int
 queue_new_id(char *id)
 {
-	uint64_t	 r;
+	/*
+	 * Drawn 64 at a time: each draw costs libbsd a getpid().  Only the
+	 * relay draws, and it forks nothing that draws after it.
+	 */
+	static uint64_t	 r[64];
+	static size_t	 left;
 
-	arc4random_buf(&r, sizeof(r));
-	snprintf(id, QUEUE_ID_LEN + 1, "%016" PRIX64, r);
+	if (left == 0) {
+		arc4random_buf(r, sizeof(r));
+		left = sizeof(r) / sizeof(r[0]);
+	}
+	snprintf(id, QUEUE_ID_LEN + 1, "%016" PRIX64, r[--left]);
+	explicit_bzero(&r[left], sizeof(r[left]));
 	return 0;
 }
 
@@ -205,9 +214,9 @@ envfile_text(const struct qmsg *m, size_t *lenp)
 	return buf;
 }
 
-/* Write the envelope of m to fd. */
-int
-envfile_write(int fd, const struct qmsg *m)
+/* Write the envelope of m to fd; its length in *lenp if not NULL. */
+static int
+envfile_write_len(int fd, const struct qmsg *m, off_t *lenp)
 {
 	char	*buf;
 	size_t	 len;
@@ -217,7 +226,15 @@ envfile_write(int fd, const struct qmsg *m)
 		return -1;
 	rc = proc_write_full(fd, buf, len);
 	free(buf);
+	if (lenp != NULL)
+		*lenp = (off_t)len;
 	return rc;
+}
+
+int
+envfile_write(int fd, const struct qmsg *m)
+{
+	return envfile_write_len(fd, m, NULL);
 }
 
 /* Undo env_put()'s escaping into out (size len); -1 if malformed. */
@@ -453,8 +470,7 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
 	if (fd == -1)
 		return -1;
 	/* A reused file is overwritten, then cut after the new envelope. */
-	if (envfile_write(fd, m) == -1 ||
-	    (len = lseek(fd, 0, SEEK_CUR)) == -1 || pool_fit(fd, len) == -1 ||
+	if (envfile_write_len(fd, m, &len) == -1 || pool_fit(fd, len) == -1 ||
 	    (sync && fdatasync(fd) == -1)) {
 		close(fd);
 		pool_put(name, QUEUE_OWNER_RELAY);
