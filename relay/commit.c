@@ -23,6 +23,7 @@ static struct {
 	struct ev_timer	 timer;
 	commit_reply_fn	 reply;
 	void		(*synced)(void);
+	void		(*flush)(void);
 } commit;
 
 static void	commit_answer(int, void *);
@@ -135,6 +136,8 @@ commit_answer(int err, void *arg)
 		free(p);
 	}
 	commit.group = NULL;
+	/* The 250s go now, not at the end of a round with more in it. */
+	commit.flush();
 	if (commit.pending != NULL && !ev_timer_pending(&commit.timer))
 		ev_timer_add(&commit.timer, 0);
 }
@@ -150,9 +153,10 @@ commit_add(struct pending *p)
 }
 
 void
-commit_init(commit_reply_fn reply, void (*synced)(void))
+commit_init(commit_reply_fn reply, void (*synced)(void), void (*flush)(void))
 {
 	commit.reply = reply;
 	commit.synced = synced;
+	commit.flush = flush;
 	ev_timer_set(&commit.timer, commit_flush, NULL);
 }

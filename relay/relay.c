@@ -933,7 +933,7 @@ relay_main(void)
 	proc_chan_init(&relay.parent_chan, &relay.parent, ROLE_RELAY,
 	    ROLE_PARENT, relay_parent_handlers, NULL);
 	ev_init();
-	commit_init(relay_commit_reply, relay_space_check);
+	commit_init(relay_commit_reply, relay_space_check, relay_flush);
 	proc_startup(&relay.parent_chan);
 	if (relay.conf.mode == 0)
 		fatalx("no configuration from the parent");

@@ -38,7 +38,8 @@ struct pending {
 /* commit.c: the group commit. */
 typedef void	(*commit_reply_fn)(uint32_t channel, uint32_t session,
 		    uint32_t type, const char *text);
-void	commit_init(commit_reply_fn, void (*synced)(void));
+void	commit_init(commit_reply_fn, void (*synced)(void),
+	    void (*flush)(void));
 void	commit_add(struct pending *);
 
 struct channel_auth;
