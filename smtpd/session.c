@@ -33,6 +33,7 @@ static void	session_rate_watch(struct session *);
 static void	session_proxy_read(struct session *);
 static void	session_proxy_refuse(struct session *, const char *);
 static void	session_refused(struct smtp_session *, uint32_t);
+static void	session_msg_prefetch(struct smtp_session *);
 
 static const struct smtp_ops session_ops = {
 	session_msg_open,
@@ -40,6 +41,7 @@ static const struct smtp_ops session_ops = {
 	session_msg_abort,
 	session_auth_check,
 	session_refused,
+	session_msg_prefetch,
 };
 
 /*
@@ -818,10 +820,35 @@ session_msg_open(struct smtp_session *smtp)
 		smtp_open_done(smtp, fd);
 		return;
 	}
+	if (s->open_ahead)
+		return;		/* asked at RCPT: the answer is on its way */
 	if (w->relay == NULL) {
 		smtp_open_done(smtp, -1);
 		return;
 	}
+	s->relay_gen = w->relay_gen;
+	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
+	imsg_add_u64(&out, smtp->session_id);
+	worker_relay_send(w, &out);
+}
+
+/*
+ * The first recipient was accepted: ask for the spool file now, so that
+ * DATA finds it (the relay's answer comes while the client sends its
+ * next command, and 354 waits for no round trip).  Only with nothing
+ * else asked or held of the relay, which keeps one file a session.
+ */
+static void
+session_msg_prefetch(struct smtp_session *smtp)
+{
+	struct session	*s = smtp->owner;
+	struct worker	*w = s->w;
+	struct imsg_out	 out;
+
+	if (s->spare_fd != -1 || s->open_ahead || w->relay == NULL ||
+	    smtp->wait != SMTP_WAIT_NONE || smtp->spool_fd != -1)
+		return;
+	s->open_ahead = 1;
 	s->relay_gen = w->relay_gen;
 	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
 	imsg_add_u64(&out, smtp->session_id);

@@ -463,6 +463,8 @@ smtp_rcpt_add(struct smtp_session *s, const char *addr)
 	    s->session_id, s->peer_ip, log_qpath(s->mail_from),
 	    log_qpath(addr));
 	smtp_reply(s, 250, "2.1.5", "Ok");
+	if (s->nrcpt == 1 && s->ops->msg_prefetch != NULL)
+		s->ops->msg_prefetch(s);
 }
 
 /* DATA: ask for a spool file; 354 comes when it arrives. */

@@ -68,6 +68,8 @@ struct smtp_ops {
 		    const char *password);
 	/* A refusal for the metrics (REFUSED_*); may be NULL. */
 	void	(*refused)(struct smtp_session *, uint32_t reason);
+	/* A recipient was accepted: DATA may follow; may be NULL. */
+	void	(*msg_prefetch)(struct smtp_session *);
 };
 
 struct smtp_session {

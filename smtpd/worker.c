@@ -331,6 +331,7 @@ worker_relay_lost(struct worker *w)
 				close(s->spare_fd);
 				s->spare_fd = -1;
 			}
+			s->open_ahead = 0;
 			if (s->smtp.wait == SMTP_WAIT_OPEN)
 				smtp_open_done(&s->smtp, -1);
 			else if (s->smtp.wait == SMTP_WAIT_COMMIT)
@@ -390,12 +391,21 @@ worker_on_msg_fd(struct proc_chan *ch, struct imsg *imsg)
 	struct session	*s = session_find(w, imsg->hdr.peerid);
 	struct imsg_out	 out;
 
+	if (s != NULL && s->open_ahead && s->smtp.wait != SMTP_WAIT_OPEN &&
+	    s->spare_fd == -1) {
+		/* Asked at RCPT: DATA takes it. */
+		s->open_ahead = 0;
+		s->spare_fd = imsg->fd;
+		imsg->fd = -1;
+		return 0;
+	}
 	if (s == NULL || s->smtp.wait != SMTP_WAIT_OPEN) {
 		/* The session left while the file was made. */
 		imsg_out_init(&out, IMSG_MSG_ABORT, imsg->hdr.peerid, -1);
 		worker_relay_send(w, &out);
 		return 0;
 	}
+	s->open_ahead = 0;
 	smtp_open_done(&s->smtp, imsg->fd);
 	imsg->fd = -1;
 	worker_session_run(s);
@@ -409,6 +419,8 @@ worker_on_msg_full(struct proc_chan *ch, struct imsg *imsg)
 
 	if (s == NULL)
 		return 0;
+	/* An answer to the open asked at RCPT: DATA asks again. */
+	s->open_ahead = 0;
 	smtp_open_full(&s->smtp);
 	worker_session_run(s);
 	return 0;
@@ -426,6 +438,12 @@ worker_on_msg_reply(struct proc_chan *ch, struct imsg *imsg)
 		return -1;
 	if ((s = session_find(ch->arg, imsg->hdr.peerid)) == NULL)
 		return 0;
+	if (s->open_ahead && s->smtp.wait != SMTP_WAIT_COMMIT) {
+		/* The open asked at RCPT failed: DATA asks again. */
+		s->open_ahead = 0;
+		if (s->smtp.wait != SMTP_WAIT_OPEN)
+			return 0;
+	}
 	if (s->smtp.wait == SMTP_WAIT_OPEN)
 		smtp_open_done(&s->smtp, -1);
 	else

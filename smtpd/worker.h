@@ -31,7 +31,8 @@ struct session {
 	uint32_t		 id;
 	int			 fd;
 	uint32_t		 relay_gen;	/* relay that gave the spool fd */
-	int			 spare_fd;	/* MSG_KEPT: the next DATA's */
+	int			 spare_fd;	/* MSG_KEPT, or asked ahead */
+	int			 open_ahead;	/* MSG_OPEN sent before DATA */
 	int			 slot_asked;	/* the parent counts it */
 	struct ev_timer		 timer;
 	struct ev_timer		 tls_timer;	/* decrypted input waiting */

@@ -23,6 +23,7 @@ struct harness {
 	struct smtpd_conf	conf;
 	struct smtp_session	s;
 	int			opens;
+	int			prefetches;
 	int			commits;
 	int			aborts;
 	int			auths;
@@ -66,8 +67,14 @@ h_refused(struct smtp_session *s, uint32_t reason)
 	((struct harness *)s->owner)->refused[reason]++;
 }
 
+static void
+h_prefetch(struct smtp_session *s)
+{
+	((struct harness *)s->owner)->prefetches++;
+}
+
 static const struct smtp_ops h_ops = { h_open, h_commit, h_abort, h_auth,
-	h_refused };
+	h_refused, h_prefetch };
 
 static int
 setup(void **state)
@@ -198,7 +205,8 @@ test_pipelined_transaction(void **state)
 	feeds(h, "MAIL FROM:<> SIZE=100 BODY=8BITMIME\r\n"
 	    "RCPT TO:<x@y.test>\r\nRCPT TO:<z@y.test>\r\nDATA\r\n"
 	    "Subject: hi\r\n\r\n..dot\r\n.\r\nQUIT\r\n");
-	/* DATA waits for the relay; the body stays buffered. */
+	/* The first accepted RCPT asks ahead, once; DATA still waits. */
+	assert_int_equal(h->prefetches, 1);
 	assert_int_equal(h->opens, 1);
 	assert_int_equal(h->s.wait, SMTP_WAIT_OPEN);
 	expect(h, "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.1.5 Ok\r\n");
@@ -376,6 +384,8 @@ test_addresses(void **state)
 	    "553 5.1.3 Null address not allowed here\r\n"
 	    "555 5.5.4 Unsupported parameter\r\n"
 	    "501 5.5.4 Syntax: RCPT TO:<address>\r\n");
+	/* No recipient accepted: nothing asked of the relay ahead. */
+	assert_int_equal(h->prefetches, 0);
 }
 
 static void
