@@ -803,6 +803,18 @@ session_auth_result(struct session *s, int verdict)
 	session_update(s);
 }
 
+/* MSG_OPEN for s, to the relay of now. */
+static void
+session_open_send(struct session *s)
+{
+	struct imsg_out	 out;
+
+	s->relay_gen = s->w->relay_gen;
+	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
+	imsg_add_u64(&out, s->smtp.session_id);
+	worker_relay_send(s->w, &out);
+}
+
 /*
  * DATA: ask the relay for a spool file, unless the session kept the
  * last message's (MSG_KEPT): then no round trip.
@@ -812,7 +824,6 @@ session_msg_open(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = s->w;
-	struct imsg_out	 out;
 	int		 fd;
 
 	if ((fd = s->spare_fd) != -1) {
@@ -826,10 +837,7 @@ session_msg_open(struct smtp_session *smtp)
 		smtp_open_done(smtp, -1);
 		return;
 	}
-	s->relay_gen = w->relay_gen;
-	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
-	imsg_add_u64(&out, smtp->session_id);
-	worker_relay_send(w, &out);
+	session_open_send(s);
 }
 
 /*
@@ -843,16 +851,12 @@ session_msg_prefetch(struct smtp_session *smtp)
 {
 	struct session	*s = smtp->owner;
 	struct worker	*w = s->w;
-	struct imsg_out	 out;
 
 	if (s->spare_fd != -1 || s->open_ahead || w->relay == NULL ||
 	    smtp->wait != SMTP_WAIT_NONE || smtp->spool_fd != -1)
 		return;
 	s->open_ahead = 1;
-	s->relay_gen = w->relay_gen;
-	imsg_out_init(&out, IMSG_MSG_OPEN, s->id, -1);
-	imsg_add_u64(&out, smtp->session_id);
-	worker_relay_send(w, &out);
+	session_open_send(s);
 }
 
 /*

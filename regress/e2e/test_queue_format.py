@@ -14,8 +14,8 @@ from relay_harness import (IS_ROOT, make_message, message_id,  # noqa
                            queue_files, relay_conf, relay_factory,
                            split_received, upstream_factory, with_x_peer,
                            world)
-from test_queue_pool import (RCPT, SENDER, arrived, needs_strace, send,
-                             strace_relay, strace_stop, wait_empty)
+from test_queue_pool import (RCPT, SENDER, arrived, needs_strace,  # noqa
+                             relay_killed_on, send, strace_stop, wait_empty)
 
 MASK = (1 << 64) - 1
 
@@ -126,17 +126,8 @@ def test_kill_in_group_sync_loses_nothing(world, upstream_factory,
     settles and delivers them, and every message answered 250 arrives;
     nothing is set aside."""
     import threading
-    up = upstream_factory()
-    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
-    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
-    d.allow_child_death = True
-    assert set(send(d.port, 3, "warm").values()) == {250}
-    up.wait_messages(3)
-    wait_empty(queue)
-    relay = d.relay_pid()
-    p = strace_relay(d, "-e", "trace=syncfs", "-e",
-                     "inject=syncfs:signal=SIGKILL:when=2",
-                     out=str(tmp_path / "strace.out"))
+    up, queue, d, relay, p = relay_killed_on(
+        world, upstream_factory, relay_factory, tmp_path, "syncfs", 2)
     results = []
 
     def one(i):

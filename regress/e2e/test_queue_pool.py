@@ -61,6 +61,24 @@ def wait_empty(queue):
     wait_for(lambda: not queue_files(queue), scaled(20), "an empty queue")
 
 
+def relay_killed_on(world, upstream_factory, relay_factory, tmp_path, call,
+                    when):
+    """A warm relay (3 messages through, queue empty) that strace kills
+    (SIGKILL) on its WHEN-th CALL: (up, queue, d, relay pid, strace)."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.allow_child_death = True
+    assert set(send(d.port, 3, "warm").values()) == {250}
+    up.wait_messages(3)
+    wait_empty(queue)
+    relay = d.relay_pid()
+    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
+                     "inject=%s:signal=SIGKILL:when=%s" % (call, when),
+                     out=str(tmp_path / "strace.out"))
+    return up, queue, d, relay, p
+
+
 def test_earlier_queue_format_is_delivered(world, upstream_factory,
                                            relay_factory):
     """A queue left by the earlier release (format 1: an envelope with
@@ -188,17 +206,8 @@ def test_kill_while_recycling(world, upstream_factory, relay_factory,
     makes: taking a file from the pool or giving one back) while mail
     flows; the next relay delivers every message answered 250, the
     queue empties, nothing is quarantined."""
-    up = upstream_factory()
-    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
-    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
-    d.allow_child_death = True
-    assert set(send(d.port, 3, "warm").values()) == {250}
-    up.wait_messages(3)
-    wait_empty(queue)
-    relay = d.relay_pid()
-    p = strace_relay(d, "-e", "trace=renameat2", "-e",
-                     "inject=renameat2:signal=SIGKILL:when=%d" % when,
-                     out=str(tmp_path / "strace.out"))
+    up, queue, d, relay, p = relay_killed_on(
+        world, upstream_factory, relay_factory, tmp_path, "renameat2", when)
     codes = send(d.port, 12, "kill")
     strace_stop(p)
     wait_for(lambda: (lambda q: q if q and q != relay else None)(
