@@ -156,7 +156,7 @@ init_once(void)
 
 /* The writer's whole output for the message, as the socket gets it. */
 static char *
-write_body(const char *prep, int peer, size_t *wlen)
+write_body(const char *prep, int peer, uint64_t spoolsize, size_t *wlen)
 {
 	struct client	*c;
 	char		*w = NULL;
@@ -170,6 +170,7 @@ write_body(const char *prep, int peer, size_t *wlen)
 	c->state = CS_ENVELOPE;
 	buf_init(&c->out, CLIENT_OUT_MAX);
 	c->msg.spool_fd = spoolfd;
+	c->msg.size = spoolsize;	/* as the queue checked it */
 	c->msg.prepend = *prep != '\0' ? prep : NULL;
 	c->msg.x_peer_ip = peer ? PEER_IP : NULL;
 	client_body_start(c);
@@ -223,7 +224,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(msg + preplen + fill, body, bodylen);
 	exp = expected(msg, msglen, peer, &explen);
 
-	w = write_body(prep, peer, &wlen);
+	w = write_body(prep, peer, fill + bodylen, &wlen);
 	lenient_check(w, wlen, exp, explen);
 	body_server_check(w, wlen, exp, explen, is_clean(msg, msglen));
 	free(w);
