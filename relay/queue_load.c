@@ -325,7 +325,8 @@ queue_load_data(const struct qmsg *head)
 		names = nn;
 		names[n++] = (char *)m->file;
 	}
-	qsort(names, n, sizeof(*names), name_cmp);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), name_cmp);
 	if ((fd = dup(queue_dir.datafd)) == -1 || (d = fdopendir(fd)) == NULL) {
 		free(names);
 		return;
@@ -335,8 +336,8 @@ queue_load_data(const struct qmsg *head)
 		if (de->d_name[0] == '.')
 			continue;
 		key = de->d_name;
-		if (bsearch(&key, names, n, sizeof(*names), name_cmp) == NULL &&
-		    unlinkat(queue_dir.datafd, de->d_name, 0) == 0)
+		if ((n == 0 || bsearch(&key, names, n, sizeof(*names),
+		    name_cmp) == NULL) && unlinkat(queue_dir.datafd, de->d_name, 0) == 0)
 			removed++;
 	}
 	closedir(d);
