@@ -12,8 +12,9 @@ import time
 from harness import proc_status, scaled, wait_for
 from relay_harness import (make_message, relay_conf,  # noqa: F401
                            relay_factory, upstream_factory, world)
-from test_queue_pool import (RCPT, SENDER, arrived, needs_strace, send,
-                             strace_relay, strace_stop, wait_empty)
+from strace_tool import needs_strace, strace_stop
+from test_queue_pool import (RCPT, SENDER, arrived, send, strace_relay,
+                             wait_empty)
 from skips import need_root
 
 

@@ -7,17 +7,14 @@ session ends, however it ends; and a print that cannot be flushed is
 answered 451."""
 import os
 import re
-import shutil
-import signal
 import socket
 import struct
-import subprocess
 import time
 
 from harness import scaled, wait_for
 from skips import need_root, need_tool
+from strace_tool import strace_pid, strace_stop
 
-STRACE = shutil.which("strace") or "strace"
 HEAD = b"---------- MESSAGE FOLLOWS ----------\n"
 TAIL = b"------------ END MESSAGE ------------\n"
 
@@ -108,15 +105,8 @@ def test_kept_session_makes_one_spool_file(smtpd_factory, tmp_path):
     d = smtpd_factory()
     relay = relay_of(d)
     out = str(tmp_path / "strace.out")
-    p = subprocess.Popen([STRACE, "-qq", "-f", "-o", out, "-e",
-                          "trace=memfd_create,sendmsg", "-p", str(relay)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def traced():
-        with open("/proc/%d/status" % relay) as f:
-            return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
+    p = strace_pid(relay, "-e", "trace=memfd_create,sendmsg", out=out)
     try:
-        wait_for(traced, scaled(10), "strace attached to the relay")
         c = Client(d.port)
         for i in range(5):
             assert c.message(body(b"m%d" % i, 3)) == 250
@@ -124,12 +114,7 @@ def test_kept_session_makes_one_spool_file(smtpd_factory, tmp_path):
         c.close()
         wait_printed(d, 5)
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(scaled(10))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        strace_stop(p)
     with open(out) as f:
         trace = f.read()
     assert len(re.findall(r"memfd_create\(", trace)) == 1, trace
@@ -195,23 +180,11 @@ def trace_relay(d, tmp_path, calls, send):
     """strace the relay for calls while send() runs; the trace."""
     relay = relay_of(d)
     out = str(tmp_path / "strace.out")
-    p = subprocess.Popen([STRACE, "-qq", "-f", "-o", out, "-e",
-                          "trace=" + calls, "-p", str(relay)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-    def traced():
-        with open("/proc/%d/status" % relay) as f:
-            return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
+    p = strace_pid(relay, "-e", "trace=" + calls, out=out)
     try:
-        wait_for(traced, scaled(10), "strace attached to the relay")
         send()
     finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            p.wait(scaled(10))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        strace_stop(p)
     with open(out) as f:
         return f.read()
 

@@ -14,8 +14,9 @@ from relay_harness import (IS_ROOT, make_message, message_id,  # noqa
                            queue_files, relay_conf, relay_factory,
                            split_received, upstream_factory, with_x_peer,
                            world)
-from test_queue_pool import (RCPT, SENDER, arrived, needs_strace,  # noqa
-                             relay_killed_on, send, strace_stop, wait_empty)
+from strace_tool import needs_strace, strace_stop
+from test_queue_pool import (RCPT, SENDER, arrived, relay_killed_on,  # noqa
+                             send, wait_empty)
 
 MASK = (1 << 64) - 1
 
@@ -58,7 +59,8 @@ def test_restart_settles_or_sets_aside_group_files(world, upstream_factory,
     size, one with a torn envelope and one whose marks are not those it
     was committed with are set aside in queue/corrupt/ as uncommitted,
     with no DSN; a settled ID.env with a mark rewritten goes only to its
-    pending recipient.  Nothing is left in queue/."""
+    pending recipient; a file of data/ that no envelope names is
+    removed.  Nothing is left in queue/."""
     up = upstream_factory()
     conf, queue = relay_conf(world, lines=["queue-retry 1s"])
     qd = os.path.join(queue, "queue")
@@ -91,8 +93,14 @@ def test_restart_settles_or_sets_aside_group_files(world, upstream_factory,
                    [RCPT, other], "PP").replace(b"marks PP\n", b"marks DP\n")
     put(os.path.join(qd, "00000000000000A5.env"), env)
 
+    # A free file in data/ (a crash left it in the pool): no envelope
+    # names it, so it goes at the start.
+    os.makedirs(os.path.join(queue, "data"))
+    put(os.path.join(queue, "data", "00000000000000F1"), b"free\r\n")
     d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
     d.wait_log(r"event=queue-loaded messages=2$")
+    d.wait_log(r"event=queue-free-files dir=data removed=1$")
+    assert os.listdir(os.path.join(queue, "data")) == []
     d.wait_log(r"event=queue-settled queue_id=00000000000000A1$")
     for qid, why in (("00000000000000A2", "message file does not match"),
                      ("00000000000000A3", "envelope does not match"),

@@ -6,11 +6,7 @@ and with the commit path's system calls made to fail (strace
 -e inject=), no client gets 250 for a message whose commit failed, and
 every message answered 250 arrives."""
 import os
-import re
-import shutil
-import signal
 import smtplib
-import subprocess
 import time
 
 import pytest
@@ -21,11 +17,11 @@ from relay_harness import (IS_ROOT, make_message, message_id,  # noqa
                            split_received, upstream_factory, with_x_peer,
                            world)
 
-from skips import need_root, need_tool  # noqa: E402
+from strace_tool import (needs_strace, strace_pid, strace_stop,  # noqa
+                         strip_pid)
 
 SENDER = "sender@example.com"
 RCPT = "rcpt@example.net"
-STRACE = shutil.which("strace") or "strace"
 
 # The envelope as the releases before the pool wrote it (format 1).
 OLD_ENVELOPE = ("version 1\nid %s\ncreated %d\nnext-try 0\nattempts 0\n"
@@ -126,45 +122,9 @@ def test_earlier_queue_format_is_delivered(world, upstream_factory,
 
 
 def strace_relay(d, *args, out):
-    """strace attached to the relay process of d, every thread of it
-    (-f: the queue's syncs run in a thread of their own); the Popen."""
+    """strace attached to the relay process of d; the Popen."""
     relay = wait_for(d.relay_pid, scaled(5), "the relay process")
-    p = subprocess.Popen([STRACE, "-f", "-qq", "-o", out, "-p", str(relay)] +
-                         list(args), stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    # Attached when the relay shows a tracer.
-    def traced():
-        with open("/proc/%d/status" % relay) as f:
-            return re.search(r"^TracerPid:\s+[1-9]", f.read(), re.M)
-    wait_for(traced, scaled(10), "strace attached to the relay")
-    return p
-
-
-def strip_pid(line):
-    """A line of strace -f without the thread id it starts with."""
-    return re.sub(r"^\d+\s+", "", line)
-
-
-def strace_stop(p):
-    p.send_signal(signal.SIGINT)
-    try:
-        p.wait(scaled(10))
-    except subprocess.TimeoutExpired:
-        p.kill()
-        p.wait()
-
-
-def needs_strace(fn):
-    """The test needs root, and strace, which .ci/run installs: without
-    it the test fails under CI (skips.need_tool), never skips there."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kw):
-        need_root()
-        need_tool("strace")
-        return fn(*args, **kw)
-    return wrapper
+    return strace_pid(relay, *args, out=out)
 
 
 @needs_strace

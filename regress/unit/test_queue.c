@@ -445,6 +445,12 @@ test_malformed(void **state)
 		HEAD "check 0123456789ABCDEF 0123456789abcdef\n" RCPT END,
 		HEAD "check 0123456789abcdef  0123456789abcde\n" RCPT END,
 		HEAD "check 0123456789abcdef 0123456789abcdefa\n" RCPT END,
+		/* The message file in data/: a queue id, once, first. */
+		HEAD "file ../../etc/passwd\n" RCPT END,
+		HEAD "file 0123456789abcdef\n" RCPT END,
+		HEAD "file " ID1 "\nfile " ID1 "\n" RCPT END,
+		HEAD RCPT "file " ID1 "\n" END,
+		HEAD "file %00\n" RCPT END,
 		"version 01\nid " ID1 "\nclient 192.0.2.1\n" RCPT END,
 		"version 1\nid 0123456789abcdef\nclient 192.0.2.1\n" RCPT END,
 		"version 1\nid 0123456789ABCDE\nclient 192.0.2.1\n" RCPT END,
@@ -484,6 +490,7 @@ test_malformed(void **state)
 	assert_int_equal(parse_str(HEAD RCPT END), 0);
 	assert_int_equal(parse_str("id " ID1 "\nclient ::1\n" RCPT END), 0);
 	assert_int_equal(parse_str(HEAD "helo %00\nfrom \n" RCPT END), 0);
+	assert_int_equal(parse_str(HEAD "file " ID2 "\n" RCPT END), 0);
 	assert_int_equal(parse_str(HEAD RCPT "code 0\ntext %00\nbounced 0\n"
 	    RCPT "code 250\n" END), 0);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
