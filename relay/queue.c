@@ -492,8 +492,6 @@ queue_write_env(const struct qmsg *m, char *name, size_t namelen, int sync)
  * overwritten in place: a name that a restart takes as committed must
  * never come before the bytes it names are on the disk, or a crash
  * could leave it naming an earlier message's bytes.
- * queue_commit_undo(): the envelope written but never linked goes back
- * to the pool.
  */
 int
 queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
@@ -583,12 +581,6 @@ queue_commit_drop(const struct qmsg *m)
 	snprintf(env, sizeof(env), "%s.new", m->id);
 	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
 	queue_msg_release(m);
-}
-
-void
-queue_commit_undo(const char *envname)
-{
-	pool_put(envname, QUEUE_OWNER_RELAY);
 }
 
 /* Both steps, each file synced: a commit of its own. */

@@ -121,7 +121,6 @@ int		 queue_commit_settle(struct qmsg *);
 void		 queue_commit_drop(const struct qmsg *);
 uint64_t	 queue_sync_begin(void);
 void		 queue_sync_end(uint64_t gen);
-void		 queue_commit_undo(const char *envname);
 int		 queue_sync(int whole_fs);
 int		 queue_sync_call(int whole_fs);
 int		 queue_update(struct qmsg *);
