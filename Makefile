@@ -68,7 +68,7 @@ TEST_OBJS   = $(LIB_OBJS) $(BUILD)/obj/parent/cmdline.o \
 	      $(BUILD)/obj/relay/client_auth.o $(BUILD)/obj/relay/client_probe.o \
 	      $(BUILD)/obj/relay/reply.o $(BUILD)/obj/relay/queue.o \
 	      $(BUILD)/obj/relay/queue_pool.o $(BUILD)/obj/relay/queue_check.o \
-	      $(BUILD)/obj/relay/queue_load.o \
+	      $(BUILD)/obj/relay/queue_load.o $(BUILD)/obj/relay/queue_inline.o \
 	      $(BUILD)/obj/parent/parse.o $(BUILD)/obj/parent/parse_relay.o
 
 UNIT_SRCS   = $(wildcard regress/unit/test_*.c)

@@ -84,16 +84,20 @@ write_text(FILE *out, const char *buf, size_t n)
 	}
 }
 
-/* Copy the original's header block (up to its empty line) to out. */
+/*
+ * Copy the original's header block (up to its empty line, within its
+ * size bytes: its envelope may follow, queue_inline.c) to out.
+ */
 static void
-copy_headers(FILE *out, int origfd)
+copy_headers(FILE *out, int origfd, uint64_t size)
 {
 	char	*buf, *end;
 	ssize_t	 n;
 
 	if ((buf = malloc(BOUNCE_HEADERS_MAX + 1)) == NULL)
 		return;
-	if ((n = pread(origfd, buf, BOUNCE_HEADERS_MAX, 0)) <= 0) {
+	if ((n = pread(origfd, buf, size < BOUNCE_HEADERS_MAX ? size :
+	    BOUNCE_HEADERS_MAX, 0)) <= 0) {
 		free(buf);
 		return;
 	}
@@ -170,7 +174,7 @@ bounce_write(int fd, const struct qmsg *m, const char *id,
 	fprintf(f, "\r\n--%s\r\n"
 	    "Content-Type: text/rfc822-headers\r\n\r\n", b);
 	if (origfd != -1)
-		copy_headers(f, origfd);
+		copy_headers(f, origfd, m->size);
 	fprintf(f, "\r\n--%s--\r\n", b);
 	if (fclose(f) != 0) {
 		free(text);

@@ -57,6 +57,9 @@ pending_fail(struct pending *p, const char *why)
  * next group, which starts when this one is answered.  A message alone
  * is synced file by file (fdatasync, no syncfs of a busy file system)
  * and linked as ID.env; only its directory sync waits in the thread.
+ * A relayed message's envelope goes into its own message file (queue
+ * format 4, relay/queue_inline.c): nothing is renamed, and a message
+ * alone needs only the fdatasync of that file, in the thread.
  */
 static void
 commit_flush(void *arg)
@@ -90,7 +93,9 @@ commit_flush(void *arg)
 		return;
 	commit.is_group = group;
 	commit.gen = queue_sync_begin();
-	syncer_run(group ? SYNC_FS : SYNC_DIR, commit_answer, NULL);
+	/* A message alone in its own file (format 4): that file's sync. */
+	syncer_run(group ? SYNC_FS : done->msg->inline_len != 0 ? SYNC_FILE :
+	    SYNC_DIR, done->fd, commit_answer, NULL);
 }
 
 /* One message of the group whose sync returned (err 0: synced). */
@@ -124,8 +129,9 @@ commit_answer(int err, void *arg)
 	(void)arg;
 	if (err != 0) {
 		errno = err;
-		log_warn("event=queue-error op=%s",
-		    commit.is_group ? "syncfs" : "fsync-dir");
+		log_warn("event=queue-error op=%s", commit.is_group ?
+		    "syncfs" : commit.group->msg->inline_len != 0 ?
+		    "fdatasync" : "fsync-dir");
 	} else
 		queue_sync_end(commit.gen);
 	commit.synced();

@@ -155,8 +155,10 @@ message_headers(FILE *f, const struct qmsg *m)
 		fprintf(f, "(message file: %s)\n", strerror(errno));
 		return;
 	}
-	while (have < sizeof(data) - 1 && (n = read(fd, data + have,
-	    sizeof(data) - 1 - have)) > 0)
+	/* Its size only: its envelope may follow (queue_inline.c). */
+	while (have < sizeof(data) - 1 && have < m->size && (n = read(fd,
+	    data + have, (m->size - have < sizeof(data) - 1 - have ?
+	    m->size - have : sizeof(data) - 1 - have))) > 0)
 		have += (size_t)n;
 	close(fd);
 	data[have] = '\0';

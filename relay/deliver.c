@@ -50,6 +50,12 @@ deliver_start(struct qmsg *m)
 	struct drun		*r;
 	int			 fd;
 
+	/*
+	 * The program reads its file to the end: an envelope there (a
+	 * queue a relay left, queue_inline.c) goes to queue/ID.env first.
+	 */
+	if (m->inline_len != 0 && queue_update(m) == -1)
+		return -1;
 	/* Not there now, or set aside: sched_open() has seen to m. */
 	if ((fd = sched_open(m)) == -1)
 		return 1;

@@ -27,6 +27,7 @@
 #include "queue_int.h"
 
 #define ENVFILE_VERSION	2	/* 1: no check line (queue formats 1, 2) */
+#define ENVFILE_VERSION_INLINE	3	/* in its message file (format 4) */
 
 struct queue_dirs	queue_dir = { -1, -1, -1, -1 };
 
@@ -154,10 +155,12 @@ rcpt_mark(const struct qrcpt *r)
 /*
  * The envelope of m, in a buffer to free; its check line (format 3)
  * when m's message hash is known, which it is for every message this
- * release committed.
+ * release committed.  With inline_env, the envelope that follows the
+ * message in its own file (format 4, queue_inline.c): version 3, and
+ * its check line leaves the marks out (they are rewritten in place).
  */
-static char *
-envfile_text(const struct qmsg *m, size_t *lenp)
+char *
+envfile_render(const struct qmsg *m, int inline_env, size_t *lenp)
 {
 	char		*buf = NULL, tail[ENV_RCPT_MAX + 16], check[64];
 	size_t		 len = 0, headlen;
@@ -167,7 +170,8 @@ envfile_text(const struct qmsg *m, size_t *lenp)
 
 	if ((f = open_memstream(&buf, &len)) == NULL)
 		return NULL;
-	fprintf(f, "version %d\n", m->has_check ? ENVFILE_VERSION : 1);
+	fprintf(f, "version %d\n", !m->has_check ? 1 : inline_env ?
+	    ENVFILE_VERSION_INLINE : ENVFILE_VERSION);
 	env_put(f, "id", m->id);
 	fprintf(f, "created %" PRId64 "\n", m->created);
 	fprintf(f, "next-try %" PRId64 "\n", m->next_try);
@@ -201,8 +205,8 @@ envfile_text(const struct qmsg *m, size_t *lenp)
 	memcpy(tail + 6 + i, "\nend\n", 6);
 	if (m->has_check && fflush(f) == 0) {
 		headlen = len;
-		queue_check_line(buf, headlen, tail, 6 + i + 5, m->body_check,
-		    check, sizeof(check));
+		queue_check_line(buf, headlen, tail, 6 + i + 5, inline_env,
+		    m->body_check, check, sizeof(check));
 		fputs(check, f);
 	}
 	fputs(tail, f);
@@ -222,7 +226,7 @@ envfile_write_len(int fd, const struct qmsg *m, off_t *lenp)
 	size_t	 len;
 	int	 rc;
 
-	if ((buf = envfile_text(m, &len)) == NULL)
+	if ((buf = envfile_render(m, 0, &len)) == NULL)
 		return -1;
 	rc = proc_write_full(fd, buf, len);
 	free(buf);
@@ -360,7 +364,8 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 		}
 	r = m->nrcpt > 0 ? &m->rcpts[m->nrcpt - 1] : NULL;
 	if (strcmp(key, "version") == 0)
-		return strcmp(val, "1") == 0 || strcmp(val, "2") == 0 ? 0 : -1;
+		return strcmp(val, "1") == 0 || strcmp(val, "2") == 0 ||
+		    strcmp(val, "3") == 0 ? 0 : -1;
 	/* Optional, once: the message file in data/, by its name. */
 	if (strcmp(key, "file") == 0)
 		return m->nrcpt > 0 || m->file[0] != '\0' ||
@@ -502,6 +507,14 @@ queue_commit_write(struct qmsg *m, int spoolfd, int sync_files,
 		return -1;
 	}
 	m->has_check = 1;
+	if (m->inline_want && m->file[0] != '\0') {
+		/* Format 4: one file, synced by the caller (SYNC_FILE). */
+		envname[0] = '\0';
+		if (queue_inline_write(m, spoolfd) == 0)
+			return 0;
+		log_warn("event=queue-error queue_id=%s op=envelope", m->id);
+		return -1;
+	}
 	if (sync_files && fdatasync(spoolfd) == -1) {
 		log_warn("event=queue-error queue_id=%s op=fdatasync", m->id);
 		return -1;
@@ -519,6 +532,9 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 {
 	char	 env[QUEUE_ENVNAME_MAX];
 
+	m->has_marks = 1;
+	if (m->inline_len != 0)
+		return 0;	/* in its message file: nothing to name */
 	snprintf(env, sizeof(env), "%s%s", m->id, suffix);
 	/* A worker's message file stays in data/: its envelope names it. */
 	if ((m->file[0] == '\0' && renameat(queue_dir.tmpfd, m->id,
@@ -528,9 +544,9 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 		if (m->file[0] == '\0')
 			unlinkat(queue_dir.qfd, m->id, 0);
 		pool_put(envname, QUEUE_OWNER_RELAY);
+		m->has_marks = 0;
 		return -1;
 	}
-	m->has_marks = 1;
 	return 0;
 }
 
@@ -562,6 +578,8 @@ queue_commit_settle(struct qmsg *m)
 {
 	char	 from[QUEUE_ENVNAME_MAX], to[QUEUE_ENVNAME_MAX];
 
+	if (m->inline_len != 0)
+		return 0;
 	snprintf(from, sizeof(from), "%s.new", m->id);
 	snprintf(to, sizeof(to), "%s.env", m->id);
 	if (renameat(queue_dir.qfd, from, queue_dir.qfd, to) == -1) {
@@ -579,7 +597,8 @@ queue_commit_drop(const struct qmsg *m)
 	char	 env[QUEUE_ENVNAME_MAX];
 
 	snprintf(env, sizeof(env), "%s.new", m->id);
-	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
+	if (m->inline_len == 0)
+		pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
 	queue_msg_release(m);
 }
 
@@ -677,7 +696,11 @@ queue_update(struct qmsg *m)
 		return -1;
 	}
 	m->has_marks = 1;
-	return queue_sync(0);
+	if (queue_sync(0) == -1)
+		return -1;
+	/* Named by queue/ID.env now, which wins at a start. */
+	queue_inline_drop(m);
+	return 0;
 }
 
 /*
@@ -693,7 +716,7 @@ queue_mark(const struct qmsg *m)
 	struct stat	 st;
 	size_t		 taillen;
 	uint32_t	 i;
-	off_t		 off;
+	off_t		 off, end = 0;
 	int		 fd, rc = -1;
 
 	if (!m->has_marks)
@@ -701,14 +724,17 @@ queue_mark(const struct qmsg *m)
 	if (!queue_gen_durable(m->settle_gen) && queue_sync(0) == -1)
 		return -1;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if ((fd = openat(queue_dir.qfd, env, O_RDWR | O_CLOEXEC)) == -1)
+	if (m->inline_len != 0)
+		fd = queue_inline_open(m, &end);
+	else if ((fd = openat(queue_dir.qfd, env, O_RDWR | O_CLOEXEC)) != -1)
+		end = fstat(fd, &st) == -1 ? 0 : st.st_size;
+	if (fd == -1)
 		return -1;
-	/* The file ends "\nmarks " marks "\nend\n": check, then write. */
+	/* The envelope ends "\nmarks " marks "\nend\n": check, then write. */
 	taillen = m->nrcpt + 12;
-	if ((tail = malloc(taillen)) == NULL || fstat(fd, &st) == -1 ||
-	    st.st_size < (off_t)taillen)
+	if ((tail = malloc(taillen)) == NULL || end < (off_t)taillen)
 		goto out;
-	off = st.st_size - (off_t)taillen;
+	off = end - (off_t)taillen;
 	if (pread(fd, tail, taillen, off) != (ssize_t)taillen ||
 	    memcmp(tail, "\nmarks ", 7) != 0 ||
 	    memcmp(tail + 7 + m->nrcpt, "\nend\n", 5) != 0)
@@ -830,7 +856,9 @@ queue_msg_check(struct qmsg *m, char *why, size_t len)
 		snprintf(why, len, "message file: %s", strerror(e));
 		return e == ENOENT ? -1 : 0;
 	}
-	if ((uint64_t)st.st_size != m->size) {
+	/* In data/, the envelope may follow (queue_inline.c). */
+	if ((uint64_t)st.st_size < m->size ||
+	    ((uint64_t)st.st_size != m->size && dir != queue_dir.datafd)) {
 		snprintf(why, len, "message file has %lld bytes, the "
 		    "envelope says %llu", (long long)st.st_size,
 		    (unsigned long long)m->size);
@@ -851,7 +879,8 @@ queue_remove(const struct qmsg *m)
 	char	 env[QUEUE_ID_LEN + 8];
 
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
+	if (m->inline_len == 0)
+		pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
 	queue_msg_release(m);
 }
 
@@ -860,7 +889,8 @@ void
 queue_msg_release(const struct qmsg *m)
 {
 	if (m->file[0] != '\0')
-		pool_put_data(m->file, m->owner, queue_gen_next());
+		pool_put_data(m->file, queue_inline_free(m) == 0 ? m->owner :
+		    QUEUE_OWNER_NONE, queue_gen_next());
 	else
 		pool_release(queue_dir.qfd, m->id, m->owner);
 }

@@ -96,6 +96,8 @@ struct qmsg {
 	uint64_t	 body_check;	/* its message's hash (queue_check.c) */
 	int		 has_check;	/* body_check is known */
 	uint64_t	 settle_gen;	/* the queue sync its ID.env name needs */
+	int		 inline_want;	/* commit its envelope into data/FILE */
+	size_t		 inline_len;	/* it is there (format 4), this long */
 	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
@@ -108,7 +110,7 @@ int		 queue_new_id(char *);
 int		 queue_spool_create(const char *id, uint32_t owner);
 int		 queue_spool_reuse(const char *id, uint32_t owner, char *file,
 		    size_t, int *created);
-int		 queue_spool_fit(int fd, uint64_t size);
+int		 queue_spool_fit(int fd, uint64_t size, int cut);
 void		 queue_spool_discard(const char *file, uint32_t owner);
 void		 queue_spool_discard_data(const char *file, uint32_t owner);
 void		 queue_pool_drop(uint32_t owner);

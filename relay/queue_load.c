@@ -19,8 +19,6 @@
 #include "queue.h"
 #include "queue_int.h"
 
-#define ENVFILE_MAX	(1024 * 1024)
-
 /*
  * The message file an envelope names in data/ ("file" line), read even
  * from one that does not parse, so that it is set aside with it; ""
@@ -301,12 +299,39 @@ name_cmp(const void *a, const void *b)
 }
 
 /*
- * Free files in data/ (no envelope loaded names them: a crash left
- * them in the pool, or a worker's spool) are removed: nothing was
- * answered 250 for what they hold.
+ * A file in data/ that no envelope file names: a committed message
+ * whose envelope is in it (format 4, queue_inline.c), onto *head; one
+ * whose footer is there but whose check fails (a crash before its
+ * sync returned: it was never answered 250) set aside; else a free
+ * file (a crash left it in the pool, or a worker's spool) removed.
+ * 1 if it was removed.
  */
+static int
+queue_load_inline(const char *name, struct qmsg **head, unsigned int *count)
+{
+	struct qmsg	*m;
+	char		 why[256];
+	int		 found;
+
+	if ((m = queue_inline_load(name, &found, why, sizeof(why))) != NULL) {
+		m->next = *head;
+		*head = m;
+		(*count)++;
+		return 0;
+	}
+	if (!found)
+		return unlinkat(queue_dir.datafd, name, 0) == 0;
+	log_warnx("event=queue-uncommitted file=%s reason=\"%s\" "
+	    "action=quarantined dir=queue/corrupt", name, why);
+	if (renameat(queue_dir.datafd, name, queue_dir.corruptfd, name) == -1)
+		unlinkat(queue_dir.datafd, name, 0);
+	fsync(queue_dir.corruptfd);
+	return 0;
+}
+
+/* Every file in data/ that no envelope file names: as above. */
 static void
-queue_load_data(const struct qmsg *head)
+queue_load_data(struct qmsg **head, unsigned int *count)
 {
 	const struct qmsg	*m;
 	struct dirent		*de;
@@ -315,7 +340,7 @@ queue_load_data(const struct qmsg *head)
 	size_t			 n = 0, removed = 0;
 	int			 fd;
 
-	for (m = head; m != NULL; m = m->next) {
+	for (m = *head; m != NULL; m = m->next) {
 		if (m->file[0] == '\0')
 			continue;
 		if ((nn = reallocarray(names, n + 1, sizeof(*names))) == NULL) {
@@ -336,9 +361,9 @@ queue_load_data(const struct qmsg *head)
 		if (de->d_name[0] == '.')
 			continue;
 		key = de->d_name;
-		if ((n == 0 || bsearch(&key, names, n, sizeof(*names),
-		    name_cmp) == NULL) && unlinkat(queue_dir.datafd, de->d_name, 0) == 0)
-			removed++;
+		if (n == 0 || bsearch(&key, names, n, sizeof(*names),
+		    name_cmp) == NULL)
+			removed += queue_load_inline(de->d_name, head, count);
 	}
 	closedir(d);
 	free(names);
@@ -347,8 +372,9 @@ queue_load_data(const struct qmsg *head)
 }
 
 /*
- * Read every committed envelope.  A message file without an envelope
- * was never answered 250 and is removed.  An envelope that cannot be
+ * Read every committed envelope, those in queue/ and those in their
+ * message files in data/.  A message file with neither was never
+ * answered 250 and is removed.  An envelope that cannot be
  * read or parsed, or whose message file is missing or of another size,
  * is set aside in queue/corrupt/; those whose sender is known go on
  * the lost list, for a DSN.
@@ -404,6 +430,6 @@ queue_load(unsigned int *count, struct qmsg **lost)
 		(*count)++;
 	}
 	closedir(d);
-	queue_load_data(head);
+	queue_load_data(&head, count);
 	return head;
 }

@@ -246,11 +246,13 @@ queue_spool_reuse(const char *id, uint32_t owner, char *file, size_t len,
 /*
  * The spool fd as written by its worker: its offset (shared with the
  * worker's descriptor) says what was written; it must be size, the file
- * at least that long, and it is cut to size.  -1 with EINVAL when the
- * worker's write does not match, else -1 with errno as the calls set it.
+ * at least that long, and with cut it is cut to size (else the envelope
+ * is written after the message, queue_inline.c, and cuts it there).
+ * -1 with EINVAL when the worker's write does not match, else -1 with
+ * errno as the calls set it.
  */
 int
-queue_spool_fit(int fd, uint64_t size)
+queue_spool_fit(int fd, uint64_t size, int cut)
 {
 	struct stat	 st;
 	off_t		 pos;
@@ -261,7 +263,8 @@ queue_spool_fit(int fd, uint64_t size)
 		errno = EINVAL;
 		return -1;
 	}
-	if ((uint64_t)st.st_size > size && ftruncate(fd, (off_t)size) == -1)
+	if (cut && (uint64_t)st.st_size > size &&
+	    ftruncate(fd, (off_t)size) == -1)
 		return -1;
 	return 0;
 }

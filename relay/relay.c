@@ -506,6 +506,8 @@ relay_commit_queue(struct channel *ch, struct spool *sp,
 		spool_drop(ch, sp);
 		return 0;
 	}
+	/* A deliver program reads its file to the end: not there. */
+	m->inline_want = relay.conf.mode == MODE_RELAY;
 	relay_log_message(m->id, sp, env, user);
 	p->channel = ch->id;
 	p->session = sp->session;
@@ -543,7 +545,8 @@ relay_commit(struct proc_chan *pc, struct imsg *imsg)
 			return -1;
 		}
 		relay_commit_debug(ch, sp, &env, &ds);
-	} else if (queue_spool_fit(sp->fd, env.size) == -1) {
+	} else if (queue_spool_fit(sp->fd, env.size,
+	    relay.conf.mode != MODE_RELAY) == -1) {
 		/* The worker wrote other than it says: a violation. */
 		rc = errno == EINVAL ? -1 : 0;
 		if (rc == 0) {

@@ -25,8 +25,18 @@
 #include "syncer.h"
 
 struct sync_req {
-	int	 op;		/* SYNC_FS or SYNC_DIR */
+	int	 op;		/* SYNC_FS, SYNC_DIR or SYNC_FILE */
+	int	 fd;		/* SYNC_FILE's */
 };
+
+/* The call itself, in the thread or (no thread) in the loop. */
+static int
+sync_call(const struct sync_req *r)
+{
+	if (r->op == SYNC_FILE)
+		return fdatasync(r->fd);
+	return queue_sync_call(r->op == SYNC_FS);
+}
 
 static struct {
 	int		 req[2];	/* loop -> thread */
@@ -54,7 +64,7 @@ syncer_main(void *arg)
 			continue;
 		if (n != sizeof(r))
 			return NULL;	/* the relay is going */
-		err = queue_sync_call(r.op == SYNC_FS) == -1 ? errno : 0;
+		err = sync_call(&r) == -1 ? errno : 0;
 		/* The loop waits for this: only a reader gone stops it. */
 		while (write(syncer.res[1], &err, sizeof(err)) == -1)
 			if (errno == EPIPE || errno == EBADF)
@@ -129,23 +139,25 @@ syncer_busy(void)
 
 /*
  * Sync (SYNC_FS: the queue's file system, SYNC_DIR: the queue
- * directory) in the thread; done(errno or 0, arg) once it returned.
- * One request at a time.
+ * directory, SYNC_FILE: the data of fd, which stays open until done)
+ * in the thread; done(errno or 0, arg) once it returned.  One request
+ * at a time.
  */
 void
-syncer_run(int op, syncer_done_fn done, void *arg)
+syncer_run(int op, int fd, syncer_done_fn done, void *arg)
 {
 	struct sync_req	 r;
 
 	if (syncer.busy)
 		fatalx("syncer: a request while one is running");
 	r.op = op;
+	r.fd = fd;
 	while (write(syncer.req[1], &r, sizeof(r)) == -1) {
 		if (errno == EINTR)
 			continue;
 		/* Not the thread's, then: the loop's own, and it waits. */
 		log_warn("syncer request");
-		done(queue_sync_call(op == SYNC_FS) == -1 ? errno : 0, arg);
+		done(sync_call(&r) == -1 ? errno : 0, arg);
 		return;
 	}
 	syncer.busy = 1;

@@ -168,22 +168,81 @@ class World:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+FOOTER = b"smtpd-envelope "
+FOOTER_LEN = len(FOOTER) + 9
+
+
+def inline_envelope(path):
+    """The envelope text at the end of message file path (queue format
+    4: MESSAGE ENVELOPE "smtpd-envelope LLLLLLLL\n"), or None."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            if size < FOOTER_LEN:
+                return None
+            f.seek(size - FOOTER_LEN)
+            foot = f.read(FOOTER_LEN)
+            if not foot.startswith(FOOTER) or not foot.endswith(b"\n"):
+                return None
+            n = int(foot[len(FOOTER):-1], 16)
+            f.seek(size - FOOTER_LEN - n)
+            return f.read(n).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        return None
+
+
+def inline_files(queue):
+    """{name: envelope text} of the files in data/ that hold their
+    envelope (queue format 4)."""
+    d = os.path.join(queue, "data")
+    try:
+        names = os.listdir(d)
+    except OSError:
+        return {}
+    out = {}
+    for n in names:
+        env = inline_envelope(os.path.join(d, n))
+        if env is not None:
+            out[n] = env
+    return out
+
+
 def queue_files(queue):
-    """Names of the files in queue/queue (the committed messages; not
-    the corrupt/ directory)."""
+    """Names of the files that hold queued messages: those in
+    queue/queue (not the corrupt/ directory), and as data/NAME each
+    message file in data/ that holds its envelope (queue format 4)."""
     d = os.path.join(queue, "queue")
     try:
-        return sorted(n for n in os.listdir(d)
-                      if not os.path.isdir(os.path.join(d, n)))
+        names = [n for n in os.listdir(d)
+                 if not os.path.isdir(os.path.join(d, n))]
     except OSError:
-        return []
+        names = []
+    names += ["data/" + n for n in inline_files(queue)]
+    return sorted(names)
+
+
+def queue_ids(queue):
+    """The queue ids of the queued messages, wherever their envelope."""
+    ids = {n[:-4] for n in queue_files(queue) if n.endswith(".env")}
+    for env in inline_files(queue).values():
+        for line in env.splitlines():
+            if line.startswith("id "):
+                ids.add(line.split()[1])
+    return ids
 
 
 def message_file(queue, qid):
     """The path of queued message qid's file: data/FILE when its
-    envelope has a "file" line (queue format 3, a worker's message),
-    else queue/ID (smtpd.8, FILES)."""
-    with open(os.path.join(queue, "queue", qid + ".env")) as f:
+    envelope has a "file" line (queue formats 3 and 4, a worker's
+    message), else queue/ID (smtpd.8, FILES)."""
+    env = os.path.join(queue, "queue", qid + ".env")
+    if not os.path.exists(env):
+        for name, text in inline_files(queue).items():
+            if "\nid %s\n" % qid in text:
+                return os.path.join(queue, "data", name)
+        raise FileNotFoundError(env)
+    with open(env) as f:
         for line in f:
             if line.startswith("file "):
                 return os.path.join(queue, "data", line.split()[1])

@@ -31,10 +31,12 @@ def test_data_not_held_by_a_slow_commit(world, upstream_factory,
     assert set(send(d.port, 2, "warm").values()) == {250}
     up.wait_messages(2)
     wait_empty(queue)
-    # Its sync, whichever it is: fsync of the directory for a message
-    # alone, syncfs for a group or a new file in data/.
-    p = strace_relay(d, "-e", "trace=fsync,syncfs", "-e",
-                     "inject=fsync,syncfs:delay_exit=%d" % int(delay * 1e6),
+    # Its sync, whichever it is: fdatasync of its message file for a
+    # message alone (queue format 4), syncfs for a group or a new file
+    # in data/.
+    p = strace_relay(d, "-e", "trace=fdatasync,fsync,syncfs", "-e",
+                     "inject=fdatasync,fsync,syncfs:delay_exit=%d" %
+                     int(delay * 1e6),
                      out=str(tmp_path / "strace.out"))
     a = smtplib.SMTP("127.0.0.1", d.port, timeout=scaled(30))
     b = smtplib.SMTP("127.0.0.1", d.port, timeout=scaled(30))

@@ -130,9 +130,11 @@ def strace_relay(d, *args, out):
 @needs_strace
 def test_steady_state_creates_no_inode(world, upstream_factory,
                                        relay_factory, tmp_path):
-    """Once warm, a message creates no file and unlinks none: the relay
-    reuses the delivered message's two files (strace of the relay shows
-    no O_CREAT and no unlink while 20 messages go through)."""
+    """Once warm, a message creates no file, unlinks none and renames
+    none: the relay reuses the delivered message's file, which holds its
+    envelope too (queue format 4; strace of the relay shows the files
+    opened, and no O_CREAT, unlink or rename while 20 messages go
+    through)."""
     up = upstream_factory()
     conf, queue = relay_conf(world)
     d = relay_factory("-f", conf, "-c", "relay", second=up.addr, workers=1)
@@ -152,22 +154,25 @@ def test_steady_state_creates_no_inode(world, upstream_factory,
         strace_stop(p)
     with open(out) as f:
         trace = f.read()
-    assert "rename" in trace, trace[:2000]
+    assert "openat" in trace, trace[:2000]
     creates = [l for l in trace.splitlines() if "O_CREAT" in l]
     unlinks = [l for l in trace.splitlines() if "unlink" in l]
-    assert not creates and not unlinks, (creates + unlinks)[:10]
+    renames = [l for l in trace.splitlines() if "rename" in l]
+    assert not creates and not unlinks and not renames, \
+        (creates + unlinks + renames)[:10]
 
 
 @needs_strace
 @pytest.mark.parametrize("when", [1, 2, 3, 5, 8])
 def test_kill_while_recycling(world, upstream_factory, relay_factory,
                               tmp_path, when):
-    """The relay is killed (SIGKILL, by strace on the Nth renameat2 it
-    makes: taking a file from the pool or giving one back) while mail
-    flows; the next relay delivers every message answered 250, the
+    """The relay is killed (SIGKILL, by strace on the Nth pwrite64 it
+    makes: an envelope written into its message file, or the footer of
+    a delivered one overwritten so that the file can be reused) while
+    mail flows; the next relay delivers every message answered 250, the
     queue empties, nothing is quarantined."""
     up, queue, d, relay, p = relay_killed_on(
-        world, upstream_factory, relay_factory, tmp_path, "renameat2", when)
+        world, upstream_factory, relay_factory, tmp_path, "pwrite64", when)
     codes = send(d.port, 12, "kill")
     strace_stop(p)
     wait_for(lambda: (lambda q: q if q and q != relay else None)(
@@ -188,9 +193,8 @@ FAULTS = [
     # another instead: getpid, which the relay's seccomp filter allows
     # (the default, an invalid number, would be killed by it).
     ("fdatasync", "1"), ("fdatasync", "2+3"),
-    ("fsync", "1+2"),
-    ("write", "3+5"),
-    ("renameat", "1+3"), ("renameat2", "1+2"),
+    ("syncfs", "1+2"),
+    ("write", "3+5"), ("pwrite64", "1+3"),
     ("openat", "2+3"),
 ]
 
@@ -238,43 +242,64 @@ def test_commit_fault_never_answered_250(world, upstream_factory,
              "the mail after the faults")
 
 
+def deliver_setup(world, relay_factory):
+    """A deliver-mode smtpd (queue format 3: its program reads the
+    message file to its end, so the envelope is in queue/ID.env):
+    (d, queue, delivered), delivered() the Message-IDs the program got."""
+    from test_deliver import Hook, deliver_conf
+    hook = Hook(world)
+    conf, queue = deliver_conf(world, hook, "ok", lines=["queue-retry 1s"])
+    d = relay_factory("-f", conf)
+
+    def delivered():
+        return {message_id(r["stdin"]) for r in hook.runs()}
+    return d, queue, delivered
+
+
+def send_groups(port):
+    """40 messages in 8 sessions at once, so that groups form: codes."""
+    import threading
+    results = []
+
+    def one(i):
+        results.append(send(port, 5, "group%d" % i))
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    codes = {}
+    for r in results:
+        codes.update(r)
+    return codes
+
+
 @needs_strace
-def test_group_commit_links_only_synced_files(world, upstream_factory,
-                                              relay_factory, tmp_path):
+def test_group_commit_links_only_synced_files(world, relay_factory,
+                                              tmp_path):
     """Reused files are overwritten in place, so a name a restart takes
     as committed may reach queue/ only after the bytes it names are on
-    the disk (queue format 3).  In the relay's system calls: a group's
-    envelope goes into queue/ as ID.new (which a restart checks against
-    its check line) and becomes ID.env only after a syncfs made since;
-    a message alone goes in as ID.env only after its fdatasync; and
-    groups did form (40 messages in 8 sessions at once)."""
+    the disk (queue format 3, deliver mode).  In the relay's system
+    calls: a group's envelope goes into queue/ as ID.new (which a
+    restart checks against its check line) and becomes ID.env only
+    after a syncfs made since; a message alone goes in as ID.env only
+    after its fdatasync; and groups did form (40 messages in 8 sessions
+    at once)."""
     import re
-    import threading
-    up = upstream_factory()
-    conf, queue = relay_conf(world)
-    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d, queue, delivered = deliver_setup(world, relay_factory)
     assert set(send(d.port, 3, "warm").values()) == {250}
-    up.wait_messages(3)
+    wait_for(lambda: len(delivered()) >= 3, scaled(20), "3 deliveries")
     wait_empty(queue)
     out = str(tmp_path / "strace.out")
     p = strace_relay(d, "-e", "trace=renameat,syncfs,fdatasync,fsync",
                      out=out)
-    results = []
     try:
-        def one(i):
-            results.append(send(d.port, 5, "group%d" % i))
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
+        codes = send_groups(d.port)
     finally:
         strace_stop(p)
-    codes = {}
-    for r in results:
-        codes.update(r)
     assert set(codes.values()) == {250}
-    up.wait_messages(3 + 40)
+    wait_for(lambda: set(codes) <= delivered(), scaled(60),
+             "every message delivered")
     with open(out) as f:
         calls = [strip_pid(l) for l in f.read().splitlines()
                  if "resumed" not in l]
@@ -310,6 +335,85 @@ def test_group_commit_links_only_synced_files(world, upstream_factory,
                 "ID.new settled before a syncfs covered it:\n" + why
             settled += 1
     assert groups > 0 and settled > 0, "no group commit formed"
+
+
+@needs_strace
+def test_group_commit_renames_nothing(world, upstream_factory,
+                                      relay_factory, tmp_path):
+    """Queue format 4 (a relay): a group's envelopes go into their own
+    message files (pwrite64) and one syncfs makes them durable; no name
+    is made or changed in queue/ or data/ for them, and groups did
+    form (40 messages in 8 sessions at once)."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world)
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    assert set(send(d.port, 3, "warm").values()) == {250}
+    up.wait_messages(3)
+    wait_empty(queue)
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=pwrite64,syncfs,fdatasync,renameat,"
+                     "renameat2,unlinkat", out=out)
+    try:
+        codes = send_groups(d.port)
+    finally:
+        strace_stop(p)
+    assert set(codes.values()) == {250}
+    up.wait_messages(3 + 40)
+    with open(out) as f:
+        calls = [strip_pid(l) for l in f.read().splitlines()
+                 if "resumed" not in l]
+    assert not [l for l in calls if l.startswith(("rename", "unlink"))], \
+        "\n".join(calls[:60])
+    assert [l for l in calls if l.startswith("syncfs(")], \
+        "no group commit formed"
+    # Each envelope written into its file (and its footer overwritten
+    # once the message is delivered).
+    assert len([l for l in calls if l.startswith("pwrite64(")]) >= 40
+
+
+DELIVER_FAULTS = [
+    # Deliver mode keeps queue format 3 (tmp/ to queue/, renames and
+    # directory syncs): its commit path's calls made to fail.
+    # Its programs are slow to come back, so each message has a new
+    # file in data/ and its commit is a group's (renameat, syncfs).
+    ("renameat", "1+3"), ("renameat", "2"), ("syncfs", "1+2"),
+    ("openat", "2+3"),
+]
+
+
+@needs_strace
+@pytest.mark.parametrize("call,when", DELIVER_FAULTS)
+def test_commit_fault_deliver_mode(world, relay_factory, tmp_path, call,
+                                   when):
+    """As test_commit_fault_never_answered_250, in deliver mode: with
+    CALL failing now and again, every message answered 250 is handed to
+    the program, none refused is, and the relay goes on."""
+    d, queue, delivered = deliver_setup(world, relay_factory)
+    d.allow_child_death = True
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
+                     "inject=%s:error=EIO:when=%s:syscall=getpid" %
+                     (call, when), out=out)
+    try:
+        codes = send(d.port, 10, "fault")
+    finally:
+        strace_stop(p)
+    with open(out) as f:
+        injected = f.read().count("(INJECTED)")
+    ok = {m for m, c in codes.items() if c == 250}
+    refused = {m for m, c in codes.items() if c != 250}
+    assert injected > 0, "nothing injected for %s" % call
+    wait_for(lambda: ok <= delivered(), scaled(30),
+             "every accepted message delivered")
+    wait_empty(queue)
+    time.sleep(scaled(1.5))
+    assert not (refused & delivered()), refused & delivered()
+    assert not d.log_grep(r"event=child-died"), \
+        [m.string for m in d.log_grep(r"child-died|fatal|relay: .*error")]
+    after = send(d.port, 3, "after")
+    assert set(after.values()) == {250}, after
+    wait_for(lambda: set(after) <= delivered(), scaled(30),
+             "the mail after the faults")
 
 
 def test_reused_file_holds_only_the_new_message(world, upstream_factory,

@@ -26,6 +26,7 @@ import pytest
 
 from harness import (ROOT, VALGRIND, free_port, group_members, need_tool,
                      scaled, wait_for)
+from relay_harness import queue_ids
 
 TLS_UPSTREAM_PY = os.path.join(ROOT, "regress", "lib", "tls_upstream.py")
 USER = "relayuser"
@@ -228,14 +229,9 @@ class Relay:
         return data
 
     def queued(self):
-        """The ids of the messages in the queue (each has a spool file
-        and an envelope, ID and ID.env)."""
-        try:
-            names = os.listdir(os.path.join(self.queue, "queue"))
-        except OSError:
-            return []
-        return sorted({n.split(".", 1)[0] for n in names
-                       if not n.startswith(".") and n != "corrupt"})
+        """The ids of the messages in the queue, wherever their
+        envelope (queue/ID.env, or in the message file: format 4)."""
+        return sorted(queue_ids(self.queue))
 
     def wait_log(self, pattern, timeout=None):
         return wait_for(lambda: self.d.log_grep(pattern),

@@ -25,7 +25,7 @@
  * Diagnostic-Code (smtp); the third the original's header block.
  *
  * FUZZ_SRCS: relay/bounce.c relay/queue.c relay/reply.c lib/addr.c
- * FUZZ_SRCS: relay/queue_pool.c relay/queue_check.c relay/queue_load.c
+ * FUZZ_SRCS: relay/queue_pool.c relay/queue_check.c relay/queue_load.c relay/queue_inline.c
  * FUZZ_SRCS: lib/log.c lib/proc.c lib/imsg.c lib/event.c
  * FUZZ_SRCS: lib/envelope.c
  * FUZZ_SRCS: lib/imsg_rules.c

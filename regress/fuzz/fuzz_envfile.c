@@ -5,7 +5,7 @@
  * same message and writes out again byte for byte the same.
  *
  * FUZZ_SRCS: relay/queue.c relay/queue_pool.c lib/log.c lib/proc.c
- * FUZZ_SRCS: relay/queue_check.c relay/queue_load.c
+ * FUZZ_SRCS: relay/queue_check.c relay/queue_load.c relay/queue_inline.c
  * FUZZ_SRCS: lib/imsg.c lib/event.c
  * FUZZ_SRCS: lib/imsg_rules.c
  */

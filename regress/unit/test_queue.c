@@ -438,7 +438,7 @@ test_malformed(void **state)
 		HEAD "text x\n" RCPT END,
 		HEAD "bounced 1\n" RCPT END,
 		/* Values. */
-		"version 3\nid " ID1 "\nclient 192.0.2.1\n" RCPT END,
+		"version 4\nid " ID1 "\nclient 192.0.2.1\n" RCPT END,
 		HEAD "check 0123456789abcdef 0123456789abcdef\n"
 		    "check 0123456789abcdef 0123456789abcdef\n" RCPT END,
 		HEAD "check 0123456789abcdef\n" RCPT END,
@@ -719,9 +719,9 @@ test_pool_reuse_fit(char *id)
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 24);	/* kept, to be overwritten */
 	assert_int_equal(write(fd, "short", 5), 5);
-	assert_int_equal(queue_spool_fit(fd, 6), -1);	/* wrote 5, not 6 */
+	assert_int_equal(queue_spool_fit(fd, 6, 1), -1);	/* wrote 5, not 6 */
 	assert_int_equal(errno, EINVAL);
-	assert_int_equal(queue_spool_fit(fd, 5), 0);
+	assert_int_equal(queue_spool_fit(fd, 5, 1), 0);
 	assert_int_equal(fstat(fd, &st), 0);
 	assert_int_equal(st.st_size, 5);
 	memset(big, 'x', sizeof(big));

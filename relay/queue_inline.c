@@ -1,0 +1,233 @@
+/*
+ * Queue format 4: a relayed message's envelope in the message's own
+ * file, after the message, so that its commit writes one file and
+ * names nothing (queue.h).  In format 3 every message had a second
+ * file, its envelope, renamed into queue/ and out again: two pages a
+ * message for each group's syncfs to write, three renames in the
+ * directory's journal.
+ *
+ *	data/FILE	MESSAGE ENVELOPE FOOTER
+ *
+ * MESSAGE is the size bytes the worker wrote.  ENVELOPE is the envelope
+ * text, version 3, whose check line (queue_check.c) hashes its marks as
+ * if all were pending: they are rewritten in place (queue_mark()).
+ * FOOTER is "smtpd-envelope LLLLLLLL\n", L the envelope's length in hex.
+ * A file in data/ is a committed message when no queue/ID.env names it
+ * and its footer, envelope and message agree with the check line; a
+ * crash before a group's sync returned can leave one that does not,
+ * and that one was never answered 250.  When the message is removed
+ * its footer is overwritten before the file goes back to the pool.
+ *
+ * Only a relay writes it: a deliver program reads its message file to
+ * its end, so deliver mode keeps the envelope in queue/ID.env.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "queue.h"
+#include "queue_int.h"
+
+#define FOOTER_KEY	"smtpd-envelope "
+#define FOOTER_LEN	(sizeof(FOOTER_KEY) - 1 + 8 + 1)
+
+/*
+ * Write m's envelope and footer after its message in fd (the message
+ * file, written and checked to m->size) and cut the file there; no
+ * sync, the caller's.  Its length in m->inline_len.
+ */
+int
+queue_inline_write(struct qmsg *m, int fd)
+{
+	static const char	 zero[FOOTER_LEN];
+	char			*text, *buf;
+	size_t			 len;
+	ssize_t			 n;
+
+	if ((text = envfile_render(m, 1, &len)) == NULL)
+		return -1;
+	if (len > ENVFILE_MAX ||
+	    (buf = realloc(text, len + FOOTER_LEN + 1)) == NULL) {
+		free(text);
+		errno = ENOMEM;
+		return -1;
+	}
+	snprintf(buf + len, FOOTER_LEN + 1, FOOTER_KEY "%08zx\n", len);
+	n = pwrite(fd, buf, len + FOOTER_LEN, (off_t)m->size);
+	free(buf);
+	if (n != (ssize_t)(len + FOOTER_LEN)) {
+		if (n >= 0)
+			errno = ENOSPC;
+		return -1;
+	}
+	if (pool_fit(fd, (off_t)(m->size + len + FOOTER_LEN)) == -1) {
+		/* Not committed: a crash must not find it so. */
+		if (pwrite(fd, zero, FOOTER_LEN, (off_t)(m->size + len)) !=
+		    (ssize_t)FOOTER_LEN)
+			log_warn("event=queue-error queue_id=%s op=footer",
+			    m->id);
+		return -1;
+	}
+	m->inline_len = len;
+	return 0;
+}
+
+/*
+ * m is no longer queued: its footer is overwritten, so that its file
+ * may be reused.  Not synced: a crash before it is written back sends
+ * m again, as a crash before any removal does.  -1 if it could not be:
+ * the file must then not be reused (the old footer could come back
+ * over a new message's bytes that hash to the old check).
+ */
+int
+queue_inline_free(const struct qmsg *m)
+{
+	static const char	 zero[FOOTER_LEN];
+	ssize_t			 n;
+	int			 fd;
+
+	if (m->inline_len == 0)
+		return 0;
+	if ((fd = openat(queue_dir.datafd, m->file, O_WRONLY | O_CLOEXEC)) ==
+	    -1)
+		return errno == ENOENT ? 0 : -1;
+	n = pwrite(fd, zero, FOOTER_LEN, (off_t)(m->size + m->inline_len));
+	close(fd);
+	return n == (ssize_t)FOOTER_LEN ? 0 : -1;
+}
+
+/*
+ * m's envelope left its file for queue/ID.env (queue_update()), which
+ * was synced: the file is cut to the message.  Were it not, the
+ * envelope file would still win at a start (it names the file).
+ */
+void
+queue_inline_drop(struct qmsg *m)
+{
+	int	 fd;
+
+	if (m->inline_len == 0)
+		return;
+	if ((fd = openat(queue_dir.datafd, m->file, O_WRONLY | O_CLOEXEC)) ==
+	    -1 || ftruncate(fd, (off_t)m->size) == -1)
+		log_warn("event=queue-error queue_id=%s op=truncate", m->id);
+	if (fd != -1)
+		close(fd);
+	m->inline_len = 0;
+}
+
+/* m's message file for its marks, which end at *end (queue_mark()). */
+int
+queue_inline_open(const struct qmsg *m, off_t *end)
+{
+	*end = (off_t)(m->size + m->inline_len);
+	return openat(queue_dir.datafd, m->file, O_RDWR | O_CLOEXEC);
+}
+
+/* Eight lowercase hex digits into *v; -1 if they are not. */
+static int
+footer_len(const char *s, size_t *v)
+{
+	int	 i;
+
+	*v = 0;
+	for (i = 0; i < 8; i++) {
+		if (s[i] >= '0' && s[i] <= '9')
+			*v = *v << 4 | (size_t)(s[i] - '0');
+		else if (s[i] >= 'a' && s[i] <= 'f')
+			*v = *v << 4 | (size_t)(s[i] - 'a' + 10);
+		else
+			return -1;
+	}
+	return 0;
+}
+
+/* The envelope that fd's footer gives, at *off, in a buffer to free. */
+static char *
+inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
+{
+	char	 foot[FOOTER_LEN], *text;
+	size_t	 len;
+
+	*found = 0;
+	if (size < (off_t)FOOTER_LEN || pread(fd, foot, FOOTER_LEN,
+	    size - (off_t)FOOTER_LEN) != (ssize_t)FOOTER_LEN ||
+	    memcmp(foot, FOOTER_KEY, sizeof(FOOTER_KEY) - 1) != 0 ||
+	    foot[FOOTER_LEN - 1] != '\n')
+		return NULL;
+	*found = 1;
+	if (footer_len(foot + sizeof(FOOTER_KEY) - 1, &len) == -1 ||
+	    len == 0 || len > ENVFILE_MAX ||
+	    (off_t)len > size - (off_t)FOOTER_LEN)
+		return NULL;
+	*off = size - (off_t)FOOTER_LEN - (off_t)len;
+	if ((text = malloc(len)) == NULL)
+		return NULL;
+	if (pread(fd, text, len, *off) != (ssize_t)len) {
+		free(text);
+		return NULL;
+	}
+	*lenp = len;
+	return text;
+}
+
+/* Whether text (at off in data/name) is the envelope of a commit. */
+static struct qmsg *
+inline_parse(const char *name, const char *text, size_t len, off_t off)
+{
+	struct qmsg	*m;
+
+	if (len < 10 || memcmp(text, "version 3\n", 10) != 0 ||
+	    queue_check_env(text, len) == -1 ||
+	    (m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if (envfile_parse(text, len, m) == -1 || !m->has_check ||
+	    strcmp(m->file, name) != 0 || m->size != (uint64_t)off) {
+		qmsg_free(m);
+		return NULL;
+	}
+	m->inline_len = len;
+	return m;
+}
+
+/*
+ * data/name as a committed message, or NULL: then *found is 0 if it
+ * holds no footer (a free file), 1 if it does but is no commit (a
+ * crash before its sync returned), with why.
+ */
+struct qmsg *
+queue_inline_load(const char *name, int *found, char *why, size_t whylen)
+{
+	struct qmsg	*m = NULL;
+	struct stat	 st;
+	uint64_t	 h;
+	size_t		 len;
+	off_t		 off;
+	char		*text = NULL;
+	int		 fd;
+
+	*found = 0;
+	if ((fd = openat(queue_dir.datafd, name, O_RDONLY | O_CLOEXEC)) == -1)
+		return NULL;
+	if (fstat(fd, &st) == 0 && (text = inline_text(fd, st.st_size, &off,
+	    &len, found)) != NULL)
+		m = inline_parse(name, text, len, off);
+	if (m == NULL)
+		snprintf(why, whylen, "envelope does not match its check line");
+	else if (queue_body_hash(fd, m->size, &h) == -1 ||
+	    h != m->body_check) {
+		snprintf(why, whylen, "message file does not match its check "
+		    "line");
+		qmsg_free(m);
+		m = NULL;
+	}
+	free(text);
+	close(fd);
+	return m;
+}
