@@ -33,7 +33,8 @@ static void
 pending_fail(struct pending *p, const char *why)
 {
 	if (p->msg->file[0] != '\0')
-		queue_spool_discard_data(p->msg->file, p->msg->owner);
+		queue_spool_discard_data(p->msg->file, p->msg->owner,
+		    p->msg->file_new);
 	else
 		queue_spool_discard(p->msg->id, p->msg->owner);
 	commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL, why);
@@ -65,7 +66,7 @@ static void
 commit_flush(void *arg)
 {
 	struct pending	*p, *next, *done = NULL;
-	int		 group;
+	int		 group, op;
 
 	(void)arg;
 	if (syncer_busy() || commit.group != NULL)
@@ -92,10 +93,14 @@ commit_flush(void *arg)
 	if ((commit.group = done) == NULL)
 		return;
 	commit.is_group = group;
-	commit.gen = queue_sync_begin();
-	/* A message alone in its own file (format 4): that file's sync. */
-	syncer_run(group ? SYNC_FS : done->msg->inline_len != 0 ? SYNC_FILE :
-	    SYNC_DIR, done->fd, commit_answer, NULL);
+	/*
+	 * A message alone in its own file (format 4): that file's sync,
+	 * which is no sync of the queue's names (queue_sync_begin()).
+	 */
+	op = group ? SYNC_FS : done->msg->inline_len != 0 ? SYNC_FILE :
+	    SYNC_DIR;
+	commit.gen = op == SYNC_FILE ? 0 : queue_sync_begin();
+	syncer_run(op, done->fd, commit_answer, NULL);
 }
 
 /* One message of the group whose sync returned (err 0: synced). */
@@ -111,12 +116,15 @@ commit_answer_one(struct pending *p, int err)
 			queue_remove(p->msg);
 		commit.reply(p->channel, p->session, IMSG_MSG_TEMPFAIL,
 		    "queue sync error");
+		close(p->fd);
 		qmsg_free(p->msg);
 		return;
 	}
 	log_info("event=queued queue_id=%s", p->msg->id);
 	stats_received();
 	commit.reply(p->channel, p->session, IMSG_MSG_OK, p->msg->id);
+	/* Its first delivery reads it through the commit's descriptor. */
+	queue_msg_keep(p->msg, p->fd);
 	sched_add(p->msg);
 }
 
@@ -132,12 +140,11 @@ commit_answer(int err, void *arg)
 		log_warn("event=queue-error op=%s", commit.is_group ?
 		    "syncfs" : commit.group->msg->inline_len != 0 ?
 		    "fdatasync" : "fsync-dir");
-	} else
+	} else if (commit.gen != 0)
 		queue_sync_end(commit.gen);
 	commit.synced();
 	for (p = commit.group; p != NULL; p = next) {
 		next = p->next;
-		close(p->fd);
 		commit_answer_one(p, err);
 		free(p);
 	}

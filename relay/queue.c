@@ -60,6 +60,11 @@ queue_open(const char *path)
 	queue_dir.qfd = open_subdir(root, "queue");
 	queue_dir.corruptfd = open_subdir(queue_dir.qfd, "corrupt");
 	queue_dir.datafd = open_subdir(root, "data");
+	if (queue_check_key_load(root) == -1) {
+		log_warn("queue key in %s", path);
+		close(root);
+		return -1;
+	}
 	close(root);
 	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 ||
 	    queue_dir.corruptfd == -1 || queue_dir.datafd == -1) {
@@ -205,8 +210,12 @@ envfile_render(const struct qmsg *m, int inline_env, size_t *lenp)
 	memcpy(tail + 6 + i, "\nend\n", 6);
 	if (m->has_check && fflush(f) == 0) {
 		headlen = len;
-		queue_check_line(buf, headlen, tail, 6 + i + 5, inline_env,
-		    m->body_check, check, sizeof(check));
+		if (queue_check_line(buf, headlen, tail, 6 + i + 5, inline_env,
+		    m->body_check, check, sizeof(check)) == -1) {
+			fclose(f);
+			free(buf);
+			return NULL;
+		}
 		fputs(check, f);
 	}
 	fputs(tail, f);
@@ -535,6 +544,7 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 	m->has_marks = 1;
 	if (m->inline_len != 0)
 		return 0;	/* in its message file: nothing to name */
+	m->env_in_queue = 1;
 	snprintf(env, sizeof(env), "%s%s", m->id, suffix);
 	/* A worker's message file stays in data/: its envelope names it. */
 	if ((m->file[0] == '\0' && renameat(queue_dir.tmpfd, m->id,
@@ -544,7 +554,7 @@ commit_rename(struct qmsg *m, const char *envname, const char *suffix)
 		if (m->file[0] == '\0')
 			unlinkat(queue_dir.qfd, m->id, 0);
 		pool_put(envname, QUEUE_OWNER_RELAY);
-		m->has_marks = 0;
+		m->has_marks = m->env_in_queue = 0;
 		return -1;
 	}
 	return 0;
@@ -578,7 +588,7 @@ queue_commit_settle(struct qmsg *m)
 {
 	char	 from[QUEUE_ENVNAME_MAX], to[QUEUE_ENVNAME_MAX];
 
-	if (m->inline_len != 0)
+	if (!m->env_in_queue)
 		return 0;
 	snprintf(from, sizeof(from), "%s.new", m->id);
 	snprintf(to, sizeof(to), "%s.env", m->id);
@@ -597,7 +607,7 @@ queue_commit_drop(const struct qmsg *m)
 	char	 env[QUEUE_ENVNAME_MAX];
 
 	snprintf(env, sizeof(env), "%s.new", m->id);
-	if (m->inline_len == 0)
+	if (m->env_in_queue)
 		pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
 	queue_msg_release(m);
 }
@@ -695,11 +705,11 @@ queue_update(struct qmsg *m)
 		pool_put(name, QUEUE_OWNER_RELAY);
 		return -1;
 	}
-	m->has_marks = 1;
+	m->has_marks = m->env_in_queue = 1;
 	if (queue_sync(0) == -1)
 		return -1;
 	/* Named by queue/ID.env now, which wins at a start. */
-	queue_inline_drop(m);
+	queue_inline_cut(m);
 	return 0;
 }
 
@@ -724,7 +734,7 @@ queue_mark(const struct qmsg *m)
 	if (!queue_gen_durable(m->settle_gen) && queue_sync(0) == -1)
 		return -1;
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (m->inline_len != 0)
+	if (!m->env_in_queue)
 		fd = queue_inline_open(m, &end);
 	else if ((fd = openat(queue_dir.qfd, env, O_RDWR | O_CLOEXEC)) != -1)
 		end = fstat(fd, &st) == -1 ? 0 : st.st_size;
@@ -832,6 +842,7 @@ queue_quarantine(struct qmsg *m, const char *reason)
 
 	if (m->quarantined)
 		return;
+	queue_msg_unkeep(m);
 	snprintf(env, sizeof(env), "%s.env", m->id);
 	quarantine_files(m, env);
 	m->quarantined = 1;
@@ -856,9 +867,9 @@ queue_msg_check(struct qmsg *m, char *why, size_t len)
 		snprintf(why, len, "message file: %s", strerror(e));
 		return e == ENOENT ? -1 : 0;
 	}
-	/* In data/, the envelope may follow (queue_inline.c). */
-	if ((uint64_t)st.st_size < m->size ||
-	    ((uint64_t)st.st_size != m->size && dir != queue_dir.datafd)) {
+	/* Its envelope may follow (queue_inline.c), or a cut failed. */
+	if ((uint64_t)st.st_size < m->size || ((uint64_t)st.st_size !=
+	    m->size && m->inline_len == 0 && !m->file_long)) {
 		snprintf(why, len, "message file has %lld bytes, the "
 		    "envelope says %llu", (long long)st.st_size,
 		    (unsigned long long)m->size);
@@ -879,18 +890,24 @@ queue_remove(const struct qmsg *m)
 	char	 env[QUEUE_ID_LEN + 8];
 
 	snprintf(env, sizeof(env), "%s.env", m->id);
-	if (m->inline_len == 0)
+	if (m->env_in_queue)
 		pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
 	queue_msg_release(m);
 }
 
-/* m's message file, no longer named by an envelope, to the pool. */
+/*
+ * m's message file, no longer named by an envelope, to the pool: after
+ * the next queue sync if a name in queue/ named it, at once if only
+ * its footer did (a crash that brings the footer back over new bytes
+ * fails the check line, or sends m again whole).
+ */
 void
 queue_msg_release(const struct qmsg *m)
 {
 	if (m->file[0] != '\0')
 		pool_put_data(m->file, queue_inline_free(m) == 0 ? m->owner :
-		    QUEUE_OWNER_NONE, queue_gen_next());
+		    QUEUE_OWNER_NONE, m->env_in_queue || m->inline_len == 0 ?
+		    queue_gen_next() : 0);
 	else
 		pool_release(queue_dir.qfd, m->id, m->owner);
 }
@@ -910,6 +927,7 @@ qmsg_free(struct qmsg *m)
 {
 	if (m == NULL)
 		return;
+	queue_msg_unkeep(m);
 	free(m->rcpts);
 	free(m);
 }

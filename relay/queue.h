@@ -1,9 +1,13 @@
 /*
- * The durable queue: one message file and one envelope file per queued
- * message, in the relay's queue directory.  A message is queued when
- * its envelope file has been renamed into queue/ and the directory
- * synced; until then it does not exist for a restart.
+ * The durable queue, in the relay's queue directory.  A relayed
+ * message from a worker is one file, data/FILE: the message, then its
+ * envelope and a footer (queue format 4, queue_inline.c), queued once
+ * that file is synced.  Every other message has a message file and an
+ * envelope file, queued when the envelope has been renamed into queue/
+ * and the directory synced; until then it does not exist for a
+ * restart.
  *
+ *	data/FILE	a worker's message file (with its envelope, format 4)
  *	tmp/QID		message being received
  *	tmp/QID.env	envelope being written
  *	tmp/OLD		a free file, truncated and reused (the pool, queue.c)
@@ -42,6 +46,8 @@
 /* A reused spool file longer than this is emptied before it is handed on. */
 #define QUEUE_REUSE_MAX		(64 * 1024)
 #define QUEUE_ENVNAME_MAX	(QUEUE_ID_LEN + 8)
+/* Descriptors of committed messages kept for their first delivery. */
+#define QUEUE_KEEP_MAX		256
 
 
 enum rcpt_state {
@@ -98,6 +104,10 @@ struct qmsg {
 	uint64_t	 settle_gen;	/* the queue sync its ID.env name needs */
 	int		 inline_want;	/* commit its envelope into data/FILE */
 	size_t		 inline_len;	/* it is there (format 4), this long */
+	int		 env_in_queue;	/* queue/ID.env (or ID.new) holds it */
+	int		 file_long;	/* data/FILE may run on past size */
+	int		 spool_kept;	/* spool_fd: its file, open since its commit */
+	int		 spool_fd;
 	uint64_t	 routes_tried;	/* this round, by route index */
 };
 
@@ -112,7 +122,8 @@ int		 queue_spool_reuse(const char *id, uint32_t owner, char *file,
 		    size_t, int *created);
 int		 queue_spool_fit(int fd, uint64_t size, int cut);
 void		 queue_spool_discard(const char *file, uint32_t owner);
-void		 queue_spool_discard_data(const char *file, uint32_t owner);
+void		 queue_spool_discard_data(const char *file, uint32_t owner,
+		    int created);
 void		 queue_pool_drop(uint32_t owner);
 int		 queue_commit(struct qmsg *, int spoolfd);
 int		 queue_commit_write(struct qmsg *, int spoolfd, int sync_files,
@@ -135,6 +146,9 @@ void		 queue_lost_mark(struct qmsg *, const char *why);
 void		 queue_remove(const struct qmsg *);
 void		 queue_msg_release(const struct qmsg *);
 int		 queue_msg_open(const struct qmsg *);
+void		 queue_msg_keep(struct qmsg *, int fd);
+int		 queue_msg_take(struct qmsg *);
+void		 queue_msg_unkeep(struct qmsg *);
 struct qmsg	*queue_load(unsigned int *count, struct qmsg **lost);
 void		 qmsg_free(struct qmsg *);
 int		 envfile_write(int fd, const struct qmsg *);

@@ -19,9 +19,15 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <bsd/stdlib.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "log.h"
 #include "queue.h"
 #include "queue_int.h"
 
@@ -69,41 +75,151 @@ queue_body_hash(int fd, uint64_t size, uint64_t *out)
 }
 
 /*
- * h going on over tail ("marks ...\nend\n"); with no_marks, as if every
- * mark were MARK_PENDING: the marks of an envelope in its message file
- * (format 4) are rewritten in place, and its check must stay true.
+ * The queue's key (queue.c reads it from queue.key at the start): the
+ * first hash of an envelope in its message file (format 4) is keyed
+ * with it.  A worker has that file open, and could write an envelope
+ * of its own after the one the relay checked; without the key it
+ * cannot make one that a start takes as committed.
  */
-static uint64_t
-check_hash_tail(uint64_t h, const char *tail, size_t taillen, int no_marks)
-{
-	static const char	 pending = MARK_PENDING;
-	size_t			 i;
+static int	check_keyed(const char *, size_t, const char *, size_t,
+		    uint64_t *);
 
-	if (!no_marks || taillen < 11 || memcmp(tail, "marks ", 6) != 0)
-		return check_hash(h, tail, taillen);
-	h = check_hash(h, tail, 6);
-	for (i = 6; i < taillen - 5; i++)
-		h = check_hash(h, &pending, 1);
-	return check_hash(h, tail + taillen - 5, 5);
+static struct {
+	unsigned char	 key[QUEUE_KEY_LEN];
+	int		 set;
+} check_key;
+
+int
+queue_check_set_key(const unsigned char *key)
+{
+	uint64_t	 h;
+
+	memcpy(check_key.key, key, sizeof(check_key.key));
+	check_key.set = 1;
+	/* OpenSSL's first use loads what it needs: before the sandbox. */
+	return check_keyed("", 0, "", 0, &h);
+}
+
+/*
+ * The queue's key, QUEUE_KEY_LEN random bytes in
+ * queue.key, made at the first start and durable before any message
+ * uses it.  A key of another length is an error: the envelopes in
+ * data/ could not be checked.
+ */
+int
+queue_check_key_load(int root)
+{
+	unsigned char	 key[QUEUE_KEY_LEN + 1];
+	ssize_t		 n;
+	int		 fd;
+
+	if ((fd = openat(root, "queue.key", O_RDONLY | O_CLOEXEC)) != -1) {
+		n = read(fd, key, sizeof(key));
+		close(fd);
+		if (n != QUEUE_KEY_LEN) {
+			log_warnx("queue.key: not a key of %d bytes: a "
+			    "damaged queue (see smtpd(8), FILES)",
+			    QUEUE_KEY_LEN);
+			errno = EINVAL;
+			return -1;
+		}
+		return queue_check_set_key(key);
+	}
+	if (errno != ENOENT)
+		return -1;
+	arc4random_buf(key, QUEUE_KEY_LEN);
+	if ((fd = openat(root, "queue.key.tmp", O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (write(fd, key, QUEUE_KEY_LEN) != QUEUE_KEY_LEN ||
+	    fsync(fd) == -1) {
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	if (renameat(root, "queue.key.tmp", root, "queue.key") == -1 ||
+	    fsync(root) == -1)
+		return -1;
+	return queue_check_set_key(key);
+}
+
+/*
+ * The first 64 bits of HMAC-SHA256, under the queue's key, of head and
+ * tail ("marks ...\nend\n") with every mark taken as MARK_PENDING: an
+ * envelope in its message file has its marks rewritten in place, and
+ * its check must stay true.
+ */
+static int
+check_keyed(const char *head, size_t headlen, const char *tail,
+    size_t taillen, uint64_t *out)
+{
+	unsigned char	 md[EVP_MAX_MD_SIZE];
+	unsigned int	 mdlen = 0, i;
+	char		*buf;
+
+	if (!check_key.set || (buf = malloc(headlen + taillen + 1)) == NULL)
+		return -1;
+	memcpy(buf, head, headlen);
+	memcpy(buf + headlen, tail, taillen);
+	if (taillen >= 11 && memcmp(tail, "marks ", 6) == 0)
+		memset(buf + headlen + 6, MARK_PENDING, taillen - 11);
+	if (HMAC(EVP_sha256(), check_key.key, sizeof(check_key.key),
+	    (unsigned char *)buf, headlen + taillen, md, &mdlen) == NULL ||
+	    mdlen < 8) {
+		free(buf);
+		return -1;
+	}
+	free(buf);
+	*out = 0;
+	for (i = 0; i < 8; i++)
+		*out = *out << 8 | md[i];
+	return 0;
+}
+
+/*
+ * The first hash of an envelope: head (its text before the check line,
+ * the message's 16 hex digits after it) and tail; keyed for one in its
+ * message file (inline_env).
+ */
+static int
+check_first(const char *head, size_t headlen, const char *hex,
+    const char *tail, size_t taillen, int inline_env, uint64_t *out)
+{
+	char	*buf;
+	int	 rc;
+
+	if (!inline_env) {
+		*out = check_hash(check_hash(check_hash(FNV_OFFSET, head,
+		    headlen), hex, 16), tail, taillen);
+		return 0;
+	}
+	if ((buf = malloc(headlen + 16)) == NULL)
+		return -1;
+	memcpy(buf, head, headlen);
+	memcpy(buf + headlen, hex, 16);
+	rc = check_keyed(buf, headlen + 16, tail, taillen, out);
+	free(buf);
+	return rc;
 }
 
 /*
  * The check line of an envelope whose text before it is head and after
  * it tail ("marks ...\nend\n"), into line (CHECK_LINE_LEN + 1 bytes,
- * without its leading newline, which ends head); no_marks as above.
+ * without its leading newline, which ends head); inline_env as above.
  */
-void
+int
 queue_check_line(const char *head, size_t headlen, const char *tail,
-    size_t taillen, int no_marks, uint64_t body, char *line, size_t len)
+    size_t taillen, int inline_env, uint64_t body, char *line, size_t len)
 {
 	char		 hex[17];
 	uint64_t	 h;
 
 	snprintf(hex, sizeof(hex), "%016" PRIx64, body);
-	h = check_hash(FNV_OFFSET, head, headlen);
-	h = check_hash(h, hex, 16);
-	h = check_hash_tail(h, tail, taillen, no_marks);
+	if (check_first(head, headlen, hex, tail, taillen, inline_env,
+	    &h) == -1)
+		return -1;
 	snprintf(line, len, "check %016" PRIx64 " %s\n", h, hex);
+	return 0;
 }
 
 /* Sixteen lowercase hex digits at s into *v; -1 if they are not. */
@@ -145,10 +261,10 @@ queue_check_env(const char *text, size_t len)
 	    queue_check_hex(line + sizeof(CHECK_KEY) - 1, &want) == -1)
 		return -1;
 	tail = line + CHECK_LINE_LEN + 1;
-	h = check_hash(FNV_OFFSET, text, line - text + 1);
-	h = check_hash(h, line + CHECK_LINE_LEN - 16, 16);
-	h = check_hash_tail(h, tail, end - tail, len > 10 &&
-	    memcmp(text, "version 3\n", 10) == 0);
+	if (check_first(text, line - text + 1, line + CHECK_LINE_LEN - 16,
+	    tail, end - tail, len > 10 && memcmp(text, "version 3\n", 10) == 0,
+	    &h) == -1)
+		return -1;
 	return h == want ? 0 : -1;
 }
 

@@ -103,23 +103,34 @@ queue_inline_free(const struct qmsg *m)
 }
 
 /*
- * m's envelope left its file for queue/ID.env (queue_update()), which
- * was synced: the file is cut to the message.  Were it not, the
- * envelope file would still win at a start (it names the file).
+ * m's envelope is in queue/ID.env, synced (queue_update(), or a start
+ * that found it so): data/FILE is cut to the message, so that no
+ * footer of it can come back once that envelope is gone.  If the cut
+ * fails, the last bytes are overwritten instead, and the file may run
+ * on past the message (file_long).  Not synced: a start cuts again.
  */
 void
-queue_inline_drop(struct qmsg *m)
+queue_inline_cut(struct qmsg *m)
 {
-	int	 fd;
+	static const char	 zero[FOOTER_LEN];
+	struct stat		 st;
+	int			 fd;
 
-	if (m->inline_len == 0)
-		return;
-	if ((fd = openat(queue_dir.datafd, m->file, O_WRONLY | O_CLOEXEC)) ==
-	    -1 || ftruncate(fd, (off_t)m->size) == -1)
-		log_warn("event=queue-error queue_id=%s op=truncate", m->id);
-	if (fd != -1)
-		close(fd);
 	m->inline_len = 0;
+	if ((fd = openat(queue_dir.datafd, m->file, O_RDWR | O_CLOEXEC)) ==
+	    -1)
+		return;		/* queue_msg_check() says why */
+	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > m->size &&
+	    ftruncate(fd, (off_t)m->size) == -1) {
+		log_warn("event=queue-error queue_id=%s op=truncate", m->id);
+		m->file_long = 1;
+		if ((uint64_t)st.st_size >= m->size + FOOTER_LEN &&
+		    pwrite(fd, zero, FOOTER_LEN, st.st_size - (off_t)FOOTER_LEN)
+		    != (ssize_t)FOOTER_LEN)
+			log_warn("event=queue-error queue_id=%s op=footer",
+			    m->id);
+	}
+	close(fd);
 }
 
 /* m's message file for its marks, which end at *end (queue_mark()). */
@@ -128,6 +139,46 @@ queue_inline_open(const struct qmsg *m, off_t *end)
 {
 	*end = (off_t)(m->size + m->inline_len);
 	return openat(queue_dir.datafd, m->file, O_RDWR | O_CLOEXEC);
+}
+
+/*
+ * The descriptor of m's file its commit used, kept for its first
+ * delivery (queue_msg_take()), which then needs no open and no check:
+ * a relayed message (format 4) only, whose descriptor no program gets,
+ * and no more than QUEUE_KEEP_MAX at a time (an upstream down).
+ */
+static unsigned int	 queue_kept;	/* descriptors kept, all messages */
+
+void
+queue_msg_keep(struct qmsg *m, int fd)
+{
+	if (m->inline_len == 0 || queue_kept >= QUEUE_KEEP_MAX) {
+		close(fd);
+		return;
+	}
+	m->spool_fd = fd;
+	m->spool_kept = 1;
+	queue_kept++;
+}
+
+/* The kept descriptor of m, now the caller's; -1 if there is none. */
+int
+queue_msg_take(struct qmsg *m)
+{
+	if (!m->spool_kept)
+		return -1;
+	m->spool_kept = 0;
+	queue_kept--;
+	return m->spool_fd;
+}
+
+void
+queue_msg_unkeep(struct qmsg *m)
+{
+	int	 fd = queue_msg_take(m);
+
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Eight lowercase hex digits into *v; -1 if they are not. */
@@ -148,7 +199,11 @@ footer_len(const char *s, size_t *v)
 	return 0;
 }
 
-/* The envelope that fd's footer gives, at *off, in a buffer to free. */
+/*
+ * The envelope that fd's footer gives, at *off, in a buffer to free;
+ * NULL with *found 0 (no footer), 1 (a footer that makes no sense) or
+ * -1 (a read or an allocation failed).
+ */
 static char *
 inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 {
@@ -156,9 +211,14 @@ inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 	size_t	 len;
 
 	*found = 0;
-	if (size < (off_t)FOOTER_LEN || pread(fd, foot, FOOTER_LEN,
-	    size - (off_t)FOOTER_LEN) != (ssize_t)FOOTER_LEN ||
-	    memcmp(foot, FOOTER_KEY, sizeof(FOOTER_KEY) - 1) != 0 ||
+	if (size < (off_t)FOOTER_LEN)
+		return NULL;
+	*found = -1;
+	if (pread(fd, foot, FOOTER_LEN, size - (off_t)FOOTER_LEN) !=
+	    (ssize_t)FOOTER_LEN)
+		return NULL;
+	*found = 0;
+	if (memcmp(foot, FOOTER_KEY, sizeof(FOOTER_KEY) - 1) != 0 ||
 	    foot[FOOTER_LEN - 1] != '\n')
 		return NULL;
 	*found = 1;
@@ -166,6 +226,7 @@ inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 	    len == 0 || len > ENVFILE_MAX ||
 	    (off_t)len > size - (off_t)FOOTER_LEN)
 		return NULL;
+	*found = -1;
 	*off = size - (off_t)FOOTER_LEN - (off_t)len;
 	if ((text = malloc(len)) == NULL)
 		return NULL;
@@ -173,20 +234,28 @@ inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 		free(text);
 		return NULL;
 	}
+	*found = 1;
 	*lenp = len;
 	return text;
 }
 
-/* Whether text (at off in data/name) is the envelope of a commit. */
+/*
+ * Whether text (at off in data/name) is the envelope of a commit; NULL
+ * if not, or with *found -1 if memory ran out.
+ */
 static struct qmsg *
-inline_parse(const char *name, const char *text, size_t len, off_t off)
+inline_parse(const char *name, const char *text, size_t len, off_t off,
+    int *found)
 {
 	struct qmsg	*m;
 
 	if (len < 10 || memcmp(text, "version 3\n", 10) != 0 ||
-	    queue_check_env(text, len) == -1 ||
-	    (m = calloc(1, sizeof(*m))) == NULL)
+	    queue_check_env(text, len) == -1)
 		return NULL;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		*found = -1;
+		return NULL;
+	}
 	if (envfile_parse(text, len, m) == -1 || !m->has_check ||
 	    strcmp(m->file, name) != 0 || m->size != (uint64_t)off) {
 		qmsg_free(m);
@@ -199,7 +268,8 @@ inline_parse(const char *name, const char *text, size_t len, off_t off)
 /*
  * data/name as a committed message, or NULL: then *found is 0 if it
  * holds no footer (a free file), 1 if it does but is no commit (a
- * crash before its sync returned), with why.
+ * crash before its sync returned), with why; -1 if it could not be
+ * read (it must stay: it may be a commit).
  */
 struct qmsg *
 queue_inline_load(const char *name, int *found, char *why, size_t whylen)
@@ -212,16 +282,25 @@ queue_inline_load(const char *name, int *found, char *why, size_t whylen)
 	char		*text = NULL;
 	int		 fd;
 
-	*found = 0;
-	if ((fd = openat(queue_dir.datafd, name, O_RDONLY | O_CLOEXEC)) == -1)
+	*found = -1;
+	snprintf(why, whylen, "%s", strerror(EIO));
+	if ((fd = openat(queue_dir.datafd, name, O_RDONLY | O_CLOEXEC)) == -1) {
+		snprintf(why, whylen, "%s", strerror(errno));
 		return NULL;
+	}
 	if (fstat(fd, &st) == 0 && (text = inline_text(fd, st.st_size, &off,
 	    &len, found)) != NULL)
-		m = inline_parse(name, text, len, off);
-	if (m == NULL)
-		snprintf(why, whylen, "envelope does not match its check line");
-	else if (queue_body_hash(fd, m->size, &h) == -1 ||
-	    h != m->body_check) {
+		m = inline_parse(name, text, len, off, found);
+	if (m == NULL) {
+		if (*found == 1)
+			snprintf(why, whylen, "envelope does not match its "
+			    "check line");
+	} else if (queue_body_hash(fd, m->size, &h) == -1) {
+		*found = -1;
+		snprintf(why, whylen, "%s", strerror(errno));
+		qmsg_free(m);
+		m = NULL;
+	} else if (h != m->body_check) {
 		snprintf(why, whylen, "message file does not match its check "
 		    "line");
 		qmsg_free(m);

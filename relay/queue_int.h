@@ -14,6 +14,7 @@
 struct qmsg;
 
 #define ENVFILE_MAX	(1024 * 1024)
+#define QUEUE_KEY_LEN	32		/* queue.key: the check's key */
 
 struct queue_dirs {
 	int	tmpfd;
@@ -35,16 +36,18 @@ void	pool_put_data(const char *name, uint32_t owner, uint64_t gen);
 uint64_t queue_gen_next(void);
 int	queue_gen_durable(uint64_t gen);
 int	queue_body_hash(int fd, uint64_t size, uint64_t *out);
-void	queue_check_line(const char *head, size_t headlen, const char *tail,
-	    size_t taillen, int no_marks, uint64_t body, char *line,
+int	queue_check_line(const char *head, size_t headlen, const char *tail,
+	    size_t taillen, int inline_env, uint64_t body, char *line,
 	    size_t len);
+int	queue_check_set_key(const unsigned char *key);
+int	queue_check_key_load(int root);
 char	*envfile_render(const struct qmsg *m, int inline_env, size_t *lenp);
 int	queue_check_hex(const char *s, uint64_t *v);
 int	queue_check_env(const char *text, size_t len);
 int	queue_check_msg(const struct qmsg *m, char *why, size_t len);
 int	queue_inline_write(struct qmsg *m, int fd);
 int	queue_inline_free(const struct qmsg *m);
-void	queue_inline_drop(struct qmsg *m);
+void	queue_inline_cut(struct qmsg *m);
 int	queue_inline_open(const struct qmsg *m, off_t *end);
 struct qmsg *queue_inline_load(const char *name, int *found, char *why,
 	    size_t whylen);

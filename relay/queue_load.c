@@ -319,13 +319,21 @@ queue_load_inline(const char *name, struct qmsg **head, unsigned int *count)
 		(*count)++;
 		return 0;
 	}
-	if (!found)
+	if (found == 0)
 		return unlinkat(queue_dir.datafd, name, 0) == 0;
+	if (found == -1) {
+		/* It may be a commit: it stays for the next start. */
+		log_warnx("event=queue-error file=%s op=load reason=\"%s\" "
+		    "action=kept", name, why);
+		return 0;
+	}
 	log_warnx("event=queue-uncommitted file=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", name, why);
-	if (renameat(queue_dir.datafd, name, queue_dir.corruptfd, name) == -1)
+	if (renameat2(queue_dir.datafd, name, queue_dir.corruptfd, name,
+	    RENAME_NOREPLACE) == -1)
 		unlinkat(queue_dir.datafd, name, 0);
 	fsync(queue_dir.corruptfd);
+	fsync(queue_dir.datafd);
 	return 0;
 }
 
@@ -418,6 +426,10 @@ queue_load(unsigned int *count, struct qmsg **lost)
 			queue_load_bad(de->d_name, why, salvaged, lost, file);
 			continue;
 		}
+		m->env_in_queue = 1;
+		/* What a crash left of its envelope in its file goes. */
+		if (m->file[0] != '\0')
+			queue_inline_cut(m);
 		if (queue_msg_check(m, why, sizeof(why)) == -1) {
 			queue_quarantine(m, why);
 			queue_lost_mark(m, why);

@@ -37,6 +37,7 @@ struct pool_file {
 	char		 name[QUEUE_ID_LEN + 5];
 	uint32_t	 owner;
 	int		 data;	/* in data/, else in tmp/ */
+	int		 unsynced;	/* a new name no sync has made durable */
 	uint64_t	 gen;	/* reusable once this queue sync is done */
 };
 
@@ -54,7 +55,8 @@ static struct {
  * (queue_check.c).
  */
 static void
-pool_put_in(int data, const char *name, uint32_t owner, uint64_t gen)
+pool_put_in(int data, const char *name, uint32_t owner, uint64_t gen,
+    int unsynced)
 {
 	if (owner == QUEUE_OWNER_NONE || pool.n == QUEUE_POOL_MAX) {
 		unlinkat(data ? queue_dir.datafd : queue_dir.tmpfd, name, 0);
@@ -62,6 +64,7 @@ pool_put_in(int data, const char *name, uint32_t owner, uint64_t gen)
 	}
 	strlcpy(pool.f[pool.n].name, name, sizeof(pool.f[0].name));
 	pool.f[pool.n].data = data;
+	pool.f[pool.n].unsynced = unsynced;
 	pool.f[pool.n].gen = gen;
 	pool.f[pool.n++].owner = owner;
 }
@@ -69,31 +72,31 @@ pool_put_in(int data, const char *name, uint32_t owner, uint64_t gen)
 void
 pool_put_after(const char *name, uint32_t owner, uint64_t gen)
 {
-	pool_put_in(0, name, owner, gen);
+	pool_put_in(0, name, owner, gen, 0);
 }
 
 /* A file that never had a name in queue/: reusable at once. */
 void
 pool_put(const char *name, uint32_t owner)
 {
-	pool_put_in(0, name, owner, 0);
+	pool_put_in(0, name, owner, 0, 0);
 }
 
 /* data/name, which no envelope names any longer. */
 void
 pool_put_data(const char *name, uint32_t owner, uint64_t gen)
 {
-	pool_put_in(1, name, owner, gen);
+	pool_put_in(1, name, owner, gen, 0);
 }
 
 /*
  * The newest reusable file owner may use out of the pool, in data/ or
- * in tmp/ (there, its own first, then the relay's); with whose it was
- * in *from, if from is not NULL.
+ * in tmp/ (there, its own first, then the relay's); whether its name
+ * still waits for a sync in *unsynced, if that is not NULL.
  */
 static int
 pool_get_from(uint32_t owner, int data, char *name, size_t len,
-    uint32_t *from)
+    int *unsynced)
 {
 	unsigned int	 i, pick = pool.n;
 
@@ -109,8 +112,8 @@ pool_get_from(uint32_t owner, int data, char *name, size_t len,
 	if (pick == pool.n)
 		return -1;
 	strlcpy(name, pool.f[pick].name, len);
-	if (from != NULL)
-		*from = pool.f[pick].owner;
+	if (unsynced != NULL)
+		*unsynced = pool.f[pick].unsynced;
 	pool.f[pick] = pool.f[--pool.n];
 	return 0;
 }
@@ -179,7 +182,8 @@ pool_open_data(const char *id, uint32_t owner, char *file, size_t len,
 	int		 fd;
 
 	*created = 0;
-	while (pool_get_from(owner, 1, file, len, NULL) == 0) {
+	/* A name no sync covered yet counts as new: the commit syncs it. */
+	while (pool_get_from(owner, 1, file, len, created) == 0) {
 		if ((fd = openat(queue_dir.datafd, file, O_RDWR |
 		    O_CLOEXEC)) == -1)
 			continue;
@@ -190,6 +194,7 @@ pool_open_data(const char *id, uint32_t owner, char *file, size_t len,
 		}
 		return fd;
 	}
+	*created = 0;
 	strlcpy(file, id, len);
 	if ((fd = openat(queue_dir.datafd, id, O_RDWR | O_CREAT | O_EXCL |
 	    O_CLOEXEC, 0600)) != -1)
@@ -257,14 +262,25 @@ queue_spool_fit(int fd, uint64_t size, int cut)
 	struct stat	 st;
 	off_t		 pos;
 
-	if ((pos = lseek(fd, 0, SEEK_CUR)) == -1 || fstat(fd, &st) == -1)
+	if ((pos = lseek(fd, 0, SEEK_CUR)) == -1)
 		return -1;
-	if ((uint64_t)pos != size || (uint64_t)st.st_size < size) {
+	if ((uint64_t)pos != size) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (cut && (uint64_t)st.st_size > size &&
-	    ftruncate(fd, (off_t)size) == -1)
+	/*
+	 * Without cut, no fstat: a file the worker cut shorter since fails
+	 * the read that hashes it for the commit.
+	 */
+	if (!cut)
+		return 0;
+	if (fstat(fd, &st) == -1)
+		return -1;
+	if ((uint64_t)st.st_size < size) {
+		errno = EINVAL;
+		return -1;
+	}
+	if ((uint64_t)st.st_size > size && ftruncate(fd, (off_t)size) == -1)
 		return -1;
 	return 0;
 }
@@ -273,12 +289,15 @@ queue_spool_fit(int fd, uint64_t size, int cut)
 void
 queue_spool_discard(const char *file, uint32_t owner)
 {
-	pool_put_in(0, file, owner, 0);
+	pool_put_in(0, file, owner, 0, 0);
 }
 
-/* data/FILE (queue_spool_reuse()) will not be committed: the same. */
+/*
+ * data/FILE (queue_spool_reuse()) will not be committed: the same; a
+ * file created for it (created) keeps a name no sync has covered.
+ */
 void
-queue_spool_discard_data(const char *file, uint32_t owner)
+queue_spool_discard_data(const char *file, uint32_t owner, int created)
 {
-	pool_put_in(1, file, owner, 0);
+	pool_put_in(1, file, owner, 0, created);
 }

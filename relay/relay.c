@@ -120,7 +120,7 @@ spool_drop(struct channel *ch, struct spool *sp)
 	if (sp->fd != -1)
 		close(sp->fd);
 	if (sp->id[0] != '\0')
-		queue_spool_discard_data(sp->file, ch->id);
+		queue_spool_discard_data(sp->file, ch->id, sp->file_new);
 	free(sp);
 	ch->nspools--;
 }
@@ -296,7 +296,7 @@ relay_open(struct proc_chan *pc, struct imsg *imsg)
 		if (fd != -1)
 			close(fd);
 		if (id[0] != '\0')
-			queue_spool_discard_data(file, ch->id);
+			queue_spool_discard_data(file, ch->id, created);
 		channel_reply(ch, IMSG_MSG_TEMPFAIL, imsg->hdr.peerid,
 		    "cannot create spool file");
 		return 0;

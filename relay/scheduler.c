@@ -397,6 +397,8 @@ sched_open(struct qmsg *m)
 	char	 why[256];
 	int	 fd;
 
+	if ((fd = queue_msg_take(m)) != -1)
+		return fd;	/* its commit's: checked then */
 	if (queue_msg_check(m, why, sizeof(why)) == -1) {
 		sched_lost(m, why);
 		return -1;

@@ -9,6 +9,8 @@ a relay killed in the middle of a group's sync loses nothing.  Format 4
 (a relay's messages): the envelope follows the message in its own file
 and the same check line tells a committed file from one a crash left
 half written; a delivered one's footer is overwritten."""
+import hashlib
+import hmac
 import os
 import time
 
@@ -45,10 +47,11 @@ def envelope(qid, body, rcpts, marks):
     return (head + "check %016x %s\n" % (e, m) + tail).encode()
 
 
-def inline_file(qid, name, body, rcpts, marks):
+def inline_file(key, qid, name, body, rcpts, marks):
     """A format 4 message file data/NAME: the message, its envelope
-    (version 3, a file line, a check line that hashes every mark as P)
-    and the footer, as smtpd.8 (FILES) describes them."""
+    (version 3, a file line, a check line whose first hash is keyed with
+    the queue's key and takes every mark as P) and the footer, as
+    smtpd.8 (FILES) describes them."""
     head = ("version 3\nid %s\ncreated %d\nnext-try 0\nattempts 0\n"
             "client 192.0.2.7\nclient-port 2525\nhelo client.example\n"
             "from %s\nfile %s\nsize %d\nflags 4\nbounce 0\n" %
@@ -56,7 +59,8 @@ def inline_file(qid, name, body, rcpts, marks):
     for r in rcpts:
         head += "rcpt-P %s\ncode 0\ntext %%00\nbounced 0\n" % r
     m = "%016x" % fnv1a(body)
-    e = fnv1a((head + m + "marks %s\nend\n" % ("P" * len(rcpts))).encode())
+    e = int.from_bytes(hmac.new(key, (head + m + "marks %s\nend\n" % (
+        "P" * len(rcpts))).encode(), hashlib.sha256).digest()[:8], "big")
     text = (head + "check %016x %s\n" % (e, m) +
             "marks %s\nend\n" % marks).encode()
     return body + text + b"smtpd-envelope %08x\n" % len(text)
@@ -195,7 +199,8 @@ def test_restart_loads_or_sets_aside_inline_files(world, upstream_factory,
     its commit goes only to its pending recipient; one whose message
     bytes are not those it was committed with, one with a torn envelope
     and one whose footer gives a length beyond the file are set aside
-    in queue/corrupt/ as uncommitted, with no DSN; a free file (its
+    in queue/corrupt/ as uncommitted, with no DSN, and so is one whose
+    check line was made without the queue's key; a free file (its
     footer overwritten) is removed; a file named by an envelope in
     queue/ is that envelope's message, whatever its footer says."""
     up = upstream_factory()
@@ -204,13 +209,20 @@ def test_restart_loads_or_sets_aside_inline_files(world, upstream_factory,
     os.makedirs(dd)
     os.makedirs(os.path.join(queue, "queue"))
     other = "other@example.net"
-    bodies = {n: make_message(n, "fmt4") for n in range(1, 8)}
+    bodies = {n: make_message(n, "fmt4") for n in range(1, 9)}
     names = {n: "00000000000000B%d" % n for n in bodies}
     qids = {n: "00000000000000C%d" % n for n in bodies}
 
-    def f(n, rcpts=(RCPT,), marks="P"):
-        return inline_file(qids[n], names[n], bodies[n], list(rcpts), marks)
+    key = os.urandom(32)
+    put(os.path.join(queue, "queue.key"), key)
+
+    def f(n, rcpts=(RCPT,), marks="P", k=key):
+        return inline_file(k, qids[n], names[n], bodies[n], list(rcpts),
+                           marks)
     put(os.path.join(dd, names[1]), f(1))
+    # Made without the queue's key (a worker that wrote an envelope of
+    # its own into the file it was given): not a commit.
+    put(os.path.join(dd, names[8]), f(8, k=os.urandom(32)))
     put(os.path.join(dd, names[2]), f(2, (RCPT, other), "DP"))
     stale = bytearray(f(3))
     stale[len(bodies[3]) - 5] ^= 0x20        # an earlier message's byte
@@ -232,7 +244,8 @@ def test_restart_loads_or_sets_aside_inline_files(world, upstream_factory,
     d.wait_log(r"event=queue-free-files dir=data removed=1$")
     for n, why in ((3, "message file does not match"),
                    (4, "envelope does not match"),
-                   (5, "envelope does not match")):
+                   (5, "envelope does not match"),
+                   (8, "envelope does not match")):
         d.wait_log(r"event=queue-uncommitted file=%s reason=\"%s its "
                    r"check line\" action=quarantined" % (names[n], why))
     up.wait_messages(3, what="the three committed messages")
@@ -249,7 +262,7 @@ def test_restart_loads_or_sets_aside_inline_files(world, upstream_factory,
     time.sleep(scaled(1.5))     # a DSN would have been queued at start
     assert not dsns(up), dsns(up)
     assert sorted(os.listdir(os.path.join(queue, "queue", "corrupt"))) == \
-        sorted(names[n] for n in (3, 4, 5))
+        sorted(names[n] for n in (3, 4, 5, 8))
     assert not d.log_grep(r"event=queue-corrupt")
 
 

@@ -29,6 +29,7 @@
  * FUZZ_SRCS: lib/log.c lib/proc.c lib/imsg.c lib/event.c
  * FUZZ_SRCS: lib/envelope.c
  * FUZZ_SRCS: lib/imsg_rules.c
+ * FUZZ_LIBS: -lcrypto
  */
 #include <sys/mman.h>
 

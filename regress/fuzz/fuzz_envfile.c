@@ -8,6 +8,7 @@
  * FUZZ_SRCS: relay/queue_check.c relay/queue_load.c relay/queue_inline.c
  * FUZZ_SRCS: lib/imsg.c lib/event.c
  * FUZZ_SRCS: lib/imsg_rules.c
+ * FUZZ_LIBS: -lcrypto
  */
 #include <sys/mman.h>
 #include <sys/stat.h>
