@@ -481,12 +481,13 @@ sizel() { awk -v s="$1" 'BEGIN { if (s >= 1024 && s % 1024 == 0) print s / 1024 
 cell_name() { IFS=: read -r size conc conn rcpts <<<"$1"
   echo "$(sizel "$size") c$conc $conn$( ((rcpts > 1)) && echo " ${rcpts} rcpt")"; }
 target_row() {  # target_row LABEL VALUE REFERENCE TARGET ge|le
-  local r; r=$(fdiv "$2" "$3" "%.2f")
-  echo "| $1 | $2 | $3 | $(mark "$r" "$4" "$5") | $([[ $5 == ge ]] && echo ≥ || echo ≤) $4 |"
+  local r x; r=$(fdiv "$2" "$3" "%.3f"); x=$(fdiv "$2" "$3" "%.6f")
+  echo "| $1 | $2 | $3 | $(mark "$r" "$4" "$5" "$x") | $([[ $5 == ge ]] && echo ≥ || echo ≤) $4 |"
 }
-mark() {  # mark VALUE TARGET ge|le: the value with a check mark or a cross
-  awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN { if (v == "-" || v == "") { print "-"; exit }
-    ok = (op == "ge") ? (v + 0 >= t) : (v + 0 <= t); printf "%s %s", v, (ok ? "✓" : "✗") }'
+mark() {  # mark VALUE TARGET ge|le [EXACT]: the value with a check mark or a
+  # cross, judged on the exact ratio (0.3996 prints 0.400 and misses 0.4)
+  awk -v v="$1" -v t="$2" -v op="$3" -v x="${4:-$1}" 'BEGIN { if (v == "-" || v == "") { print "-"; exit }
+    ok = (op == "ge") ? (x + 0 >= t) : (x + 0 <= t); printf "%s %s", v, (ok ? "✓" : "✗") }'
 }
 
 {

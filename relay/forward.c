@@ -379,12 +379,21 @@ forward_kick(void)
 static void
 forward_received(const struct qmsg *m, char *buf, size_t len)
 {
-	char		 date[64], literal[INET6_ADDRSTRLEN + 8];
+	/* The messages of one second share their date, formatted once. */
+	static struct {
+		time_t	 t;
+		char	 text[64];
+	}		 date = { -1, "" };
+	char		 literal[INET6_ADDRSTRLEN + 8];
 	time_t		 t = (time_t)m->created;
 	struct tm	 tm;
 
-	gmtime_r(&t, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	if (t != date.t) {
+		gmtime_r(&t, &tm);
+		strftime(date.text, sizeof(date.text),
+		    "%a, %d %b %Y %H:%M:%S +0000", &tm);
+		date.t = t;
+	}
 	snprintf(literal, sizeof(literal), "%s%s",
 	    strchr(m->peer_ip, ':') != NULL ? "IPv6:" : "", m->peer_ip);
 	if (m->nrcpt == 1)
@@ -392,12 +401,12 @@ forward_received(const struct qmsg *m, char *buf, size_t len)
 		    "(smtpd) with %s id %s\r\n\tfor <%s>; %s\r\n", m->helo,
 		    literal, fwd.conf->hostname,
 		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id,
-		    m->rcpts[0].addr, date);
+		    m->rcpts[0].addr, date.text);
 	else
 		snprintf(buf, len, "Received: from %s ([%s])\r\n\tby %s "
 		    "(smtpd) with %s id %s;\r\n\t%s\r\n", m->helo, literal,
 		    fwd.conf->hostname,
-		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id, date);
+		    (m->flags & ENV_F_ESMTP) ? "ESMTP" : "SMTP", m->id, date.text);
 }
 
 /* The results of the recipients tried on c. */

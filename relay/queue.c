@@ -128,16 +128,20 @@ valid_id_prefix(const char *name)
 static void
 env_put(FILE *f, const char *key, const char *val)
 {
-	const unsigned char	*p;
+	const unsigned char	*p, *run;
 
-	fprintf(f, "%s ", key);
+	fputs(key, f);
+	fputc(' ', f);
 	if (*val == '\0')
 		fputs("%00", f);
-	for (p = (const unsigned char *)val; *p != '\0'; p++) {
-		if (*p <= ' ' || *p >= 0x7f || *p == '%')
-			fprintf(f, "%%%02X", *p);
-		else
-			fputc(*p, f);
+	/* Runs of plain bytes in one write: most values are all plain. */
+	for (p = (const unsigned char *)val; *p != '\0';) {
+		for (run = p; *p > ' ' && *p < 0x7f && *p != '%'; p++)
+			;
+		if (p > run)
+			fwrite(run, 1, (size_t)(p - run), f);
+		if (*p != '\0')
+			fprintf(f, "%%%02X", *p++);
 	}
 	fputc('\n', f);
 }
