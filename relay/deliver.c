@@ -56,6 +56,8 @@ deliver_start(struct qmsg *m)
 	 */
 	if (m->inline_len != 0 && queue_update(m) == -1)
 		return -1;
+	if (m->file_long)
+		return -1;	/* an envelope may still follow: not yet */
 	/* Not there now, or set aside: sched_open() has seen to m. */
 	if ((fd = sched_open(m)) == -1)
 		return 1;

@@ -31,6 +31,8 @@
 
 struct queue_dirs	queue_dir = { -1, -1, -1, -1 };
 
+static void	msg_release(const struct qmsg *, int unsynced);
+
 static int
 open_subdir(int root, const char *name)
 {
@@ -60,17 +62,18 @@ queue_open(const char *path)
 	queue_dir.qfd = open_subdir(root, "queue");
 	queue_dir.corruptfd = open_subdir(queue_dir.qfd, "corrupt");
 	queue_dir.datafd = open_subdir(root, "data");
+	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 ||
+	    queue_dir.corruptfd == -1 || queue_dir.datafd == -1) {
+		log_warn("queue subdirectories in %s", path);
+		close(root);
+		return -1;
+	}
 	if (queue_check_key_load(root) == -1) {
 		log_warn("queue key in %s", path);
 		close(root);
 		return -1;
 	}
 	close(root);
-	if (queue_dir.tmpfd == -1 || queue_dir.qfd == -1 ||
-	    queue_dir.corruptfd == -1 || queue_dir.datafd == -1) {
-		log_warn("queue subdirectories in %s", path);
-		return -1;
-	}
 	/* Nothing in tmp/ was ever answered 250. */
 	if ((fd = dup(queue_dir.tmpfd)) == -1 || (d = fdopendir(fd)) == NULL)
 		return -1;
@@ -613,7 +616,8 @@ queue_commit_drop(const struct qmsg *m)
 	snprintf(env, sizeof(env), "%s.new", m->id);
 	if (m->env_in_queue)
 		pool_release(queue_dir.qfd, env, QUEUE_OWNER_RELAY);
-	queue_msg_release(m);
+	/* A new name in data/ this sync was to make durable still is not. */
+	msg_release(m, m->file_new);
 }
 
 /* Both steps, each file synced: a commit of its own. */
@@ -710,10 +714,13 @@ queue_update(struct qmsg *m)
 		return -1;
 	}
 	m->has_marks = m->env_in_queue = 1;
+	/* Marks go into it only once its name is durable (queue_mark()). */
+	m->settle_gen = queue_gen_next();
 	if (queue_sync(0) == -1)
 		return -1;
 	/* Named by queue/ID.env now, which wins at a start. */
-	queue_inline_cut(m);
+	if (m->inline_len != 0)
+		queue_inline_cut(m);
 	return 0;
 }
 
@@ -905,15 +912,21 @@ queue_remove(const struct qmsg *m)
  * its footer did (a crash that brings the footer back over new bytes
  * fails the check line, or sends m again whole).
  */
-void
-queue_msg_release(const struct qmsg *m)
+static void
+msg_release(const struct qmsg *m, int unsynced)
 {
 	if (m->file[0] != '\0')
 		pool_put_data(m->file, queue_inline_free(m) == 0 ? m->owner :
 		    QUEUE_OWNER_NONE, m->env_in_queue || m->inline_len == 0 ?
-		    queue_gen_next() : 0);
+		    queue_gen_next() : 0, unsynced);
 	else
 		pool_release(queue_dir.qfd, m->id, m->owner);
+}
+
+void
+queue_msg_release(const struct qmsg *m)
+{
+	msg_release(m, 0);
 }
 
 /* The committed (or quarantined) message file of m, for reading. */

@@ -12,8 +12,12 @@
  * answered 250, and the check line tells it from a committed one:
  * "check E M", M the 64-bit FNV-1a hash of the message's bytes, E that
  * of the envelope's other bytes (M's 16 digits in their place), both in
- * 16 lowercase hex digits.  After the sync the envelope is renamed to ID.env, which it
- * stays; only ID.new is checked at a restart.
+ * 16 lowercase hex digits.  After the sync the envelope is renamed to
+ * ID.env, which it stays; only ID.new is checked at a restart.
+ *
+ * Format 4 (queue_inline.c) checks every envelope in a message file at
+ * a restart the same way, but E is keyed (the first 64 bits of
+ * HMAC-SHA256 under queue.key) and takes every mark as pending.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,10 +127,19 @@ queue_check_key_load(int root)
 			errno = EINVAL;
 			return -1;
 		}
-		return queue_check_set_key(key);
+		n = queue_check_set_key(key);
+		explicit_bzero(key, sizeof(key));
+		return (int)n;
 	}
 	if (errno != ENOENT)
 		return -1;
+	/* Lost, with messages that need it: they must not be set aside. */
+	if (queue_inline_any()) {
+		log_warnx("queue.key is missing, and data/ holds messages "
+		    "whose check needs it: put it back (see smtpd(8), FILES)");
+		errno = ENOENT;
+		return -1;
+	}
 	arc4random_buf(key, QUEUE_KEY_LEN);
 	if ((fd = openat(root, "queue.key.tmp", O_WRONLY | O_CREAT | O_TRUNC |
 	    O_CLOEXEC, 0600)) == -1)
@@ -140,7 +153,9 @@ queue_check_key_load(int root)
 	if (renameat(root, "queue.key.tmp", root, "queue.key") == -1 ||
 	    fsync(root) == -1)
 		return -1;
-	return queue_check_set_key(key);
+	n = queue_check_set_key(key);
+	explicit_bzero(key, sizeof(key));
+	return (int)n;
 }
 
 /*
@@ -264,7 +279,7 @@ queue_check_env(const char *text, size_t len)
 	if (check_first(text, line - text + 1, line + CHECK_LINE_LEN - 16,
 	    tail, end - tail, len > 10 && memcmp(text, "version 3\n", 10) == 0,
 	    &h) == -1)
-		return -1;
+		return -2;
 	return h == want ? 0 : -1;
 }
 

@@ -23,6 +23,8 @@
  */
 #include <sys/stat.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -108,6 +110,8 @@ queue_inline_free(const struct qmsg *m)
  * footer of it can come back once that envelope is gone.  If the cut
  * fails, the last bytes are overwritten instead, and the file may run
  * on past the message (file_long).  Not synced: a start cuts again.
+ * If it cannot even be opened, it stays as it is, its footer to be
+ * overwritten at the removal (inline_len kept).
  */
 void
 queue_inline_cut(struct qmsg *m)
@@ -116,11 +120,21 @@ queue_inline_cut(struct qmsg *m)
 	struct stat		 st;
 	int			 fd;
 
-	m->inline_len = 0;
+	if (m->file[0] == '\0')
+		return;
 	if ((fd = openat(queue_dir.datafd, m->file, O_RDWR | O_CLOEXEC)) ==
-	    -1)
-		return;		/* queue_msg_check() says why */
-	if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > m->size &&
+	    -1 || fstat(fd, &st) == -1) {
+		if (errno != ENOENT) {
+			log_warn("event=queue-error queue_id=%s op=truncate",
+			    m->id);
+			m->file_long = 1;
+		}
+		if (fd != -1)
+			close(fd);
+		return;		/* ENOENT: queue_msg_check() says so */
+	}
+	m->inline_len = 0;
+	if ((uint64_t)st.st_size > m->size &&
 	    ftruncate(fd, (off_t)m->size) == -1) {
 		log_warn("event=queue-error queue_id=%s op=truncate", m->id);
 		m->file_long = 1;
@@ -179,6 +193,40 @@ queue_msg_unkeep(struct qmsg *m)
 
 	if (fd >= 0)
 		close(fd);
+}
+
+/*
+ * Whether some file in data/ ends in a footer: messages whose check
+ * needs the queue's key (queue_check_key_load()).  1 when not known.
+ */
+int
+queue_inline_any(void)
+{
+	struct dirent	*de;
+	char		 foot[FOOTER_LEN];
+	struct stat	 st;
+	DIR		*d;
+	int		 dfd, fd, any = 0;
+
+	if ((dfd = dup(queue_dir.datafd)) == -1 || (d = fdopendir(dfd)) ==
+	    NULL) {
+		if (dfd != -1)
+			close(dfd);
+		return 1;
+	}
+	rewinddir(d);
+	while (!any && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.' || (fd = openat(queue_dir.datafd,
+		    de->d_name, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		any = fstat(fd, &st) == 0 && st.st_size >= (off_t)FOOTER_LEN &&
+		    pread(fd, foot, FOOTER_LEN, st.st_size -
+		    (off_t)FOOTER_LEN) == (ssize_t)FOOTER_LEN &&
+		    memcmp(foot, FOOTER_KEY, sizeof(FOOTER_KEY) - 1) == 0;
+		close(fd);
+	}
+	closedir(d);
+	return any;
 }
 
 /* Eight lowercase hex digits into *v; -1 if they are not. */
@@ -248,10 +296,15 @@ inline_parse(const char *name, const char *text, size_t len, off_t off,
     int *found)
 {
 	struct qmsg	*m;
+	int		 rc;
 
-	if (len < 10 || memcmp(text, "version 3\n", 10) != 0 ||
-	    queue_check_env(text, len) == -1)
+	if (len < 10 || memcmp(text, "version 3\n", 10) != 0)
 		return NULL;
+	if ((rc = queue_check_env(text, len)) != 0) {
+		if (rc == -2)
+			*found = -1;	/* not known: it stays */
+		return NULL;
+	}
 	if ((m = calloc(1, sizeof(*m))) == NULL) {
 		*found = -1;
 		return NULL;

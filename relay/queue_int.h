@@ -32,7 +32,8 @@ void	quarantine_files(const struct qmsg *m, const char *env);
 int	queue_msg_dir(const struct qmsg *m, const char **name);
 void	pool_put(const char *name, uint32_t owner);
 void	pool_put_after(const char *name, uint32_t owner, uint64_t gen);
-void	pool_put_data(const char *name, uint32_t owner, uint64_t gen);
+void	pool_put_data(const char *name, uint32_t owner, uint64_t gen,
+	    int unsynced);
 uint64_t queue_gen_next(void);
 int	queue_gen_durable(uint64_t gen);
 int	queue_body_hash(int fd, uint64_t size, uint64_t *out);
@@ -48,6 +49,7 @@ int	queue_check_msg(const struct qmsg *m, char *why, size_t len);
 int	queue_inline_write(struct qmsg *m, int fd);
 int	queue_inline_free(const struct qmsg *m);
 void	queue_inline_cut(struct qmsg *m);
+int	queue_inline_any(void);
 int	queue_inline_open(const struct qmsg *m, off_t *end);
 struct qmsg *queue_inline_load(const char *name, int *found, char *why,
 	    size_t whylen);

@@ -186,7 +186,7 @@ queue_new_valid(const char *name, char *why, size_t whylen, char *file,
 	if ((text = env_read(name, &len, why, whylen)) == NULL)
 		return -1;
 	env_scan_file(text, len, file, filelen);
-	if (queue_check_env(text, len) == -1 ||
+	if (queue_check_env(text, len) != 0 ||
 	    (m = env_parse_named(name, text, len)) == NULL || !m->has_check)
 		snprintf(why, whylen, "envelope does not match its check line");
 	else if (queue_check_msg(m, why, whylen) == 0)
@@ -330,7 +330,7 @@ queue_load_inline(const char *name, struct qmsg **head, unsigned int *count)
 	log_warnx("event=queue-uncommitted file=%s reason=\"%s\" "
 	    "action=quarantined dir=queue/corrupt", name, why);
 	if (renameat2(queue_dir.datafd, name, queue_dir.corruptfd, name,
-	    RENAME_NOREPLACE) == -1)
+	    RENAME_NOREPLACE) == -1 && errno != EEXIST)
 		unlinkat(queue_dir.datafd, name, 0);
 	fsync(queue_dir.corruptfd);
 	fsync(queue_dir.datafd);

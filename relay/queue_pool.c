@@ -82,11 +82,14 @@ pool_put(const char *name, uint32_t owner)
 	pool_put_in(0, name, owner, 0, 0);
 }
 
-/* data/name, which no envelope names any longer. */
+/*
+ * data/name, which no envelope names any longer; unsynced: its name is
+ * new, and no sync has covered it.
+ */
 void
-pool_put_data(const char *name, uint32_t owner, uint64_t gen)
+pool_put_data(const char *name, uint32_t owner, uint64_t gen, int unsynced)
 {
-	pool_put_in(1, name, owner, gen, 0);
+	pool_put_in(1, name, owner, gen, unsynced);
 }
 
 /*

@@ -6,11 +6,14 @@
  * removes what is finished, and backs off what is left, until
  * queue-lifetime.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <bsd/string.h>
 
@@ -394,11 +397,16 @@ sched_lost_loaded(struct qmsg *m)
 int
 sched_open(struct qmsg *m)
 {
-	char	 why[256];
-	int	 fd;
+	struct stat	 st;
+	char		 why[256];
+	int		 fd;
 
-	if ((fd = queue_msg_take(m)) != -1)
-		return fd;	/* its commit's: checked then */
+	/* Its commit's descriptor: the file as checked then, unless cut. */
+	if ((fd = queue_msg_take(m)) != -1) {
+		if (fstat(fd, &st) == 0 && (uint64_t)st.st_size >= m->size)
+			return fd;
+		close(fd);
+	}
 	if (queue_msg_check(m, why, sizeof(why)) == -1) {
 		sched_lost(m, why);
 		return -1;
@@ -498,6 +506,7 @@ sched_hold(struct qmsg *m, int held)
 	if (m->held == held)
 		return;
 	m->held = held;
+	queue_msg_unkeep(m);	/* it may wait long */
 	if (queue_update(m) == -1)
 		log_warn("event=queue-error queue_id=%s op=update", m->id);
 	log_info("event=%s queue_id=%s reason=admin", held ? "held" :

@@ -299,17 +299,11 @@ worker_relay_send(struct worker *w, struct imsg_out *out)
 		log_warn("message to the relay");
 }
 
-/*
- * The end of an event round: its log lines (-d: one write for every
- * session of the round, where each connection wrote two), then what
- * the sessions queued for the relay.
- */
+/* The end of an event round: what the sessions queued for the relay. */
 static void
 worker_flush(void)
 {
 	struct worker	*w = &worker;
-
-	log_flush();
 
 	if (w->relay != NULL && imsgbuf_pending(w->relay) &&
 	    proc_flush(w->relay) == -1)
@@ -846,7 +840,6 @@ worker_main(void)
 	ev_timer_add(&w->load_timer, 1000);
 	log_debug("event=ready listeners=%u", w->nlisteners);
 	ev_set_flush(worker_flush);
-	log_batch(1);
 	ev_loop();
 	return 0;
 }

@@ -288,3 +288,31 @@ def test_delivered_message_leaves_no_envelope(world, upstream_factory,
     d2.wait_log(r"event=queue-loaded messages=0$")
     time.sleep(scaled(1.5))
     assert len(up.messages()) == 1
+
+
+def test_missing_key_keeps_the_messages(world, upstream_factory,
+                                        relay_factory):
+    """queue.key gone while data/ holds messages committed under it:
+    the relay refuses the queue and says why, instead of making a new
+    key and setting those messages aside; with the key back, the next
+    relay delivers them."""
+    up = upstream_factory()
+    conf, queue = relay_conf(world, lines=["queue-retry 1s"])
+    dd = os.path.join(queue, "data")
+    os.makedirs(dd)
+    key = os.urandom(32)
+    body = make_message(1, "nokey")
+    put(os.path.join(dd, "00000000000000D1"),
+        inline_file(key, "00000000000000E1", "00000000000000D1", body,
+                    [RCPT], "P"))
+    d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
+    d.allow_child_death = True
+    d.wait_log(r"relay: queue.key is missing, and data/ holds messages "
+               r"whose check needs it")
+    assert os.path.exists(os.path.join(dd, "00000000000000D1"))
+    assert not os.path.exists(os.path.join(queue, "queue.key"))
+    put(os.path.join(queue, "queue.key"), key)
+    up.wait_messages(1, what="the message, once the key is back")
+    assert split_received(up.messages()[0]["data"])[1] == with_x_peer(
+        body, "192.0.2.7")
+    wait_empty(queue)

@@ -371,7 +371,8 @@ test_check_line(void **state)
 		if (text[i] == '\n')
 			continue;
 		text[i] ^= 0x01;
-		if (queue_check_env(text, len) != -1)
+		/* -2: "version 3", whose keyed check has no key here. */
+		if (queue_check_env(text, len) == 0)
 			fail_msg("byte %zu changed, check passed: %.20s", i, text + (i > 10 ? i - 10 : 0));
 		text[i] ^= 0x01;
 	}
@@ -386,6 +387,49 @@ test_check_line(void **state)
 	text = env_text(m, &len);
 	assert_null(strstr(text, "check"));
 	assert_int_equal(strncmp(text, "version 1\n", 10), 0);
+	assert_int_equal(queue_check_env(text, len), -1);
+	free(text);
+	qmsg_free(m);
+}
+
+/*
+ * The envelope in a message file (format 4): version 3, its first hash
+ * keyed with the queue's key, its marks left out of it.  Another key,
+ * or any other byte changed, fails it.
+ */
+static void
+test_check_keyed(void **state)
+{
+	unsigned char	 key[QUEUE_KEY_LEN], other[QUEUE_KEY_LEN];
+	struct qmsg	*m;
+	char		*text, *p;
+	size_t		 len, i;
+
+	(void)state;
+	memset(key, 'k', sizeof(key));
+	memset(other, 'o', sizeof(other));
+	m = qmsg_make(ID1, 2);
+	m->has_check = 1;
+	m->body_check = 0x0123456789abcdefULL;
+	assert_int_equal(queue_check_set_key(key), 0);
+	text = envfile_render(m, 1, &len);
+	assert_non_null(text);
+	assert_int_equal(strncmp(text, "version 3\n", 10), 0);
+	assert_int_equal(queue_check_env(text, len), 0);
+	p = strstr(text, "\nmarks PP\n");
+	assert_non_null(p);
+	p[7] = 'D';			/* a mark rewritten in place */
+	p[8] = 'B';
+	assert_int_equal(queue_check_env(text, len), 0);
+	for (i = 10; i < (size_t)(p - text); i++) {
+		if (text[i] == '\n')
+			continue;
+		text[i] ^= 0x01;
+		if (queue_check_env(text, len) == 0)
+			fail_msg("byte %zu changed, check passed", i);
+		text[i] ^= 0x01;
+	}
+	assert_int_equal(queue_check_set_key(other), 0);
 	assert_int_equal(queue_check_env(text, len), -1);
 	free(text);
 	qmsg_free(m);
@@ -1056,6 +1100,7 @@ main(void)
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_check_line),
+		cmocka_unit_test(test_check_keyed),
 		cmocka_unit_test(test_too_many_rcpts),
 		cmocka_unit_test(test_queue_dir),
 		cmocka_unit_test(test_group_crash),
