@@ -199,6 +199,26 @@ FAULTS = [
 ]
 
 
+def send_with_faults(d, tmp_path, call, when):
+    """10 messages to d while strace makes the relay's CALL fail (EIO)
+    at the WHEN-th calls; (ids answered 250, ids refused), once it is
+    seen that calls did fail (the path was exercised)."""
+    d.allow_child_death = True
+    out = str(tmp_path / "strace.out")
+    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
+                     "inject=%s:error=EIO:when=%s:syscall=getpid" %
+                     (call, when), out=out)
+    try:
+        codes = send(d.port, 10, "fault")
+    finally:
+        strace_stop(p)
+    with open(out) as f:
+        injected = f.read().count("(INJECTED)")
+    assert injected > 0, "nothing injected for %s" % call
+    return ({m for m, c in codes.items() if c == 250},
+            {m for m, c in codes.items() if c != 250})
+
+
 @needs_strace
 @pytest.mark.parametrize("call,when", FAULTS)
 def test_commit_fault_never_answered_250(world, upstream_factory,
@@ -211,20 +231,7 @@ def test_commit_fault_never_answered_250(world, upstream_factory,
     up = upstream_factory()
     conf, queue = relay_conf(world, lines=["queue-retry 1s"])
     d = relay_factory("-f", conf, "-c", "relay", second=up.addr)
-    d.allow_child_death = True
-    out = str(tmp_path / "strace.out")
-    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
-                     "inject=%s:error=EIO:when=%s:syscall=getpid" % (call, when), out=out)
-    try:
-        codes = send(d.port, 10, "fault")
-    finally:
-        strace_stop(p)
-    with open(out) as f:
-        injected = f.read().count("(INJECTED)")
-    ok = {m for m, c in codes.items() if c == 250}
-    refused = {m for m, c in codes.items() if c != 250}
-    # The relay made calls that failed (the path was exercised)...
-    assert injected > 0, "nothing injected for %s" % call
+    ok, refused = send_with_faults(d, tmp_path, call, when)
     # ...every 250 arrives, whatever failed...
     wait_for(lambda: ok <= arrived(up), scaled(30),
              "every accepted message at the upstream")
@@ -389,20 +396,7 @@ def test_commit_fault_deliver_mode(world, relay_factory, tmp_path, call,
     CALL failing now and again, every message answered 250 is handed to
     the program, none refused is, and the relay goes on."""
     d, queue, delivered = deliver_setup(world, relay_factory)
-    d.allow_child_death = True
-    out = str(tmp_path / "strace.out")
-    p = strace_relay(d, "-e", "trace=%s" % call, "-e",
-                     "inject=%s:error=EIO:when=%s:syscall=getpid" %
-                     (call, when), out=out)
-    try:
-        codes = send(d.port, 10, "fault")
-    finally:
-        strace_stop(p)
-    with open(out) as f:
-        injected = f.read().count("(INJECTED)")
-    ok = {m for m, c in codes.items() if c == 250}
-    refused = {m for m, c in codes.items() if c != 250}
-    assert injected > 0, "nothing injected for %s" % call
+    ok, refused = send_with_faults(d, tmp_path, call, when)
     wait_for(lambda: ok <= delivered(), scaled(30),
              "every accepted message delivered")
     wait_empty(queue)
