@@ -391,8 +391,8 @@ envfile_line(struct qmsg *m, const char *key, const char *val, int *ended,
 	if (strcmp(key, "check") == 0) {
 		m->has_check = 1;
 		return strlen(val) != 33 || val[16] != ' ' ||
-		    queue_check_hex(val, &v2) == -1 ||
-		    queue_check_hex(val + 17, &m->body_check) == -1 ? -1 : 0;
+		    queue_check_hex(val, 16, &v2) == -1 ||
+		    queue_check_hex(val + 17, 16, &m->body_check) == -1 ? -1 : 0;
 	}
 	if (strcmp(key, "id") == 0)
 		return env_unescape(val, m->id, sizeof(m->id)) == -1 ||

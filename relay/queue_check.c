@@ -237,14 +237,14 @@ queue_check_line(const char *head, size_t headlen, const char *tail,
 	return 0;
 }
 
-/* Sixteen lowercase hex digits at s into *v; -1 if they are not. */
+/* n lowercase hex digits at s (at most 16) into *v; -1 if they are not. */
 int
-queue_check_hex(const char *s, uint64_t *v)
+queue_check_hex(const char *s, int n, uint64_t *v)
 {
 	int	 i;
 
 	*v = 0;
-	for (i = 0; i < 16; i++) {
+	for (i = 0; i < n; i++) {
 		if (s[i] >= '0' && s[i] <= '9')
 			*v = *v << 4 | (uint64_t)(s[i] - '0');
 		else if (s[i] >= 'a' && s[i] <= 'f')
@@ -273,7 +273,7 @@ queue_check_env(const char *text, size_t len)
 			line = p;
 	if (line == NULL || line[CHECK_LINE_LEN] != '\n' ||
 	    line[CHECK_LINE_LEN - 17] != ' ' ||
-	    queue_check_hex(line + sizeof(CHECK_KEY) - 1, &want) == -1)
+	    queue_check_hex(line + sizeof(CHECK_KEY) - 1, 16, &want) == -1)
 		return -1;
 	tail = line + CHECK_LINE_LEN + 1;
 	if (check_first(text, line - text + 1, line + CHECK_LINE_LEN - 16,

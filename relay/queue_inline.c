@@ -229,24 +229,6 @@ queue_inline_any(void)
 	return any;
 }
 
-/* Eight lowercase hex digits into *v; -1 if they are not. */
-static int
-footer_len(const char *s, size_t *v)
-{
-	int	 i;
-
-	*v = 0;
-	for (i = 0; i < 8; i++) {
-		if (s[i] >= '0' && s[i] <= '9')
-			*v = *v << 4 | (size_t)(s[i] - '0');
-		else if (s[i] >= 'a' && s[i] <= 'f')
-			*v = *v << 4 | (size_t)(s[i] - 'a' + 10);
-		else
-			return -1;
-	}
-	return 0;
-}
-
 /*
  * The envelope that fd's footer gives, at *off, in a buffer to free;
  * NULL with *found 0 (no footer), 1 (a footer that makes no sense) or
@@ -255,8 +237,9 @@ footer_len(const char *s, size_t *v)
 static char *
 inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 {
-	char	 foot[FOOTER_LEN], *text;
-	size_t	 len;
+	char		 foot[FOOTER_LEN], *text;
+	uint64_t	 v;
+	size_t		 len;
 
 	*found = 0;
 	if (size < (off_t)FOOTER_LEN)
@@ -270,8 +253,8 @@ inline_text(int fd, off_t size, off_t *off, size_t *lenp, int *found)
 	    foot[FOOTER_LEN - 1] != '\n')
 		return NULL;
 	*found = 1;
-	if (footer_len(foot + sizeof(FOOTER_KEY) - 1, &len) == -1 ||
-	    len == 0 || len > ENVFILE_MAX ||
+	if (queue_check_hex(foot + sizeof(FOOTER_KEY) - 1, 8, &v) == -1 ||
+	    (len = (size_t)v) == 0 || len > ENVFILE_MAX ||
 	    (off_t)len > size - (off_t)FOOTER_LEN)
 		return NULL;
 	*found = -1;

@@ -43,7 +43,7 @@ int	queue_check_line(const char *head, size_t headlen, const char *tail,
 int	queue_check_set_key(const unsigned char *key);
 int	queue_check_key_load(int root);
 char	*envfile_render(const struct qmsg *m, int inline_env, size_t *lenp);
-int	queue_check_hex(const char *s, uint64_t *v);
+int	queue_check_hex(const char *s, int n, uint64_t *v);
 int	queue_check_env(const char *text, size_t len);
 int	queue_check_msg(const struct qmsg *m, char *why, size_t len);
 int	queue_inline_write(struct qmsg *m, int fd);
